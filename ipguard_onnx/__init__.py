@@ -1,0 +1,48 @@
+"""ipguard-onnx: prove that a deployed classifier is a copy of yours (IPGuard, Cao et al. AsiaCCS 2021).
+
+The public API; everything else lives in submodules. Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .audit import AuditResult, audit
+from .bundle import Bundle, load_bundle
+from .errors import (
+    AuditError,
+    BundleError,
+    IPGuardError,
+    ModelLoadError,
+    SearchError,
+    SignatureError,
+    SigningKeyError,
+    SurrogateError,
+    UnsupportedModelError,
+    UsageError,
+)
+from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
+from .models import Classifier, OnnxClassifier
+
+__all__ = [
+    "AuditError",
+    "AuditResult",
+    "Bundle",
+    "BundleError",
+    "Classifier",
+    "FingerprintResult",
+    "FingerprintSettings",
+    "IPGuardError",
+    "ModelLoadError",
+    "OnnxClassifier",
+    "SearchError",
+    "SignatureError",
+    "SigningKeyError",
+    "SurrogateError",
+    "UnsupportedModelError",
+    "UsageError",
+    "__version__",
+    "audit",
+    "fingerprint",
+    "load_bundle",
+]

@@ -1,0 +1,96 @@
+"""Owner data for -T initialisation and per-feature bounds: .npy, .npz, or a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .models import FloatArray, InputSpec
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_NPZ_KEYS = ("x", "X", "data", "inputs", "x_train", "X_train")
+
+
+def load_points(path: Path, spec: InputSpec) -> FloatArray:
+    """Load samples shaped for ``spec`` (n × sample shape, float32); flat rows are reshaped."""
+    if not path.exists():
+        raise UsageError(f"--data {path} does not exist; pass a .npy/.npz file or a folder of images")
+    if path.is_dir():
+        array = _load_images(path, spec)
+    elif path.suffix == ".npy":
+        array = _load_numpy(path)
+    elif path.suffix == ".npz":
+        array = _load_npz(path)
+    else:
+        raise UsageError(f"--data {path.name}: expected a .npy or .npz file or a folder of images")
+    if array.dtype.kind not in "fiu":
+        raise UsageError(f"--data {path.name} holds {array.dtype} values; expected numbers")
+    size = int(np.prod(spec.sample_shape))
+    if tuple(array.shape[1:]) != spec.sample_shape:
+        if array.ndim >= 2 and int(np.prod(array.shape[1:])) == size:
+            array = array.reshape(len(array), *spec.sample_shape)
+        else:
+            raise UsageError(
+                f"--data {path.name} has samples of shape {tuple(array.shape[1:])}; the model's input "
+                f"{spec.name!r} takes {spec.sample_shape}"
+            )
+    if len(array) == 0:
+        raise UsageError(f"--data {path.name} holds no samples")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise UsageError(f"--data {path.name} holds NaN or infinite values")
+    return array
+
+
+def _load_numpy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise UsageError(f"--data {path.name} cannot be read without unpickling ({exc}); save a plain array") from None
+    except OSError:
+        raise UsageError(f"--data {path.name} is not a readable .npy file") from None
+
+
+def _load_npz(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            key = next((k for k in _NPZ_KEYS if k in names), names[0] if len(names) == 1 else None)
+            if key is None:
+                raise UsageError(
+                    f"--data {path.name} holds arrays {names}; name the inputs one of {', '.join(_NPZ_KEYS)}"
+                )
+            return np.asarray(archive[key])
+    except (OSError, ValueError):
+        raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
+
+
+def _load_images(folder: Path, spec: InputSpec) -> np.ndarray:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(f"--data {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if spec.layout == "ND":
+        raise UsageError(f"--data {folder} is a folder of images but the model takes vectors; pass .npy/.npz")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError("reading a folder of images needs Pillow: pip install pillow") from None
+    if spec.layout == "NCHW":
+        channels, height, width = spec.sample_shape
+    else:
+        height, width, channels = spec.sample_shape
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
+    if mode is None:
+        raise UsageError(f"images need 1, 3 or 4 channels; the model's input has {channels}")
+    samples = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32) / 255.0
+        except OSError:
+            raise UsageError(f"--data: {file} is not a readable image") from None
+        pixels = pixels.reshape(height, width, channels)
+        samples.append(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels)
+    return np.stack(samples)

@@ -1,0 +1,273 @@
+"""Fingerprint: surrogate → batched boundary search → labels from onnxruntime → signed bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from . import __version__
+from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
+from .data import load_points
+from .errors import SearchError, UsageError
+from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
+from .search import IPGuardSearch, ProgressCallback
+from .surrogate import ParityReport, Surrogate
+
+InitKind = Literal["data", "random"]
+LabelKind = Literal["least-likely", "random"]
+DEFAULT_K = 3.0
+DEFAULT_THRESHOLD = 0.85
+PARITY_POINTS = 64
+
+
+@dataclass(frozen=True)
+class FingerprintSettings:
+    """Everything that shapes a fingerprint; all of it is signed into the bundle.
+
+    ``init``/``label`` are the paper's suffixes (Section 5.1.4, Table 3): data + least-likely is
+    -TL, random + least-likely is -RL, and so on.
+    """
+
+    n: int = 100
+    k: float = DEFAULT_K
+    init: InitKind = "random"
+    label: LabelKind = "least-likely"
+    domain: tuple[float, float] | Literal["data"] = (0.0, 1.0)
+    seed: int = 0
+    max_iterations: int = 1000
+    learning_rate: float = 0.01
+    threshold: float = DEFAULT_THRESHOLD
+    max_rounds: int = 4
+    providers: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise UsageError(f"--n must be at least 1, got {self.n}")
+        if self.k < 0:
+            raise UsageError(f"--k must be ≥ 0 (a margin in logits), got {self.k}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise UsageError(f"--threshold must lie in [0, 1], got {self.threshold}")
+        if self.max_iterations < 1:
+            raise UsageError(f"--max-iterations must be at least 1, got {self.max_iterations}")
+        if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
+            raise UsageError(f"--domain needs LOW < HIGH, got {self.domain[0]},{self.domain[1]}")
+
+    @property
+    def suffix(self) -> str:
+        return ("T" if self.init == "data" else "R") + ("L" if self.label == "least-likely" else "R")
+
+
+@dataclass(frozen=True)
+class FingerprintResult:
+    """What one fingerprint run produced and cost."""
+
+    bundle_path: Path
+    target: str
+    target_sha256: str
+    points: int
+    requested: int
+    candidates_searched: int
+    dropped_unconverged: int
+    dropped_disagreement: int
+    rounds: int
+    mean_iterations: float
+    search_seconds: float
+    total_seconds: float
+    parity: ParityReport
+    signer_key_id: str
+    providers: tuple[str, ...]
+    settings: FingerprintSettings
+
+
+def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
+    if settings.domain == "data":
+        if data is None:
+            raise UsageError("--domain data needs --data FILE to derive per-feature bounds from")
+        low, high = data.min(axis=0), data.max(axis=0)
+    else:
+        low = np.full(spec.sample_shape, settings.domain[0], dtype=np.float32)
+        high = np.full(spec.sample_shape, settings.domain[1], dtype=np.float32)
+    return low.astype(np.float32), high.astype(np.float32)
+
+
+def _start_points(
+    count: int, rng: np.random.Generator, data: FloatArray | None, low: FloatArray, high: FloatArray
+) -> FloatArray:
+    """-T: random training examples; -R: uniform samples from the domain (Section 5.1.4)."""
+    if data is not None:
+        return data[rng.integers(0, len(data), size=count)].copy()
+    uniform = rng.random((count, *low.shape), dtype=np.float32)
+    return (low + uniform * (high - low)).astype(np.float32)
+
+
+def _choose_labels(
+    logits: FloatArray, kind: LabelKind, rng: np.random.Generator
+) -> tuple[LabelArray, LabelArray]:
+    """i = the model's label at the start; j = its least-likely label, or a random other label."""
+    source = logits.argmax(axis=1).astype(np.int64)
+    if kind == "least-likely":
+        target = logits.argmin(axis=1).astype(np.int64)
+    else:
+        classes = logits.shape[1]
+        offset = rng.integers(1, classes, size=len(source))
+        target = ((source + offset) % classes).astype(np.int64)
+    return source, target
+
+
+def fingerprint(
+    model_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    signing_key: Ed25519PrivateKey,
+    settings: FingerprintSettings | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> FingerprintResult:
+    """Extract ``settings.n`` boundary points of the ONNX model and write a signed bundle (IPGuard, Section 4)."""
+    import torch
+
+    settings = settings or FingerprintSettings()
+    started = time.perf_counter()
+    target = OnnxClassifier(model_path, providers=settings.providers, allow_spinning=False)
+    spec = target.input_spec
+    data = load_points(Path(data_path), spec) if data_path is not None else None
+    if settings.init == "data" and data is None:
+        raise UsageError("--init data needs --data FILE (.npy, .npz or a folder of images)")
+    low, high = _bounds(settings, spec, data)
+    init_data = data if settings.init == "data" else None
+
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    surrogate = Surrogate(target)
+    parity_batch = _start_points(PARITY_POINTS, rng, None, low, high)
+    if data is not None:
+        parity_batch = np.concatenate([parity_batch, _start_points(PARITY_POINTS, rng, data, low, high)])
+    parity = surrogate.check_parity(parity_batch)
+
+    search = IPGuardSearch(k=settings.k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate)
+    kept_points: list[FloatArray] = []
+    kept_labels: list[LabelArray] = []
+    iterations: list[int] = []
+    searched = unconverged = disagreement = rounds = 0
+    search_seconds = 0.0
+    while sum(len(p) for p in kept_labels) < settings.n and rounds < settings.max_rounds:
+        need = settings.n - sum(len(p) for p in kept_labels)
+        count = need if rounds == 0 else 2 * need
+        rounds += 1
+        start = _start_points(count, rng, init_data, low, high)
+        with torch.no_grad():
+            start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        source, target_labels = _choose_labels(start_logits, settings.label, rng)
+        tick = time.perf_counter()
+        outcome = search.run(surrogate.logits, start, source, target_labels, low, high, progress=progress)
+        search_seconds += time.perf_counter() - tick
+        searched += count
+        unconverged += int((~outcome.converged).sum())
+        candidates = np.flatnonzero(outcome.converged)
+        true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
+        agrees = true_labels == outcome.target_labels[candidates]
+        disagreement += int((~agrees).sum())
+        accepted = candidates[agrees][:need]
+        kept_points.append(outcome.points[accepted])
+        kept_labels.append(true_labels[agrees][:need])
+        iterations.extend(int(i) for i in outcome.iterations[accepted])
+    points = np.concatenate(kept_points) if kept_points else np.zeros((0, *spec.sample_shape), np.float32)
+    labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+    if len(points) == 0:
+        raise SearchError(
+            f"no point reached the boundary margin k={settings.k} within {settings.max_iterations} "
+            "iterations; lower --k, raise --max-iterations, or widen --domain"
+        )
+    if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
+        raise SearchError(f"onnxruntime gives unstable labels on {target.path.name}; rerun with --providers cpu")
+
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": _created_at(),
+        "method": "ipguard",
+        "target_file": target.path.name,
+        "target_sha256": target.sha256,
+        "input_name": spec.name,
+        "input_shape": json.dumps(list(spec.sample_shape)),
+        "input_layout": spec.layout,
+        "input_dtype": spec.dtype,
+        "output_name": target.output_spec.name,
+        "output_kind": target.output_spec.kind,
+        "search_scores": "log-probabilities" if target.output_spec.kind == "probabilities" else "logits",
+        "num_classes": str(target.output_spec.num_classes),
+        "domain": "per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
+        "k": repr(settings.k),
+        "init": settings.init,
+        "label": settings.label,
+        "variant": f"IPGuard-{settings.suffix}",
+        "seed": str(settings.seed),
+        "max_iterations": str(settings.max_iterations),
+        "learning_rate": repr(settings.learning_rate),
+        "n_requested": str(settings.n),
+        "n_points": str(len(points)),
+        "data_sha256": _file_digest(Path(data_path)) if data_path is not None else "",
+        "threshold": repr(settings.threshold),
+        "preprocessing": "none",
+        "surrogate": f"onnx2pytorch {_version('onnx2pytorch')}",
+        "parity_max_abs_difference": f"{parity.max_abs_difference:.3e}",
+        "candidates_searched": str(searched),
+        "dropped_unconverged": str(unconverged),
+        "dropped_disagreement": str(disagreement),
+        "mean_iterations": f"{np.mean(iterations):.2f}",
+    }
+    tensors = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
+    signer = save_bundle(Path(output_path), tensors, metadata, signing_key)
+    return FingerprintResult(
+        bundle_path=Path(output_path),
+        target=target.path.name,
+        target_sha256=target.sha256,
+        points=len(points),
+        requested=settings.n,
+        candidates_searched=searched,
+        dropped_unconverged=unconverged,
+        dropped_disagreement=disagreement,
+        rounds=rounds,
+        mean_iterations=float(np.mean(iterations)),
+        search_seconds=search_seconds,
+        total_seconds=time.perf_counter() - started,
+        parity=parity,
+        signer_key_id=signer,
+        providers=target.providers,
+        settings=settings,
+    )
+
+
+def _created_at() -> str:
+    """UTC creation time; SOURCE_DATE_EPOCH pins it so a seeded run gives a byte-identical bundle."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file_digest(path: Path) -> str:
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(item.relative_to(path)).encode() + b"\0" + item.read_bytes())
+        return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

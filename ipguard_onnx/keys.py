@@ -1,0 +1,107 @@
+"""Ed25519 signing keys: generate, load, and name them by a short public-key id."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import SigningKeyError
+
+PRIVATE_KEY_NAME = "signing-key.pem"
+PUBLIC_KEY_NAME = "signing-key.pub.pem"
+
+
+def config_dir() -> Path:
+    """Where the default key lives: $IPGUARD_ONNX_HOME, else $XDG_CONFIG_HOME/ipguard-onnx, else ~/.config."""
+    explicit = os.environ.get("IPGUARD_ONNX_HOME")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ipguard-onnx"
+
+
+def public_key_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """A short, stable name for a public key: the first 16 hex digits of sha256 of its raw bytes."""
+    return hashlib.sha256(public_key_bytes(key)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_path: Path
+    public_path: Path
+    key_id: str
+
+
+def write_keypair(private_path: Path, public_path: Path, *, password: bytes | None = None, force: bool = False) -> KeyPair:
+    """Write a new Ed25519 key: the private PEM with mode 0600, the public PEM beside it."""
+    for path in (private_path, public_path):
+        if path.exists() and not force:
+            raise SigningKeyError(f"{path} already exists; pass --force to overwrite it or choose another path")
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    if private_path.exists():
+        private_path.unlink()
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private_pem)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    public_path.write_bytes(public_pem)
+    return KeyPair(private_path, public_path, key_id(key.public_key()))
+
+
+def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519PrivateKey:
+    if not path.is_file():
+        raise SigningKeyError(f"signing key not found: {path}; create one with 'ipguard-onnx keygen'")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=password)
+    except TypeError:
+        message = "is encrypted; set IPGUARD_ONNX_KEY_PASSWORD" if password is None else "is not encrypted; unset IPGUARD_ONNX_KEY_PASSWORD"
+        raise SigningKeyError(f"signing key {path} {message}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise SigningKeyError(
+            f"{path} is not a readable PEM private key (or the password is wrong); "
+            "create one with 'ipguard-onnx keygen'"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{path} holds a {type(key).__name__}; ipguard-onnx signs with Ed25519 keys from 'ipguard-onnx keygen'")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    if not path.is_file():
+        raise SigningKeyError(f"public key not found: {path}; pass the .pub.pem written by 'ipguard-onnx keygen'")
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (ValueError, UnsupportedAlgorithm):
+        raise SigningKeyError(f"{path} is not a PEM public key; pass the .pub.pem written by 'ipguard-onnx keygen'") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"{path} holds a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def default_signing_key(*, password: bytes | None = None) -> tuple[Ed25519PrivateKey, Path, bool]:
+    """The user's default key, created on first use; returns (key, path, created)."""
+    folder = config_dir()
+    private_path = folder / PRIVATE_KEY_NAME
+    created = False
+    if not private_path.exists():
+        write_keypair(private_path, folder / PUBLIC_KEY_NAME, password=password)
+        created = True
+    return load_private_key(private_path, password=password), private_path, created
