@@ -1,0 +1,98 @@
+"""Real artifacts for the tests, made once per session in seconds: digits models exported to ONNX."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import demo
+from ipguard_onnx.fingerprint import FingerprintSettings, fingerprint
+from ipguard_onnx.keys import load_private_key, write_keypair
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """The protected model, its pirated copies, independent models, and a signed fingerprint."""
+
+    folder: Path
+    x: np.ndarray
+    y: np.ndarray
+    target: Path
+    fine_tuned: Path
+    pruned: Path
+    independent: Path
+    other_architecture: Path
+    private_key: Path
+    public_key: Path
+    bundle: Path
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
+    import torch
+    from torch import nn
+
+    folder = tmp_path_factory.mktemp("zoo")
+    x, y = demo.digits()
+    torch.manual_seed(0)
+    target = demo.train(demo.digits_cnn(), x, y, seed=0)
+    paths = {
+        "target": demo.export_onnx(target, x, folder / "target.onnx"),
+        "fine_tuned": demo.export_onnx(demo.fine_tuned(target, x, y, seed=1), x, folder / "fine_tuned.onnx"),
+        "pruned": demo.export_onnx(demo.pruned(target, 0.2), x, folder / "pruned.onnx"),
+        "independent": demo.export_onnx(demo.train(demo.digits_cnn(), x, y, seed=100), x, folder / "independent.onnx"),
+        "other_architecture": demo.export_onnx(demo.train(demo.digits_mlp(), x, y, seed=7), x, folder / "mlp.onnx"),
+    }
+    # Variants of the protected model: fixed batch of 1, probability output, weights in a .data file.
+    demo.export_onnx(target, x, folder / "target_batch1.onnx", dynamic_batch=False)
+    demo.export_onnx(nn.Sequential(target, nn.Softmax(dim=1)), x, folder / "target_softmax.onnx")
+    _export_external(target, x, folder / "target_external.onnx")
+    pair = write_keypair(folder / "owner.pem", folder / "owner.pub.pem")
+    bundle = folder / "target.fingerprint.safetensors"
+    fingerprint(paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0))
+    return Zoo(folder=folder, x=x, y=y, private_key=pair.private_path, public_key=pair.public_path, bundle=bundle, **paths)
+
+
+def _export_external(model: object, x: np.ndarray, path: Path) -> None:
+    import io
+    import warnings
+    from contextlib import redirect_stdout
+
+    import torch
+
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (torch.from_numpy(x[:1]),), dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )  # fmt: skip
+        program.save(str(path), external_data=True)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``python -m ipguard_onnx ...`` in a real subprocess with a private config folder."""
+    environment = dict(os.environ, IPGUARD_ONNX_HOME=str(tmp_path / "config"), COLUMNS="200")
+    environment.pop("IPGUARD_ONNX_KEY_PASSWORD", None)
+
+    def run(*arguments: object, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+        completed = subprocess.run(
+            [sys.executable, "-m", "ipguard_onnx", *map(str, arguments)],
+            capture_output=True, text=True, env={**environment, **(env or {})}, cwd=cwd, timeout=300,
+        )  # fmt: skip
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    return run

@@ -1,0 +1,135 @@
+"""The signed bundle treated as untrusted input: any change is refused before use."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load, save
+
+from ipguard_onnx import BundleError, IPGuardError, SignatureError, load_bundle
+from ipguard_onnx.bundle import canonical_digest, save_bundle
+from ipguard_onnx.keys import load_private_key, load_public_key, write_keypair
+
+from .conftest import Zoo
+
+
+def _header(data: bytes) -> dict[str, object]:
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size])
+
+
+def _rewrite(source: Path, target: Path, *, metadata: dict[str, str] | None = None, tensors: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a copy with changed metadata or tensors but the original signature (a forgery attempt)."""
+    data = source.read_bytes()
+    original_metadata = _header(data)["__metadata__"]
+    assert isinstance(original_metadata, dict)
+    target.write_bytes(save(tensors or load(data), metadata={**original_metadata, **(metadata or {})}))
+    return target
+
+
+def test_a_flipped_bit_anywhere_is_refused(zoo: Zoo, tmp_path: Path) -> None:
+    data = zoo.bundle.read_bytes()
+    copy = tmp_path / "flipped.safetensors"
+    refused = 0
+    for position in range(len(data)):  # every byte, each of the 8 bit positions in turn
+        damaged = bytearray(data)
+        damaged[position] ^= 1 << (position % 8)
+        copy.write_bytes(bytes(damaged))
+        with pytest.raises(IPGuardError):
+            load_bundle(copy)
+        refused += 1
+    assert refused == len(data)
+
+
+def test_the_untouched_bundle_loads_and_verifies(zoo: Zoo) -> None:
+    bundle = load_bundle(zoo.bundle, trusted_key=load_public_key(zoo.public_key))
+    assert bundle.signer_pinned
+    assert len(bundle.points) == len(bundle.labels) == 100
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("threshold", "0.01"), ("k", "100.0"), ("target_sha256", "0" * 64), ("input_layout", "NHWC"), ("domain", "0,255")],
+)
+def test_changed_metadata_breaks_the_signature(zoo: Zoo, tmp_path: Path, field: str, value: str) -> None:
+    forged = _rewrite(zoo.bundle, tmp_path / "forged.safetensors", metadata={field: value})
+    with pytest.raises(SignatureError, match="altered after signing"):
+        load_bundle(forged)
+
+
+def test_changed_labels_break_the_signature(zoo: Zoo, tmp_path: Path) -> None:
+    tensors = load(zoo.bundle.read_bytes())
+    tensors["labels"] = (tensors["labels"] + 1) % 10
+    forged = _rewrite(zoo.bundle, tmp_path / "forged.safetensors", tensors=tensors)
+    with pytest.raises(SignatureError, match="altered after signing"):
+        load_bundle(forged)
+
+
+def test_unsigned_bundle_is_refused(zoo: Zoo, tmp_path: Path) -> None:
+    data = zoo.bundle.read_bytes()
+    metadata = _header(data)["__metadata__"]
+    assert isinstance(metadata, dict)
+    del metadata["signature"]
+    unsigned = tmp_path / "unsigned.safetensors"
+    unsigned.write_bytes(save(load(data), metadata=metadata))
+    with pytest.raises(SignatureError, match="unsigned"):
+        load_bundle(unsigned)
+
+
+def test_a_bundle_re_signed_by_someone_else_fails_the_pin(zoo: Zoo, tmp_path: Path) -> None:
+    """A thief can re-sign with their own key; only --trusted-key tells the owner's bundle apart."""
+    data = zoo.bundle.read_bytes()
+    metadata = _header(data)["__metadata__"]
+    assert isinstance(metadata, dict)
+    thief = write_keypair(tmp_path / "thief.pem", tmp_path / "thief.pub.pem")
+    resigned = tmp_path / "resigned.safetensors"
+    save_bundle(resigned, load(data), metadata, load_private_key(thief.private_path))
+    assert load_bundle(resigned).signer_key_id == thief.key_id
+    with pytest.raises(SignatureError, match="not by the trusted key"):
+        load_bundle(resigned, trusted_key=load_public_key(zoo.public_key))
+
+
+def test_swapped_public_key_is_refused(zoo: Zoo, tmp_path: Path) -> None:
+    thief = write_keypair(tmp_path / "thief.pem", tmp_path / "thief.pub.pem")
+    raw = load_public_key(thief.public_path).public_bytes_raw()
+    forged = _rewrite(zoo.bundle, tmp_path / "forged.safetensors", metadata={"signer_public_key": base64.b64encode(raw).decode()})
+    with pytest.raises(SignatureError):
+        load_bundle(forged)
+
+
+@pytest.mark.parametrize("cut", [0, 5, 100, -1])
+def test_truncated_bundles_are_refused(zoo: Zoo, tmp_path: Path, cut: int) -> None:
+    data = zoo.bundle.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[:cut] if cut >= 0 else data[:-1])
+    with pytest.raises(BundleError):
+        load_bundle(truncated)
+
+
+def test_not_a_bundle(zoo: Zoo, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not an ipguard-onnx fingerprint"):
+        other = tmp_path / "other.safetensors"
+        other.write_bytes(save({"w": np.zeros(3, np.float32)}))
+        load_bundle(other)
+    with pytest.raises(BundleError, match="not found"):
+        load_bundle(tmp_path / "missing.safetensors")
+    with pytest.raises(BundleError):
+        load_bundle(zoo.target)
+
+
+def test_digest_ignores_tensor_order_but_not_content() -> None:
+    a = {"points": np.ones((2, 3), np.float32), "labels": np.arange(2, dtype=np.int64)}
+    b = dict(reversed(list(a.items())))
+    metadata = {"x": "1", "y": "2"}
+    assert canonical_digest(a, metadata) == canonical_digest(b, dict(reversed(list(metadata.items()))))
+    assert canonical_digest(a, metadata) != canonical_digest(a, {**metadata, "x": "2"})
+    changed = {**a, "points": a["points"].reshape(3, 2)}
+    assert canonical_digest(a, metadata) != canonical_digest(changed, metadata)
+
+
+def test_private_key_is_written_0600(zoo: Zoo) -> None:
+    assert zoo.private_key.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,126 @@
+"""The paper's properties on real digits models: effectiveness, robustness, uniqueness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import OnnxClassifier, audit, fingerprint, load_bundle
+from ipguard_onnx.fingerprint import FingerprintSettings
+from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.surrogate import Surrogate
+
+from .conftest import Zoo
+
+
+def test_target_matches_its_own_fingerprint_at_100_percent(zoo: Zoo) -> None:
+    result = audit(zoo.bundle, zoo.target)
+    assert result.matching_rate == 1.0
+    assert result.matched
+    assert result.points_queried == 100
+
+
+@pytest.mark.parametrize("copy", ["fine_tuned", "pruned"])
+def test_pirated_copies_match_above_the_threshold(zoo: Zoo, copy: str) -> None:
+    result = audit(zoo.bundle, getattr(zoo, copy))
+    assert result.matching_rate >= result.threshold, result
+    assert result.matched
+
+
+@pytest.mark.parametrize("model", ["independent", "other_architecture"])
+def test_independent_models_match_below_the_threshold(zoo: Zoo, model: str) -> None:
+    result = audit(zoo.bundle, getattr(zoo, model))
+    assert result.matching_rate < result.threshold, result
+    assert not result.matched
+
+
+def test_labels_are_what_onnxruntime_predicts_on_the_target(zoo: Zoo) -> None:
+    bundle = load_bundle(zoo.bundle)
+    target = OnnxClassifier(zoo.target)
+    assert np.array_equal(target.predict(bundle.points), bundle.labels)
+    assert bundle.metadata["target_sha256"] == target.sha256
+
+
+def test_points_sit_just_past_the_boundary_with_margin_k(zoo: Zoo) -> None:
+    """Eq. 5 at zero: Z_j ≥ Z_i + k and Z_i tops every other class, for every kept point."""
+    bundle = load_bundle(zoo.bundle)
+    k = float(bundle.metadata["k"])
+    scores = OnnxClassifier(zoo.target).scores(bundle.points)
+    ordered = np.sort(scores, axis=1)
+    assert (scores.argmax(1) == bundle.labels).all()
+    assert (ordered[:, -1] - ordered[:, -2] >= k - 1e-3).all()
+    assert (bundle.points >= bundle.domain_low).all() and (bundle.points <= bundle.domain_high).all()
+
+
+def test_same_seed_gives_the_same_points(zoo: Zoo, tmp_path: Path) -> None:
+    key = load_private_key(zoo.private_key)
+    settings = FingerprintSettings(n=20, seed=3)
+    first = fingerprint(zoo.target, tmp_path / "a.safetensors", signing_key=key, settings=settings)
+    second = fingerprint(zoo.target, tmp_path / "b.safetensors", signing_key=key, settings=settings)
+    a, b = load_bundle(first.bundle_path), load_bundle(second.bundle_path)
+    assert np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
+    other = fingerprint(zoo.target, tmp_path / "c.safetensors", signing_key=key, settings=FingerprintSettings(n=20, seed=4))
+    assert not np.array_equal(load_bundle(other.bundle_path).points, a.points)
+
+
+def test_source_date_epoch_reproduces_the_signed_content(zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same seed and SOURCE_DATE_EPOCH: identical metadata, hence an identical canonical digest and signature."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    key = load_private_key(zoo.private_key)
+    bundles = []
+    for name in ("a", "b"):
+        fingerprint(zoo.target, tmp_path / f"{name}.safetensors", signing_key=key, settings=FingerprintSettings(n=10))
+        bundles.append(load_bundle(tmp_path / f"{name}.safetensors"))
+    assert bundles[0].metadata == bundles[1].metadata
+    pinned = datetime.fromtimestamp(1700000000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert bundles[0].metadata["created_at"] == pinned
+
+
+@pytest.mark.parametrize("variant", ["target_batch1.onnx", "target_softmax.onnx", "target_external.onnx"])
+def test_variants_of_the_target_fingerprint_and_match_themselves(zoo: Zoo, tmp_path: Path, variant: str) -> None:
+    model = zoo.folder / variant
+    result = fingerprint(model, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                         settings=FingerprintSettings(n=30))  # fmt: skip
+    assert result.points == 30
+    assert result.parity.ok and result.parity.label_agreement == 1.0
+    assert audit(result.bundle_path, model).matching_rate == 1.0
+
+
+def test_external_data_file_is_really_used(zoo: Zoo) -> None:
+    assert (zoo.folder / "target_external.onnx.data").stat().st_size > 10_000
+
+
+def test_probability_output_is_searched_on_log_probabilities(zoo: Zoo) -> None:
+    surrogate = Surrogate(OnnxClassifier(zoo.folder / "target_softmax.onnx"))
+    assert surrogate.output_kind == "probabilities"
+    import torch
+
+    with torch.no_grad():
+        log_p = surrogate.logits(torch.from_numpy(zoo.x[:8])).numpy()
+    assert np.allclose(np.exp(log_p).sum(1), 1.0, atol=1e-4)
+    assert (log_p <= 0).all()
+
+
+def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_path: Path) -> None:
+    data = tmp_path / "train.npz"
+    np.savez(data, x=zoo.x[:300].reshape(300, 64))  # flat rows are reshaped to the model's input
+    result = fingerprint(
+        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=25, init="data", domain="data"), data_path=data,
+    )  # fmt: skip
+    bundle = load_bundle(result.bundle_path)
+    assert bundle.metadata["variant"] == "IPGuard-TL"
+    assert bundle.metadata["data_sha256"]
+    assert np.array_equal(bundle.domain_low, zoo.x[:300].min(axis=0))
+    assert (bundle.points <= bundle.domain_high).all() and (bundle.points >= bundle.domain_low).all()
+    assert audit(bundle, zoo.target).matching_rate == 1.0
+
+
+def test_random_target_label_strategy(zoo: Zoo, tmp_path: Path) -> None:
+    result = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                         settings=FingerprintSettings(n=20, label="random"))  # fmt: skip
+    assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-RR"
+    assert audit(result.bundle_path, zoo.target).matching_rate == 1.0

@@ -1,0 +1,135 @@
+"""Loading ONNX classifiers: input specs read from the graph, and clear errors for everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from ipguard_onnx import ModelLoadError, OnnxClassifier, SurrogateError, UnsupportedModelError
+from ipguard_onnx.models import guess_layout, read_model_specs
+from ipguard_onnx.surrogate import Surrogate
+
+from .conftest import Zoo
+
+
+def _save(path: Path, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
+          initializers: list[onnx.TensorProto], opsets: list[onnx.OperatorSetIdProto] | None = None) -> Path:  # fmt: skip
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=opsets or [helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _linear(path: Path, *, input_type: int = TensorProto.FLOAT, input_shape: list[object] | None = None,
+            out_shape: list[object] | None = None, softmax: bool = False) -> Path:  # fmt: skip
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["z" if softmax else "y"])]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["z"], ["y"], axis=1))
+    return _save(
+        path, nodes,
+        [helper.make_tensor_value_info("x", input_type, input_shape or ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape or ["N", 3])],
+        [weights],
+    )  # fmt: skip
+
+
+def test_digits_cnn_spec_is_read_from_the_graph(zoo: Zoo) -> None:
+    input_spec, output_spec = read_model_specs(zoo.target)
+    assert input_spec.sample_shape == zoo.x.shape[1:]
+    assert input_spec.layout == "NCHW" and input_spec.dtype == "float32" and input_spec.fixed_batch is None
+    assert output_spec.num_classes == len(np.unique(zoo.y)) and output_spec.kind == "logits"
+    fixed, _ = read_model_specs(zoo.folder / "target_batch1.onnx")
+    assert fixed.fixed_batch == 1
+    _, probabilities = read_model_specs(zoo.folder / "target_softmax.onnx")
+    assert probabilities.kind == "probabilities"
+
+
+def test_vector_model_with_fixed_batch_of_one_answers_a_whole_batch(tmp_path: Path) -> None:
+    model = OnnxClassifier(_linear(tmp_path / "m.onnx", input_shape=[1, 4], out_shape=[1, 3]))
+    assert model.input_spec.layout == "ND" and model.input_spec.fixed_batch == 1
+    labels = model.predict(np.random.default_rng(0).random((7, 4), dtype=np.float32))
+    assert labels.shape == (7,) and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "shape,layout", [((3, 32, 32), "NCHW"), ((32, 32, 3), "NHWC"), ((1, 8, 8), "NCHW"), ((64,), "ND"), ((8, 8, 1), "NHWC")]
+)
+def test_layout_is_guessed_from_the_channel_axis(shape: tuple[int, ...], layout: str) -> None:
+    assert guess_layout(shape) == layout
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not found"):
+        OnnxClassifier(tmp_path / "nope.onnx")
+
+
+def test_not_onnx(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\xffthis is not a protobuf" * 10)
+    with pytest.raises(ModelLoadError, match="not a readable ONNX model"):
+        OnnxClassifier(junk)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not a file"):
+        OnnxClassifier(tmp_path)
+
+
+def test_several_inputs(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "two.onnx", [helper.make_node("Add", ["a", "b"], ["y"])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
+    )  # fmt: skip
+    with pytest.raises(UnsupportedModelError, match="expected one input tensor, got 2"):
+        OnnxClassifier(path)
+
+
+def test_integer_input(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "ids.onnx", [helper.make_node("Cast", ["input_ids"], ["y"], to=TensorProto.FLOAT)],
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
+    )  # fmt: skip
+    with pytest.raises(UnsupportedModelError, match="expected a float input tensor, got int64 'input_ids'"):
+        OnnxClassifier(path)
+
+
+def test_no_class_score_output(tmp_path: Path) -> None:
+    path = _linear(tmp_path / "vec.onnx", out_shape=["N", 3, 1, 1])
+    with pytest.raises(UnsupportedModelError, match="no class-score output"):
+        read_model_specs(path)
+
+
+def test_unsupported_rank_and_symbolic_sizes(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match="rank 3"):
+        read_model_specs(_linear(tmp_path / "r3.onnx", input_shape=["N", 2, 4]))
+    with pytest.raises(UnsupportedModelError, match="fixed input size"):
+        read_model_specs(_linear(tmp_path / "sym.onnx", input_shape=["N", "features"]))
+
+
+def test_softmax_output_is_seen_as_probabilities(tmp_path: Path) -> None:
+    _, output = read_model_specs(_linear(tmp_path / "p.onnx", softmax=True))
+    assert output.kind == "probabilities"
+
+
+def test_op_the_converter_lacks_is_named(tmp_path: Path) -> None:
+    """A com.microsoft op onnxruntime runs but the PyTorch converter does not know."""
+    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32), "W")
+    path = _save(
+        tmp_path / "fused.onnx", [helper.make_node("FusedMatMul", ["x", "W"], ["y"], domain="com.microsoft", alpha=1.0)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [weights],
+        [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+    )  # fmt: skip
+    model = OnnxClassifier(path)
+    assert model.predict(np.ones((2, 4), np.float32)).shape == (2,)
+    with pytest.raises(SurrogateError, match="uses ONNX op FusedMatMul .opset 17."):
+        Surrogate(model)

@@ -1,0 +1,83 @@
+"""The batched Eq. 5 search on the real surrogate of the demo model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ipguard_onnx import OnnxClassifier
+from ipguard_onnx.search import IPGuardSearch, eq5_loss
+from ipguard_onnx.surrogate import Surrogate
+
+from .conftest import Zoo
+
+
+def test_eq5_is_zero_exactly_when_j_leads_i_by_k_and_i_leads_the_rest() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 5, generator=generator) * 4
+    source = torch.randint(0, 5, (500,), generator=generator)
+    target = (source + torch.randint(1, 5, (500,), generator=generator)) % 5
+    k = 1.5
+    loss = eq5_loss(logits, source, target, k)
+    z_i, z_j = logits.gather(1, source[:, None])[:, 0], logits.gather(1, target[:, None])[:, 0]
+    rest = logits.clone()
+    rest[torch.arange(500), source] = -torch.inf
+    rest[torch.arange(500), target] = -torch.inf
+    satisfied = (z_j >= z_i + k) & (z_i >= rest.max(1).values)
+    assert torch.equal(loss == 0, satisfied)
+    assert (loss >= 0).all() and satisfied.any() and (~satisfied).any()
+
+
+def test_eq5_with_two_classes_needs_only_the_margin() -> None:
+    logits = torch.tensor([[0.0, 5.0], [0.0, 1.0]])
+    loss = eq5_loss(logits, torch.tensor([0, 0]), torch.tensor([1, 1]), 2.0)
+    assert loss[0] == 0 and loss[1] > 0
+
+
+def test_batched_search_freezes_points_once_converged(zoo: Zoo) -> None:
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    rng = np.random.default_rng(0)
+    start = rng.random((40, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+    source, target = logits.argmax(1), logits.argmin(1)
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    seen: list[tuple[int, int]] = []
+    outcome = IPGuardSearch(k=3.0).run(surrogate.logits, start, source, target, low, high,
+                                       progress=lambda i, d: seen.append((i, d)))  # fmt: skip
+    assert outcome.converged.all()
+    assert [d for _, d in seen] == sorted(d for _, d in seen)  # frozen points never come back
+    # A point frozen in a short run stays exactly there in a longer one: Adam's momentum is masked.
+    cut = int(np.median(outcome.iterations))
+    short = IPGuardSearch(k=3.0, max_iterations=cut).run(surrogate.logits, start, source, target, low, high)
+    assert 0 < short.converged.sum() < len(start)
+    assert np.array_equal(short.points[short.converged], outcome.points[short.converged])
+    # Each point stopped at its own iteration count, not the batch's last one.
+    assert outcome.iterations.min() < outcome.iterations.max() == seen[-1][0]
+    assert (outcome.points >= 0).all() and (outcome.points <= 1).all()
+
+
+def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    start = np.full((5, 1, 8, 8), 0.5, np.float32)
+    with torch.no_grad():
+        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+    outcome = IPGuardSearch(k=1e6, max_iterations=5).run(
+        surrogate.logits, start, logits.argmax(1), logits.argmin(1), np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    )
+    assert not outcome.converged.any()
+    assert (outcome.iterations == 5).all()
+
+
+def test_repr_shows_the_settings() -> None:
+    assert repr(IPGuardSearch(k=2.0)) == "IPGuardSearch(k=2.0, max_iterations=1000, learning_rate=0.01)"
+
+
+@pytest.mark.parametrize("tolerance", [-1.0])
+def test_parity_refuses_a_surrogate_outside_tolerance(zoo: Zoo, tolerance: float) -> None:
+    from ipguard_onnx import SurrogateError
+
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    with pytest.raises(SurrogateError, match="disagrees with onnxruntime.*nothing was fingerprinted"):
+        surrogate.check_parity(zoo.x[:16], tolerance=tolerance)
