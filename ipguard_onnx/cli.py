@@ -108,6 +108,7 @@ def fingerprint(
     from .fingerprint import FingerprintSettings
     from .fingerprint import fingerprint as run_fingerprint
     from .keys import default_signing_key, load_private_key
+    from .models import read_model_specs
     from .report import OutputFormat, fingerprint_json, render_fingerprint
 
     with _errors():
@@ -125,16 +126,20 @@ def fingerprint(
             threshold=threshold,
             providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers"),
         )
+        read_model_specs(model)  # fail fast on the model before any key is made
+        key_note = None
         if key is not None:
             signing_key = load_private_key(key, password=_password())
         else:
             signing_key, key_path, created = default_signing_key(password=_password())
-            stderr.print(f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)")
+            key_note = f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)"
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as progress:
             result = run_fingerprint(model, bundle_path, signing_key=signing_key, settings=settings, data_path=data, progress=progress)
         if chosen_format == "json":
             _emit(fingerprint_json(result), None)
+        if key_note:
+            stderr.print(key_note)
         render_fingerprint(result, stderr)
 
 
