@@ -123,7 +123,9 @@ def save_bundle(
 
 def _read_header(data: bytes, path: Path) -> dict[str, object]:
     if len(data) < 8:
-        raise BundleError(f"{path} is too short to be a fingerprint bundle; pass a .safetensors file from 'ipguard-onnx fingerprint'")
+        raise BundleError(
+            f"{path} is too short to be a fingerprint bundle; pass a .safetensors file from 'ipguard-onnx fingerprint'"
+        )
     size = int.from_bytes(data[:8], "little")
     if size > len(data) - 8 or size > 16 * 1024 * 1024:
         raise BundleError(f"{path} has a header length ({size}) beyond the file; it is truncated or not a bundle")
@@ -162,7 +164,9 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
         raise BundleError(f"{path} is damaged: {str(exc)[:160]}") from None
 
     if SIGNATURE_FIELD not in metadata or "signer_public_key" not in metadata:
-        raise SignatureError(f"{path} is unsigned; only signed bundles are trusted (re-create it with 'ipguard-onnx fingerprint')")
+        raise SignatureError(
+            f"{path} is unsigned; only signed bundles are trusted (re-create it with 'ipguard-onnx fingerprint')"
+        )
     try:
         public_raw = base64.b64decode(metadata["signer_public_key"], validate=True)
         signature = base64.b64decode(metadata[SIGNATURE_FIELD], validate=True)
@@ -175,7 +179,9 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
         ) from None
     signer = key_id(public)
     if metadata.get("signer_key_id") != signer:
-        raise SignatureError(f"{path} names signer {metadata.get('signer_key_id')} but is signed by {signer}; do not trust it")
+        raise SignatureError(
+            f"{path} names signer {metadata.get('signer_key_id')} but is signed by {signer}; do not trust it"
+        )
     if trusted_key is not None and public_key_bytes(trusted_key) != public_raw:
         raise SignatureError(
             f"{path} is signed by key {signer}, not by the trusted key {key_id(trusted_key)}; "
@@ -205,10 +211,14 @@ def _validated(
         for required in ("input_name", "input_layout", "input_dtype"):
             metadata[required]
     except (KeyError, ValueError, TypeError) as exc:
-        raise BundleError(f"{path} has missing or malformed metadata ({exc}); it was not written by ipguard-onnx") from None
+        raise BundleError(
+            f"{path} has missing or malformed metadata ({exc}); it was not written by ipguard-onnx"
+        ) from None
     points, labels = tensors["points"], tensors["labels"]
     if points.ndim < 2 or tuple(points.shape[1:]) != sample_shape or labels.shape != (len(points),):
-        raise BundleError(f"{path}: points {points.shape} and labels {labels.shape} do not fit input shape {sample_shape}")
+        raise BundleError(
+            f"{path}: points {points.shape} and labels {labels.shape} do not fit input shape {sample_shape}"
+        )
     if len(points) == 0:
         raise BundleError(f"{path} holds no fingerprint points")
     if not np.isfinite(points).all():

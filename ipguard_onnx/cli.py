@@ -71,7 +71,9 @@ def _emit(text: str, output: Path | None) -> None:
 
 @app.command()
 def keygen(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Private key path; the public key is written beside it as .pub.pem.")] = Path("ipguard-key.pem"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Private key path; the public key is written beside it as .pub.pem.")
+    ] = Path("ipguard-key.pem"),
     force: Annotated[bool, typer.Option(help="Overwrite existing key files.")] = False,
 ) -> None:
     """Write an Ed25519 signing key (PEM, mode 0600) and its public key.
@@ -83,24 +85,38 @@ def keygen(
     with _errors():
         public = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
         pair = write_keypair(out, public, password=_password(), force=force)
-        stderr.print(f"private key {pair.private_path} (mode 0600)\npublic key  {pair.public_path}\nkey id      {pair.key_id}")
+        stderr.print(
+            f"private key {pair.private_path} (mode 0600)\npublic key  {pair.public_path}\nkey id      {pair.key_id}"
+        )
 
 
 @app.command()
 def fingerprint(
     model: Annotated[Path, typer.Argument(help="The ONNX classifier to protect.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Bundle path [default: MODEL.fingerprint.safetensors].")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Bundle path [default: MODEL.fingerprint.safetensors].")
+    ] = None,
     n: Annotated[int, typer.Option("--n", help="Number of fingerprint points.")] = 100,
-    k: Annotated[float, typer.Option("--k", help="Margin past the boundary, in logits (Eq. 5). Larger: more robust, less unique.")] = 3.0,
-    init: Annotated[str | None, typer.Option(help="Start points: 'data' (needs --data) or 'random' [default: data if --data, else random].")] = None,
+    k: Annotated[
+        float,
+        typer.Option("--k", help="Margin past the boundary, in logits (Eq. 5). Larger: more robust, less unique."),
+    ] = 3.0,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start points: 'data' (needs --data) or 'random' [default: data if --data, else random]."),
+    ] = None,
     label: Annotated[str, typer.Option(help="Target label j: 'least-likely' or 'random'.")] = "least-likely",
     data: Annotated[Path | None, typer.Option(help="Owner data: .npy/.npz, or a folder of images.")] = None,
-    domain: Annotated[str, typer.Option(help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data.")] = "0,1",
+    domain: Annotated[
+        str, typer.Option(help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data.")
+    ] = "0,1",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same points.")] = 0,
     threshold: Annotated[float, typer.Option(help="Recommended matching-rate threshold stored in the bundle.")] = 0.85,
     max_iterations: Annotated[int, typer.Option(help="Adam iterations per point at most.")] = 1000,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate on the input.")] = 0.01,
-    key: Annotated[Path | None, typer.Option(help="Ed25519 private key (PEM) [default: the user's key, created on first use].")] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key (PEM) [default: the user's key, created on first use].")
+    ] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
     output_format: Annotated[str, typer.Option("--format", help="text or json (json to stdout).")] = "text",
 ) -> None:
@@ -132,10 +148,14 @@ def fingerprint(
             signing_key = load_private_key(key, password=_password())
         else:
             signing_key, key_path, created = default_signing_key(password=_password())
-            key_note = f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)"
+            key_note = (
+                f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)"
+            )
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as progress:
-            result = run_fingerprint(model, bundle_path, signing_key=signing_key, settings=settings, data_path=data, progress=progress)
+            result = run_fingerprint(
+                model, bundle_path, signing_key=signing_key, settings=settings, data_path=data, progress=progress
+            )
         if chosen_format == "json":
             _emit(fingerprint_json(result), None)
         if key_note:
@@ -146,7 +166,13 @@ def fingerprint(
 @contextmanager
 def _search_progress(n: int, max_iterations: int) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar over points frozen at the boundary (stderr, terminal only)."""
-    columns = (TextColumn("boundary search"), BarColumn(), MofNCompleteColumn(), TextColumn("points · iteration {task.fields[iteration]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("boundary search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("points · iteration {task.fields[iteration]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
         task = bar.add_task("search", total=n, iteration=0)
 
@@ -167,12 +193,16 @@ def _choice(value: str, allowed: list[str], option: str) -> str:
 @app.command()
 def audit(
     suspect: Annotated[Path, typer.Argument(help="The suspect ONNX model.")],
-    fingerprint_path: Annotated[Path, typer.Option("--fingerprint", "-f", help="The fingerprint bundle (.safetensors).")],
+    fingerprint_path: Annotated[
+        Path, typer.Option("--fingerprint", "-f", help="The fingerprint bundle (.safetensors).")
+    ],
     threshold: Annotated[float | None, typer.Option(help="Matching-rate threshold [default: the bundle's].")] = None,
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", help="Write the machine report here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the machine report here instead of stdout.")
+    ] = None,
 ) -> None:
     """Ask SUSPECT for labels of the fingerprint points; exit 1 on a match, 0 otherwise."""
     from .audit import audit as run_audit
@@ -184,7 +214,9 @@ def audit(
         chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
         pinned = load_public_key(trusted_key) if trusted_key is not None else None
         bundle = load_bundle(fingerprint_path, trusted_key=pinned)
-        result = run_audit(bundle, suspect, threshold=threshold, providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers"))
+        result = run_audit(
+            bundle, suspect, threshold=threshold, providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        )
         if chosen_format == "json":
             _emit(audit_json([result]), output)
         render_audit([result], stderr if chosen_format == "json" else Console(highlight=False))

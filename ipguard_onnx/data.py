@@ -46,7 +46,8 @@ def load_points(path: Path, spec: InputSpec) -> FloatArray:
 
 def _load_numpy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        array: np.ndarray = np.load(path, allow_pickle=False)
+        return array
     except ValueError as exc:
         raise UsageError(f"--data {path.name} cannot be read without unpickling ({exc}); save a plain array") from None
     except OSError:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
     from .models import FloatArray, LabelArray
@@ -31,10 +30,12 @@ def digits(layout: str = "NCHW") -> tuple[FloatArray, LabelArray]:
     return x.reshape(shapes[layout]), labels.astype(np.int64)
 
 
-def digits_cnn(width: int = 16) -> nn.Module:
-    """The demo target's architecture: two 3×3 convolutions, max-pool, two dense layers."""
+def digits_cnn(*, seed: int, width: int = 16) -> nn.Module:
+    """The demo target's architecture: two 3×3 convolutions, max-pool, two dense layers (seeded init)."""
+    import torch
     from torch import nn
 
+    torch.manual_seed(seed)
     return nn.Sequential(
         nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
         nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
@@ -44,10 +45,12 @@ def digits_cnn(width: int = 16) -> nn.Module:
     )  # fmt: skip
 
 
-def digits_mlp(hidden: int = 128) -> nn.Module:
+def digits_mlp(*, seed: int, hidden: int = 128) -> nn.Module:
     """A different architecture for the same task: a one-hidden-layer perceptron over the 64 pixels."""
+    import torch
     from torch import nn
 
+    torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
@@ -74,7 +77,8 @@ def train(
         for start in range(0, len(inputs), batch_size):
             batch = order[start : start + batch_size]
             optimizer.zero_grad()
-            nn.functional.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+            loss = nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return model.eval()
 

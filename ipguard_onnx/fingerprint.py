@@ -109,9 +109,7 @@ def _start_points(
     return (low + uniform * (high - low)).astype(np.float32)
 
 
-def _choose_labels(
-    logits: FloatArray, kind: LabelKind, rng: np.random.Generator
-) -> tuple[LabelArray, LabelArray]:
+def _choose_labels(logits: FloatArray, kind: LabelKind, rng: np.random.Generator) -> tuple[LabelArray, LabelArray]:
     """i = the model's label at the start; j = its least-likely label, or a random other label."""
     source = logits.argmax(axis=1).astype(np.int64)
     if kind == "least-likely":
@@ -206,7 +204,9 @@ def fingerprint(
         "output_kind": target.output_spec.kind,
         "search_scores": "log-probabilities" if target.output_spec.kind == "probabilities" else "logits",
         "num_classes": str(target.output_spec.num_classes),
-        "domain": "per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
+        "domain": "per-feature from data"
+        if settings.domain == "data"
+        else f"{settings.domain[0]},{settings.domain[1]}",
         "k": repr(settings.k),
         "init": settings.init,
         "label": settings.label,
@@ -226,7 +226,7 @@ def fingerprint(
         "dropped_disagreement": str(disagreement),
         "mean_iterations": f"{np.mean(iterations):.2f}",
     }
-    tensors = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
+    tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, metadata, signing_key)
     return FingerprintResult(
         bundle_path=Path(output_path),

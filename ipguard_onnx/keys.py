@@ -42,7 +42,9 @@ class KeyPair:
     key_id: str
 
 
-def write_keypair(private_path: Path, public_path: Path, *, password: bytes | None = None, force: bool = False) -> KeyPair:
+def write_keypair(
+    private_path: Path, public_path: Path, *, password: bytes | None = None, force: bool = False
+) -> KeyPair:
     """Write a new Ed25519 key: the private PEM with mode 0600, the public PEM beside it."""
     for path in (private_path, public_path):
         if path.exists() and not force:
@@ -72,7 +74,11 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519Pri
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=password)
     except TypeError:
-        message = "is encrypted; set IPGUARD_ONNX_KEY_PASSWORD" if password is None else "is not encrypted; unset IPGUARD_ONNX_KEY_PASSWORD"
+        message = (
+            "is encrypted; set IPGUARD_ONNX_KEY_PASSWORD"
+            if password is None
+            else "is not encrypted; unset IPGUARD_ONNX_KEY_PASSWORD"
+        )
         raise SigningKeyError(f"signing key {path} {message}") from None
     except (ValueError, UnsupportedAlgorithm):
         raise SigningKeyError(
@@ -80,7 +86,9 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519Pri
             "create one with 'ipguard-onnx keygen'"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} holds a {type(key).__name__}; ipguard-onnx signs with Ed25519 keys from 'ipguard-onnx keygen'")
+        raise SigningKeyError(
+            f"{path} holds a {type(key).__name__}; ipguard-onnx signs with Ed25519 keys from 'ipguard-onnx keygen'"
+        )
     return key
 
 
@@ -90,7 +98,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except (ValueError, UnsupportedAlgorithm):
-        raise SigningKeyError(f"{path} is not a PEM public key; pass the .pub.pem written by 'ipguard-onnx keygen'") from None
+        raise SigningKeyError(
+            f"{path} is not a PEM public key; pass the .pub.pem written by 'ipguard-onnx keygen'"
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise SigningKeyError(f"{path} holds a {type(key).__name__}, not an Ed25519 public key")
     return key

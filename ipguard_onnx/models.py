@@ -178,9 +178,7 @@ def _read_output_spec(model: object, path: Path) -> OutputSpec:
             continue
         producer = producers.get(value.name)
         kind: OutputKind = (
-            "probabilities"
-            if producer is not None and producer.op_type in _PROBABILITY_OPS
-            else "logits"
+            "probabilities" if producer is not None and producer.op_type in _PROBABILITY_OPS else "logits"
         )
         return OutputSpec(name=value.name, num_classes=classes, kind=kind)
     described = ", ".join(f"{v.name!r} {_dims(v)}" for v in graph.output)
@@ -214,8 +212,7 @@ def choose_providers(requested: str = "auto") -> list[str]:
     if requested == "cuda":
         wheels = installed_onnxruntime_wheels()
         hint = (
-            "both onnxruntime and onnxruntime-gpu are installed; uninstall both and reinstall "
-            "onnxruntime-gpu"
+            "both onnxruntime and onnxruntime-gpu are installed; uninstall both and reinstall onnxruntime-gpu"
             if len(wheels) > 1
             else "install the 'gpu' extra (see README)"
         )
@@ -228,6 +225,9 @@ def choose_providers(requested: str = "auto") -> list[str]:
 
 class OnnxClassifier(Classifier):
     """An ONNX classifier run by onnxruntime: queried in batches, labels by argmax of the scores."""
+
+    input_spec: InputSpec
+    num_classes: int
 
     def __init__(
         self,
@@ -269,8 +269,7 @@ class OnnxClassifier(Classifier):
         spec = self.input_spec
         if tuple(batch.shape[1:]) != spec.sample_shape:
             raise UnsupportedModelError(
-                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of "
-                f"shape {spec.sample_shape}"
+                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape {spec.sample_shape}"
             )
         outputs = []
         for start in range(0, len(batch), self.batch_size):
@@ -282,7 +281,8 @@ class OnnxClassifier(Classifier):
         return np.concatenate(outputs, axis=0)
 
     def predict(self, batch: FloatArray) -> LabelArray:
-        return self.scores(batch).argmax(axis=1).astype(np.int64)
+        labels: LabelArray = self.scores(batch).argmax(axis=1).astype(np.int64)
+        return labels
 
     def describe(self) -> dict[str, str]:
         return {"sha256": self.sha256, "providers": ",".join(self.providers)}

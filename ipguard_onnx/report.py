@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 
 from rich.console import Console
 from rich.table import Table
@@ -16,7 +16,7 @@ from .bundle import Bundle
 from .fingerprint import FingerprintResult
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """How results are written: a human report, or JSON for machines (stdout or --output)."""
 
     text = "text"
@@ -36,8 +36,10 @@ def audit_json(results: Sequence[AuditResult]) -> str:
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
     for result in results:
         style = "bold red" if result.matched else "bold green"
-        verdict = "MATCH — the suspect labels the fingerprint like the protected model" if result.matched else (
-            "NO MATCH — the suspect does not behave like the protected model"
+        verdict = (
+            "MATCH — the suspect labels the fingerprint like the protected model"
+            if result.matched
+            else ("NO MATCH — the suspect does not behave like the protected model")
         )
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="dim")
@@ -49,7 +51,7 @@ def render_audit(results: Sequence[AuditResult], console: Console) -> None:
             f"  threshold {result.threshold:.0%}",
         )
         table.add_row("suspect", f"{result.suspect}  sha256 {result.suspect_sha256 or 'n/a'}")
-        pin = "pinned (--trusted-key)" if result.signer_pinned else "not pinned: pass --trusted-key to require it"
+        pin = "pinned by --trusted-key" if result.signer_pinned else "not pinned: pass --trusted-key to require it"
         table.add_row("fingerprint", f"{result.fingerprint}  signed by {result.signer_key_id} ({pin})")
         table.add_row("points skipped", str(result.points_skipped))
         table.add_row("providers", ", ".join(result.providers) or "n/a")
@@ -117,7 +119,9 @@ def render_bundle(bundle: Bundle, console: Console) -> None:
     pin = "pinned to --trusted-key" if bundle.signer_pinned else "not pinned"
     console.print(f"[bold]{bundle.name}[/]  sha256 {bundle.sha256}")
     console.print(f"signature [bold green]valid[/], signer {bundle.signer_key_id} ({pin})")
-    console.print(f"{len(bundle.points)} points of shape {tuple(bundle.points.shape[1:])}, {bundle.num_classes} classes")
+    console.print(
+        f"{len(bundle.points)} points of shape {tuple(bundle.points.shape[1:])}, {bundle.num_classes} classes"
+    )
     table = Table("field", "value", box=None, pad_edge=False)
     hidden = {"signature", "signer_public_key"}
     for key, value in sorted(bundle.metadata.items()):

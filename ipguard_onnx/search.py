@@ -61,10 +61,7 @@ class IPGuardSearch:
         self.learning_rate = learning_rate
 
     def __repr__(self) -> str:
-        return (
-            f"IPGuardSearch(k={self.k}, max_iterations={self.max_iterations}, "
-            f"learning_rate={self.learning_rate})"
-        )
+        return f"IPGuardSearch(k={self.k}, max_iterations={self.max_iterations}, learning_rate={self.learning_rate})"
 
     def run(
         self,
@@ -98,7 +95,7 @@ class IPGuardSearch:
             if iteration == self.max_iterations or not bool(active.any()):
                 break
             optimizer.zero_grad(set_to_none=False)
-            (loss * active).sum().backward()
+            (loss * active).sum().backward()  # type: ignore[no-untyped-call]
             before = points.detach().clone()
             optimizer.step()
             with torch.no_grad():

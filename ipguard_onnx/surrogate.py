@@ -115,7 +115,8 @@ class Surrogate:
         output = output.reshape(len(batch), -1).float()
         if self.output_kind == "probabilities":
             output = torch.log(output.clamp_min(1e-12))
-        return output
+        scores: torch.Tensor = output
+        return scores
 
     def raw_scores(self, batch: FloatArray) -> FloatArray:
         import torch
@@ -181,10 +182,9 @@ def _convert(model: onnx.ModelProto, name: str) -> torch.nn.Module:
         ) from None
     except Exception as exc:
         raise SurrogateError(
-            f"converting {name} (opset {opset}) to PyTorch failed: {type(exc).__name__}: "
-            f"{str(exc)[:200]}"
+            f"converting {name} (opset {opset}) to PyTorch failed: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
-    module.eval()
-    for parameter in module.parameters():
+    converted: torch.nn.Module = module.eval()
+    for parameter in converted.parameters():
         parameter.requires_grad_(False)
-    return module
+    return converted

@@ -35,19 +35,17 @@ class Zoo:
 
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
-    import torch
     from torch import nn
 
     folder = tmp_path_factory.mktemp("zoo")
     x, y = demo.digits()
-    torch.manual_seed(0)
-    target = demo.train(demo.digits_cnn(), x, y, seed=0)
+    target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
     paths = {
         "target": demo.export_onnx(target, x, folder / "target.onnx"),
         "fine_tuned": demo.export_onnx(demo.fine_tuned(target, x, y, seed=1), x, folder / "fine_tuned.onnx"),
         "pruned": demo.export_onnx(demo.pruned(target, 0.2), x, folder / "pruned.onnx"),
-        "independent": demo.export_onnx(demo.train(demo.digits_cnn(), x, y, seed=100), x, folder / "independent.onnx"),
-        "other_architecture": demo.export_onnx(demo.train(demo.digits_mlp(), x, y, seed=7), x, folder / "mlp.onnx"),
+        "independent": demo.export_onnx(demo.train(demo.digits_cnn(seed=100), x, y, seed=100), x, folder / "independent.onnx"),
+        "other_architecture": demo.export_onnx(demo.train(demo.digits_mlp(seed=7), x, y, seed=7), x, folder / "mlp.onnx"),
     }
     # Variants of the protected model: fixed batch of 1, probability output, weights in a .data file.
     demo.export_onnx(target, x, folder / "target_batch1.onnx", dynamic_batch=False)
@@ -55,8 +53,12 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     _export_external(target, x, folder / "target_external.onnx")
     pair = write_keypair(folder / "owner.pem", folder / "owner.pub.pem")
     bundle = folder / "target.fingerprint.safetensors"
-    fingerprint(paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0))
-    return Zoo(folder=folder, x=x, y=y, private_key=pair.private_path, public_key=pair.public_path, bundle=bundle, **paths)
+    fingerprint(
+        paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0)
+    )
+    return Zoo(
+        folder=folder, x=x, y=y, private_key=pair.private_path, public_key=pair.public_path, bundle=bundle, **paths
+    )
 
 
 def _export_external(model: object, x: np.ndarray, path: Path) -> None:

@@ -22,7 +22,9 @@ def _header(data: bytes) -> dict[str, object]:
     return json.loads(data[8 : 8 + size])
 
 
-def _rewrite(source: Path, target: Path, *, metadata: dict[str, str] | None = None, tensors: dict[str, np.ndarray] | None = None) -> Path:
+def _rewrite(
+    source: Path, target: Path, *, metadata: dict[str, str] | None = None, tensors: dict[str, np.ndarray] | None = None
+) -> Path:
     """Write a copy with changed metadata or tensors but the original signature (a forgery attempt)."""
     data = source.read_bytes()
     original_metadata = _header(data)["__metadata__"]
@@ -96,7 +98,9 @@ def test_a_bundle_re_signed_by_someone_else_fails_the_pin(zoo: Zoo, tmp_path: Pa
 def test_swapped_public_key_is_refused(zoo: Zoo, tmp_path: Path) -> None:
     thief = write_keypair(tmp_path / "thief.pem", tmp_path / "thief.pub.pem")
     raw = load_public_key(thief.public_path).public_bytes_raw()
-    forged = _rewrite(zoo.bundle, tmp_path / "forged.safetensors", metadata={"signer_public_key": base64.b64encode(raw).decode()})
+    forged = _rewrite(
+        zoo.bundle, tmp_path / "forged.safetensors", metadata={"signer_public_key": base64.b64encode(raw).decode()}
+    )
     with pytest.raises(SignatureError):
         load_bundle(forged)
 

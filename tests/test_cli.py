@@ -62,9 +62,13 @@ def test_default_key_is_created_in_the_config_folder(zoo: Zoo, tmp_path: Path, r
 def test_password_protected_key(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     secret = {"IPGUARD_ONNX_KEY_PASSWORD": "correct horse"}
     assert run_cli("keygen", "--out", tmp_path / "k.pem", env=secret).code == 0
-    made = run_cli("fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "fp.safetensors", "--n", 5, env=secret)
+    made = run_cli(
+        "fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "fp.safetensors", "--n", 5, env=secret
+    )
     assert made.code == 0, made.stderr
-    missing = run_cli("fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5)
+    missing = run_cli(
+        "fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5
+    )
     assert missing.code == EXIT_TRUST and "IPGUARD_ONNX_KEY_PASSWORD" in _one_line_error(missing)
     wrong = run_cli("fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5,
                     env={"IPGUARD_ONNX_KEY_PASSWORD": "wrong"})  # fmt: skip
@@ -138,24 +142,72 @@ ERROR_CASES = [
     ("non-ONNX suspect", lambda z, t: ["audit", _not_onnx(t), "-f", z.bundle], EXIT_INPUT, "not a readable ONNX model"),
     ("missing model", lambda z, t: ["fingerprint", t / "missing.onnx", "--n", 5], EXIT_INPUT, "model file not found"),
     ("non-ONNX model", lambda z, t: ["fingerprint", _not_onnx(t), "--n", 5], EXIT_INPUT, "not a readable ONNX model"),
-    ("missing bundle", lambda z, t: ["audit", z.target, "-f", t / "none.safetensors"], EXIT_INPUT, "fingerprint not found"),
+    (
+        "missing bundle",
+        lambda z, t: ["audit", z.target, "-f", t / "none.safetensors"],
+        EXIT_INPUT,
+        "fingerprint not found",
+    ),
     ("model as bundle", lambda z, t: ["audit", z.target, "-f", z.target], EXIT_INPUT, "bundle|header|fingerprint"),
     ("tampered bundle", lambda z, t: ["audit", z.target, "-f", _tampered(z, t)], EXIT_TRUST, "altered after signing"),
     ("tampered inspect", lambda z, t: ["inspect", _tampered(z, t)], EXIT_TRUST, "altered after signing"),
-    ("wrong trusted key", lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", _other_key(t)], EXIT_TRUST,
-     "not by the trusted key"),
-    ("missing trusted key", lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", t / "no.pem"], EXIT_TRUST,
-     "public key not found"),
-    ("missing signing key", lambda z, t: ["fingerprint", z.target, "--key", t / "no.pem"], EXIT_TRUST, "signing key not found"),
-    ("public key to sign", lambda z, t: ["fingerprint", z.target, "--key", z.public_key], EXIT_TRUST, "not a readable PEM private key"),
-    ("bad domain", lambda z, t: ["fingerprint", z.target, "--domain", "zero-one"], EXIT_USAGE, "--domain expects LOW,HIGH"),
+    (
+        "wrong trusted key",
+        lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", _other_key(t)],
+        EXIT_TRUST,
+        "not by the trusted key",
+    ),
+    (
+        "missing trusted key",
+        lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", t / "no.pem"],
+        EXIT_TRUST,
+        "public key not found",
+    ),
+    (
+        "missing signing key",
+        lambda z, t: ["fingerprint", z.target, "--key", t / "no.pem"],
+        EXIT_TRUST,
+        "signing key not found",
+    ),
+    (
+        "public key to sign",
+        lambda z, t: ["fingerprint", z.target, "--key", z.public_key],
+        EXIT_TRUST,
+        "not a readable PEM private key",
+    ),
+    (
+        "bad domain",
+        lambda z, t: ["fingerprint", z.target, "--domain", "zero-one"],
+        EXIT_USAGE,
+        "--domain expects LOW,HIGH",
+    ),
     ("empty domain", lambda z, t: ["fingerprint", z.target, "--domain", "1,0"], EXIT_USAGE, "LOW < HIGH"),
     ("bad n", lambda z, t: ["fingerprint", z.target, "--n", 0], EXIT_USAGE, "--n must be at least 1"),
-    ("init data without data", lambda z, t: ["fingerprint", z.target, "--init", "data"], EXIT_USAGE, "--init data needs --data"),
+    (
+        "init data without data",
+        lambda z, t: ["fingerprint", z.target, "--init", "data"],
+        EXIT_USAGE,
+        "--init data needs --data",
+    ),
     ("missing data", lambda z, t: ["fingerprint", z.target, "--data", t / "no.npz"], EXIT_USAGE, "does not exist"),
-    ("bad label", lambda z, t: ["fingerprint", z.target, "--label", "most-likely"], EXIT_USAGE, "--label must be one of"),
-    ("bad format", lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "xml"], EXIT_USAGE, "--format must be one of"),
-    ("bad threshold", lambda z, t: ["audit", z.target, "-f", z.bundle, "--threshold", "2"], EXIT_INPUT, "threshold must lie in"),
+    (
+        "bad label",
+        lambda z, t: ["fingerprint", z.target, "--label", "most-likely"],
+        EXIT_USAGE,
+        "--label must be one of",
+    ),
+    (
+        "bad format",
+        lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "xml"],
+        EXIT_USAGE,
+        "--format must be one of",
+    ),
+    (
+        "bad threshold",
+        lambda z, t: ["audit", z.target, "-f", z.bundle, "--threshold", "2"],
+        EXIT_INPUT,
+        "threshold must lie in",
+    ),
     ("existing key", lambda z, t: ["keygen", "--out", z.private_key], EXIT_TRUST, "already exists"),
     ("shape mismatch", lambda z, t: ["audit", _vector_model(t), "-f", z.bundle], EXIT_INPUT, "takes inputs of shape"),
 ]
@@ -186,7 +238,9 @@ def _vector_model(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name,arguments,code,message", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
-def test_user_errors_give_one_line_and_their_exit_code(zoo: Zoo, tmp_path: Path, run_cli, name: str, arguments, code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_user_errors_give_one_line_and_their_exit_code(
+    zoo: Zoo, tmp_path: Path, run_cli, name: str, arguments, code: int, message: str
+) -> None:  # type: ignore[no-untyped-def]
     before = zoo.bundle.read_bytes()
     result = run_cli(*arguments(zoo, tmp_path))
     assert result.code == code, (result.code, result.stderr)

@@ -62,11 +62,15 @@ def test_same_seed_gives_the_same_points(zoo: Zoo, tmp_path: Path) -> None:
     second = fingerprint(zoo.target, tmp_path / "b.safetensors", signing_key=key, settings=settings)
     a, b = load_bundle(first.bundle_path), load_bundle(second.bundle_path)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
-    other = fingerprint(zoo.target, tmp_path / "c.safetensors", signing_key=key, settings=FingerprintSettings(n=20, seed=4))
+    other = fingerprint(
+        zoo.target, tmp_path / "c.safetensors", signing_key=key, settings=FingerprintSettings(n=20, seed=4)
+    )
     assert not np.array_equal(load_bundle(other.bundle_path).points, a.points)
 
 
-def test_source_date_epoch_reproduces_the_signed_content(zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_date_epoch_reproduces_the_signed_content(
+    zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same seed and SOURCE_DATE_EPOCH: identical metadata, hence an identical canonical digest and signature."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     key = load_private_key(zoo.private_key)

@@ -16,8 +16,14 @@ from ipguard_onnx.surrogate import Surrogate
 from .conftest import Zoo
 
 
-def _save(path: Path, nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
-          initializers: list[onnx.TensorProto], opsets: list[onnx.OperatorSetIdProto] | None = None) -> Path:  # fmt: skip
+def _save(
+    path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto],
+    opsets: list[onnx.OperatorSetIdProto] | None = None,
+) -> Path:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
     model = helper.make_model(graph, opset_imports=opsets or [helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -59,7 +65,8 @@ def test_vector_model_with_fixed_batch_of_one_answers_a_whole_batch(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "shape,layout", [((3, 32, 32), "NCHW"), ((32, 32, 3), "NHWC"), ((1, 8, 8), "NCHW"), ((64,), "ND"), ((8, 8, 1), "NHWC")]
+    "shape,layout",
+    [((3, 32, 32), "NCHW"), ((32, 32, 3), "NHWC"), ((1, 8, 8), "NCHW"), ((64,), "ND"), ((8, 8, 1), "NHWC")],
 )
 def test_layout_is_guessed_from_the_channel_axis(shape: tuple[int, ...], layout: str) -> None:
     assert guess_layout(shape) == layout
@@ -124,7 +131,8 @@ def test_op_the_converter_lacks_is_named(tmp_path: Path) -> None:
     """A com.microsoft op onnxruntime runs but the PyTorch converter does not know."""
     weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32), "W")
     path = _save(
-        tmp_path / "fused.onnx", [helper.make_node("FusedMatMul", ["x", "W"], ["y"], domain="com.microsoft", alpha=1.0)],
+        tmp_path / "fused.onnx",
+        [helper.make_node("FusedMatMul", ["x", "W"], ["y"], domain="com.microsoft", alpha=1.0)],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [weights],
         [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],

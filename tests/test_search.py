@@ -64,7 +64,12 @@ def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
     with torch.no_grad():
         logits = surrogate.logits(torch.from_numpy(start)).numpy()
     outcome = IPGuardSearch(k=1e6, max_iterations=5).run(
-        surrogate.logits, start, logits.argmax(1), logits.argmin(1), np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+        surrogate.logits,
+        start,
+        logits.argmax(1),
+        logits.argmin(1),
+        np.zeros((1, 8, 8), np.float32),
+        np.ones((1, 8, 8), np.float32),
     )
     assert not outcome.converged.any()
     assert (outcome.iterations == 5).all()

@@ -1,0 +1,31 @@
+"""The README's main job: the quickstart, run for real, and the published demo fingerprint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ipguard_onnx import audit, load_bundle
+from ipguard_onnx.keys import load_public_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_convicts_the_pirate_and_clears_the_innocent(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "MATCH" in completed.stdout and "NO MATCH" in completed.stdout
+    assert "Traceback" not in completed.stderr
+
+    # The published demo fingerprint verifies under the published key and recognises the demo model.
+    published = load_bundle(
+        ROOT / "fingerprints" / "demo-target.fingerprint.safetensors",
+        trusted_key=load_public_key(ROOT / "fingerprints" / "demo-key.pub.pem"),
+    )
+    assert published.signer_pinned
+    assert audit(published, tmp_path / "demo-target.onnx").matched
+    assert not audit(published, tmp_path / "innocent.onnx").matched
