@@ -54,8 +54,12 @@ def main() -> int:
     bundle = out / "demo-target.fingerprint.safetensors"
     if cli("fingerprint", out / "demo-target.onnx", "--key", key, "-o", bundle, "--seed", 0) != 0:
         return 2
-    pirated_code = cli("audit", out / "pirated.onnx", "--fingerprint", bundle, "--trusted-key", out / "demo-key.pub.pem")
-    innocent_code = cli("audit", out / "innocent.onnx", "--fingerprint", bundle, "--trusted-key", out / "demo-key.pub.pem")
+    pirated_code = cli(
+        "audit", out / "pirated.onnx", "--fingerprint", bundle, "--trusted-key", out / "demo-key.pub.pem"
+    )
+    innocent_code = cli(
+        "audit", out / "innocent.onnx", "--fingerprint", bundle, "--trusted-key", out / "demo-key.pub.pem"
+    )
     print(f"\npirated copy: exit {pirated_code} (1 = match); innocent model: exit {innocent_code} (0 = no match)")
     if args.publish:
         published = HERE.parent / "fingerprints"

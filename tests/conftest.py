@@ -44,8 +44,12 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
         "target": demo.export_onnx(target, x, folder / "target.onnx"),
         "fine_tuned": demo.export_onnx(demo.fine_tuned(target, x, y, seed=1), x, folder / "fine_tuned.onnx"),
         "pruned": demo.export_onnx(demo.pruned(target, 0.2), x, folder / "pruned.onnx"),
-        "independent": demo.export_onnx(demo.train(demo.digits_cnn(seed=100), x, y, seed=100), x, folder / "independent.onnx"),
-        "other_architecture": demo.export_onnx(demo.train(demo.digits_mlp(seed=7), x, y, seed=7), x, folder / "mlp.onnx"),
+        "independent": demo.export_onnx(
+            demo.train(demo.digits_cnn(seed=100), x, y, seed=100), x, folder / "independent.onnx"
+        ),
+        "other_architecture": demo.export_onnx(
+            demo.train(demo.digits_mlp(seed=7), x, y, seed=7), x, folder / "mlp.onnx"
+        ),
     }
     # Variants of the protected model: fixed batch of 1, probability output, weights in a .data file.
     demo.export_onnx(target, x, folder / "target_batch1.onnx", dynamic_batch=False)
