@@ -121,6 +121,14 @@ def save_bundle(
     return signed["signer_key_id"]
 
 
+def _strict_b64decode(text: str) -> bytes:
+    """Decode base64 that must be in canonical form: unused trailing bits set would decode the same."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("non-canonical base64")
+    return raw
+
+
 def _read_header(data: bytes, path: Path) -> dict[str, object]:
     if len(data) < 8:
         raise BundleError(
@@ -168,8 +176,8 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
             f"{path} is unsigned; only signed bundles are trusted (re-create it with 'ipguard-onnx fingerprint')"
         )
     try:
-        public_raw = base64.b64decode(metadata["signer_public_key"], validate=True)
-        signature = base64.b64decode(metadata[SIGNATURE_FIELD], validate=True)
+        public_raw = _strict_b64decode(metadata["signer_public_key"])
+        signature = _strict_b64decode(metadata[SIGNATURE_FIELD])
         public = Ed25519PublicKey.from_public_bytes(public_raw)
         public.verify(signature, canonical_digest(tensors, metadata))
     except (InvalidSignature, ValueError, binascii.Error):
