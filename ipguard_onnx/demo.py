@@ -112,7 +112,8 @@ def export_onnx(model: nn.Module, sample: FloatArray, path: Path, *, dynamic_bat
     """Export with today's torch.onnx.export (dynamo, one self-contained file, quietly)."""
     import torch
 
-    example = (torch.from_numpy(sample[:1]),)
+    # Trace with a batch of 2: torch.export specialises a traced batch of 1 into the graph.
+    example = (torch.from_numpy(np.ascontiguousarray(sample[:2] if dynamic_batch else sample[:1])),)
     dynamic_shapes = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):

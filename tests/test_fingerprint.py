@@ -128,3 +128,44 @@ def test_random_target_label_strategy(zoo: Zoo, tmp_path: Path) -> None:
                          settings=FingerprintSettings(n=20, label="random"))  # fmt: skip
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-RR"
     assert audit(result.bundle_path, zoo.target).matching_rate == 1.0
+
+
+def test_data_from_a_folder_of_images(zoo: Zoo, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, image in enumerate(zoo.x[:40, 0]):
+        Image.fromarray((image * 255).round().astype(np.uint8), mode="L").save(folder / f"{index:03d}.png")
+    result = fingerprint(
+        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=10, init="data"), data_path=folder,
+    )  # fmt: skip
+    assert result.points == 10
+    assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-TL"
+
+
+def test_channels_last_model_and_layout_adaptation_in_audit(zoo: Zoo, tmp_path: Path) -> None:
+    """The same network exported N×H×W×C: it fingerprints itself, and the N×C×H×W bundle audits it."""
+    import torch
+    from torch import nn
+
+    from ipguard_onnx import demo
+
+    class ChannelsLast(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, batch: torch.Tensor) -> torch.Tensor:
+            return self.inner(batch.permute(0, 3, 1, 2))
+
+    target = demo.train(demo.digits_cnn(seed=0), zoo.x, zoo.y, seed=0)
+    nhwc = demo.export_onnx(ChannelsLast(target), zoo.x.transpose(0, 2, 3, 1).copy(), tmp_path / "nhwc.onnx")
+    model = OnnxClassifier(nhwc)
+    assert model.input_spec.layout == "NHWC" and model.input_spec.sample_shape == (8, 8, 1)
+    result = fingerprint(nhwc, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                         settings=FingerprintSettings(n=20))  # fmt: skip
+    assert audit(result.bundle_path, nhwc).matching_rate == 1.0
+    # The conftest target was trained the same way: the channels-first bundle reads this model too.
+    assert audit(zoo.bundle, nhwc).matching_rate >= load_bundle(zoo.bundle).threshold
