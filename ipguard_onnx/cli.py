@@ -167,18 +167,18 @@ def fingerprint(
 def _search_progress(n: int, max_iterations: int) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar over points frozen at the boundary (stderr, terminal only)."""
     columns = (
-        TextColumn("boundary search"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("points · iteration {task.fields[iteration]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
-        task = bar.add_task("search", total=n, iteration=0)
+        task = bar.add_task("loading torch, converting the model", total=n, iteration=0)
 
         def update(iteration: int, done: int) -> None:
             if iteration == 0:
-                bar.reset(task, total=n, iteration=0)
+                bar.reset(task, total=n, iteration=0, description="boundary search")
             bar.update(task, completed=min(done, n), iteration=iteration)
 
         yield update
