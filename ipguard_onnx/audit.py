@@ -1,25 +1,35 @@
 """Audit: ask a suspect for labels of the fingerprint points and compare (IPGuard's Verify, Section 3.2).
 
-Never imports torch.
+A suspect is anything that labels a batch: an ONNX file (networks and skl2onnx exports), an
+onnxruntime session, a Python callable, or a remote prediction API (``remote``). Never imports torch.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle
-from .errors import AuditError, UnsupportedModelError
-from .models import Classifier, FloatArray, OnnxClassifier
+from .errors import EXIT_EXPECTATION_FAILED, EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, AuditError, UnsupportedModelError
+from .models import Answers, CallableClassifier, Classifier, FloatArray, OnnxClassifier
+from .preprocessing import Preprocessing
+
+Verdict = Literal["match", "no match", "inconclusive"]
+Expectation = Literal["match", "no-match"]
+DEFAULT_MIN_ANSWERED = 0.8
+"""Below this fraction of answered points a verdict would rest on too little: inconclusive."""
 
 
 @dataclass(frozen=True)
 class AuditResult:
-    """One suspect against one fingerprint: the matching rate m/n and the verdict at the threshold."""
+    """One suspect against one fingerprint: matching rate m/n over the answered points, and the verdict."""
 
     suspect: str
     suspect_sha256: str | None
@@ -28,81 +38,209 @@ class AuditResult:
     signer_key_id: str
     signer_pinned: bool
     matching_rate: float
-    matched: bool
+    verdict: Verdict
     threshold: float
     points_queried: int
     points_matched: int
     points_skipped: int
+    skipped_reasons: Mapping[str, int]
     providers: tuple[str, ...]
+    suspect_details: Mapping[str, str]
     seconds: float
+    input_adaptation: tuple[str, ...] = field(default=())
 
     @property
-    def verdict(self) -> str:
-        return "match" if self.matched else "no match"
+    def matched(self) -> bool:
+        return self.verdict == "match"
 
 
-def adapt_points(points: FloatArray, bundle: Bundle, suspect: Classifier) -> FloatArray:
-    """Fit the fingerprint points to the suspect's input: same shape, or NCHW↔NHWC."""
+def as_classifier(suspect: object, *, providers: str = "auto") -> Classifier:
+    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable."""
+    if isinstance(suspect, Classifier):
+        return suspect
+    if isinstance(suspect, (str, os.PathLike)):
+        return OnnxClassifier(Path(suspect), role="suspect", providers=providers)
+    try:
+        import onnxruntime as ort
+
+        if isinstance(suspect, ort.InferenceSession):
+            return OnnxClassifier(suspect, role="suspect")
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        pass
+    if callable(suspect):
+        return CallableClassifier(suspect)
+    raise AuditError(
+        f"cannot audit a {type(suspect).__name__}; pass an ONNX path, an onnxruntime session, "
+        "a callable returning labels or scores, or an ipguard_onnx.Classifier"
+    )
+
+
+def _resize(points: FloatArray, height: int, width: int, channels_first: bool) -> FloatArray:
+    """Bilinear resize of every channel (the paper resizes its points for ImageNet models)."""
+    from PIL import Image
+
+    images = points if channels_first else points.transpose(0, 3, 1, 2)
+    resized = np.empty((len(images), images.shape[1], height, width), np.float32)
+    for i, image in enumerate(images):
+        for c, channel in enumerate(image):
+            pil = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), mode="F")
+            resized[i, c] = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
+    return resized if channels_first else np.ascontiguousarray(resized.transpose(0, 2, 3, 1))
+
+
+def adapt_points(points: FloatArray, bundle: Bundle, suspect: Classifier) -> tuple[FloatArray, tuple[str, ...]]:
+    """Fit the fingerprint points to the suspect's input: NCHW↔NHWC, spatial resize, flatten to N×D."""
     spec = suspect.input_spec
     if spec is None or tuple(points.shape[1:]) == spec.sample_shape:
-        return points
+        return points, ()
     source = bundle.input_spec
+    steps: list[str] = []
     if points.ndim == 4 and len(spec.sample_shape) == 3:
-        nhwc = points.transpose(0, 2, 3, 1)
-        if tuple(nhwc.shape[1:]) == spec.sample_shape:
-            return np.ascontiguousarray(nhwc)
-        nchw = points.transpose(0, 3, 1, 2)
-        if tuple(nchw.shape[1:]) == spec.sample_shape:
-            return np.ascontiguousarray(nchw)
+        channels_first = source.layout != "NHWC"
+        channels = points.shape[1] if channels_first else points.shape[3]
+        target_channels_first = spec.layout != "NHWC"
+        target_channels = spec.sample_shape[0] if target_channels_first else spec.sample_shape[2]
+        if channels == target_channels:
+            height, width = spec.sample_shape[1:] if target_channels_first else spec.sample_shape[:2]
+            current = points.shape[2:] if channels_first else points.shape[1:3]
+            if tuple(current) != (height, width):
+                points = _resize(points, height, width, channels_first)
+                steps.append(f"resized {current[0]}×{current[1]} → {height}×{width}")
+            if channels_first != target_channels_first:
+                points = np.ascontiguousarray(
+                    points.transpose(0, 2, 3, 1) if channels_first else points.transpose(0, 3, 1, 2)
+                )
+                steps.append("NCHW → NHWC" if channels_first else "NHWC → NCHW")
+            if tuple(points.shape[1:]) == spec.sample_shape:
+                return points, tuple(steps)
+    if len(spec.sample_shape) == 1 and int(np.prod(points.shape[1:])) == spec.sample_shape[0]:
+        return points.reshape(len(points), -1), (f"flattened {tuple(points.shape[1:])} → {spec.sample_shape}",)
     raise AuditError(
         f"suspect {suspect.name} takes inputs of shape {spec.sample_shape}, the fingerprint's points "
         f"are {tuple(points.shape[1:])} ({source.layout}); audit a suspect of the same task and input size"
     )
 
 
+def map_labels(answers: Answers, bundle: Bundle, suspect_name: str) -> npt.NDArray[np.int64]:
+    """Suspect labels as the fingerprint's class indices; -1 where unanswered or not a known class.
+
+    A class label maps through the bundle's class names when it has them, else an integer label is
+    its own index (scikit-learn trained on 0..C-1).
+    """
+    indices = np.full(len(answers.labels), -1, dtype=np.int64)
+    names = bundle.class_names
+    lookup = {name: index for index, name in enumerate(names)} if names else None
+    for row, (label, answered) in enumerate(zip(answers.labels, answers.answered, strict=True)):
+        if not answered:
+            continue
+        if answers.kind == "index":
+            indices[row] = int(label)
+            continue
+        text = label.decode() if isinstance(label, bytes) else str(label)
+        if lookup is not None:
+            indices[row] = lookup.get(text, -1)
+            continue
+        try:
+            indices[row] = int(float(text)) if float(text).is_integer() else -1
+        except ValueError:
+            raise AuditError(
+                f"suspect {suspect_name} answers with class labels like {text!r} but the fingerprint has no "
+                "class names; re-create it with 'fingerprint --class-names' listing the classes in order"
+            ) from None
+    return indices
+
+
 def audit(
     bundle: Bundle | str | os.PathLike[str],
-    suspect: Classifier | str | os.PathLike[str],
+    suspect: object,
     *,
     threshold: float | None = None,
     providers: str = "auto",
+    preprocessing: Preprocessing | None = None,
+    min_answered: float = DEFAULT_MIN_ANSWERED,
 ) -> AuditResult:
-    """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2)."""
+    """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
+
+    ``suspect`` is an ONNX path, an onnxruntime session, a callable (batch → labels or scores) or a
+    ``Classifier`` (e.g. ``remote.HttpClassifier``). Unanswered points are skipped, not mismatches;
+    with fewer than ``min_answered`` of the points answered, the verdict is "inconclusive".
+    """
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    if not isinstance(suspect, Classifier):
-        suspect = OnnxClassifier(Path(suspect), providers=providers)
+    classifier = as_classifier(suspect, providers=providers)
     threshold = bundle.threshold if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise AuditError(f"threshold must lie in [0, 1], got {threshold}")
-    points = adapt_points(bundle.points, bundle, suspect)
+    prep = preprocessing if preprocessing is not None else bundle.preprocessing
+    channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
+    points = prep.apply(bundle.points, channel_axis)
+    points, steps = adapt_points(points, bundle, classifier)
+    if not prep.is_identity:
+        steps = (f"preprocessing {prep.to_json()}", *steps)
     try:
-        answers = np.asarray(suspect.predict(points))
+        answers = classifier.answer(points)
     except UnsupportedModelError as exc:
         raise AuditError(str(exc)) from None
-    if answers.shape != bundle.labels.shape:
-        raise AuditError(
-            f"suspect {suspect.name} returned {answers.shape} labels for {len(points)} points; "
-            "it must return one label per point"
-        )
-    matched_points = int((answers == bundle.labels).sum())
+    if len(answers.labels) != len(points):
+        raise AuditError(f"suspect {classifier.name} answered {len(answers.labels)} of {len(points)} points")
+    indices = map_labels(answers, bundle, classifier.name)
     queried = len(points)
-    rate = matched_points / queried
-    description = suspect.describe()
+    answered = int(answers.answered.sum())
+    matched_points = int(((indices == bundle.labels) & answers.answered).sum())
+    rate = matched_points / answered if answered else 0.0
+    verdict: Verdict
+    if answered < min_answered * queried:
+        verdict = "inconclusive"
+    else:
+        verdict = "match" if rate >= threshold else "no match"
+    details = classifier.describe()
     return AuditResult(
-        suspect=suspect.name,
-        suspect_sha256=description.get("sha256"),
+        suspect=classifier.name,
+        suspect_sha256=details.get("sha256"),
         fingerprint=bundle.name,
         fingerprint_sha256=bundle.sha256,
         signer_key_id=bundle.signer_key_id,
         signer_pinned=bundle.signer_pinned,
         matching_rate=rate,
-        matched=rate >= threshold,
+        verdict=verdict,
         threshold=threshold,
         points_queried=queried,
         points_matched=matched_points,
-        points_skipped=0,
-        providers=tuple(p for p in description.get("providers", "").split(",") if p),
+        points_skipped=queried - answered,
+        skipped_reasons=dict(answers.skipped),
+        providers=tuple(p for p in details.get("providers", "").split(",") if p),
+        suspect_details={k: v for k, v in details.items() if k not in ("sha256", "providers")},
         seconds=time.perf_counter() - started,
+        input_adaptation=steps,
     )
+
+
+def audit_many(
+    bundles: Sequence[Bundle],
+    suspects: Sequence[object],
+    **options: Any,
+) -> list[AuditResult]:
+    """Every suspect against every bundle, each suspect opened once; ranked by matching rate."""
+    results: list[AuditResult] = []
+    providers = options.get("providers", "auto")
+    for suspect in suspects:
+        classifier = as_classifier(suspect, providers=providers)
+        results.extend(audit(bundle, classifier, **options) for bundle in bundles)
+    return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
+
+
+def exit_code(results: Sequence[AuditResult], expect: Expectation | None = None) -> int:
+    """The CLI's exit status (README "Exit codes").
+
+    Without ``expect``: 1 if any suspect matches, else 3 if any audit is inconclusive, else 0.
+    With ``expect``: 0 when every result is as expected, 1 when one is not, 3 if inconclusive.
+    """
+    if expect is None:
+        if any(r.matched for r in results):
+            return EXIT_MATCH
+        return EXIT_INPUT if any(r.verdict == "inconclusive" for r in results) else EXIT_NO_MATCH
+    wanted: Verdict = "match" if expect == "match" else "no match"
+    if any(r.verdict != wanted and r.verdict != "inconclusive" for r in results):
+        return EXIT_EXPECTATION_FAILED
+    return EXIT_INPUT if any(r.verdict == "inconclusive" for r in results) else EXIT_NO_MATCH

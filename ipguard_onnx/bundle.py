@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .errors import BundleError, SignatureError
 from .keys import key_id, public_key_bytes
 from .models import FloatArray, InputSpec, LabelArray, Layout
+from .preprocessing import Preprocessing
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
@@ -80,6 +81,17 @@ class Bundle:
     @property
     def num_classes(self) -> int:
         return int(self.metadata["num_classes"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The target's class names in index order, when the owner gave them (else empty)."""
+        text = self.metadata.get("class_names", "")
+        return tuple(json.loads(text)) if text else ()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How suspects of this model take their inputs, when the owner recorded it."""
+        return Preprocessing.from_json(self.metadata.get("preprocessing", ""))
 
     @property
     def input_spec(self) -> InputSpec:
@@ -218,6 +230,10 @@ def _validated(
         threshold = float(metadata["threshold"])
         for required in ("input_name", "input_layout", "input_dtype"):
             metadata[required]
+        Preprocessing.from_json(metadata.get("preprocessing", ""))
+        names = json.loads(metadata["class_names"]) if metadata.get("class_names") else []
+        if not isinstance(names, list) or (names and len(names) != num_classes):
+            raise ValueError("class_names must list one name per class")
     except (KeyError, ValueError, TypeError) as exc:
         raise BundleError(
             f"{path} has missing or malformed metadata ({exc}); it was not written by ipguard-onnx"

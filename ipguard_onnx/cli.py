@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .errors import EXIT_MATCH, EXIT_NO_MATCH, IPGuardError, UsageError
+from .errors import IPGuardError, UsageError
 
 app = typer.Typer(
     name="ipguard-onnx",
@@ -185,42 +185,129 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[Callable[[int, int
 
 
 def _choice(value: str, allowed: list[str], option: str) -> str:
+    """A value from a fixed set, or a usage error naming the choices."""
     if value not in allowed:
         raise UsageError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
+def _floats(text: str | None, option: str) -> tuple[float, ...]:
+    if text is None:
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
+
+def _bundle_paths(fingerprints: list[Path], folder: Path | None) -> list[Path]:
+    paths = list(fingerprints)
+    if folder is not None:
+        if not folder.is_dir():
+            raise UsageError(f"--fingerprints {folder} is not a folder; pass a folder of .safetensors bundles")
+        found = sorted(folder.glob("*.safetensors"))
+        if not found:
+            raise UsageError(f"--fingerprints {folder} holds no .safetensors bundles")
+        paths.extend(found)
+    if not paths:
+        raise UsageError("pass --fingerprint FILE (repeatable) or --fingerprints DIR")
+    return paths
+
+
 @app.command()
 def audit(
-    suspect: Annotated[Path, typer.Argument(help="The suspect ONNX model.")],
-    fingerprint_path: Annotated[
-        Path, typer.Option("--fingerprint", "-f", help="The fingerprint bundle (.safetensors).")
-    ],
+    suspects: Annotated[
+        list[Path] | None, typer.Argument(help="Suspect ONNX models (networks or skl2onnx exports).")
+    ] = None,
+    fingerprint_paths: Annotated[
+        list[Path] | None, typer.Option("--fingerprint", "-f", help="A fingerprint bundle (repeatable).")
+    ] = None,
+    fingerprints_dir: Annotated[
+        Path | None, typer.Option("--fingerprints", help="A folder of bundles: audit against every one.")
+    ] = None,
+    endpoints: Annotated[
+        list[str] | None, typer.Option("--endpoint", help="A remote prediction API URL to audit (repeatable).")
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="Remote API protocol: auto, oip (KServe v2) or simple.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Points per remote request.")] = 32,
+    timeout: Annotated[float, typer.Option(help="Seconds per remote request.")] = 10.0,
+    retries: Annotated[int, typer.Option(help="Retries of a failed remote request, with exponential backoff.")] = 2,
+    max_queries: Annotated[int | None, typer.Option(help="Most points sent to a remote API (query budget).")] = None,
+    input_name: Annotated[str | None, typer.Option(help="Remote OIP input name [default: from the server].")] = None,
+    output_name: Annotated[str | None, typer.Option(help="Remote OIP output to read [default: labels if any].")] = None,
     threshold: Annotated[float | None, typer.Option(help="Matching-rate threshold [default: the bundle's].")] = None,
-    trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
+    min_answered: Annotated[
+        float, typer.Option(help="Fraction of points that must be answered, else inconclusive.")
+    ] = 0.8,
+    input_scale: Annotated[
+        float | None, typer.Option(help="Multiply points by this for the suspect (e.g. 255).")
+    ] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Per-channel mean the suspect subtracts, e.g. 0.485,0.456,0.406.")
+    ] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel std the suspect divides by.")] = None,
+    trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundles must be signed by.")] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    expect: Annotated[
+        str | None, typer.Option(help="CI mode: 'match' or 'no-match'; exit 1 when a result differs.")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
     output: Annotated[
-        Path | None, typer.Option("--output", help="Write the machine report here instead of stdout.")
+        Path | None, typer.Option("--output", help="Write the json/sarif report here, not stdout.")
     ] = None,
 ) -> None:
-    """Ask SUSPECT for labels of the fingerprint points; exit 1 on a match, 0 otherwise."""
-    from .audit import audit as run_audit
+    """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
+    from .audit import audit_many, exit_code
     from .bundle import load_bundle
     from .keys import load_public_key
-    from .report import OutputFormat, audit_json, render_audit
+    from .preprocessing import Preprocessing
+    from .remote import HttpClassifier, headers_from_environment
+    from .report import OutputFormat, audit_json, audit_sarif, render_audit
 
     with _errors():
         chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
+        expectation = _choice(expect, ["match", "no-match"], "--expect") if expect is not None else None
+        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        chosen_protocol = _choice(protocol, ["auto", "oip", "simple"], "--protocol")
+        if not suspects and not endpoints:
+            raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
+        preprocessing = None
+        if input_scale is not None or mean is not None or std is not None:
+            preprocessing = Preprocessing(
+                scale=1.0 if input_scale is None else input_scale,
+                mean=_floats(mean, "--mean"),
+                std=_floats(std, "--std"),
+            )
         pinned = load_public_key(trusted_key) if trusted_key is not None else None
-        bundle = load_bundle(fingerprint_path, trusted_key=pinned)
-        result = run_audit(
-            bundle, suspect, threshold=threshold, providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        bundles = [
+            load_bundle(path, trusted_key=pinned) for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir)
+        ]
+        headers = headers_from_environment() if endpoints else {}
+        targets: list[object] = list(suspects or [])
+        targets.extend(
+            HttpClassifier(
+                url,
+                protocol=chosen_protocol,  # type: ignore[arg-type]
+                input_name=input_name,
+                output_name=output_name,
+                batch_size=batch_size,
+                timeout=timeout,
+                retries=retries,
+                max_queries=max_queries,
+                headers=headers,
+            )  # fmt: skip
+            for url in endpoints or []
         )
+        results = audit_many(
+            bundles, targets, threshold=threshold, providers=chosen_providers,
+            preprocessing=preprocessing, min_answered=min_answered,
+        )  # fmt: skip
         if chosen_format == "json":
-            _emit(audit_json([result]), output)
-        render_audit([result], stderr if chosen_format == "json" else Console(highlight=False))
-    raise typer.Exit(EXIT_MATCH if result.matched else EXIT_NO_MATCH)
+            _emit(audit_json(results), output)
+        elif chosen_format == "sarif":
+            _emit(audit_sarif(results, expectation), output)  # type: ignore[arg-type]
+        render_audit(results, stderr if chosen_format != "text" else Console(highlight=False))
+    raise typer.Exit(exit_code(results, expectation))  # type: ignore[arg-type]
 
 
 @app.command()

@@ -11,6 +11,8 @@ EXIT_MATCH = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_TRUST = 4
+EXIT_EXPECTATION_FAILED = 1
+"""With --expect: a result was not what CI expected."""
 
 
 class IPGuardError(Exception):

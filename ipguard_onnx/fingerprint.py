@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -19,6 +19,7 @@ from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
 from .data import load_points
 from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
+from .preprocessing import Preprocessing
 from .search import IPGuardSearch, ProgressCallback
 from .surrogate import ParityReport, Surrogate
 
@@ -48,6 +49,8 @@ class FingerprintSettings:
     threshold: float = DEFAULT_THRESHOLD
     max_rounds: int = 4
     providers: str = "auto"
+    class_names: tuple[str, ...] = ()
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -136,7 +139,13 @@ def fingerprint(
     settings = settings or FingerprintSettings()
     started = time.perf_counter()
     target = OnnxClassifier(model_path, providers=settings.providers, allow_spinning=False)
+    target_sha256 = target.sha256 or ""
     spec = target.input_spec
+    num_classes = target.output_spec.num_classes
+    if settings.class_names and len(settings.class_names) != num_classes:
+        raise UsageError(
+            f"--class-names lists {len(settings.class_names)} names; {target.name} has {num_classes} classes"
+        )
     data = load_points(Path(data_path), spec) if data_path is not None else None
     if settings.init == "data" and data is None:
         raise UsageError("--init data needs --data FILE (.npy, .npz or a folder of images)")
@@ -186,7 +195,7 @@ def fingerprint(
             "iterations; lower --k, raise --max-iterations, or widen --domain"
         )
     if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
-        raise SearchError(f"onnxruntime gives unstable labels on {target.path.name}; rerun with --providers cpu")
+        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
 
     metadata = {
         "format": FORMAT_NAME,
@@ -194,8 +203,8 @@ def fingerprint(
         "tool_version": __version__,
         "created_at": _created_at(),
         "method": "ipguard",
-        "target_file": target.path.name,
-        "target_sha256": target.sha256,
+        "target_file": target.name,
+        "target_sha256": target_sha256,
         "input_name": spec.name,
         "input_shape": json.dumps(list(spec.sample_shape)),
         "input_layout": spec.layout,
@@ -203,7 +212,8 @@ def fingerprint(
         "output_name": target.output_spec.name,
         "output_kind": target.output_spec.kind,
         "search_scores": "log-probabilities" if target.output_spec.kind == "probabilities" else "logits",
-        "num_classes": str(target.output_spec.num_classes),
+        "num_classes": str(num_classes),
+        "class_names": json.dumps(list(settings.class_names)) if settings.class_names else "",
         "domain": "per-feature from data"
         if settings.domain == "data"
         else f"{settings.domain[0]},{settings.domain[1]}",
@@ -218,7 +228,7 @@ def fingerprint(
         "n_points": str(len(points)),
         "data_sha256": _file_digest(Path(data_path)) if data_path is not None else "",
         "threshold": repr(settings.threshold),
-        "preprocessing": "none",
+        "preprocessing": settings.preprocessing.to_json(),
         "surrogate": f"onnx2pytorch {_version('onnx2pytorch')}",
         "parity_max_abs_difference": f"{parity.max_abs_difference:.3e}",
         "candidates_searched": str(searched),
@@ -230,8 +240,8 @@ def fingerprint(
     signer = save_bundle(Path(output_path), tensors, metadata, signing_key)
     return FingerprintResult(
         bundle_path=Path(output_path),
-        target=target.path.name,
-        target_sha256=target.sha256,
+        target=target.name,
+        target_sha256=target_sha256,
         points=len(points),
         requested=settings.n,
         candidates_searched=searched,

@@ -10,9 +10,11 @@ import importlib.metadata
 import os
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,16 +22,27 @@ import numpy.typing as npt
 from .errors import ModelLoadError, UnsupportedModelError
 
 Layout = Literal["NCHW", "NHWC", "ND"]
-OutputKind = Literal["logits", "probabilities"]
 FloatArray = npt.NDArray[np.float32]
 LabelArray = npt.NDArray[np.int64]
 
-_ONNX_FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64"}
-_ONNX_TYPE_NAMES = {
-    1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16",
+_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+_LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
+_ONNX_ELEM_NAMES = {
+    1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+    9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16",
 }  # fmt: skip
-_PROBABILITY_OPS = {"Softmax"}
+_PROBABILITY_OPS = {"Softmax", "ZipMap"}
+OutputKind = Literal["logits", "probabilities", "labels", "probability-maps"]
+
+
+@dataclass(frozen=True)
+class ValueDescription:
+    """One graph input or output as onnxruntime names it: 'tensor(float)', 'seq(map(int64,tensor(float)))'."""
+
+    name: str
+    type: str
+    dims: tuple[int | str | None, ...]
+    producer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,11 +62,15 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The class-score output: name, number of classes, and whether it holds logits or probabilities."""
+    """The output read as the model's answer: class scores (logits or probabilities), labels, or maps."""
 
     name: str
-    num_classes: int
+    num_classes: int | None
     kind: OutputKind
+
+    @property
+    def has_scores(self) -> bool:
+        return self.kind in ("logits", "probabilities")
 
 
 def sha256_file(path: Path) -> str:
@@ -64,19 +81,50 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+LabelKind = Literal["index", "class-label"]
+
+
+@dataclass(frozen=True)
+class Answers:
+    """A suspect's answers to a batch: one raw label per point, and why any point went unanswered.
+
+    ``kind`` says what the labels are: ``index`` (the argmax of a score vector, a class index) or
+    ``class-label`` (the value a model outputs, e.g. scikit-learn's ``classes_`` entry, int or str).
+    Where ``answered`` is False the label is meaningless and the point counts as skipped.
+    """
+
+    labels: npt.NDArray[Any]
+    kind: LabelKind
+    answered: npt.NDArray[np.bool_]
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def concatenate(parts: list[Answers], kind: LabelKind) -> Answers:
+        if not parts:
+            return Answers(np.zeros(0, np.int64), kind, np.zeros(0, np.bool_))
+        reasons: Counter[str] = Counter()
+        for part in parts:
+            reasons.update(part.skipped)
+        return Answers(
+            labels=np.concatenate([np.asarray(p.labels, dtype=object) for p in parts]),
+            kind=kind,
+            answered=np.concatenate([p.answered for p in parts]),
+            skipped=dict(reasons),
+        )
+
+
 class Classifier(ABC):
-    """A model that labels a batch of points; label-only access is enough for an audit."""
+    """A model an audit can query; label-only access is enough (foolbox-style adapter base)."""
 
     name: str
-    input_spec: InputSpec | None
-    num_classes: int | None
+    input_spec: InputSpec | None = None
 
     @abstractmethod
-    def predict(self, batch: FloatArray) -> LabelArray:
-        """Return one integer label per row of ``batch``."""
+    def answer(self, batch: FloatArray) -> Answers:
+        """Labels for every row of ``batch`` (or the reason a row went unanswered)."""
 
     def describe(self) -> dict[str, str]:
-        """Facts about the model for reports (hash, providers, ...)."""
+        """Facts about the model for reports (hash, providers, endpoint, ...)."""
         return {}
 
 
@@ -91,23 +139,37 @@ def guess_layout(sample_shape: tuple[int, ...]) -> Layout:
     return "NCHW"
 
 
-def _dims(value_info: object) -> list[int | str | None]:
-    tensor_type = value_info.type.tensor_type  # type: ignore[attr-defined]
-    if not tensor_type.HasField("shape"):
-        return []
+def _type_string(type_proto: object) -> str:
+    """onnxruntime's spelling of an ONNX type, from the graph's TypeProto."""
+    kind = type_proto.WhichOneof("value")  # type: ignore[attr-defined]
+    if kind == "tensor_type":
+        elem = type_proto.tensor_type.elem_type  # type: ignore[attr-defined]
+        return f"tensor({_ONNX_ELEM_NAMES.get(elem, str(elem))})"
+    if kind == "sequence_type":
+        return f"seq({_type_string(type_proto.sequence_type.elem_type)})"  # type: ignore[attr-defined]
+    if kind == "map_type":
+        key = _ONNX_ELEM_NAMES.get(type_proto.map_type.key_type, "?")  # type: ignore[attr-defined]
+        return f"map({key},{_type_string(type_proto.map_type.value_type)})"  # type: ignore[attr-defined]
+    return str(kind)
+
+
+def _graph_dims(value_info: object) -> tuple[int | str | None, ...]:
+    type_proto = value_info.type  # type: ignore[attr-defined]
+    if type_proto.WhichOneof("value") != "tensor_type" or not type_proto.tensor_type.HasField("shape"):
+        return ()
     dims: list[int | str | None] = []
-    for dim in tensor_type.shape.dim:
+    for dim in type_proto.tensor_type.shape.dim:
         if dim.HasField("dim_value"):
             dims.append(int(dim.dim_value))
         elif dim.HasField("dim_param"):
             dims.append(str(dim.dim_param))
         else:
             dims.append(None)
-    return dims
+    return tuple(dims)
 
 
-def read_model_specs(path: Path) -> tuple[InputSpec, OutputSpec]:
-    """Read the input and class-score output of the ONNX file at ``path`` from its graph."""
+def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescription]]:
+    """Inputs (initialisers excluded) and outputs of the ONNX file at ``path``, without running it."""
     import onnx
 
     if not path.exists():
@@ -119,73 +181,119 @@ def read_model_specs(path: Path) -> tuple[InputSpec, OutputSpec]:
     except Exception as exc:  # protobuf raises several unrelated types
         raise ModelLoadError(
             f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-            "pass a model saved with onnx.save or torch.onnx.export"
+            "pass a model saved with onnx.save, torch.onnx.export or skl2onnx"
         ) from None
     graph = model.graph
     if not graph.node or not graph.output:
         raise ModelLoadError(f"{path} has an empty ONNX graph; pass an exported classifier")
     initializers = {init.name for init in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in initializers]
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    inputs = [
+        ValueDescription(v.name, _type_string(v.type), _graph_dims(v))
+        for v in graph.input
+        if v.name not in initializers
+    ]
+    outputs = [
+        ValueDescription(v.name, _type_string(v.type), _graph_dims(v), producers.get(v.name)) for v in graph.output
+    ]
+    return inputs, outputs
+
+
+def describe_session(session: object) -> tuple[list[ValueDescription], list[ValueDescription]]:
+    """The same description from a live onnxruntime session (no graph: producers unknown)."""
+
+    def describe(arg: object) -> ValueDescription:
+        shape = getattr(arg, "shape", None) or []
+        dims = tuple(d if isinstance(d, (int, str)) or d is None else None for d in shape)
+        return ValueDescription(arg.name, arg.type, dims)  # type: ignore[attr-defined]
+
+    return (
+        [describe(a) for a in session.get_inputs()],  # type: ignore[attr-defined]
+        [describe(a) for a in session.get_outputs()],  # type: ignore[attr-defined]
+    )
+
+
+def choose_input(inputs: list[ValueDescription], model_name: str) -> InputSpec:
+    """The single float input: N×D vectors or N×C×H×W / N×H×W×C images, batch axis free or fixed."""
     if len(inputs) != 1:
         names = ", ".join(repr(value.name) for value in inputs) or "none"
         raise UnsupportedModelError(
-            f"expected one input tensor, got {len(inputs)} ({names}); "
-            "ipguard-onnx fingerprints classifiers with a single float input"
+            f"{model_name}: expected one input tensor, got {len(inputs)} ({names}); "
+            "ipguard-onnx handles classifiers with a single float input"
         )
     value = inputs[0]
-    elem_type = value.type.tensor_type.elem_type
-    if elem_type not in _ONNX_FLOAT_TYPES:
-        type_name = _ONNX_TYPE_NAMES.get(elem_type, f"type {elem_type}")
+    if value.type not in _FLOAT_TYPES:
+        type_name = value.type.removeprefix("tensor(").removesuffix(")")
+        type_name = {"float": "float32", "double": "float64"}.get(type_name, type_name)
         raise UnsupportedModelError(
             f"expected a float input tensor, got {type_name} {value.name!r}; "
             "ipguard-onnx fingerprints classifiers over float inputs"
         )
-    dims = _dims(value)
+    dims = value.dims
     if len(dims) not in (2, 4):
         raise UnsupportedModelError(
-            f"input {value.name!r} has rank {len(dims)} (shape {dims}); expected N×D vectors "
+            f"input {value.name!r} has rank {len(dims)} (shape {list(dims)}); expected N×D vectors "
             "or N×C×H×W / N×H×W×C images"
         )
     sample = dims[1:]
     if not all(isinstance(d, int) and d > 0 for d in sample):
         raise UnsupportedModelError(
-            f"input {value.name!r} has symbolic per-sample dimensions {sample}; "
+            f"input {value.name!r} has symbolic per-sample dimensions {list(sample)}; "
             "re-export the model with a fixed input size (only the batch axis may be dynamic)"
         )
     sample_shape = tuple(int(d) for d in sample)  # type: ignore[arg-type]
     batch = dims[0]
-    fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
-    input_spec = InputSpec(
+    return InputSpec(
         name=value.name,
         sample_shape=sample_shape,
-        dtype=_ONNX_FLOAT_TYPES[elem_type],
+        dtype=_FLOAT_TYPES[value.type],
         layout=guess_layout(sample_shape),
-        fixed_batch=fixed_batch,
+        fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
     )
-    return input_spec, _read_output_spec(model, path)
 
 
-def _read_output_spec(model: object, path: Path) -> OutputSpec:
-    graph = model.graph  # type: ignore[attr-defined]
-    producers = {out: node for node in graph.node for out in node.output}
-    for value in graph.output:
-        elem_type = value.type.tensor_type.elem_type
-        dims = _dims(value)
-        if elem_type not in _ONNX_FLOAT_TYPES or len(dims) != 2:
-            continue
-        classes = dims[1]
-        if not isinstance(classes, int) or classes < 2:
-            continue
-        producer = producers.get(value.name)
-        kind: OutputKind = (
-            "probabilities" if producer is not None and producer.op_type in _PROBABILITY_OPS else "logits"
+def choose_output(outputs: list[ValueDescription], model_name: str, *, need_scores: bool) -> OutputSpec:
+    """The answer to read: class scores for a fingerprint target; for a suspect, its labels if it gives any.
+
+    A scikit-learn export (skl2onnx) has a label output and a probability output (a tensor, or a
+    ZipMap sequence of maps); a network has logits or probabilities.
+    """
+    scores: list[OutputSpec] = []
+    labels: list[OutputSpec] = []
+    maps: list[OutputSpec] = []
+    for value in outputs:
+        dims = value.dims
+        if value.type in _FLOAT_TYPES and len(dims) == 2 and (not isinstance(dims[1], int) or dims[1] >= 2):
+            kind: OutputKind = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
+            classes = dims[1] if isinstance(dims[1], int) else None
+            scores.append(OutputSpec(value.name, classes, kind))
+        elif value.type in _LABEL_TYPES and (len(dims) == 1 or (len(dims) == 2 and dims[1] == 1)):
+            labels.append(OutputSpec(value.name, None, "labels"))
+        elif value.type.startswith("seq(map("):
+            maps.append(OutputSpec(value.name, None, "probability-maps"))
+    if need_scores:
+        known = [spec for spec in scores if spec.num_classes is not None]
+        if known:
+            return known[0]
+        described = ", ".join(f"{v.name!r} {v.type} {list(v.dims)}" for v in outputs)
+        raise UnsupportedModelError(
+            f"{model_name} has no class-score output (a float N×C tensor with C ≥ 2); outputs: "
+            f"{described}; export the classifier's logits or probabilities"
         )
-        return OutputSpec(name=value.name, num_classes=classes, kind=kind)
-    described = ", ".join(f"{v.name!r} {_dims(v)}" for v in graph.output)
+    for group in (labels, scores, maps):
+        if group:
+            return group[0]
+    described = ", ".join(f"{v.name!r} {v.type}" for v in outputs)
     raise UnsupportedModelError(
-        f"{path.name} has no class-score output (a float N×C tensor with C ≥ 2); outputs: "
-        f"{described}; export the classifier's logits or probabilities"
+        f"{model_name} has no label or class-score output (outputs: {described}); "
+        "a suspect must answer with labels, scores, or probability maps"
     )
+
+
+def read_model_specs(path: Path) -> tuple[InputSpec, OutputSpec]:
+    """The input and class-score output of a fingerprint target, read from its graph."""
+    inputs, outputs = describe_graph(path)
+    return choose_input(inputs, path.name), choose_output(outputs, path.name, need_scores=True)
 
 
 def installed_onnxruntime_wheels() -> list[str]:
@@ -224,27 +332,49 @@ def choose_providers(requested: str = "auto") -> list[str]:
 
 
 class OnnxClassifier(Classifier):
-    """An ONNX classifier run by onnxruntime: queried in batches, labels by argmax of the scores."""
+    """An ONNX model run by onnxruntime, queried in batches (a fixed batch of 1 one row at a time).
+
+    As a fingerprint ``target`` it must output class scores (labels are their argmax); as a
+    ``suspect`` it answers with its label output when it has one (scikit-learn exports), else the
+    argmax of its scores or of its probability maps (ZipMap).
+    """
 
     input_spec: InputSpec
-    num_classes: int
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        model: str | os.PathLike[str] | Any,
         *,
+        role: Literal["target", "suspect"] = "target",
         providers: str = "auto",
         allow_spinning: bool = True,
         batch_size: int = 256,
     ) -> None:
         import onnxruntime as ort
 
-        self.path = Path(path)
-        self.input_spec, self.output_spec = read_model_specs(self.path)
-        self.name = self.path.name
+        if isinstance(model, ort.InferenceSession):
+            self.path: Path | None = None
+            self.name = "onnxruntime session"
+            self.sha256: str | None = None
+            self.session = model
+            inputs, outputs = describe_session(model)
+        else:
+            self.path = Path(model)
+            self.name = self.path.name
+            inputs, outputs = describe_graph(self.path)
+            self.session = self._open(self.path, providers, allow_spinning)
+            self.sha256 = sha256_file(self.path)
+        self.input_spec = choose_input(inputs, self.name)
+        self.output_spec = choose_output(outputs, self.name, need_scores=role == "target")
         self.num_classes = self.output_spec.num_classes
-        self.sha256 = sha256_file(self.path)
         self.batch_size = 1 if self.input_spec.fixed_batch == 1 else batch_size
+        self.providers = tuple(self.session.get_providers())
+        self._numpy_dtype = np.dtype(self.input_spec.dtype)
+
+    @staticmethod
+    def _open(path: Path, providers: str, allow_spinning: bool) -> Any:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if not allow_spinning:
@@ -252,20 +382,16 @@ class OnnxClassifier(Classifier):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=choose_providers(providers)
-            )
+            return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(providers))
         except Exception as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            first_line = text.splitlines()[0] if text else type(exc).__name__
             raise ModelLoadError(
-                f"onnxruntime cannot load {self.path.name}: {first_line[:300]}; "
+                f"onnxruntime cannot load {path.name}: {first_line[:300]}; "
                 "check that the file is complete (and its .data file sits beside it)"
             ) from None
-        self.providers = tuple(self.session.get_providers())
-        self._numpy_dtype = np.dtype(self.input_spec.dtype)
 
-    def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
-        """Raw class scores (logits or probabilities, as the graph outputs them) as float32."""
+    def _run(self, batch: npt.NDArray[np.floating]) -> list[Any]:
         spec = self.input_spec
         if tuple(batch.shape[1:]) != spec.sample_shape:
             raise UnsupportedModelError(
@@ -275,14 +401,90 @@ class OnnxClassifier(Classifier):
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
             (result,) = self.session.run([self.output_spec.name], {spec.name: chunk})
-            outputs.append(np.asarray(result, dtype=np.float32).reshape(len(chunk), -1))
-        if not outputs:
-            return np.zeros((0, self.output_spec.num_classes), dtype=np.float32)
-        return np.concatenate(outputs, axis=0)
+            outputs.append(result)
+        return outputs
 
-    def predict(self, batch: FloatArray) -> LabelArray:
+    def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
+        """Raw class scores (logits or probabilities, as the graph outputs them) as float32."""
+        if not self.output_spec.has_scores:
+            raise UnsupportedModelError(f"{self.name} outputs {self.output_spec.kind}, not class scores")
+        parts = [np.asarray(r, dtype=np.float32).reshape(len(r), -1) for r in self._run(batch)]
+        if not parts:
+            return np.zeros((0, self.num_classes or 0), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def predict(self, batch: npt.NDArray[np.floating]) -> LabelArray:
+        """Class indices: the argmax of the scores."""
         labels: LabelArray = self.scores(batch).argmax(axis=1).astype(np.int64)
         return labels
 
+    def answer(self, batch: FloatArray) -> Answers:
+        kind = self.output_spec.kind
+        if kind in ("logits", "probabilities"):
+            return Answers(self.predict(batch), "index", np.ones(len(batch), np.bool_))
+        raw: list[Any] = []
+        for result in self._run(batch):
+            if kind == "labels":
+                raw.extend(np.asarray(result).reshape(-1).tolist())
+            else:  # probability maps: {class label: probability} per row
+                raw.extend(max(row.items(), key=lambda item: item[1])[0] for row in result)
+        return Answers(np.asarray(raw, dtype=object), "class-label", np.ones(len(batch), np.bool_))
+
     def describe(self) -> dict[str, str]:
-        return {"sha256": self.sha256, "providers": ",".join(self.providers)}
+        facts = {"providers": ",".join(self.providers), "output": f"{self.output_spec.name} ({self.output_spec.kind})"}
+        if self.sha256:
+            facts["sha256"] = self.sha256
+        if self.path is not None:
+            facts["path"] = str(self.path)
+        return facts
+
+
+class CallableClassifier(Classifier):
+    """Any Python callable mapping a float batch to labels (shape N) or class scores (N×C).
+
+    A call that raises leaves its rows unanswered, with the exception as the reason: they are
+    reported as skipped, never counted as a match or a mismatch.
+    """
+
+    def __init__(
+        self,
+        function: Callable[[FloatArray], Any],
+        *,
+        name: str | None = None,
+        input_spec: InputSpec | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        self.function = function
+        self.name = name or getattr(function, "__qualname__", None) or type(function).__name__
+        self.input_spec = input_spec
+        self.batch_size = batch_size
+
+    def answer(self, batch: FloatArray) -> Answers:
+        parts: list[Answers] = []
+        kinds: set[LabelKind] = set()
+        for start in range(0, len(batch), self.batch_size):
+            chunk = batch[start : start + self.batch_size]
+            try:
+                output = np.asarray(self.function(chunk))
+            except Exception as exc:  # the user's code: its failure is a reason, not a crash
+                reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+                parts.append(
+                    Answers(np.zeros(len(chunk), object), "index", np.zeros(len(chunk), np.bool_), {reason: len(chunk)})
+                )
+                continue
+            if output.ndim == 2 and output.shape == (len(chunk), 1):
+                output = output[:, 0]
+            if output.ndim == 2 and output.shape[0] == len(chunk) and output.shape[1] >= 2:
+                kinds.add("index")
+                parts.append(Answers(output.argmax(axis=1).astype(np.int64), "index", np.ones(len(chunk), np.bool_)))
+            elif output.shape == (len(chunk),):
+                kinds.add("class-label")
+                parts.append(Answers(output.astype(object), "class-label", np.ones(len(chunk), np.bool_)))
+            else:
+                raise UnsupportedModelError(
+                    f"{self.name} returned shape {output.shape} for {len(chunk)} points; "
+                    "return one label per point (N,) or one score row per point (N×C)"
+                )
+        if len(kinds) > 1:
+            raise UnsupportedModelError(f"{self.name} returned labels for some batches and scores for others")
+        return Answers.concatenate(parts, kinds.pop() if kinds else "index")

@@ -11,53 +11,136 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .audit import AuditResult
+from .audit import AuditResult, Expectation
 from .bundle import Bundle
 from .fingerprint import FingerprintResult
 
 
 class OutputFormat(StrEnum):
-    """How results are written: a human report, or JSON for machines (stdout or --output)."""
+    """How audit results are written: a human report, JSON, or SARIF for code-scanning views."""
 
     text = "text"
     json = "json"
+    sarif = "sarif"
+
+
+def _row(result: AuditResult) -> dict[str, object]:
+    row = dataclasses.asdict(result)
+    row["matched"] = result.matched
+    row["providers"] = list(result.providers)
+    row["input_adaptation"] = list(result.input_adaptation)
+    return row
 
 
 def audit_json(results: Sequence[AuditResult]) -> str:
-    rows = []
+    """``{"tool", "version", "results": [one row per suspect × fingerprint]}`` (README "Audit output")."""
+    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "results": [_row(r) for r in results]}, indent=2)
+
+
+_RULES = {
+    "match": ("IPG001", "FingerprintMatch", "The model answers a protected model's fingerprint: likely a copy"),
+    "no match": ("IPG002", "NoFingerprintMatch", "The model does not answer the fingerprint like the protected model"),
+    "inconclusive": ("IPG003", "AuditInconclusive", "Too few fingerprint points were answered for a verdict"),
+}
+
+
+def audit_sarif(results: Sequence[AuditResult], expect: Expectation | None = None) -> str:
+    """SARIF 2.1.0: one result per suspect × fingerprint; ``error`` where --expect is not met."""
+    wanted = None if expect is None else ("match" if expect == "match" else "no match")
+    sarif_results = []
     for result in results:
-        row = dataclasses.asdict(result)
-        row["verdict"] = result.verdict
-        row["providers"] = list(result.providers)
-        rows.append(row)
-    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "results": rows}, indent=2)
+        rule_id, _, _ = _RULES[result.verdict]
+        if wanted is None:
+            level = "note" if result.verdict == "no match" else "warning"
+        else:
+            level = "note" if result.verdict == wanted else ("warning" if result.verdict == "inconclusive" else "error")
+        location = result.suspect_details.get("path") or result.suspect_details.get("endpoint") or result.suspect
+        text = (
+            f"{result.suspect}: {result.verdict} against {result.fingerprint} (matching rate "
+            f"{result.matching_rate:.1%}, threshold {result.threshold:.0%}, {result.points_skipped} of "
+            f"{result.points_queried} points skipped)"
+        )
+        if wanted is not None and result.verdict != wanted:
+            text += f"; expected {wanted}"
+        sarif_results.append(
+            {
+                "ruleId": rule_id,
+                "level": level,
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": location}}}],
+                "properties": _row(result),
+            }
+        )
+    rules = [
+        {"id": rule_id, "name": name, "shortDescription": {"text": description}}
+        for rule_id, name, description in _RULES.values()
+    ]
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "ipguard-onnx", "version": __version__, "rules": rules}},
+                "results": sarif_results,
+            }
+        ],
+    }
+    return json.dumps(document, indent=2)
 
 
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
-    for result in results:
-        style = "bold red" if result.matched else "bold green"
-        verdict = (
-            "MATCH — the suspect labels the fingerprint like the protected model"
-            if result.matched
-            else ("NO MATCH — the suspect does not behave like the protected model")
-        )
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(style="dim")
-        table.add_column()
-        table.add_row("verdict", f"[{style}]{verdict}[/]")
+    """One result: a detailed report; several: a table ranked by matching rate."""
+    if len(results) == 1:
+        _render_one(results[0], console)
+        return
+    table = Table("#", "suspect", "fingerprint", "matching rate", "answered", "verdict", title="ipguard-onnx audit")
+    for rank, result in enumerate(results, start=1):
+        style = _STYLES[result.verdict]
         table.add_row(
-            "matching rate",
-            f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{result.points_queried} points)"
-            f"  threshold {result.threshold:.0%}",
+            str(rank),
+            result.suspect,
+            result.fingerprint,
+            f"[{style}]{result.matching_rate:.1%}[/]",
+            f"{result.points_queried - result.points_skipped}/{result.points_queried}",
+            f"[{style}]{result.verdict.upper()}[/]",
         )
-        table.add_row("suspect", f"{result.suspect}  sha256 {result.suspect_sha256 or 'n/a'}")
-        pin = "pinned by --trusted-key" if result.signer_pinned else "not pinned: pass --trusted-key to require it"
-        table.add_row("fingerprint", f"{result.fingerprint}  signed by {result.signer_key_id} ({pin})")
-        table.add_row("points skipped", str(result.points_skipped))
-        table.add_row("providers", ", ".join(result.providers) or "n/a")
-        table.add_row("time", f"{result.seconds:.2f} s")
-        console.print(table)
-        console.print()
+    console.print(table)
+
+
+_STYLES = {"match": "bold red", "no match": "bold green", "inconclusive": "bold yellow"}
+_VERDICTS = {
+    "match": "MATCH — the suspect labels the fingerprint like the protected model",
+    "no match": "NO MATCH — the suspect does not behave like the protected model",
+    "inconclusive": "INCONCLUSIVE — too few points were answered for a verdict",
+}
+
+
+def _render_one(result: AuditResult, console: Console) -> None:
+    style = _STYLES[result.verdict]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("verdict", f"[{style}]{_VERDICTS[result.verdict]}[/]")
+    answered = result.points_queried - result.points_skipped
+    table.add_row(
+        "matching rate",
+        f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{answered} answered points)"
+        f"  threshold {result.threshold:.0%}",
+    )
+    table.add_row("suspect", f"{result.suspect}  sha256 {result.suspect_sha256 or 'n/a'}")
+    for key, value in result.suspect_details.items():
+        if key != "path":
+            table.add_row(f"  {key}", value)
+    pin = "pinned by --trusted-key" if result.signer_pinned else "not pinned: pass --trusted-key to require it"
+    table.add_row("fingerprint", f"{result.fingerprint}  signed by {result.signer_key_id} ({pin})")
+    skipped = ", ".join(f"{count} × {reason}" for reason, count in result.skipped_reasons.items())
+    table.add_row("points skipped", f"{result.points_skipped}" + (f" ({skipped})" if skipped else ""))
+    if result.input_adaptation:
+        table.add_row("input adaptation", "; ".join(result.input_adaptation))
+    table.add_row("providers", ", ".join(result.providers) or "n/a")
+    table.add_row("time", f"{result.seconds:.2f} s")
+    console.print(table)
+    console.print()
 
 
 def render_fingerprint(result: FingerprintResult, console: Console) -> None:

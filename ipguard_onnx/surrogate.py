@@ -89,21 +89,23 @@ class Surrogate:
     def __init__(self, target: OnnxClassifier) -> None:
         import onnx
 
+        if target.path is None:
+            raise SurrogateError("a surrogate needs the ONNX file, not a live session; pass the model's path")
         self.target = target
         self.output_kind = target.output_spec.kind
         try:
             model = onnx.load(str(target.path))
         except Exception as exc:
-            raise SurrogateError(f"cannot read {target.path.name} for conversion: {exc}") from None
+            raise SurrogateError(f"cannot read {target.name} for conversion: {exc}") from None
         if target.input_spec.fixed_batch == 1:
             try:
                 model = release_fixed_batch(model, target.input_spec.name)
             except Exception as exc:
                 raise SurrogateError(
-                    f"{target.path.name} is exported with a fixed batch of 1 and could not be "
+                    f"{target.name} is exported with a fixed batch of 1 and could not be "
                     f"made batchable ({type(exc).__name__}); re-export it with a dynamic batch axis"
                 ) from None
-        self.module = _convert(model, target.path.name)
+        self.module = _convert(model, target.name)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Scores Z(x) for Eq. 5 (log-probabilities if the graph ends in a softmax)."""
@@ -134,14 +136,14 @@ class Surrogate:
             got = self.raw_scores(batch)
         except Exception as exc:
             raise SurrogateError(
-                f"the converted surrogate of {self.target.path.name} fails on a batch of "
+                f"the converted surrogate of {self.target.name} fails on a batch of "
                 f"{len(batch)} ({type(exc).__name__}: {str(exc)[:200]}); re-export with a dynamic "
                 "batch axis, or report the model to ipguard-onnx"
             ) from None
         if got.shape != expected.shape:
             raise SurrogateError(
                 f"surrogate output shape {got.shape} differs from onnxruntime's {expected.shape} "
-                f"for {self.target.path.name}; the conversion is not faithful"
+                f"for {self.target.name}; the conversion is not faithful"
             )
         scale = max(1.0, float(np.abs(expected).max()))
         report = ParityReport(
@@ -152,7 +154,7 @@ class Surrogate:
         )
         if not report.ok:
             raise SurrogateError(
-                f"the PyTorch surrogate disagrees with onnxruntime on {self.target.path.name}: "
+                f"the PyTorch surrogate disagrees with onnxruntime on {self.target.name}: "
                 f"max relative score difference {report.max_abs_difference:.2e} (tolerance "
                 f"{tolerance:.0e}), label agreement {report.label_agreement:.1%}; "
                 "the gradient search would be misled, so nothing was fingerprinted"

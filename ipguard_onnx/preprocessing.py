@@ -1,0 +1,55 @@
+"""Input conventions of a suspect: scale and per-channel normalisation applied to the fingerprint points."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+from .models import FloatArray
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a suspect wants its inputs: ``(x · scale − mean) / std`` per channel (or feature).
+
+    E.g. ``scale=255`` for a model fed 0–255 pixels, or ImageNet ``mean``/``std`` for a model that
+    normalises outside its graph. The owner can store it in the bundle; ``audit`` options override it.
+    """
+
+    scale: float = 1.0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and not self.mean and not self.std
+
+    def to_json(self) -> str:
+        return json.dumps({"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessing:
+        if text in ("", "none"):
+            return cls()
+        data = json.loads(text)
+        return cls(float(data["scale"]), tuple(map(float, data["mean"])), tuple(map(float, data["std"])))
+
+    def apply(self, points: FloatArray, channel_axis: int) -> FloatArray:
+        if self.is_identity:
+            return points
+        if any(value == 0 for value in self.std):
+            raise UsageError("--std values must be non-zero")
+        shape = [1] * points.ndim
+        result = points * np.float32(self.scale)
+        for values, operation in ((self.mean, np.subtract), (self.std, np.divide)):
+            if not values:
+                continue
+            channels = points.shape[channel_axis]
+            if len(values) not in (1, channels):
+                raise UsageError(f"--mean/--std need 1 or {channels} values (one per channel), got {len(values)}")
+            shape[channel_axis] = len(values)
+            result = operation(result, np.asarray(values, np.float32).reshape(shape))
+        return np.asarray(result, dtype=np.float32)
