@@ -1,0 +1,122 @@
+"""A real prediction server on 127.0.0.1 for the remote-API tests: onnxruntime behind HTTP.
+
+Speaks the Open Inference Protocol (``/v2/models/{name}`` metadata, ``/v2/models/{name}/infer``)
+and the simple JSON form (``POST /predict`` with ``{"instances": ...}``), and can misbehave on
+purpose: fail every k-th request with a 500, answer slower than the client waits, return non-JSON,
+or demand a bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+
+@dataclass
+class Behaviour:
+    fail_every: int = 0  # every k-th inference request answers HTTP 500
+    fail_status: int = 500
+    delay: float = 0.0  # seconds before answering an inference request
+    not_json: bool = False
+    token: str | None = None
+    answer: str = "scores"  # scores or labels
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PredictionServer:
+    def __init__(self, model: Path, behaviour: Behaviour | None = None, name: str = "digits") -> None:
+        self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.behaviour = behaviour or Behaviour()
+        self.name = name
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path == f"/v2/models/{server.name}":
+                    shape = [-1, *server.input.shape[1:]]
+                    meta = {
+                        "name": server.name,
+                        "inputs": [{"name": server.input.name, "datatype": "FP32", "shape": shape}],
+                    }
+                    self._send(200, json.dumps(meta).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self) -> None:
+                behaviour = server.behaviour
+                if behaviour.token and self.headers.get("Authorization") != f"Bearer {behaviour.token}":
+                    self._send(401, b'{"error": "unauthorized"}')
+                    return
+                with behaviour.lock:
+                    behaviour.requests += 1
+                    count = behaviour.requests
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                if behaviour.fail_every and count % behaviour.fail_every == 0:
+                    self._send(behaviour.fail_status, b'{"error": "injected failure"}')
+                    return
+                if behaviour.not_json:
+                    self._send(200, b"<html>oops</html>", "text/html")
+                    return
+                if self.path == "/predict":
+                    batch = np.asarray(body["instances"], dtype=np.float32)
+                    scores = server.session.run(None, {server.input.name: batch})[0]
+                    predictions = scores.argmax(1).tolist() if behaviour.answer == "labels" else scores.tolist()
+                    self._send(200, json.dumps({"predictions": predictions}).encode())
+                elif self.path == f"/v2/models/{server.name}/infer":
+                    tensor = body["inputs"][0]
+                    batch = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+                    scores = server.session.run(None, {server.input.name: batch})[0]
+                    outputs = [
+                        {
+                            "name": "logits",
+                            "datatype": "FP32",
+                            "shape": list(scores.shape),
+                            "data": scores.reshape(-1).tolist(),
+                        }
+                    ]
+                    if behaviour.answer == "labels":
+                        labels = scores.argmax(1)
+                        outputs.append(
+                            {"name": "label", "datatype": "INT64", "shape": [len(labels)], "data": labels.tolist()}
+                        )
+                    self._send(200, json.dumps({"model_name": server.name, "outputs": outputs}).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> PredictionServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
