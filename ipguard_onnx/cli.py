@@ -8,13 +8,16 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .errors import IPGuardError, UsageError
+
+if TYPE_CHECKING:
+    from .preprocessing import Preprocessing
 
 app = typer.Typer(
     name="ipguard-onnx",
@@ -118,6 +121,17 @@ def fingerprint(
         Path | None, typer.Option(help="Ed25519 private key (PEM) [default: the user's key, created on first use].")
     ] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            help="Class names in index order: 'a,b,c' or a file with one per line (maps suspects' string labels)."
+        ),
+    ] = None,
+    input_scale: Annotated[
+        float | None, typer.Option(help="Record for audits: suspects take points × this (e.g. 255).")
+    ] = None,
+    mean: Annotated[str | None, typer.Option(help="Record for audits: per-channel mean suspects subtract.")] = None,
+    std: Annotated[str | None, typer.Option(help="Record for audits: per-channel std suspects divide by.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="text or json (json to stdout).")] = "text",
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
@@ -125,6 +139,7 @@ def fingerprint(
     from .fingerprint import fingerprint as run_fingerprint
     from .keys import default_signing_key, load_private_key
     from .models import read_model_specs
+    from .preprocessing import Preprocessing
     from .report import OutputFormat, fingerprint_json, render_fingerprint
 
     with _errors():
@@ -141,6 +156,8 @@ def fingerprint(
             learning_rate=learning_rate,
             threshold=threshold,
             providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers"),
+            class_names=_class_names(class_names),
+            preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
         )
         read_model_specs(model)  # fail fast on the model before any key is made
         key_note = None
@@ -198,6 +215,27 @@ def _floats(text: str | None, option: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise UsageError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
+
+def _preprocessing(scale: float | None, mean: str | None, std: str | None) -> Preprocessing | None:
+    from .preprocessing import Preprocessing
+
+    if scale is None and mean is None and std is None:
+        return None
+    return Preprocessing(1.0 if scale is None else scale, _floats(mean, "--mean"), _floats(std, "--std"))
+
+
+def _class_names(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    path = Path(text)
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        names = [part.strip() for part in text.split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise UsageError("--class-names must list distinct, non-empty names")
+    return tuple(names)
 
 
 def _bundle_paths(fingerprints: list[Path], folder: Path | None) -> list[Path]:
@@ -260,7 +298,6 @@ def audit(
     from .audit import audit_many, exit_code
     from .bundle import load_bundle
     from .keys import load_public_key
-    from .preprocessing import Preprocessing
     from .remote import HttpClassifier, headers_from_environment
     from .report import OutputFormat, audit_json, audit_sarif, render_audit
 
@@ -271,13 +308,7 @@ def audit(
         chosen_protocol = _choice(protocol, ["auto", "oip", "simple"], "--protocol")
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
-        preprocessing = None
-        if input_scale is not None or mean is not None or std is not None:
-            preprocessing = Preprocessing(
-                scale=1.0 if input_scale is None else input_scale,
-                mean=_floats(mean, "--mean"),
-                std=_floats(std, "--std"),
-            )
+        preprocessing = _preprocessing(input_scale, mean, std)
         pinned = load_public_key(trusted_key) if trusted_key is not None else None
         bundles = [
             load_bundle(path, trusted_key=pinned) for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir)

@@ -29,3 +29,11 @@ def test_quickstart_convicts_the_pirate_and_clears_the_innocent(tmp_path: Path) 
     assert published.signer_pinned
     assert audit(published, tmp_path / "demo-target.onnx").matched
     assert not audit(published, tmp_path / "innocent.onnx").matched
+
+
+def test_python_api_example_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "audit_python.py")], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "scikit-learn logistic regression: no match" in completed.stdout

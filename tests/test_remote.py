@@ -183,9 +183,9 @@ def test_against_a_real_mlserver(zoo: Zoo, tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    (folder / "settings.json").write_text(
-        json.dumps({"http_port": port, "grpc_port": 0, "metrics_port": 0, "host": "127.0.0.1"})
-    )
+    # parallel_workers 0: MLServer 1.7.1's worker pool dies at start under uvloop 0.22+ ("no current event loop").
+    settings = {"http_port": port, "grpc_port": 0, "metrics_port": 0, "host": "127.0.0.1", "parallel_workers": 0}
+    (folder / "settings.json").write_text(json.dumps(settings))
     (folder / "model-settings.json").write_text(
         json.dumps(
             {
