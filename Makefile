@@ -1,7 +1,7 @@
 # One entry point for people and CI (.ci/run runs `make check`).
 PYTHON ?= python
 
-.PHONY: check lint test slow bench
+.PHONY: check lint test slow bench integration
 
 check: lint test
 
@@ -19,3 +19,8 @@ slow:
 bench:
 	$(PYTHON) benchmarks/fingerprint_speed.py
 	$(PYTHON) benchmarks/converters.py
+
+# A real Open Inference Protocol server: MLServer 1.7.1 in its own virtualenv (it pins its own deps).
+integration:
+	test -x .venv-mlserver/bin/mlserver || (python3 -m venv .venv-mlserver && .venv-mlserver/bin/pip install mlserver==1.7.1 onnxruntime)
+	IPGUARD_MLSERVER=$(CURDIR)/.venv-mlserver/bin/mlserver $(PYTHON) -m pytest -m integration

@@ -168,21 +168,29 @@ def _graph_dims(value_info: object) -> tuple[int | str | None, ...]:
     return tuple(dims)
 
 
-def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescription]]:
-    """Inputs (initialisers excluded) and outputs of the ONNX file at ``path``, without running it."""
-    import onnx
-
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}; check the path")
     if not path.is_file():
         raise ModelLoadError(f"{path} is not a file; pass the path of an .onnx model")
+
+
+def _not_onnx(path: Path, detail: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{path} is not a readable ONNX model ({detail}); pass a model saved with onnx.save, "
+        "torch.onnx.export or skl2onnx"
+    )
+
+
+def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescription]]:
+    """Inputs (initialisers excluded) and outputs of the ONNX file at ``path``, without running it."""
+    import onnx
+
+    _check_file(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several unrelated types
-        raise ModelLoadError(
-            f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-            "pass a model saved with onnx.save, torch.onnx.export or skl2onnx"
-        ) from None
+        raise _not_onnx(path, type(exc).__name__) from None
     graph = model.graph
     if not graph.node or not graph.output:
         raise ModelLoadError(f"{path} has an empty ONNX graph; pass an exported classifier")
@@ -361,8 +369,13 @@ class OnnxClassifier(Classifier):
         else:
             self.path = Path(model)
             self.name = self.path.name
-            inputs, outputs = describe_graph(self.path)
-            self.session = self._open(self.path, providers, allow_spinning)
+            if role == "target":  # the graph tells logits from probabilities (softmax producer)
+                inputs, outputs = describe_graph(self.path)
+                self.session = self._open(self.path, providers, allow_spinning)
+            else:  # a suspect needs only what onnxruntime reports: no onnx import on the audit path
+                _check_file(self.path)
+                self.session = self._open(self.path, providers, allow_spinning)
+                inputs, outputs = describe_session(self.session)
             self.sha256 = sha256_file(self.path)
         self.input_spec = choose_input(inputs, self.name)
         self.output_spec = choose_output(outputs, self.name, need_scores=role == "target")
@@ -386,6 +399,8 @@ class OnnxClassifier(Classifier):
         except Exception as exc:
             text = str(exc).strip()
             first_line = text.splitlines()[0] if text else type(exc).__name__
+            if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+                raise _not_onnx(path, "protobuf parsing failed") from None
             raise ModelLoadError(
                 f"onnxruntime cannot load {path.name}: {first_line[:300]}; "
                 "check that the file is complete (and its .data file sits beside it)"

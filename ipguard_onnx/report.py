@@ -138,7 +138,7 @@ def _render_one(result: AuditResult, console: Console) -> None:
     if result.input_adaptation:
         table.add_row("input adaptation", "; ".join(result.input_adaptation))
     table.add_row("providers", ", ".join(result.providers) or "n/a")
-    table.add_row("time", f"{result.seconds:.2f} s")
+    table.add_row("query time", f"{result.seconds:.2f} s")
     console.print(table)
     console.print()
 
