@@ -341,6 +341,83 @@ def audit(
     raise typer.Exit(exit_code(results, expectation))  # type: ignore[arg-type]
 
 
+def _expand_suspects(patterns: list[str], option: str) -> list[object]:
+    """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints."""
+    import glob
+
+    from .remote import HttpClassifier, headers_from_environment
+
+    expanded: list[object] = []
+    for pattern in patterns:
+        if pattern.startswith(("http://", "https://")):
+            expanded.append(HttpClassifier(pattern, headers=headers_from_environment()))
+            continue
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(path.glob("*.onnx"))
+        elif glob.has_magic(pattern):
+            found = sorted(Path(p) for p in glob.glob(pattern))
+        else:
+            found = [path]
+        if not found:
+            raise UsageError(f"{option} {pattern} matches no .onnx model")
+        expanded.extend(found)
+    return expanded
+
+
+@app.command()
+def evaluate(
+    fingerprint_path: Annotated[Path, typer.Option("--fingerprint", "-f", help="The fingerprint bundle.")],
+    positive: Annotated[
+        list[str] | None,
+        typer.Option(help="Post-processed copies of the target: paths, quoted globs, folders, URLs (repeatable)."),
+    ] = None,
+    negative: Annotated[list[str] | None, typer.Option(help="Independent models (repeatable).")] = None,
+    hard_positive: Annotated[
+        list[str] | None,
+        typer.Option(help="Copies expected to evade (e.g. distilled students); reported, not in ARUC."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Threshold for robustness and uniqueness [default: the bundle's].")
+    ] = None,
+    steps: Annotated[int, typer.Option("--r", help="Threshold steps r in Eq. 7.")] = 100,
+    plot: Annotated[Path | None, typer.Option(help="Draw the robustness and uniqueness curves to this PNG.")] = None,
+    trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
+    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", help="Write the json report here, not stdout.")] = None,
+) -> None:
+    """Measure a fingerprint on known copies and independent models: robustness, uniqueness, ARUC, gap."""
+    from .bundle import load_bundle
+    from .evaluate import Group
+    from .evaluate import evaluate as run_evaluate
+    from .keys import load_public_key
+    from .report import evaluation_json, plot_evaluation, render_evaluation
+
+    with _errors():
+        chosen_format = _choice(output_format, ["text", "json"], "--format")
+        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        if steps < 1:
+            raise UsageError(f"--r must be at least 1, got {steps}")
+        if not positive or not negative:
+            raise UsageError("evaluate needs at least one --positive and one --negative suspect")
+        pinned = load_public_key(trusted_key) if trusted_key is not None else None
+        bundle = load_bundle(fingerprint_path, trusted_key=pinned)
+        labelled: list[tuple[object, Group]] = []
+        for group, patterns, option in (
+            ("positive", positive, "--positive"),
+            ("hard-positive", hard_positive or [], "--hard-positive"),
+            ("negative", negative, "--negative"),
+        ):
+            labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))  # type: ignore[misc]
+        evaluation = run_evaluate(bundle, labelled, threshold=threshold, r=steps, providers=chosen_providers)
+        if plot is not None:
+            plot_evaluation(evaluation, plot)
+        if chosen_format == "json":
+            _emit(evaluation_json(evaluation), output)
+        render_evaluation(evaluation, stderr if chosen_format == "json" else Console(highlight=False))
+
+
 @app.command()
 def inspect(
     fingerprint_path: Annotated[Path, typer.Argument(help="The fingerprint bundle (.safetensors).")],

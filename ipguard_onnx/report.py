@@ -6,13 +6,17 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from . import __version__
 from .audit import AuditResult, Expectation
 from .bundle import Bundle
+from .errors import UsageError
+from .evaluate import GROUPS, Evaluation
 from .fingerprint import FingerprintResult
 
 
@@ -211,3 +215,77 @@ def render_bundle(bundle: Bundle, console: Console) -> None:
         if key not in hidden:
             table.add_row(key, value)
     console.print(table)
+
+
+def evaluation_json(evaluation: Evaluation) -> str:
+    """Top-level ``aruc`` and ``gap``, and one row per suspect with ``suspect``, ``group``, ``matching_rate``."""
+    document = {
+        "tool": "ipguard-onnx",
+        "version": __version__,
+        "fingerprint": evaluation.fingerprint,
+        "threshold": evaluation.threshold,
+        "aruc": evaluation.aruc,
+        "gap": evaluation.gap,
+        "robustness": evaluation.robustness,
+        "uniqueness": evaluation.uniqueness,
+        "hard_positive_robustness": None
+        if np.isnan(evaluation.hard_positive_robustness)
+        else evaluation.hard_positive_robustness,
+        "r": evaluation.r,
+        "rows": [dataclasses.asdict(row) for row in evaluation.rows],
+    }
+    return json.dumps(document, indent=2)
+
+
+def render_evaluation(evaluation: Evaluation, console: Console) -> None:
+    """Matching rates grouped like the paper's Table 5, then robustness, uniqueness, ARUC and gap."""
+    table = Table("group", "suspect", "matching rate", "verdict", title=f"evaluation of {evaluation.fingerprint}")
+    for group in GROUPS:
+        for row in sorted((r for r in evaluation.rows if r.group == group), key=lambda r: -r.matching_rate):
+            table.add_row(group, row.suspect, f"{row.matching_rate:.2f}", row.verdict)
+    console.print(table)
+    console.print(
+        f"threshold {evaluation.threshold:.2f}: robustness {evaluation.robustness:.2f}, uniqueness "
+        f"{evaluation.uniqueness:.2f}"
+        + (
+            ""
+            if np.isnan(evaluation.hard_positive_robustness)
+            else f", hard positives verified {evaluation.hard_positive_robustness:.2f}"
+        )
+    )
+    style = "green" if evaluation.gap > 0 else "red"
+    console.print(
+        f"ARUC (Eq. 7, r = {evaluation.r}) [bold]{evaluation.aruc:.3f}[/]; gap (smallest positive − largest "
+        f"negative) [{style}]{evaluation.gap:+.2f}[/]"
+    )
+
+
+def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
+    """Robustness and uniqueness against the threshold, the ARUC area shaded (the paper's Figure 2)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'ipguard-onnx[plot]'") from None
+    taus = np.asarray(evaluation.curve_thresholds)
+    robust, unique = np.asarray(evaluation.robustness_curve), np.asarray(evaluation.uniqueness_curve)
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    axes.plot(taus, robust, label="robustness", color="tab:red")
+    axes.plot(taus, unique, label="uniqueness", color="tab:blue")
+    axes.fill_between(
+        taus, np.minimum(robust, unique), alpha=0.2, color="tab:purple", label=f"ARUC {evaluation.aruc:.3f}"
+    )
+    axes.axvline(evaluation.threshold, color="gray", linestyle=":", label=f"threshold {evaluation.threshold:.2f}")
+    axes.set_xlabel("matching-rate threshold τ")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title(evaluation.fingerprint, fontsize=9)
+    axes.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    try:
+        figure.savefig(path, dpi=120)
+    except OSError as exc:
+        raise UsageError(f"cannot write --plot {path}: {exc.strerror}") from None
+    finally:
+        plt.close(figure)

@@ -1,0 +1,121 @@
+"""Evaluate a fingerprint like the paper: robustness, uniqueness, ARUC (Eq. 6–7) and the gap (Section 5.1.5).
+
+Positives are post-processed copies of the target, negatives independent models; hard positives
+(e.g. knowledge-distilled students) are reported beside them but kept out of ARUC and the gap.
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .audit import AuditResult, as_classifier, audit
+from .bundle import Bundle, load_bundle
+from .errors import UsageError
+
+Group = Literal["positive", "negative", "hard-positive"]
+GROUPS: tuple[Group, ...] = ("positive", "hard-positive", "negative")
+_EPSILON = 1e-9  # matching rates are m/n: compare them to τ = t/r without float noise
+
+
+def robustness(positive_rates: Sequence[float], threshold: float) -> float:
+    """R(τ): the fraction of positives verified, i.e. with matching rate ≥ τ (Section 5.1.5)."""
+    if not positive_rates:
+        return float("nan")
+    return float(np.mean([rate >= threshold - _EPSILON for rate in positive_rates]))
+
+
+def uniqueness(negative_rates: Sequence[float], threshold: float) -> float:
+    """U(τ): the fraction of negatives not verified, i.e. with matching rate < τ (Section 5.1.5)."""
+    if not negative_rates:
+        return float("nan")
+    return float(np.mean([rate < threshold - _EPSILON for rate in negative_rates]))
+
+
+def aruc(positive_rates: Sequence[float], negative_rates: Sequence[float], r: int = 100) -> float:
+    """Area under the robustness–uniqueness curves, Eq. 7: (1/r) Σ_{t=1..r} min(R(t/r), U(t/r))."""
+    if not positive_rates or not negative_rates:
+        raise UsageError("ARUC needs at least one positive and one negative suspect")
+    return float(
+        np.mean([min(robustness(positive_rates, t / r), uniqueness(negative_rates, t / r)) for t in range(1, r + 1)])
+    )
+
+
+def gap(positive_rates: Sequence[float], negative_rates: Sequence[float]) -> float:
+    """Smallest positive minus largest negative matching rate (Section 5.2): > 0 means a clean separation."""
+    return float(min(positive_rates) - max(negative_rates))
+
+
+@dataclass(frozen=True)
+class EvaluatedSuspect:
+    suspect: str
+    group: Group
+    matching_rate: float
+    verdict: str
+    points_skipped: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A fingerprint measured against labelled suspects, at its threshold and over all thresholds."""
+
+    fingerprint: str
+    threshold: float
+    rows: tuple[EvaluatedSuspect, ...]
+    robustness: float
+    uniqueness: float
+    hard_positive_robustness: float
+    aruc: float
+    gap: float
+    r: int
+    curve_thresholds: tuple[float, ...]
+    robustness_curve: tuple[float, ...]
+    uniqueness_curve: tuple[float, ...]
+
+    def rates(self, group: Group) -> list[float]:
+        return [row.matching_rate for row in self.rows if row.group == group]
+
+
+def evaluate(
+    bundle: Bundle | str | os.PathLike[str],
+    suspects: Sequence[tuple[object, Group]],
+    *,
+    threshold: float | None = None,
+    r: int = 100,
+    providers: str = "auto",
+) -> Evaluation:
+    """Audit every suspect and summarise robustness, uniqueness, ARUC and gap (Eq. 7 with ``r`` steps)."""
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    threshold = bundle.threshold if threshold is None else threshold
+    rows = []
+    for suspect, group in suspects:
+        if group not in GROUPS:
+            raise UsageError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+        result: AuditResult = audit(bundle, as_classifier(suspect, providers=providers), threshold=threshold)
+        rows.append(
+            EvaluatedSuspect(result.suspect, group, result.matching_rate, result.verdict, result.points_skipped)
+        )
+    positives = [row.matching_rate for row in rows if row.group == "positive"]
+    negatives = [row.matching_rate for row in rows if row.group == "negative"]
+    hard = [row.matching_rate for row in rows if row.group == "hard-positive"]
+    taus = tuple(t / r for t in range(0, r + 1))
+    return Evaluation(
+        fingerprint=bundle.name,
+        threshold=threshold,
+        rows=tuple(rows),
+        robustness=robustness(positives, threshold),
+        uniqueness=uniqueness(negatives, threshold),
+        hard_positive_robustness=robustness(hard, threshold),
+        aruc=aruc(positives, negatives, r),
+        gap=gap(positives, negatives),
+        r=r,
+        curve_thresholds=taus,
+        robustness_curve=tuple(robustness(positives, t) for t in taus),
+        uniqueness_curve=tuple(uniqueness(negatives, t) for t in taus),
+    )

@@ -1,0 +1,96 @@
+"""evaluate: Eq. 7 against an independent vectorised computation, and the CLI on real models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import UsageError
+from ipguard_onnx.errors import EXIT_USAGE
+from ipguard_onnx.evaluate import aruc, evaluate, gap, robustness, uniqueness
+
+from .conftest import Zoo
+
+
+def _reference_aruc(positives: np.ndarray, negatives: np.ndarray, r: int) -> float:
+    taus = np.arange(1, r + 1)[:, None] / r
+    robust = (positives[None, :] >= taus - 1e-9).mean(axis=1)
+    unique = (negatives[None, :] < taus - 1e-9).mean(axis=1)
+    return float(np.minimum(robust, unique).sum() / r)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_aruc_matches_an_independent_computation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    positives = rng.integers(50, 101, size=rng.integers(1, 20)) / 100
+    negatives = rng.integers(0, 90, size=rng.integers(1, 20)) / 100
+    assert aruc(list(positives), list(negatives)) == pytest.approx(_reference_aruc(positives, negatives, 100))
+    assert gap(list(positives), list(negatives)) == pytest.approx(positives.min() - negatives.max())
+
+
+def test_curves_are_monotone_and_bounded() -> None:
+    positives, negatives = [0.97, 0.99, 1.0, 0.9], [0.3, 0.5, 0.62]
+    taus = np.linspace(0, 1, 101)
+    robust = [robustness(positives, t) for t in taus]
+    unique = [uniqueness(negatives, t) for t in taus]
+    assert robust == sorted(robust, reverse=True) and unique == sorted(unique)
+    assert robust[0] == 1.0 and unique[0] == 0.0 and unique[-1] == 1.0
+    # a perfect separation gives R = U = 1 over exactly the thresholds in (max negative, min positive]
+    separated = _reference_aruc(np.asarray(positives), np.asarray(negatives), 100)
+    assert aruc(positives, negatives) == pytest.approx(separated)
+    with pytest.raises(UsageError, match="at least one positive and one negative"):
+        aruc([], negatives)
+
+
+def test_evaluate_on_the_zoo(zoo: Zoo) -> None:
+    evaluation = evaluate(
+        zoo.bundle,
+        [(zoo.fine_tuned, "positive"), (zoo.pruned, "positive"), (zoo.independent, "negative"),
+         (zoo.other_architecture, "negative")],
+    )  # fmt: skip
+    assert evaluation.robustness == 1.0 and evaluation.uniqueness == 1.0
+    assert evaluation.gap == pytest.approx(min(evaluation.rates("positive")) - max(evaluation.rates("negative")))
+    assert evaluation.gap > 0
+    assert 0 < evaluation.aruc <= 1
+    assert len(evaluation.robustness_curve) == 101
+
+
+def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    shutil.copy(zoo.independent, negatives / "a.onnx")
+    shutil.copy(zoo.other_architecture, negatives / "b.onnx")
+    plot = tmp_path / "curves.png"
+    result = run_cli(
+        "evaluate", "-f", zoo.bundle, "--positive", str(zoo.folder / "fine_*.onnx"), "--positive", zoo.pruned,
+        "--negative", negatives, "--hard-positive", zoo.target, "--plot", plot, "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {"aruc", "gap", "rows"} <= set(document)
+    groups = {row["suspect"]: row["group"] for row in document["rows"]}
+    assert groups == {"fine_tuned.onnx": "positive", "pruned.onnx": "positive", "a.onnx": "negative",
+                      "b.onnx": "negative", "target.onnx": "hard-positive"}  # fmt: skip
+    assert all(set(row) >= {"suspect", "group", "matching_rate"} for row in document["rows"])
+    assert document["hard_positive_robustness"] == 1.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = run_cli("evaluate", "-f", zoo.bundle, "--positive", zoo.pruned, "--negative", negatives)
+    assert text.code == 0 and "ARUC" in text.stdout and "gap" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--positive", "{target}"], "at least one --positive and one --negative"),
+        (["--positive", "{target}", "--negative", "{folder}/nothing-*.onnx"], "matches no .onnx model"),
+        (["--positive", "{target}", "--negative", "{target}", "--r", "0"], "--r must be at least 1"),
+    ],
+)
+def test_evaluate_usage_errors(zoo: Zoo, run_cli, arguments: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    filled = [a.format(target=zoo.target, folder=zoo.folder) for a in arguments]
+    result = run_cli("evaluate", "-f", zoo.bundle, *filled)
+    assert result.code == EXIT_USAGE and message in result.stderr and "Traceback" not in result.stderr
