@@ -121,6 +121,10 @@ def fingerprint(
         Path | None, typer.Option(help="Ed25519 private key (PEM) [default: the user's key, created on first use].")
     ] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    method: Annotated[
+        str, typer.Option(help="ipguard, or a baseline: random, fgsm, igsm, cw-l2 (paper Section 5.1.3).")
+    ] = "ipguard",
+    epsilon: Annotated[float, typer.Option(help="L∞ budget of the fgsm and igsm baselines.")] = 0.1,
     class_names: Annotated[
         str | None,
         typer.Option(
@@ -157,6 +161,8 @@ def fingerprint(
             threshold=threshold,
             providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers"),
             class_names=_class_names(class_names),
+            method=method,
+            epsilon=epsilon,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
         )
         read_model_specs(model)  # fail fast on the model before any key is made

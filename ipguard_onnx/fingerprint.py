@@ -20,13 +20,14 @@ from .data import load_points
 from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
 from .preprocessing import Preprocessing
-from .search import IPGuardSearch, ProgressCallback
+from .search import METHODS, ProgressCallback, make_strategy
 from .surrogate import ParityReport, Surrogate
 
 InitKind = Literal["data", "random"]
 LabelKind = Literal["least-likely", "random"]
 DEFAULT_K = 3.0
 DEFAULT_THRESHOLD = 0.85
+_METHOD_NAMES = {"ipguard": "IPGuard", "random": "Random", "fgsm": "FGSM", "igsm": "IGSM", "cw-l2": "CW-L2"}
 PARITY_POINTS = 64
 
 
@@ -51,6 +52,8 @@ class FingerprintSettings:
     providers: str = "auto"
     class_names: tuple[str, ...] = ()
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    method: str = "ipguard"
+    epsilon: float = 0.1
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -61,6 +64,10 @@ class FingerprintSettings:
             raise UsageError(f"--threshold must lie in [0, 1], got {self.threshold}")
         if self.max_iterations < 1:
             raise UsageError(f"--max-iterations must be at least 1, got {self.max_iterations}")
+        if self.method not in METHODS:
+            raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.epsilon <= 0:
+            raise UsageError(f"--epsilon must be positive, got {self.epsilon}")
         if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
             raise UsageError(f"--domain needs LOW < HIGH, got {self.domain[0]},{self.domain[1]}")
 
@@ -160,7 +167,14 @@ def fingerprint(
         parity_batch = np.concatenate([parity_batch, _start_points(PARITY_POINTS, rng, data, low, high)])
     parity = surrogate.check_parity(parity_batch)
 
-    search = IPGuardSearch(k=settings.k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate)
+    search = make_strategy(
+        settings.method,
+        k=settings.k,
+        epsilon=settings.epsilon,
+        max_iterations=settings.max_iterations,
+        learning_rate=settings.learning_rate,
+    )
+    hits: list[float] = []
     kept_points: list[FloatArray] = []
     kept_labels: list[LabelArray] = []
     iterations: list[int] = []
@@ -180,8 +194,11 @@ def fingerprint(
         searched += count
         unconverged += int((~outcome.converged).sum())
         candidates = np.flatnonzero(outcome.converged)
+        hits.append(outcome.hit_rate)
         true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
-        agrees = true_labels == outcome.target_labels[candidates]
+        with torch.no_grad():  # the surrogate's own label of each final point
+            proposed = surrogate.logits(torch.from_numpy(outcome.points[candidates])).argmax(1).numpy()
+        agrees = true_labels == proposed
         disagreement += int((~agrees).sum())
         accepted = candidates[agrees][:need]
         kept_points.append(outcome.points[accepted])
@@ -202,7 +219,9 @@ def fingerprint(
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
         "created_at": _created_at(),
-        "method": "ipguard",
+        "method": settings.method,
+        "epsilon": repr(settings.epsilon),
+        "hit_rate": f"{np.mean(hits):.3f}",
         "target_file": target.name,
         "target_sha256": target_sha256,
         "input_name": spec.name,
@@ -220,7 +239,7 @@ def fingerprint(
         "k": repr(settings.k),
         "init": settings.init,
         "label": settings.label,
-        "variant": f"IPGuard-{settings.suffix}",
+        "variant": f"{_METHOD_NAMES[settings.method]}-{settings.suffix}",
         "seed": str(settings.seed),
         "max_iterations": str(settings.max_iterations),
         "learning_rate": repr(settings.learning_rate),

@@ -156,7 +156,7 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
     table.add_row("target", f"{result.target}  sha256 {result.target_sha256}")
     table.add_row(
         "points",
-        f"{result.points} of {result.requested} requested (IPGuard-{settings.suffix}, k={settings.k:g}, "
+        f"{result.points} of {result.requested} requested ({settings.method}-{settings.suffix}, k={settings.k:g}, "
         f"seed {settings.seed})",
     )
     table.add_row(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,47 @@ def test_parity_refuses_a_surrogate_outside_tolerance(zoo: Zoo, tolerance: float
     surrogate = Surrogate(OnnxClassifier(zoo.target))
     with pytest.raises(SurrogateError, match="disagrees with onnxruntime.*nothing was fingerprinted"):
         surrogate.check_parity(zoo.x[:16], tolerance=tolerance)
+
+
+@pytest.mark.parametrize("method", ["random", "fgsm", "igsm", "cw-l2"])
+def test_baselines_fingerprint_through_the_same_pipeline(zoo: Zoo, tmp_path: Path, method: str) -> None:
+    """The paper's baselines (Section 5.1.3) as sibling strategies: a verified bundle the target matches."""
+    from ipguard_onnx import audit, fingerprint, load_bundle
+    from ipguard_onnx.fingerprint import FingerprintSettings
+    from ipguard_onnx.keys import load_private_key
+
+    settings = FingerprintSettings(n=12, method=method, max_iterations=200, epsilon=0.2)
+    result = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                         settings=settings)  # fmt: skip
+    bundle = load_bundle(result.bundle_path)
+    assert bundle.metadata["method"] == method and result.points == 12
+    assert audit(bundle, zoo.target).matching_rate == 1.0
+    assert 0.0 <= float(bundle.metadata["hit_rate"]) <= 1.0
+
+
+def test_cw_l2_reaches_its_targets_even_from_pixels_at_the_bounds(zoo: Zoo) -> None:
+    """Digits have many pixels at exactly 0 or 1; the tanh change of variables must still move them."""
+    from ipguard_onnx.search import CWL2
+
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    start = zoo.x[:20]
+    assert ((start == 0) | (start == 1)).mean() > 0.3
+    with torch.no_grad():
+        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    outcome = CWL2(k=0.0, max_iterations=300).run(
+        surrogate.logits, start, logits.argmax(1), logits.argmin(1), low, high
+    )
+    assert outcome.hit_rate >= 0.9
+    with torch.no_grad():
+        final = surrogate.logits(torch.from_numpy(outcome.points)).argmax(1).numpy()
+    assert (final[outcome.hit] == logits.argmin(1)[outcome.hit]).all()
+
+
+def test_baseline_reprs_show_their_settings() -> None:
+    from ipguard_onnx.search import CWL2, FGSM, IGSM, RandomPoints
+
+    assert repr(FGSM(epsilon=0.05)) == "FGSM(epsilon=0.05)"
+    assert "step=0.003922" in repr(IGSM())
+    assert repr(RandomPoints()) == "RandomPoints()"
+    assert "binary_search_steps=5" in repr(CWL2())
