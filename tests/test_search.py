@@ -116,9 +116,8 @@ def test_cw_l2_reaches_its_targets_even_from_pixels_at_the_bounds(zoo: Zoo) -> N
     with torch.no_grad():
         logits = surrogate.logits(torch.from_numpy(start)).numpy()
     low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
-    outcome = CWL2(k=0.0, max_iterations=300).run(
-        surrogate.logits, start, logits.argmax(1), logits.argmin(1), low, high
-    )
+    cw = CWL2(k=0.0, max_iterations=500, learning_rate=0.05)
+    outcome = cw.run(surrogate.logits, start, logits.argmax(1), logits.argmin(1), low, high)
     assert outcome.hit_rate >= 0.9
     with torch.no_grad():
         final = surrogate.logits(torch.from_numpy(outcome.points)).argmax(1).numpy()
