@@ -1,0 +1,127 @@
+"""Measure every fingerprinting method on the zoo like the paper (Tables 4, 5 and 8).
+
+    python benchmarks/run_zoo.py [--worlds digits wine] [--seeds 0 1 2] [--out benchmarks/out]
+
+For each world and seed: build the zoo (benchmarks/zoo.py, cached), fingerprint its target with every
+method and parameter of the grid (n = 100, -RL), evaluate against all suspects, and print
+  * Table 4: the best ARUC per method (mean ± std over seeds, best parameter chosen on the mean),
+  * Table 5: mean matching rate per suspect family for each method's best parameter,
+  * Table 8: seconds to extract 100 points (median over seeds), and the share of points reaching j.
+Raw rows go to OUT/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import zoo as zoo_module  # noqa: E402
+
+from ipguard_onnx import fingerprint, load_bundle  # noqa: E402
+from ipguard_onnx.evaluate import evaluate  # noqa: E402
+from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
+from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
+
+GRID: list[tuple[str, dict[str, float]]] = [
+    ("ipguard", {"k": 0.3}), ("ipguard", {"k": 1.0}), ("ipguard", {"k": 3.0}), ("ipguard", {"k": 10.0}),
+    ("cw-l2", {"k": 0.0}), ("cw-l2", {"k": 3.0}),
+    ("fgsm", {"epsilon": 0.05}), ("fgsm", {"epsilon": 0.2}),
+    ("igsm", {"epsilon": 0.05}), ("igsm", {"epsilon": 0.2}),
+    ("random", {}),
+]  # fmt: skip
+
+
+def label(method: str, params: dict[str, float]) -> str:
+    return method + "".join(f" {k}={v:g}" for k, v in params.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worlds", nargs="+", default=["digits", "wine"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    key_path = args.out / "bench-key.pem"
+    if not key_path.exists():
+        write_keypair(key_path, args.out / "bench-key.pub.pem")
+    key = load_private_key(key_path)
+    rows = []
+    for world in args.worlds:
+        for seed in args.seeds:
+            started = time.perf_counter()
+            zoo = zoo_module.build(world, seed, args.out)
+            print(f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
+                  flush=True)  # fmt: skip
+            families = {path.name: family for path, _, family in zoo.suspects}
+            for method, params in GRID:
+                settings = FingerprintSettings(n=100, seed=seed, method=method, **params)  # type: ignore[arg-type]
+                bundle_path = zoo.folder / f"fp-{method}-{'-'.join(f'{v:g}' for v in params.values())}.safetensors"
+                result = fingerprint(zoo.target, bundle_path, signing_key=key, settings=settings)
+                evaluation = evaluate(load_bundle(bundle_path), [(path, group) for path, group, _ in zoo.suspects])
+                by_family: dict[str, list[float]] = defaultdict(list)
+                for row in evaluation.rows:
+                    by_family[families[row.suspect]].append(row.matching_rate)
+                rows.append({
+                    "world": world, "seed": seed, "method": method, "params": params, "config": label(method, params),
+                    "aruc": evaluation.aruc, "gap": evaluation.gap, "search_seconds": result.search_seconds,
+                    "points": result.points, "hit_rate": float(load_bundle(bundle_path).metadata["hit_rate"]),
+                    "families": {f: statistics.mean(v) for f, v in by_family.items()},
+                    "family_min": {f: min(v) for f, v in by_family.items()},
+                    "family_max": {f: max(v) for f, v in by_family.items()},
+                })  # fmt: skip
+                print(f"  {label(method, params):22s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
+                      f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    print_tables(rows)
+
+
+def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    for world in sorted({r["world"] for r in rows}):
+        here = [r for r in rows if r["world"] == world]
+        seeds = sorted({r["seed"] for r in here})
+        print(f"\n### {world}: {len(seeds)} seeds ({', '.join(map(str, seeds))})\n")
+        print("Table 4 — best ARUC per method (mean ± std over seeds), and its gap\n")
+        print("| method | best setting | ARUC | gap (mean; min over seeds) |\n|---|---|---|---|")
+        best: dict[str, str] = {}
+        for method in dict.fromkeys(r["method"] for r in here):
+            configs = {r["config"] for r in here if r["method"] == method}
+            chosen = max(configs, key=lambda c: statistics.mean(r["aruc"] for r in here if r["config"] == c))
+            best[method] = chosen
+            arucs = [r["aruc"] for r in here if r["config"] == chosen]
+            gaps = [r["gap"] for r in here if r["config"] == chosen]
+            spread = statistics.stdev(arucs) if len(arucs) > 1 else 0.0
+            print(f"| {method} | {chosen} | {statistics.mean(arucs):.3f} ± {spread:.3f} | "
+                  f"{statistics.mean(gaps):+.2f}; {min(gaps):+.2f} |")  # fmt: skip
+        print("\nAll settings (mean ARUC over seeds): " + ", ".join(
+            f"{c} {statistics.mean(r['aruc'] for r in here if r['config'] == c):.3f}"
+            for c in dict.fromkeys(r["config"] for r in here)))  # fmt: skip
+        families = list(dict.fromkeys(f for r in here for f in r["families"]))
+        print("\nTable 5 — mean matching rate per family (min–max over models and seeds), best setting per method\n")
+        print("| family | " + " | ".join(best[m] for m in best) + " |\n|---|" + "---|" * len(best))
+        for family in families:
+            cells = []
+            for method in best:
+                chosen = [r for r in here if r["config"] == best[method]]
+                mean = statistics.mean(r["families"][family] for r in chosen)
+                low = min(r["family_min"][family] for r in chosen)
+                high = max(r["family_max"][family] for r in chosen)
+                cells.append(f"{mean:.2f} ({low:.2f}–{high:.2f})")
+            print(f"| {family} | " + " | ".join(cells) + " |")
+        print("\nTable 8 — seconds to extract 100 points (median over seeds) and share of points labelled j\n")
+        print("| setting | seconds | points reaching j |\n|---|---|---|")
+        for config in dict.fromkeys(r["config"] for r in here):
+            chosen = [r for r in here if r["config"] == config]
+            print(f"| {config} | {statistics.median(r['search_seconds'] for r in chosen):.2f} | "
+                  f"{statistics.mean(r['hit_rate'] for r in chosen):.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""A reproducible suspect zoo built from bundled data in minutes on 2 cores (fixed seeds).
+
+Two worlds, each split three ways: the owner's split A (target, its copies, distillation), an
+independent split B (negatives: models the owner never trained, on data the owner never saw), and a
+test split C (accuracy, for the pruning stop rule of Section 5.1.2).
+
+* ``digits``: 8×8 digits CNN target. Positives FTLL, FTAL, RTLL, RTAL, weight pruning p = 0.1, 0.2, …
+  and filter pruning c = 1/16, 2/16, … until accuracy drops by more than 3 points, onnxruntime int8
+  (dynamic and static) and float16 copies. Hard positive: a distilled MLP student. Negatives: 10 CNNs
+  of the target's architecture (other seeds), 5 other architectures, 5 random forests (skl2onnx).
+* ``wine``: a 13-feature tabular MLP (features min-max scaled to [0, 1]) with the analogous zoo
+  (no filter pruning; other architectures are MLPs of other shapes and a logistic regression).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from ipguard_onnx import demo
+
+
+@dataclass(frozen=True)
+class Zoo:
+    world: str
+    seed: int
+    folder: Path
+    target: Path
+    train: np.ndarray  # the owner's split A (for -T initialisation)
+    suspects: tuple[tuple[Path, str, str], ...]  # (path, group, family)
+
+
+def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+    order = np.random.default_rng(seed).permutation(len(x))
+    a, b = int(0.45 * len(x)), int(0.9 * len(x))
+    ia, ib, ic = order[:a], order[a:b], order[b:]
+    return x[ia], y[ia], x[ib], y[ib], x[ic], y[ic]
+
+
+def _wine() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    x = (x - x.min(0)) / (x.max(0) - x.min(0))
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def _mlp(inputs: int, hidden: tuple[int, ...], classes: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = inputs
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, classes))
+    return nn.Sequential(*layers)
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+
+def _retrain(model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, reinit: bool, all_layers: bool,
+             epochs: int) -> nn.Module:  # fmt: skip
+    """FTLL / FTAL / RTLL / RTAL (Section 5.1.2): fine-tune or re-initialise the last layer, train it or all."""
+    copy_ = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    last = _last_linear(copy_)
+    if reinit:
+        last.reset_parameters()
+    for parameter in copy_.parameters():
+        parameter.requires_grad_(all_layers)
+    for parameter in last.parameters():
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.Adam([p for p in copy_.parameters() if p.requires_grad], lr=5e-4 if all_layers else 1e-3)
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+    copy_.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs))
+        for start in range(0, len(inputs), 32):
+            batch = order[start : start + 32]
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(copy_(inputs[batch]), targets[batch]).backward()
+            optimizer.step()
+    for parameter in copy_.parameters():
+        parameter.requires_grad_(True)
+    return copy_.eval()
+
+
+def _filter_pruned(model: nn.Module, fraction: float) -> nn.Module:
+    """Zero the ``fraction`` of each convolution's filters with the smallest L1 norm."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for module in copy_.modules():
+            if isinstance(module, nn.Conv2d):
+                norms = module.weight.abs().flatten(1).sum(1)
+                drop = norms.argsort()[: int(round(fraction * len(norms)))]
+                module.weight[drop] = 0
+                if module.bias is not None:
+                    module.bias[drop] = 0
+    return copy_.eval()
+
+
+def _distilled(teacher: nn.Module, student: nn.Module, x: np.ndarray, *, seed: int, epochs: int = 40) -> nn.Module:
+    """Knowledge distillation (temperature 4) of the teacher's soft labels into another architecture."""
+    torch.manual_seed(seed)
+    inputs = torch.from_numpy(x)
+    with torch.no_grad():
+        soft = nn.functional.softmax(teacher(inputs) / 4, dim=1)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    student.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs))
+        for start in range(0, len(inputs), 32):
+            batch = order[start : start + 32]
+            optimizer.zero_grad()
+            log_p = nn.functional.log_softmax(student(inputs[batch]) / 4, dim=1)
+            nn.functional.kl_div(log_p, soft[batch], reduction="batchmean").backward()
+            optimizer.step()
+    return student.eval()
+
+
+def _quantized(source: Path, folder: Path, calibration: np.ndarray) -> dict[str, Path]:
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    prepared = folder / "target.pre.onnx"
+    quant_pre_process(str(source), str(prepared))  # without it quantize_dynamic fails on shape inference
+    name = onnx.load(str(source)).graph.input[0].name
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.rows = iter(calibration[:200])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            row = next(self.rows, None)
+            return None if row is None else {name: row[None]}
+
+    out = {"int8-dynamic": folder / "int8-dynamic.onnx", "int8-static": folder / "int8-static.onnx"}
+    quantize_dynamic(str(prepared), str(out["int8-dynamic"]), weight_type=QuantType.QInt8)
+    quantize_static(str(prepared), str(out["int8-static"]), Reader())
+    half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    out["float16"] = folder / "float16.onnx"
+    onnx.save(half, out["float16"])
+    prepared.unlink()
+    return out
+
+
+def _random_forests(x: np.ndarray, y: np.ndarray, folder: Path, seed: int, count: int) -> list[Path]:
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    paths = []
+    for index in range(count):
+        forest = RandomForestClassifier(n_estimators=50, random_state=seed * 100 + index).fit(x.reshape(len(x), -1), y)
+        path = folder / f"random-forest-{index}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx.save(to_onnx(forest, x.reshape(len(x), -1)[:1].astype(np.float32)), path)
+        paths.append(path)
+    return paths
+
+
+def build(world: str, seed: int, root: Path) -> Zoo:
+    """Build (or reuse) the zoo of ``world`` for ``seed`` under ``root``; returns its suspects."""
+    folder = root / f"{world}-seed{seed}"
+    manifest = folder / "manifest.json"
+    x, y = demo.digits() if world == "digits" else _wine()
+    xa, ya, xb, yb, xc, yc = _split(x, y, seed)
+    if manifest.exists():
+        entries = json.loads(manifest.read_text())
+        return Zoo(world, seed, folder, folder / "target.onnx", xa,
+                   tuple((folder / p, g, f) for p, g, f in entries))  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = int(y.max()) + 1
+    if world == "digits":
+        make_target = lambda s: demo.digits_cnn(seed=s)  # noqa: E731
+        others = [
+            ("mlp-128", lambda s: demo.digits_mlp(seed=s)),
+            ("mlp-256-128", lambda s: _mlp(64, (256, 128), classes, s)),
+            ("mlp-32", lambda s: _mlp(64, (32,), classes, s)),
+            ("cnn-narrow", lambda s: demo.digits_cnn(seed=s, width=8)),
+            ("cnn-wide", lambda s: demo.digits_cnn(seed=s, width=32)),
+        ]
+        epochs, student = 15, lambda s: _mlp(64, (256,), classes, s)
+    else:
+        make_target = lambda s: _mlp(13, (64, 32), classes, s)  # noqa: E731
+        others = [
+            ("mlp-16", lambda s: _mlp(13, (16,), classes, s)),
+            ("mlp-128", lambda s: _mlp(13, (128,), classes, s)),
+            ("mlp-32-32-32", lambda s: _mlp(13, (32, 32, 32), classes, s)),
+            ("mlp-256-64", lambda s: _mlp(13, (256, 64), classes, s)),
+            ("logistic", lambda s: _mlp(13, (), classes, s)),
+        ]
+        epochs, student = 150, lambda s: _mlp(13, (16,), classes, s)
+    sample = x[:2]
+    entries: list[tuple[str, str, str]] = []
+
+    def export(model: nn.Module, name: str, group: str, family: str) -> None:
+        with redirect_stdout(io.StringIO()):
+            demo.export_onnx(model, sample, folder / f"{name}.onnx")
+        entries.append((f"{name}.onnx", group, family))
+
+    target = demo.train(make_target(seed), xa, ya, seed=seed, epochs=epochs)
+    base_accuracy = demo.accuracy(target, xc, yc)
+    with redirect_stdout(io.StringIO()):
+        demo.export_onnx(target, sample, folder / "target.onnx")
+    tune = max(3, epochs // 3)
+    for family, reinit, all_layers in [("FTLL", False, False), ("FTAL", False, True), ("RTLL", True, False),
+                                       ("RTAL", True, True)]:  # fmt: skip
+        export(_retrain(target, xa, ya, seed=seed + 1, reinit=reinit, all_layers=all_layers, epochs=tune),
+               family.lower(), "positive", family)  # fmt: skip
+    for step in range(1, 10):
+        pruned = demo.pruned(target, step / 10)
+        if base_accuracy - demo.accuracy(pruned, xc, yc) > 0.03:
+            break
+        export(pruned, f"weight-pruned-{step}0", "positive", "weight pruning")
+    if world == "digits":
+        for step in range(1, 16):
+            pruned = _filter_pruned(target, step / 16)
+            if base_accuracy - demo.accuracy(pruned, xc, yc) > 0.03:
+                break
+            export(pruned, f"filter-pruned-{step}of16", "positive", "filter pruning")
+    for family, path in _quantized(folder / "target.onnx", folder, xa).items():
+        entries.append((path.name, "positive", family))
+    export(
+        _distilled(target, student(seed + 7), xa, seed=seed + 7), "distilled-student", "hard-positive", "distillation"
+    )
+    for index in range(10):
+        s = 1000 * (seed + 1) + index
+        export(
+            demo.train(make_target(s), xb, yb, seed=s, epochs=epochs),
+            f"same-arch-{index}",
+            "negative",
+            "same architecture",
+        )
+    for index, (name, build_other) in enumerate(others):
+        s = 2000 * (seed + 1) + index
+        export(
+            demo.train(build_other(s), xb, yb, seed=s, epochs=epochs), f"other-{name}", "negative", "other architecture"
+        )
+    entries.extend((p.name, "negative", "random forest") for p in _random_forests(xb, yb, folder, seed, 5))
+    manifest.write_text(json.dumps(entries, indent=1))
+    return Zoo(world, seed, folder, folder / "target.onnx", xa, tuple((folder / p, g, f) for p, g, f in entries))
