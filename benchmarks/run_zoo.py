@@ -20,6 +20,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zoo as zoo_module  # noqa: E402
@@ -29,17 +31,19 @@ from ipguard_onnx.evaluate import evaluate  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
-GRID: list[tuple[str, dict[str, float]]] = [
-    ("ipguard", {"k": 0.3}), ("ipguard", {"k": 1.0}), ("ipguard", {"k": 3.0}), ("ipguard", {"k": 10.0}),
-    ("cw-l2", {"k": 0.0}), ("cw-l2", {"k": 3.0}),
-    ("fgsm", {"epsilon": 0.05}), ("fgsm", {"epsilon": 0.2}),
-    ("igsm", {"epsilon": 0.05}), ("igsm", {"epsilon": 0.2}),
-    ("random", {}),
+GRID: list[tuple[str, dict[str, float], str]] = [
+    ("ipguard", {"k": 0.3}, "RL"), ("ipguard", {"k": 1.0}, "RL"), ("ipguard", {"k": 3.0}, "RL"),
+    ("ipguard", {"k": 10.0}, "RL"), ("ipguard", {"k": 1.0}, "TL"), ("ipguard", {"k": 3.0}, "TL"),
+    ("cw-l2", {"k": 0.0}, "RL"), ("cw-l2", {"k": 3.0}, "RL"), ("cw-l2", {"k": 3.0}, "TL"),
+    ("fgsm", {"epsilon": 0.05}, "RL"), ("fgsm", {"epsilon": 0.2}, "RL"),
+    ("igsm", {"epsilon": 0.05}, "RL"), ("igsm", {"epsilon": 0.2}, "RL"),
+    ("random", {}, "RL"),
 ]  # fmt: skip
+"""(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
 
-def label(method: str, params: dict[str, float]) -> str:
-    return method + "".join(f" {k}={v:g}" for k, v in params.items())
+def label(method: str, params: dict[str, float], suffix: str = "RL") -> str:
+    return f"{method}-{suffix}" + "".join(f" {k}={v:g}" for k, v in params.items())
 
 
 def main() -> None:
@@ -61,23 +65,29 @@ def main() -> None:
             print(f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
                   flush=True)  # fmt: skip
             families = {path.name: family for path, _, family in zoo.suspects}
-            for method, params in GRID:
-                settings = FingerprintSettings(n=100, seed=seed, method=method, **params)  # type: ignore[arg-type]
-                bundle_path = zoo.folder / f"fp-{method}-{'-'.join(f'{v:g}' for v in params.values())}.safetensors"
-                result = fingerprint(zoo.target, bundle_path, signing_key=key, settings=settings)
+            owner_data = zoo.folder / "owner-data.npy"
+            np.save(owner_data, zoo.train)
+            for method, params, suffix in GRID:
+                init = "data" if suffix == "TL" else "random"
+                settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, **params)  # type: ignore[arg-type]
+                name = f"fp-{method}-{suffix}-{'-'.join(f'{v:g}' for v in params.values())}.safetensors"
+                result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
+                                     data_path=owner_data if init == "data" else None)  # fmt: skip
+                bundle_path = zoo.folder / name
                 evaluation = evaluate(load_bundle(bundle_path), [(path, group) for path, group, _ in zoo.suspects])
                 by_family: dict[str, list[float]] = defaultdict(list)
                 for row in evaluation.rows:
                     by_family[families[row.suspect]].append(row.matching_rate)
                 rows.append({
-                    "world": world, "seed": seed, "method": method, "params": params, "config": label(method, params),
+                    "world": world, "seed": seed, "method": method, "params": params,
+                    "config": label(method, params, suffix),
                     "aruc": evaluation.aruc, "gap": evaluation.gap, "search_seconds": result.search_seconds,
                     "points": result.points, "hit_rate": float(load_bundle(bundle_path).metadata["hit_rate"]),
                     "families": {f: statistics.mean(v) for f, v in by_family.items()},
                     "family_min": {f: min(v) for f, v in by_family.items()},
                     "family_max": {f: max(v) for f, v in by_family.items()},
                 })  # fmt: skip
-                print(f"  {label(method, params):22s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
+                print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
                       f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows)
