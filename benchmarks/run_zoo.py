@@ -31,19 +31,20 @@ from ipguard_onnx.evaluate import evaluate  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
-GRID: list[tuple[str, dict[str, float], str]] = [
+GRID: list[tuple[str, dict[str, float | bool], str]] = [
     ("ipguard", {"k": 0.3}, "RL"), ("ipguard", {"k": 1.0}, "RL"), ("ipguard", {"k": 3.0}, "RL"),
     ("ipguard", {"k": 10.0}, "RL"), ("ipguard", {"k": 1.0}, "TL"), ("ipguard", {"k": 3.0}, "TL"),
     ("cw-l2", {"k": 0.0}, "RL"), ("cw-l2", {"k": 3.0}, "RL"), ("cw-l2", {"k": 3.0}, "TL"),
     ("fgsm", {"epsilon": 0.05}, "RL"), ("fgsm", {"epsilon": 0.2}, "RL"),
     ("igsm", {"epsilon": 0.05}, "RL"), ("igsm", {"epsilon": 0.2}, "RL"),
     ("random", {}, "RL"),
+    ("ipguard", {"unique": True}, "TL"),  # experimental screening mode (issue 5), owner data = split A
 ]  # fmt: skip
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
 
-def label(method: str, params: dict[str, float], suffix: str = "RL") -> str:
-    return f"{method}-{suffix}" + "".join(f" {k}={v:g}" for k, v in params.items())
+def label(method: str, params: dict[str, float | bool], suffix: str = "RL") -> str:
+    return f"{method}-{suffix}" + "".join(f" {k}" if v is True else f" {k}={v:g}" for k, v in params.items())
 
 
 def main() -> None:
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", default=["digits", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--only", default="", help="run only settings whose label contains this text")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     key_path = args.out / "bench-key.pem"
@@ -68,9 +70,11 @@ def main() -> None:
             owner_data = zoo.folder / "owner-data.npy"
             np.save(owner_data, zoo.train)
             for method, params, suffix in GRID:
+                if args.only not in label(method, params, suffix):
+                    continue
                 init = "data" if suffix == "TL" else "random"
                 settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, **params)  # type: ignore[arg-type]
-                name = f"fp-{method}-{suffix}-{'-'.join(f'{v:g}' for v in params.values())}.safetensors"
+                name = f"fp-{label(method, params, suffix).replace(' ', '_')}.safetensors"
                 result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
                                      data_path=owner_data if init == "data" else None)  # fmt: skip
                 bundle_path = zoo.folder / name
@@ -89,7 +93,8 @@ def main() -> None:
                 })  # fmt: skip
                 print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
                       f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    results = args.out / ("results.json" if not args.only else f"results-{args.only.replace(' ', '_')}.json")
+    results.write_text(json.dumps(rows, indent=1))
     print_tables(rows)
 
 

@@ -125,6 +125,16 @@ def fingerprint(
         str, typer.Option(help="ipguard, or a baseline: random, fgsm, igsm, cw-l2 (paper Section 5.1.3).")
     ] = "ipguard",
     epsilon: Annotated[float, typer.Option(help="L∞ budget of the fgsm and igsm baselines.")] = 0.1,
+    unique: Annotated[
+        bool,
+        typer.Option(
+            help="Experimental: screen a 5× candidate pool with owner-made copies and references trained on --data."
+        ),
+    ] = False,
+    references: Annotated[int, typer.Option(help="With --unique: references to train on --data.")] = 8,
+    reference: Annotated[
+        list[Path] | None, typer.Option(help="With --unique: an independent model to screen against (repeatable).")
+    ] = None,
     class_names: Annotated[
         str | None,
         typer.Option(
@@ -163,6 +173,8 @@ def fingerprint(
             class_names=_class_names(class_names),
             method=method,
             epsilon=epsilon,
+            unique=unique,
+            references=references,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
         )
         read_model_specs(model)  # fail fast on the model before any key is made
@@ -177,7 +189,13 @@ def fingerprint(
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as progress:
             result = run_fingerprint(
-                model, bundle_path, signing_key=signing_key, settings=settings, data_path=data, progress=progress
+                model,
+                bundle_path,
+                signing_key=signing_key,
+                settings=settings,
+                data_path=data,
+                progress=progress,
+                reference_paths=reference or [],
             )
         if chosen_format == "json":
             _emit(fingerprint_json(result), None)

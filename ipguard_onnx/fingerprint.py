@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from .data import load_points
 from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
 from .preprocessing import Preprocessing
-from .search import METHODS, ProgressCallback, make_strategy
+from .search import METHODS, IPGuardSearch, ProgressCallback, SearchStrategy, make_strategy
 from .surrogate import ParityReport, Surrogate
 
 InitKind = Literal["data", "random"]
@@ -54,6 +55,10 @@ class FingerprintSettings:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     method: str = "ipguard"
     epsilon: float = 0.1
+    unique: bool = False
+    """Screen a larger candidate pool with owner-made positives and references (``screening``)."""
+    references: int = 8
+    pool_factor: int = 5
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -66,6 +71,10 @@ class FingerprintSettings:
             raise UsageError(f"--max-iterations must be at least 1, got {self.max_iterations}")
         if self.method not in METHODS:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.unique and self.method != "ipguard":
+            raise UsageError("--unique screens IPGuard points; use it with --method ipguard")
+        if self.references < 0 or self.pool_factor < 1:
+            raise UsageError("--references must be ≥ 0 and the pool factor ≥ 1")
         if self.epsilon <= 0:
             raise UsageError(f"--epsilon must be positive, got {self.epsilon}")
         if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
@@ -96,6 +105,7 @@ class FingerprintResult:
     signer_key_id: str
     providers: tuple[str, ...]
     settings: FingerprintSettings
+    screening_seconds: float = 0.0
 
 
 def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
@@ -139,6 +149,7 @@ def fingerprint(
     settings: FingerprintSettings | None = None,
     data_path: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    reference_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> FingerprintResult:
     """Extract ``settings.n`` boundary points of the ONNX model and write a signed bundle (IPGuard, Section 4)."""
     import torch
@@ -175,37 +186,52 @@ def fingerprint(
         learning_rate=settings.learning_rate,
     )
     hits: list[float] = []
-    kept_points: list[FloatArray] = []
-    kept_labels: list[LabelArray] = []
     iterations: list[int] = []
     searched = unconverged = disagreement = rounds = 0
     search_seconds = 0.0
-    while sum(len(p) for p in kept_labels) < settings.n and rounds < settings.max_rounds:
-        need = settings.n - sum(len(p) for p in kept_labels)
-        count = need if rounds == 0 else 2 * need
-        rounds += 1
-        start = _start_points(count, rng, init_data, low, high)
-        with torch.no_grad():
-            start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
-        source, target_labels = _choose_labels(start_logits, settings.label, rng)
-        tick = time.perf_counter()
-        outcome = search.run(surrogate.logits, start, source, target_labels, low, high, progress=progress)
-        search_seconds += time.perf_counter() - tick
-        searched += count
-        unconverged += int((~outcome.converged).sum())
-        candidates = np.flatnonzero(outcome.converged)
-        hits.append(outcome.hit_rate)
-        true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
-        with torch.no_grad():  # the surrogate's own label of each final point
-            proposed = surrogate.logits(torch.from_numpy(outcome.points[candidates])).argmax(1).numpy()
-        agrees = true_labels == proposed
-        disagreement += int((~agrees).sum())
-        accepted = candidates[agrees][:need]
-        kept_points.append(outcome.points[accepted])
-        kept_labels.append(true_labels[agrees][:need])
-        iterations.extend(int(i) for i in outcome.iterations[accepted])
-    points = np.concatenate(kept_points) if kept_points else np.zeros((0, *spec.sample_shape), np.float32)
-    labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+    def collect(strategy: SearchStrategy, wanted: int, starts: FloatArray | None) -> tuple[FloatArray, LabelArray]:
+        """Search until ``wanted`` points converge and onnxruntime labels them as the surrogate does."""
+        nonlocal searched, unconverged, disagreement, rounds, search_seconds
+        kept_points: list[FloatArray] = []
+        kept_labels: list[LabelArray] = []
+        attempt = 0
+        while sum(len(p) for p in kept_labels) < wanted and attempt < settings.max_rounds:
+            need = wanted - sum(len(p) for p in kept_labels)
+            count = need if attempt == 0 else 2 * need
+            attempt += 1
+            rounds += 1
+            start = _start_points(count, rng, starts, low, high)
+            with torch.no_grad():
+                start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
+            source, target_labels = _choose_labels(start_logits, settings.label, rng)
+            tick = time.perf_counter()
+            outcome = strategy.run(surrogate.logits, start, source, target_labels, low, high, progress=progress)
+            search_seconds += time.perf_counter() - tick
+            searched += count
+            unconverged += int((~outcome.converged).sum())
+            candidates = np.flatnonzero(outcome.converged)
+            hits.append(outcome.hit_rate)
+            true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
+            with torch.no_grad():  # the surrogate's own label of each final point
+                proposed = surrogate.logits(torch.from_numpy(outcome.points[candidates])).argmax(1).numpy()
+            agrees = true_labels == proposed
+            disagreement += int((~agrees).sum())
+            accepted = candidates[agrees][:need]
+            kept_points.append(outcome.points[accepted])
+            kept_labels.append(true_labels[agrees][:need])
+            iterations.extend(int(i) for i in outcome.iterations[accepted])
+        points = np.concatenate(kept_points) if kept_points else np.zeros((0, *spec.sample_shape), np.float32)
+        return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+    screening_record = ""
+    screening_seconds = 0.0
+    if settings.unique:
+        points, labels, screening_record, screening_seconds = _screened(
+            settings, collect, surrogate, target, data, reference_paths
+        )
+    else:
+        points, labels = collect(search, settings.n, init_data)
     if len(points) == 0:
         raise SearchError(
             f"no point reached the boundary margin k={settings.k} within {settings.max_iterations} "
@@ -254,6 +280,8 @@ def fingerprint(
         "dropped_unconverged": str(unconverged),
         "dropped_disagreement": str(disagreement),
         "mean_iterations": f"{np.mean(iterations):.2f}",
+        "screening": screening_record,
+        "screening_seconds": f"{screening_seconds:.2f}",
     }
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, metadata, signing_key)
@@ -274,7 +302,63 @@ def fingerprint(
         signer_key_id=signer,
         providers=target.providers,
         settings=settings,
+        screening_seconds=screening_seconds,
     )
+
+
+SCREEN_MARGINS = (0.3, 1.0, 3.0)
+"""A mixed-k candidate pool: in prototypes no single k beat the mix once references screen it."""
+
+
+def _screened(
+    settings: FingerprintSettings,
+    collect: Callable[[SearchStrategy, int, FloatArray | None], tuple[FloatArray, LabelArray]],
+    surrogate: Surrogate,
+    target: OnnxClassifier,
+    data: FloatArray | None,
+    reference_paths: Sequence[str | os.PathLike[str]],
+) -> tuple[FloatArray, LabelArray, str, float]:
+    """Pool of ``pool_factor · n`` IPGuard points over mixed k and starts, screened by the panel."""
+    from .audit import as_classifier
+    from .screening import build_panel, screen
+
+    started = time.perf_counter()
+    inits: list[FloatArray | None] = [None] if data is None else [None, data]
+    plan = [(k, starts) for k in SCREEN_MARGINS for starts in inits]
+    share = -(-settings.pool_factor * settings.n // len(plan))
+    parts = [
+        collect(
+            IPGuardSearch(k=k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate),
+            share,
+            starts,
+        )
+        for k, starts in plan
+    ]
+    pool_points = np.concatenate([p for p, _ in parts])
+    pool_labels = np.concatenate([labels for _, labels in parts])
+    supplied = [as_classifier(Path(path), providers=settings.providers) for path in reference_paths]
+    if data is None and not supplied:
+        raise UsageError(
+            "--unique needs owner data (--data) to train references, or models to compare with (--reference)"
+        )
+    data_labels = target.predict(data) if data is not None else None
+    panel = build_panel(
+        surrogate.module, data, data_labels, references=settings.references if data is not None else 0,
+        seed=settings.seed, supplied=supplied,
+    )  # fmt: skip
+    chosen, disagreement, agreement = screen(pool_points, pool_labels, panel, settings.n)
+    record = json.dumps(
+        {
+            "pool": len(pool_points),
+            "margins": list(SCREEN_MARGINS),
+            "starts": ["random"] + (["data"] if data is not None else []),
+            "reference_disagreement": round(disagreement, 4),
+            "positive_agreement": round(agreement, 4),
+            "panel": [{"name": m.name, "role": m.role, "how": m.how, "digest": m.digest} for m in panel],
+        },
+        sort_keys=True,
+    )
+    return pool_points[chosen], pool_labels[chosen], record, time.perf_counter() - started
 
 
 def _created_at() -> str:
