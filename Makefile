@@ -1,16 +1,18 @@
-# One entry point for people and CI (.ci/run runs `make check`).
+# One entry point for people and CI (.ci/run runs `make test`: lint, types, then the tests).
 PYTHON ?= python
 
-.PHONY: check lint test slow bench integration
+.PHONY: test check lint pytest slow bench integration
 
-check: lint test
+test: lint pytest
+
+check: test
 
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
-test:
+pytest:
 	$(PYTHON) -m pytest
 
 slow:
@@ -18,6 +20,9 @@ slow:
 
 bench:
 	$(PYTHON) benchmarks/fingerprint_speed.py
+	$(PYTHON) benchmarks/audit_speed.py
+	$(PYTHON) benchmarks/speed.py --scale
+	$(PYTHON) benchmarks/run_zoo.py
 	$(PYTHON) benchmarks/converters.py
 
 # A real Open Inference Protocol server: MLServer 1.7.1 in its own virtualenv (it pins its own deps).

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .training import train
+
+__all__ = ["accuracy", "digits", "digits_cnn", "digits_mlp", "export_onnx", "fine_tuned", "pruned", "train"]
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -52,35 +56,6 @@ def digits_mlp(*, seed: int, hidden: int = 128) -> nn.Module:
 
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-
-def train(
-    model: nn.Module,
-    x: FloatArray,
-    y: LabelArray,
-    *,
-    seed: int,
-    epochs: int = 15,
-    learning_rate: float = 1e-3,
-    batch_size: int = 64,
-) -> nn.Module:
-    """Train (or, on a trained model, fine-tune all layers) with Adam and cross-entropy; seeded."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(inputs))
-        for start in range(0, len(inputs), batch_size):
-            batch = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-    return model.eval()
 
 
 def fine_tuned(model: nn.Module, x: FloatArray, y: LabelArray, *, seed: int, epochs: int = 3) -> nn.Module:

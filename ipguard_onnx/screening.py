@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .models import Classifier, FloatArray, LabelArray
+from .training import train
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 
@@ -68,38 +68,6 @@ def _predictor(module: nn.Module, flatten: bool) -> Callable[[FloatArray], Label
         return labels
 
     return predict
-
-
-def _train(
-    module: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    lr: float,
-    only: Sequence[nn.Parameter] | None = None,
-) -> nn.Module:
-    import torch
-    from torch import nn as tnn
-
-    parameters = list(only) if only is not None else list(module.parameters())
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    for parameter in parameters:
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.Adam(parameters, lr=lr)
-    module.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for start in range(0, len(x), 64):
-            batch = order[start : start + 64]
-            optimizer.zero_grad()
-            loss = tnn.functional.cross_entropy(module(x[batch]), y[batch])
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    return module.eval()
 
 
 def _reset(module: nn.Module) -> nn.Module:
@@ -152,8 +120,8 @@ def build_panel(
             parameter.add_(torch.randn_like(parameter) * 0.05 * parameter.std().clamp_min(1e-8))
     add(noised, "noised", "positive", "Gaussian weight noise, 5% of each tensor's std")
     if data is not None and data_labels is not None:
-        x, y = torch.from_numpy(data), torch.from_numpy(data_labels)
-        tuned = _train(copy.deepcopy(surrogate_module), x, y, epochs=max(2, epochs // 5), lr=5e-4)
+        x, y = data, data_labels
+        tuned = train(copy.deepcopy(surrogate_module), x, y, seed=seed, epochs=max(2, epochs // 5), learning_rate=5e-4)
         add(tuned, "fine-tuned", "positive", f"all layers, {max(2, epochs // 5)} epochs, lr 5e-4, owner data")
         for copy_index in range(retrained_copies):
             for all_layers in (False, True):
@@ -163,7 +131,9 @@ def build_panel(
                 last.reset_parameters()  # type: ignore[operator]
                 only = None if all_layers else list(last.parameters())
                 rate = 5e-4 if all_layers else 1e-3
-                retrained = _train(copy_, x, y, epochs=max(3, epochs // 3), lr=rate, only=only)
+                retrained = train(
+                    copy_, x, y, seed=seed * 100 + copy_index, epochs=max(3, epochs // 3), learning_rate=rate, only=only
+                )
                 scope = "all layers" if all_layers else "it"
                 name = f"retrained-{'all' if all_layers else 'last'}-{copy_index}"
                 add(retrained, name, "positive", f"last layer re-initialised, {scope} retrained, seed {copy_index}")
@@ -172,12 +142,14 @@ def build_panel(
         for index in range(references):
             torch.manual_seed(seed * 1000 + index)
             if index % 2 == 0:  # same architecture as the target, fresh initialisation
-                reference = _train(_reset(copy.deepcopy(surrogate_module)), x, y, epochs=epochs, lr=1e-3)
+                reference = train(
+                    _reset(copy.deepcopy(surrogate_module)), x, y, seed=seed * 1000 + index, epochs=epochs
+                )
                 add(reference, f"reference-{index}", "reference", f"target architecture re-initialised, seed {index}")
             else:
                 hidden = (64, 128, 256)[index // 2 % 3]
                 mlp = tnn.Sequential(tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, max(classes, 2)))
-                reference = _train(mlp, x.reshape(len(x), -1), y, epochs=epochs, lr=1e-3)
+                reference = train(mlp, x.reshape(len(x), -1), y, seed=seed * 1000 + index, epochs=epochs)
                 add(
                     reference,
                     f"reference-{index}",
