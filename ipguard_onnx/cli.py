@@ -30,6 +30,23 @@ stderr = Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"ipguard-onnx {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Fingerprint an ONNX classifier by its classification boundary (IPGuard) and audit suspects."""
+
+
 def _fatal(error: IPGuardError) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(error.exit_code) from None

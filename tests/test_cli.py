@@ -250,6 +250,13 @@ def test_user_errors_give_one_line_and_their_exit_code(
     assert zoo.bundle.read_bytes() == before  # nothing the user had is lost or changed
 
 
+def test_version(run_cli) -> None:  # type: ignore[no-untyped-def]
+    from ipguard_onnx import __version__
+
+    result = run_cli("--version")
+    assert result.code == 0 and result.stdout.strip() == f"ipguard-onnx {__version__}"
+
+
 def test_unknown_option_is_a_usage_error(run_cli) -> None:  # type: ignore[no-untyped-def]
     result = run_cli("audit", "--no-such-option")
     assert result.code == EXIT_USAGE and "Traceback" not in result.stderr
