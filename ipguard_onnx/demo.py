@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .training import train
+from .training import magnitude_pruned, train
 
 __all__ = ["accuracy", "digits", "digits_cnn", "digits_mlp", "export_onnx", "fine_tuned", "pruned", "train"]
 
@@ -65,15 +65,7 @@ def fine_tuned(model: nn.Module, x: FloatArray, y: LabelArray, *, seed: int, epo
 
 def pruned(model: nn.Module, fraction: float) -> nn.Module:
     """A pirate's weight-pruned copy: the smallest ``fraction`` of each weight tensor set to zero."""
-    import torch
-
-    copy_ = copy.deepcopy(model)
-    with torch.no_grad():
-        for parameter in copy_.parameters():
-            if parameter.dim() > 1:
-                cutoff = parameter.abs().flatten().kthvalue(max(1, int(fraction * parameter.numel()))).values
-                parameter[parameter.abs() <= cutoff] = 0.0
-    return copy_.eval()
+    return magnitude_pruned(model, fraction)
 
 
 def accuracy(model: nn.Module, x: FloatArray, y: LabelArray) -> float:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UnsupportedModelError, UsageError
 from .models import Answers, Classifier, FloatArray, InputSpec, LabelKind, guess_layout
 
 Protocol = Literal["auto", "oip", "simple"]
@@ -258,7 +258,10 @@ class HttpClassifier(Classifier):
                 continue
             parts.append(self._answer_chunk(chunk, kinds))
         if len(kinds) > 1:
-            return Answers.concatenate(parts, "index")  # pragma: no cover - a server switching formats
+            raise UnsupportedModelError(
+                f"{self.url} answered some batches with labels and others with scores; "
+                "pin one answer format with --output-name"
+            )
         return Answers.concatenate(parts, kinds.pop() if kinds else "index")
 
     def _answer_chunk(self, chunk: FloatArray, kinds: set[LabelKind]) -> Answers:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .models import Classifier, FloatArray, LabelArray
-from .training import train
+from .training import magnitude_pruned, train
 
 if TYPE_CHECKING:
     from torch import nn
@@ -107,13 +107,12 @@ def build_panel(
         panel.append(PanelMember(name, role, how, _digest(module), _predictor(module, flatten)))
 
     for fraction in (0.2, 0.4):
-        pruned = copy.deepcopy(surrogate_module)
-        with torch.no_grad():
-            for parameter in pruned.parameters():
-                if parameter.dim() > 1:
-                    cutoff = parameter.abs().flatten().kthvalue(max(1, int(fraction * parameter.numel()))).values
-                    parameter[parameter.abs() <= cutoff] = 0
-        add(pruned, f"pruned-{fraction:g}", "positive", f"{fraction:.0%} smallest weights per tensor set to 0")
+        add(
+            magnitude_pruned(surrogate_module, fraction),
+            f"pruned-{fraction:g}",
+            "positive",
+            f"{fraction:.0%} smallest weights per tensor set to 0",
+        )
     noised = copy.deepcopy(surrogate_module)
     with torch.no_grad():
         for parameter in noised.parameters():

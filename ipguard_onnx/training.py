@@ -1,7 +1,8 @@
-"""The one small trainer shared by the demo models, the screening panel and the benchmark zoo."""
+"""Small torch utilities shared by the demo models, the screening panel and the benchmark zoo."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -50,3 +51,16 @@ def train(
     for parameter in model.parameters():
         parameter.requires_grad_(flags[id(parameter)])
     return model.eval()
+
+
+def magnitude_pruned(model: nn.Module, fraction: float) -> nn.Module:
+    """A weight-pruned copy: the smallest ``fraction`` of each weight tensor (rank ≥ 2) set to zero."""
+    import torch
+
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in copy_.parameters():
+            if parameter.dim() > 1:
+                cutoff = parameter.abs().flatten().kthvalue(max(1, int(fraction * parameter.numel()))).values
+                parameter[parameter.abs() <= cutoff] = 0.0
+    return copy_.eval()

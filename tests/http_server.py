@@ -27,7 +27,7 @@ class Behaviour:
     delay: float = 0.0  # seconds before answering an inference request
     not_json: bool = False
     token: str | None = None
-    answer: str = "scores"  # scores or labels
+    answer: str = "scores"  # scores, labels, or alternate (scores, then labels, then scores, ...)
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,7 +82,8 @@ class PredictionServer:
                 if self.path == "/predict":
                     batch = np.asarray(body["instances"], dtype=np.float32)
                     scores = server.session.run(None, {server.input.name: batch})[0]
-                    predictions = scores.argmax(1).tolist() if behaviour.answer == "labels" else scores.tolist()
+                    labels = behaviour.answer == "labels" or (behaviour.answer == "alternate" and count % 2 == 0)
+                    predictions = scores.argmax(1).tolist() if labels else scores.tolist()
                     self._send(200, json.dumps({"predictions": predictions}).encode())
                 elif self.path == f"/v2/models/{server.name}/infer":
                     tensor = body["inputs"][0]

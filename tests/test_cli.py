@@ -196,6 +196,37 @@ ERROR_CASES = [
         EXIT_USAGE,
         "--label must be one of",
     ),
+    ("bad method", lambda z, t: ["fingerprint", z.target, "--method", "pgd"], EXIT_USAGE, "--method must be one of"),
+    (
+        "bad epsilon",
+        lambda z, t: ["fingerprint", z.target, "--method", "fgsm", "--epsilon", "0"],
+        EXIT_USAGE,
+        "--epsilon must be positive",
+    ),
+    (
+        "unique baseline",
+        lambda z, t: ["fingerprint", z.target, "--method", "fgsm", "--unique"],
+        EXIT_USAGE,
+        "use it with --method ipguard",
+    ),
+    (
+        "unique without data",
+        lambda z, t: ["fingerprint", z.target, "--unique", "--n", 5],
+        EXIT_USAGE,
+        "needs owner data",
+    ),
+    (
+        "repeated class names",
+        lambda z, t: ["fingerprint", z.target, "--class-names", "a,a"],
+        EXIT_USAGE,
+        "distinct, non-empty names",
+    ),
+    (
+        "class names count",
+        lambda z, t: ["fingerprint", z.target, "--class-names", "a,b", "--n", 5],
+        EXIT_USAGE,
+        "lists 2 names; target.onnx has 10 classes",
+    ),
     (
         "bad format",
         lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "xml"],

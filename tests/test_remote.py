@@ -83,6 +83,14 @@ def test_non_json_answers_are_skipped(zoo: Zoo) -> None:
     assert result.skipped_reasons == {"malformed response: not JSON": 100}
 
 
+def test_a_server_switching_answer_formats_is_refused(zoo: Zoo) -> None:
+    from ipguard_onnx import AuditError
+
+    with PredictionServer(zoo.target, Behaviour(answer="alternate")) as server:
+        with pytest.raises(AuditError, match="some batches with labels and others with scores"):
+            audit(zoo.bundle, HttpClassifier(f"{server.base}/predict", batch_size=50))
+
+
 def test_query_budget_is_respected(zoo: Zoo) -> None:
     behaviour = Behaviour()
     with PredictionServer(zoo.target, behaviour) as server:
