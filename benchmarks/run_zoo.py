@@ -31,19 +31,19 @@ from ipguard_onnx.evaluate import evaluate  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
-GRID: list[tuple[str, dict[str, float | bool], str]] = [
+GRID: list[tuple[str, dict[str, float | bool | str], str]] = [
     ("ipguard", {"k": 0.3}, "RL"), ("ipguard", {"k": 1.0}, "RL"), ("ipguard", {"k": 3.0}, "RL"),
     ("ipguard", {"k": 10.0}, "RL"), ("ipguard", {"k": 1.0}, "TL"), ("ipguard", {"k": 3.0}, "TL"),
     ("cw-l2", {"k": 0.0}, "RL"), ("cw-l2", {"k": 3.0}, "RL"), ("cw-l2", {"k": 3.0}, "TL"),
     ("fgsm", {"epsilon": 0.05}, "RL"), ("fgsm", {"epsilon": 0.2}, "RL"),
     ("igsm", {"epsilon": 0.05}, "RL"), ("igsm", {"epsilon": 0.2}, "RL"),
     ("random", {}, "RL"),
-    ("ipguard", {"unique": True}, "TL"),  # experimental screening mode (issue 5), owner data = split A
+    ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
 ]  # fmt: skip
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
 
-def label(method: str, params: dict[str, float | bool], suffix: str = "RL") -> str:
+def label(method: str, params: dict[str, float | bool | str], suffix: str = "RL") -> str:
     return f"{method}-{suffix}" + "".join(f" {k}" if v is True else f" {k}={v:g}" for k, v in params.items())
 
 
@@ -72,8 +72,10 @@ def main() -> None:
             for method, params, suffix in GRID:
                 if args.only not in label(method, params, suffix):
                     continue
-                init = "data" if suffix == "TL" else "random"
-                settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, **params)  # type: ignore[arg-type]
+                init = "data" if suffix.startswith("T") else "random"
+                kind = "least-likely" if suffix.endswith("L") else "random"
+                chosen = {"unique": False, **params}  # plain unless the row asks for --unique
+                settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, label=kind, **chosen)  # type: ignore[arg-type]
                 name = f"fp-{label(method, params, suffix).replace(' ', '_')}.safetensors"
                 result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
                                      data_path=owner_data if init == "data" else None)  # fmt: skip
@@ -83,7 +85,8 @@ def main() -> None:
                 for row in evaluation.rows:
                     by_family[families[row.suspect]].append(row.matching_rate)
                 rows.append({
-                    "world": world, "seed": seed, "method": method, "params": params,
+                    "world": world, "seed": seed, "params": params,
+                    "method": method + ("-unique" if params.get("unique") else ""),
                     "config": label(method, params, suffix),
                     "aruc": evaluation.aruc, "gap": evaluation.gap, "search_seconds": result.search_seconds,
                     "points": result.points, "hit_rate": float(load_bundle(bundle_path).metadata["hit_rate"]),

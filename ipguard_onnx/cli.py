@@ -143,12 +143,16 @@ def fingerprint(
     ] = "ipguard",
     epsilon: Annotated[float, typer.Option(help="L∞ budget of the fgsm and igsm baselines.")] = 0.1,
     unique: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Experimental: screen a 5× candidate pool with owner-made copies and references trained on --data."
+            "--unique/--plain",
+            help="--unique: search points copies share and independent models do not, with owner-made copies and "
+            "references trained on --data (beyond the paper). --plain: the paper's search. "
+            "[default: --unique with --data for inputs of ≤ 4096 values, else --plain]",
+            show_default=False,
         ),
-    ] = False,
-    references: Annotated[int, typer.Option(help="With --unique: references to train on --data.")] = 8,
+    ] = None,
+    references: Annotated[int, typer.Option(help="With --unique: references to train on --data.")] = 16,
     reference: Annotated[
         list[Path] | None, typer.Option(help="With --unique: an independent model to screen against (repeatable).")
     ] = None,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +21,15 @@ from .data import load_points
 from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
 from .preprocessing import Preprocessing
-from .search import METHODS, IPGuardSearch, ProgressCallback, SearchStrategy, make_strategy
+from .search import METHODS, ProgressCallback, SearchStrategy, make_strategy
 from .surrogate import ParityReport, Surrogate
 
 InitKind = Literal["data", "random"]
 LabelKind = Literal["least-likely", "random"]
 DEFAULT_K = 3.0
 DEFAULT_THRESHOLD = 0.85
+UNIQUE_AUTO_MAX_FEATURES = 4096
+"""--unique is the default with --data up to this input size: where it was measured to win (BENCHMARKS.md)."""
 _METHOD_NAMES = {"ipguard": "IPGuard", "random": "Random", "fgsm": "FGSM", "igsm": "IGSM", "cw-l2": "CW-L2"}
 PARITY_POINTS = 64
 
@@ -55,10 +57,13 @@ class FingerprintSettings:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     method: str = "ipguard"
     epsilon: float = 0.1
-    unique: bool = False
-    """Screen a larger candidate pool with owner-made positives and references (``screening``)."""
-    references: int = 8
-    pool_factor: int = 5
+    unique: bool | None = None
+    """Conferrable search with owner-made positives and references (``screening``); None = auto:
+    on for IPGuard with owner data and inputs of at most ``UNIQUE_AUTO_MAX_FEATURES`` values."""
+    references: int = 16
+    pool_factor: int = 2
+    k_relative: bool = False
+    """With ``unique``: k is a multiple of the target's median top-1/top-2 margin on the owner's data."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -71,7 +76,7 @@ class FingerprintSettings:
             raise UsageError(f"--max-iterations must be at least 1, got {self.max_iterations}")
         if self.method not in METHODS:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.unique and self.method != "ipguard":
+        if self.unique is True and self.method != "ipguard":
             raise UsageError("--unique screens IPGuard points; use it with --method ipguard")
         if self.references < 0 or self.pool_factor < 1:
             raise UsageError("--references must be ≥ 0 and the pool factor ≥ 1")
@@ -226,10 +231,23 @@ def fingerprint(
 
     screening_record = ""
     screening_seconds = 0.0
-    if settings.unique:
-        points, labels, screening_record, screening_seconds = _screened(
-            settings, collect, surrogate, target, data, reference_paths
+    k_used = settings.k
+    unique = (
+        settings.unique
+        if settings.unique is not None
+        else settings.method == "ipguard"
+        and data is not None
+        and int(np.prod(spec.sample_shape)) <= UNIQUE_AUTO_MAX_FEATURES
+    )
+    if unique:
+        points, labels, screening_record, screening_seconds, k_used = _screened(
+            settings, surrogate, target, data, reference_paths, low, high, rng
         )
+        search_seconds = screening_seconds
+        record = json.loads(screening_record)
+        searched = int(record["searched"])
+        hits.append(record["pool"] / max(searched, 1))
+        iterations.append(UNIQUE_ITERATIONS)
     else:
         points, labels = collect(search, settings.n, init_data)
     if len(points) == 0:
@@ -262,10 +280,10 @@ def fingerprint(
         "domain": "per-feature from data"
         if settings.domain == "data"
         else f"{settings.domain[0]},{settings.domain[1]}",
-        "k": repr(settings.k),
-        "init": settings.init,
-        "label": settings.label,
-        "variant": f"{_METHOD_NAMES[settings.method]}-{settings.suffix}",
+        "k": repr(k_used),
+        "init": ("data" if data is not None else "random") if unique else settings.init,
+        "label": "random" if unique else settings.label,
+        "variant": "IPGuard-unique" if unique else f"{_METHOD_NAMES[settings.method]}-{settings.suffix}",
         "seed": str(settings.seed),
         "max_iterations": str(settings.max_iterations),
         "learning_rate": repr(settings.learning_rate),
@@ -306,36 +324,29 @@ def fingerprint(
     )
 
 
-SCREEN_MARGINS = (0.3, 1.0, 3.0)
-"""A mixed-k candidate pool: in prototypes no single k beat the mix once references screen it."""
+UNIQUE_ITERATIONS = 300
 
 
 def _screened(
     settings: FingerprintSettings,
-    collect: Callable[[SearchStrategy, int, FloatArray | None], tuple[FloatArray, LabelArray]],
     surrogate: Surrogate,
     target: OnnxClassifier,
     data: FloatArray | None,
     reference_paths: Sequence[str | os.PathLike[str]],
-) -> tuple[FloatArray, LabelArray, str, float]:
-    """Pool of ``pool_factor · n`` IPGuard points over mixed k and starts, screened by the panel."""
+    low: FloatArray,
+    high: FloatArray,
+    rng: np.random.Generator,
+) -> tuple[FloatArray, LabelArray, str, float, float]:
+    """Conferrable search over a ``pool_factor · n`` pool, screened by the panel (``screening``).
+
+    Returns points, labels, the signed record, seconds spent, and the margin k used.
+    """
+    import torch
+
     from .audit import as_classifier
-    from .screening import build_panel, screen
+    from .screening import build_panel, conferrable_search, margin_scale, screen
 
     started = time.perf_counter()
-    inits: list[FloatArray | None] = [None] if data is None else [None, data]
-    plan = [(k, starts) for k in SCREEN_MARGINS for starts in inits]
-    share = -(-settings.pool_factor * settings.n // len(plan))
-    parts = [
-        collect(
-            IPGuardSearch(k=k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate),
-            share,
-            starts,
-        )
-        for k, starts in plan
-    ]
-    pool_points = np.concatenate([p for p, _ in parts])
-    pool_labels = np.concatenate([labels for _, labels in parts])
     supplied = [as_classifier(Path(path), providers=settings.providers) for path in reference_paths]
     if data is None and not supplied:
         raise UsageError(
@@ -346,19 +357,55 @@ def _screened(
         surrogate.module, data, data_labels, references=settings.references if data is not None else 0,
         seed=settings.seed, supplied=supplied,
     )  # fmt: skip
-    chosen, disagreement, agreement = screen(pool_points, pool_labels, panel, settings.n)
+    build_seconds = time.perf_counter() - started
+    scale = margin_scale(surrogate.raw_scores(data if data is not None else _start_points(256, rng, None, low, high)))
+    k = settings.k * scale if settings.k_relative else settings.k
+    pool_points: list[FloatArray] = []
+    pool_labels: list[LabelArray] = []
+    searched = 0
+    for _ in range(settings.max_rounds):
+        wanted = settings.pool_factor * settings.n - sum(len(p) for p in pool_labels)
+        if wanted <= 0:
+            break
+        start = _start_points(wanted, rng, data, low, high)
+        with torch.no_grad():
+            start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        _, j = _choose_labels(start_logits, "random", rng)  # measured: random j beats least-likely here
+        found = conferrable_search(
+            surrogate.logits, panel, start, j, low, high, k=k, iterations=UNIQUE_ITERATIONS,
+            learning_rate=settings.learning_rate,
+        )  # fmt: skip
+        searched += wanted
+        with torch.no_grad():
+            proposed = surrogate.logits(torch.from_numpy(found)).argmax(1).numpy()
+        labels = target.predict(found)
+        keep = (labels == j) & (proposed == labels)  # reached j, and onnxruntime agrees with the surrogate
+        pool_points.append(found[keep])
+        pool_labels.append(labels[keep])
+    points, labels = np.concatenate(pool_points), np.concatenate(pool_labels)
+    chosen, disagreement, agreement = screen(points, labels, panel, settings.n)
     record = json.dumps(
         {
-            "pool": len(pool_points),
-            "margins": list(SCREEN_MARGINS),
-            "starts": ["random"] + (["data"] if data is not None else []),
+            "search": "conferrable (target and positives to j by margin k, references away from j)",
+            "pool": len(points),
+            "searched": searched,
+            "iterations": UNIQUE_ITERATIONS,
+            "k": round(k, 6),
+            "k_relative_to_median_margin": settings.k if settings.k_relative else None,
+            "median_margin": round(scale, 6),
+            "starts": "data" if data is not None else "random",
             "reference_disagreement": round(disagreement, 4),
             "positive_agreement": round(agreement, 4),
-            "panel": [{"name": m.name, "role": m.role, "how": m.how, "digest": m.digest} for m in panel],
+            "panel_seconds": round(build_seconds, 2),
+            "panel": [
+                {"name": m.name, "role": m.role, "how": m.how, "digest": m.digest}
+                | ({"agreement_with_target": round(m.agreement, 4)} if m.agreement is not None else {})
+                for m in panel
+            ],
         },
         sort_keys=True,
     )
-    return pool_points[chosen], pool_labels[chosen], record, time.perf_counter() - started
+    return points[chosen], labels[chosen], record, time.perf_counter() - started, k
 
 
 def _created_at() -> str:

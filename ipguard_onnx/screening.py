@@ -1,12 +1,12 @@
-"""Beyond the paper: keep the boundary points that copies share and independent models do not.
+"""Beyond the paper: boundary points that copies share and independent models do not (``--unique``).
 
-On small inputs, independently trained models agree on many IPGuard points. With what an owner has
-(the target and its training inputs) we build a *panel*: owner-made positives (pruned, weight-noised,
-fine-tuned and last-layer-retrained copies of the surrogate) and references (models trained
-independently, in seconds, on the owner's inputs labelled by the target; plus any the owner supplies).
-A candidate pool several times larger than n, from a mix of margins k, is screened: a point is kept when
-the positives label it like the target and as many references as possible label it differently
-(the idea of conferrable adversarial examples, Lukas et al., ICLR 2021).
+On small inputs independently trained models agree on many IPGuard points. With what an owner has
+(the target and its training inputs) we build a *panel*: owner-made positives (last-layer-retrained,
+fine-tuned and pruned copies of the surrogate) and references (models trained independently, in
+seconds, on bootstrap resamples of the owner's inputs labelled by the target; plus any the owner
+supplies). Candidates are then searched *for conferrability* (Lukas, Zhang, Kerschbaum, ICLR 2021):
+Eq. 5's margin k for the target and every positive, and the opposite for every reference, in one
+batched Adam loop; the pool is finally screened by the panel's actual labels.
 """
 
 from __future__ import annotations
@@ -23,29 +23,33 @@ from .models import Classifier, FloatArray, LabelArray
 from .training import magnitude_pruned, train
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
+
+    from .search import LogitsFunction
+
+AGREEMENT_GOAL = 0.99
+"""Panel models train until they label the owner's data like the target this often (or hit the epoch cap)."""
+MAX_EPOCHS = 300
+RETRAINED_COPIES = 3
 
 
 @dataclass(frozen=True)
 class PanelMember:
-    """One model the candidates are screened with."""
+    """One model the candidates are searched and screened with.
+
+    ``module`` is set for models built here (differentiable, used in the search); supplied references
+    only answer labels and are used for screening.
+    """
 
     name: str
     role: str  # "positive" or "reference"
     how: str
     digest: str
     predict: Callable[[FloatArray], LabelArray]
-
-
-@dataclass(frozen=True)
-class ScreeningReport:
-    panel: tuple[PanelMember, ...]
-    pool: int
-    kept: int
-    build_seconds: float
-    screen_seconds: float
-    mean_reference_disagreement: float
-    mean_positive_agreement: float
+    module: nn.Module | None = None
+    agreement: float | None = None
+    """Share of the owner's data this model labels like the target (None when not measured)."""
 
 
 def _digest(module: nn.Module) -> str:
@@ -56,15 +60,14 @@ def _digest(module: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _predictor(module: nn.Module, flatten: bool) -> Callable[[FloatArray], LabelArray]:
+def _predictor(module: nn.Module) -> Callable[[FloatArray], LabelArray]:
     import torch
 
     def predict(batch: FloatArray) -> LabelArray:
         with torch.no_grad():
-            inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            if flatten:
-                inputs = inputs.reshape(len(inputs), -1)
-            labels: LabelArray = module(inputs).argmax(dim=1).numpy().astype(np.int64)
+            labels: LabelArray = (
+                module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).argmax(dim=1).numpy()
+            ).astype(np.int64)
         return labels
 
     return predict
@@ -78,11 +81,46 @@ def _reset(module: nn.Module) -> nn.Module:
     return module
 
 
-def _last_linear(module: nn.Module) -> nn.Module:
+def _last_layer(module: nn.Module) -> nn.Module:
     from torch import nn as tnn
 
-    layers = [m for m in module.modules() if isinstance(m, (tnn.Linear, tnn.Conv2d))]
-    return layers[-1]
+    return [m for m in module.modules() if isinstance(m, (tnn.Linear, tnn.Conv2d))][-1]
+
+
+def _agreement(module: nn.Module, x: FloatArray, y: LabelArray) -> float:
+    return float((_predictor(module)(x) == y).mean())
+
+
+def train_until_agreement(
+    module: nn.Module,
+    x: FloatArray,
+    y: LabelArray,
+    *,
+    seed: int,
+    learning_rate: float = 1e-3,
+    only: Sequence[nn.Parameter] | None = None,
+    goal: float = AGREEMENT_GOAL,
+    max_epochs: int = MAX_EPOCHS,
+) -> tuple[nn.Module, int]:
+    """Train five epochs at a time until ``module`` labels ``x`` as ``y`` at least ``goal`` of the time."""
+    epochs = 0
+    while epochs < max_epochs:
+        train(module, x, y, seed=seed + epochs, epochs=5, learning_rate=learning_rate, only=only)
+        epochs += 5
+        if _agreement(module, x, y) >= goal:
+            break
+    return module, epochs
+
+
+def _pruning_levels(module: nn.Module, x: FloatArray, y: LabelArray) -> list[float]:
+    """Magnitude-pruning levels a pirate could ship: 30% and the deepest of 10%, 20%, … that still
+    labels the owner's data like the target within 3 points (Section 5.1.2's rule)."""
+    deepest = 0.0
+    for step in range(1, 10):
+        if _agreement(magnitude_pruned(module, step / 10), x, y) < 0.97:
+            break
+        deepest = step / 10
+    return sorted({0.3, deepest} - {0.0})
 
 
 def build_panel(
@@ -93,8 +131,6 @@ def build_panel(
     references: int,
     seed: int,
     supplied: Sequence[Classifier] = (),
-    epochs: int = 15,
-    retrained_copies: int = 2,
 ) -> list[PanelMember]:
     """Owner-made positives from the surrogate, references trained on the owner's inputs, and supplied ones."""
     import torch
@@ -103,59 +139,69 @@ def build_panel(
     torch.manual_seed(seed)
     panel: list[PanelMember] = []
 
-    def add(module: nn.Module, name: str, role: str, how: str, flatten: bool = False) -> None:
-        panel.append(PanelMember(name, role, how, _digest(module), _predictor(module, flatten)))
+    def add(module: nn.Module, name: str, role: str, how: str) -> None:
+        module.eval()
+        agreement = _agreement(module, data, data_labels) if data is not None and data_labels is not None else None
+        panel.append(PanelMember(name, role, how, _digest(module), _predictor(module), module, agreement))
 
-    for fraction in (0.2, 0.4):
-        add(
-            magnitude_pruned(surrogate_module, fraction),
-            f"pruned-{fraction:g}",
-            "positive",
-            f"{fraction:.0%} smallest weights per tensor set to 0",
-        )
-    noised = copy.deepcopy(surrogate_module)
-    with torch.no_grad():
-        for parameter in noised.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05 * parameter.std().clamp_min(1e-8))
-    add(noised, "noised", "positive", "Gaussian weight noise, 5% of each tensor's std")
-    if data is not None and data_labels is not None:
+    if data is None or data_labels is None:
+        add(magnitude_pruned(surrogate_module, 0.3), "pruned-0.3", "positive", "30% smallest weights set to 0")
+        noised = copy.deepcopy(surrogate_module)
+        with torch.no_grad():
+            for parameter in noised.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.05 * parameter.std().clamp_min(1e-8))
+        add(noised, "noised", "positive", "Gaussian weight noise, 5% of each tensor's std")
+    else:
         x, y = data, data_labels
-        tuned = train(copy.deepcopy(surrogate_module), x, y, seed=seed, epochs=max(2, epochs // 5), learning_rate=5e-4)
-        add(tuned, "fine-tuned", "positive", f"all layers, {max(2, epochs // 5)} epochs, lr 5e-4, owner data")
-        for copy_index in range(retrained_copies):
+        for fraction in _pruning_levels(surrogate_module, x, y):
+            add(magnitude_pruned(surrogate_module, fraction), f"pruned-{fraction:g}", "positive",
+                f"{fraction:.0%} smallest weights per tensor set to 0")  # fmt: skip
+        tuned = train(copy.deepcopy(surrogate_module), x, y, seed=seed, epochs=5, learning_rate=5e-4)
+        add(tuned, "fine-tuned", "positive", "all layers, 5 epochs, lr 5e-4, owner data")
+        for copy_index in range(RETRAINED_COPIES):
             for all_layers in (False, True):
-                torch.manual_seed(seed * 100 + copy_index)
+                copy_seed = seed * 100 + copy_index
+                torch.manual_seed(copy_seed)
                 copy_ = copy.deepcopy(surrogate_module)
-                last = _last_linear(copy_)
+                last = _last_layer(copy_)
                 last.reset_parameters()  # type: ignore[operator]
-                only = None if all_layers else list(last.parameters())
-                rate = 5e-4 if all_layers else 1e-3
-                retrained = train(
-                    copy_, x, y, seed=seed * 100 + copy_index, epochs=max(3, epochs // 3), learning_rate=rate, only=only
+                retrained, epochs = train_until_agreement(
+                    copy_,
+                    x,
+                    y,
+                    seed=copy_seed,
+                    learning_rate=5e-4 if all_layers else 1e-3,
+                    only=None if all_layers else list(last.parameters()),
                 )
                 scope = "all layers" if all_layers else "it"
-                name = f"retrained-{'all' if all_layers else 'last'}-{copy_index}"
-                add(retrained, name, "positive", f"last layer re-initialised, {scope} retrained, seed {copy_index}")
-        features = int(np.prod(data.shape[1:]))
-        classes = int(data_labels.max()) + 1
-        for index in range(references):
-            torch.manual_seed(seed * 1000 + index)
-            if index % 2 == 0:  # same architecture as the target, fresh initialisation
-                reference = train(
-                    _reset(copy.deepcopy(surrogate_module)), x, y, seed=seed * 1000 + index, epochs=epochs
-                )
-                add(reference, f"reference-{index}", "reference", f"target architecture re-initialised, seed {index}")
-            else:
-                hidden = (64, 128, 256)[index // 2 % 3]
-                mlp = tnn.Sequential(tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, max(classes, 2)))
-                reference = train(mlp, x.reshape(len(x), -1), y, seed=seed * 1000 + index, epochs=epochs)
                 add(
-                    reference,
-                    f"reference-{index}",
-                    "reference",
-                    f"MLP {features}-{hidden}-{classes}, seed {index}",
-                    flatten=True,
+                    retrained,
+                    f"retrained-{'all' if all_layers else 'last'}-{copy_index}",
+                    "positive",
+                    f"last layer re-initialised, {scope} retrained {epochs} epochs, seed {copy_seed}",
                 )
+        features = int(np.prod(data.shape[1:]))
+        classes = max(int(data_labels.max()) + 1, 2)
+        for index in range(references):
+            reference_seed = seed * 1000 + index
+            torch.manual_seed(reference_seed)
+            resample = np.random.default_rng(reference_seed).integers(0, len(x), len(x))
+            if index % 2 == 0:  # the target's own architecture, freshly initialised
+                module: nn.Module = _reset(copy.deepcopy(surrogate_module))
+                shape = "target architecture re-initialised"
+            else:
+                hidden = (32, 64, 128, 256)[index // 2 % 4]
+                module = tnn.Sequential(
+                    tnn.Flatten(), tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, classes)
+                )
+                shape = f"MLP {features}-{hidden}-{classes}"
+            trained, epochs = train_until_agreement(module, x[resample], y[resample], seed=reference_seed)
+            extra = epochs * (index // 2 % 3)  # trained 1×, 2× or 3× as long as needed: logit scales vary
+            if extra:
+                train(trained, x[resample], y[resample], seed=reference_seed + 1, epochs=extra)
+                epochs += extra
+            add(trained, f"reference-{index}", "reference", f"{shape}, bootstrap resample, {epochs} epochs, "
+                f"seed {reference_seed}")  # fmt: skip
     for classifier in supplied:
         digest = classifier.describe().get("sha256", "")[:16]
 
@@ -170,10 +216,57 @@ def build_panel(
     return panel
 
 
+def _margin_of(scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Z_j − max_{t≠j} Z_t: positive exactly when ``label`` is the top class."""
+    z_label = scores.gather(1, label[:, None])[:, 0]
+    return z_label - scores.scatter(1, label[:, None], float("-inf")).max(dim=1).values
+
+
+def conferrable_search(
+    logits: LogitsFunction,
+    panel: Sequence[PanelMember],
+    start: FloatArray,
+    target: LabelArray,
+    low: FloatArray,
+    high: FloatArray,
+    *,
+    k: float,
+    iterations: int = 300,
+    learning_rate: float = 0.01,
+) -> FloatArray:
+    """Move every start so the target and the positives say ``target`` by margin k and references do not.
+
+    Loss per point: ReLU(k − m(x)) + mean over positives ReLU(k − m_p(x)) + mean over references
+    ReLU(m_r(x) + k), with m the margin of label j (Eq. 5's margin, extended to the panel as in
+    conferrable adversarial examples). Batched; clipped to the domain after every Adam step.
+    """
+    import torch
+
+    positives = [m.module for m in panel if m.role == "positive" and m.module is not None]
+    references = [m.module for m in panel if m.role == "reference" and m.module is not None]
+    points = torch.from_numpy(np.array(start, dtype=np.float32)).requires_grad_(True)
+    label = torch.from_numpy(np.asarray(target, dtype=np.int64))
+    lower, upper = torch.from_numpy(low), torch.from_numpy(high)
+    optimizer = torch.optim.Adam([points], lr=learning_rate)
+    for _ in range(iterations):
+        optimizer.zero_grad()
+        loss = torch.relu(k - _margin_of(logits(points), label))
+        if positives:
+            loss = loss + sum(torch.relu(k - _margin_of(p(points), label)) for p in positives) / len(positives)
+        if references:
+            loss = loss + sum(torch.relu(_margin_of(r(points), label) + k) for r in references) / len(references)
+        loss.sum().backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        with torch.no_grad():
+            points.copy_(torch.maximum(torch.minimum(points, upper), lower))
+    return points.detach().numpy()
+
+
 def screen(
     points: FloatArray, labels: LabelArray, panel: Sequence[PanelMember], n: int
 ) -> tuple[np.ndarray, float, float]:
-    """Indices of the ``n`` most conferrable candidates.
+    """Indices of the ``n`` most conferrable candidates, and the chosen points' mean reference
+    disagreement and positive agreement.
 
     Score = (share of positives that label the point like the target) × (share of references that do
     not), the conferrability score of Lukas et al.; ties keep pool order (which is random).
@@ -187,3 +280,9 @@ def screen(
     score = agree.mean(axis=0) * disagree.mean(axis=0)
     chosen = np.argsort(-score, kind="stable")[:n].astype(np.int64)
     return chosen, float(disagree[:, chosen].mean()) if references else 0.0, float(agree[:, chosen].mean())
+
+
+def margin_scale(scores: FloatArray) -> float:
+    """Median gap between the target's two highest scores on the owner's data (for k relative to it)."""
+    top = np.sort(scores, axis=1)
+    return float(np.median(top[:, -1] - top[:, -2]))

@@ -113,7 +113,7 @@ def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_pat
     np.savez(data, x=zoo.x[:300].reshape(300, 64))  # flat rows are reshaped to the model's input
     result = fingerprint(
         zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=25, init="data", domain="data"), data_path=data,
+        settings=FingerprintSettings(n=25, init="data", domain="data", unique=False), data_path=data,
     )  # fmt: skip
     bundle = load_bundle(result.bundle_path)
     assert bundle.metadata["variant"] == "IPGuard-TL"
@@ -139,7 +139,7 @@ def test_data_from_a_folder_of_images(zoo: Zoo, tmp_path: Path) -> None:
         Image.fromarray((image * 255).round().astype(np.uint8), mode="L").save(folder / f"{index:03d}.png")
     result = fingerprint(
         zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=10, init="data"), data_path=folder,
+        settings=FingerprintSettings(n=10, init="data", unique=False), data_path=folder,
     )  # fmt: skip
     assert result.points == 10
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-TL"

@@ -1,8 +1,9 @@
-"""The experimental --unique mode: a screened candidate pool, recorded in the signed bundle."""
+"""--unique: conferrable search with owner-made copies and references, recorded in the signed bundle."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import pytest
 from ipguard_onnx import UsageError, audit, fingerprint, load_bundle
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key
-from ipguard_onnx.screening import PanelMember, screen
+from ipguard_onnx.screening import PanelMember, margin_scale, screen
 
-from .conftest import Zoo
+from .conftest import CliResult, Zoo
 
 
 def test_screen_prefers_points_copies_share_and_references_do_not() -> None:
@@ -27,20 +28,60 @@ def test_screen_prefers_points_copies_share_and_references_do_not() -> None:
     assert disagreement == 1.0 and agreement == 1.0
 
 
-def test_unique_mode_with_owner_data(zoo: Zoo, tmp_path: Path) -> None:
-    data = tmp_path / "owner.npy"
-    np.save(data, zoo.x[:600])
-    settings = FingerprintSettings(n=20, unique=True, references=2, init="data")
+def test_margin_scale_is_the_median_top_two_gap() -> None:
+    scores = np.array([[5.0, 1.0, 0.0], [0.0, 2.0, 1.5], [3.0, 3.0, -1.0]], dtype=np.float32)
+    gaps = [5.0 - 1.0, 2.0 - 1.5, 0.0]
+    assert margin_scale(scores) == pytest.approx(float(np.median(gaps)))
+
+
+@pytest.fixture(scope="module")
+def owner_data(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("owner") / "owner.npy"
+    np.save(path, zoo.x[:600])
+    return path
+
+
+def test_unique_mode_with_owner_data(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
+    settings = FingerprintSettings(n=20, unique=True, references=2)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+                       settings=settings, data_path=owner_data)  # fmt: skip
     bundle = load_bundle(made.bundle_path)
     record = json.loads(bundle.metadata["screening"])
     roles = [member["role"] for member in record["panel"]]
-    assert roles.count("reference") == 2 and roles.count("positive") >= 5
-    assert record["pool"] >= 5 * 20 and record["margins"] == [0.3, 1.0, 3.0]
-    assert all(member["digest"] for member in record["panel"])
+    assert roles.count("reference") == 2 and roles.count("positive") >= 8
+    assert record["search"].startswith("conferrable") and record["searched"] >= 2 * 20
+    assert record["starts"] == "data" and bundle.metadata["variant"] == "IPGuard-unique"
+    assert all(member["digest"] and "agreement_with_target" in member for member in record["panel"])
     assert made.points == 20 and made.screening_seconds > 0
     assert audit(bundle, zoo.target).matching_rate == 1.0
+    # the chosen points are labelled j by every owner-made copy far more often than by the references
+    assert record["positive_agreement"] > record["reference_disagreement"] - 1 + 0.5
+
+
+def test_unique_mode_is_reproducible_with_a_seed(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
+    settings = FingerprintSettings(n=10, unique=True, references=2, seed=3)
+    key = load_private_key(zoo.private_key)
+    first = fingerprint(zoo.target, tmp_path / "a.safetensors", signing_key=key, settings=settings,
+                        data_path=owner_data)  # fmt: skip
+    second = fingerprint(zoo.target, tmp_path / "b.safetensors", signing_key=key, settings=settings,
+                         data_path=owner_data)  # fmt: skip
+    a, b = load_bundle(first.bundle_path), load_bundle(second.bundle_path)
+    assert np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
+    digests = [[m["digest"] for m in json.loads(x.metadata["screening"])["panel"]] for x in (a, b)]
+    assert digests[0] == digests[1]
+
+
+def test_unique_is_the_default_with_data_and_plain_opts_out(
+    zoo: Zoo, owner_data: Path, tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    common = ["fingerprint", zoo.target, "--data", owner_data, "--n", "8", "--key", zoo.private_key]
+    auto = run_cli(*common, "--references", "2", "-o", tmp_path / "auto.safetensors")
+    assert auto.code == 0, auto.stderr
+    assert load_bundle(tmp_path / "auto.safetensors").metadata["variant"] == "IPGuard-unique"
+    plain = run_cli(*common, "--plain", "--init", "data", "-o", tmp_path / "plain.safetensors")
+    assert plain.code == 0, plain.stderr
+    bundle = load_bundle(tmp_path / "plain.safetensors")
+    assert bundle.metadata["variant"] == "IPGuard-TL" and bundle.metadata["screening"] == ""
 
 
 def test_unique_mode_with_supplied_references_only(zoo: Zoo, tmp_path: Path) -> None:
@@ -50,7 +91,8 @@ def test_unique_mode_with_supplied_references_only(zoo: Zoo, tmp_path: Path) -> 
     record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
     supplied = [m for m in record["panel"] if m["how"] == "supplied with --reference"]
     assert [m["name"] for m in supplied] == ["independent.onnx"]
-    assert record["starts"] == ["random"]
+    assert record["starts"] == "random"
+    assert audit(made.bundle_path, zoo.independent).matching_rate < audit(made.bundle_path, zoo.target).matching_rate
 
 
 def test_unique_mode_needs_data_or_references(zoo: Zoo, tmp_path: Path) -> None:
