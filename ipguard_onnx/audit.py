@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from .bundle import Bundle, load_bundle
 from .errors import EXIT_EXPECTATION_FAILED, EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, AuditError, UnsupportedModelError
 from .models import Answers, CallableClassifier, Classifier, FloatArray, OnnxClassifier
 from .preprocessing import Preprocessing
+from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words
 
 Verdict = Literal["match", "no match", "inconclusive"]
 Expectation = Literal["match", "no-match"]
@@ -48,6 +50,15 @@ class AuditResult:
     suspect_details: Mapping[str, str]
     seconds: float
     input_adaptation: tuple[str, ...] = field(default=())
+    p_value: float = 1.0
+    """One-sided binomial p-value of the matches under the bundle's null agreement (``stats``)."""
+    null_agreement: float = DEFAULT_NULL_AGREEMENT
+    null_agreement_source: str = "default"
+    evidence: str = ""
+    """The p-value in plain words."""
+    audited_at: str = ""
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    """Every setting that shaped this result (threshold, min answered, preprocessing, providers)."""
 
     @property
     def matched(self) -> bool:
@@ -195,6 +206,8 @@ def audit(
     else:
         verdict = "match" if rate >= threshold else "no match"
     details = classifier.describe()
+    null = bundle.null_agreement
+    p_value = binomial_tail(matched_points, answered, null) if answered else 1.0
     return AuditResult(
         suspect=classifier.name,
         suspect_sha256=details.get("sha256"),
@@ -213,6 +226,17 @@ def audit(
         suspect_details={k: v for k, v in details.items() if k not in ("sha256", "providers")},
         seconds=time.perf_counter() - started,
         input_adaptation=steps,
+        p_value=p_value,
+        null_agreement=null,
+        null_agreement_source=bundle.null_agreement_source,
+        evidence=plain_words(p_value),
+        audited_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        parameters={
+            "threshold": repr(threshold),
+            "min_answered": repr(min_answered),
+            "preprocessing": prep.to_json(),
+            "providers_requested": providers,
+        },
     )
 
 

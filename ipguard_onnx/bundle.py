@@ -27,6 +27,7 @@ from .errors import BundleError, SignatureError
 from .keys import key_id, public_key_bytes
 from .models import FloatArray, InputSpec, LabelArray, Layout
 from .preprocessing import Preprocessing
+from .stats import DEFAULT_NULL_AGREEMENT
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
@@ -77,6 +78,16 @@ class Bundle:
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
+
+    @property
+    def null_agreement(self) -> float:
+        """q0: how often an independent model may agree per point (calibrated, else the default)."""
+        text = self.metadata.get("null_agreement", "")
+        return float(text) if text else DEFAULT_NULL_AGREEMENT
+
+    @property
+    def null_agreement_source(self) -> str:
+        return self.metadata.get("null_agreement_source", "") or "default (uncalibrated; see README)"
 
     @property
     def num_classes(self) -> int:
@@ -228,6 +239,9 @@ def _validated(
         sample_shape = tuple(int(d) for d in json.loads(metadata["input_shape"]))
         num_classes = int(metadata["num_classes"])
         threshold = float(metadata["threshold"])
+        null = float(metadata["null_agreement"]) if metadata.get("null_agreement") else DEFAULT_NULL_AGREEMENT
+        if not 0.0 < null < 1.0:
+            raise ValueError(f"null_agreement {null} outside (0, 1)")
         for required in ("input_name", "input_layout", "input_dtype"):
             metadata[required]
         Preprocessing.from_json(metadata.get("preprocessing", ""))

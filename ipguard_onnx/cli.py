@@ -338,16 +338,26 @@ def audit(
     output: Annotated[
         Path | None, typer.Option("--output", help="Write the json/sarif report here, not stdout.")
     ] = None,
+    sign_report: Annotated[
+        Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
+    ] = None,
 ) -> None:
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
     from .audit import audit_many, exit_code
     from .bundle import load_bundle
     from .keys import load_public_key
     from .remote import HttpClassifier, headers_from_environment
-    from .report import OutputFormat, audit_json, audit_sarif, render_audit
+    from .report import OutputFormat, audit_document, audit_json, audit_sarif, render_audit
 
     with _errors():
         chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
+        report_key = None
+        if sign_report is not None:
+            from .keys import load_private_key
+
+            if chosen_format != "json":
+                raise UsageError("--sign-report signs the JSON report; add --format json")
+            report_key = load_private_key(sign_report, password=_password())
         expectation = _choice(expect, ["match", "no-match"], "--expect") if expect is not None else None
         chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
         chosen_protocol = _choice(protocol, ["auto", "oip", "simple"], "--protocol")
@@ -379,7 +389,12 @@ def audit(
             preprocessing=preprocessing, min_answered=min_answered,
         )  # fmt: skip
         if chosen_format == "json":
-            _emit(audit_json(results), output)
+            document = audit_document(results)
+            if report_key is not None:
+                from .evidence import sign_report as sign
+
+                document = sign(document, report_key)
+            _emit(audit_json(results, document), output)
         elif chosen_format == "sarif":
             _emit(audit_sarif(results, expectation), output)  # type: ignore[arg-type]
         render_audit(results, stderr if chosen_format != "text" else Console(highlight=False))
@@ -461,6 +476,66 @@ def evaluate(
         if chosen_format == "json":
             _emit(evaluation_json(evaluation), output)
         render_evaluation(evaluation, stderr if chosen_format == "json" else Console(highlight=False))
+
+
+@app.command()
+def calibrate(
+    fingerprint_path: Annotated[Path, typer.Argument(help="The fingerprint bundle to calibrate (re-signed in place).")],
+    negative: Annotated[
+        list[str] | None,
+        typer.Option(help="Models independent of the target: paths, quoted globs, folders, URLs (repeatable)."),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="The private key that signed the bundle [default: the user's key].")
+    ] = None,
+    false_accusation_rate: Annotated[
+        float, typer.Option(help="Chance an independent model is called a copy, at the new threshold.")
+    ] = 1e-6,
+    margin: Annotated[float, typer.Option(help="Safety margin added to the highest independent matching rate.")] = 0.05,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the calibrated bundle here [default: in place].")
+    ] = None,
+    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
+    from .calibrate import calibrate as run_calibrate
+    from .keys import default_signing_key, load_private_key
+    from .report import calibration_json, render_calibration
+
+    with _errors():
+        chosen_format = _choice(output_format, ["text", "json"], "--format")
+        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        suspects = _expand_suspects(negative or [], "--negative")
+        if key is not None:
+            signing_key = load_private_key(key, password=_password())
+        else:
+            signing_key, _, _ = default_signing_key(password=_password(), create=False)
+        result = run_calibrate(
+            fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
+            margin=margin, providers=chosen_providers,
+        )  # fmt: skip
+        if chosen_format == "json":
+            _emit(calibration_json(result), None)
+        render_calibration(result, stderr if chosen_format == "json" else Console(highlight=False))
+
+
+@app.command("verify-report")
+def verify_report(
+    report: Annotated[Path, typer.Argument(help="A JSON report written with --sign-report.")],
+    trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the report must be signed by.")] = None,
+) -> None:
+    """Check a signed audit report: exit 0 if intact (and signed by --trusted-key), 4 if not."""
+    from .evidence import verify_report as run_verify
+    from .keys import load_public_key
+
+    with _errors():
+        pinned = load_public_key(trusted_key) if trusted_key is not None else None
+        checked = run_verify(report, trusted_key=pinned)
+        pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
+        Console(highlight=False).print(
+            f"[bold green]valid[/]: {checked.path} ({checked.results} result(s)) signed by {checked.signer_key_id} ({pin})"
+        )
 
 
 @app.command()

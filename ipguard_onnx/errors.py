@@ -61,3 +61,7 @@ class SigningKeyError(IPGuardError):
 
 class AuditError(IPGuardError):
     """A suspect could not be queried with the fingerprint's points."""
+
+
+class ReportError(IPGuardError):
+    """An audit report to verify is missing or not an ipguard-onnx JSON report."""

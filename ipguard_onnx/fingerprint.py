@@ -111,6 +111,12 @@ class FingerprintResult:
     providers: tuple[str, ...]
     settings: FingerprintSettings
     screening_seconds: float = 0.0
+    variant: str = ""
+    """The paper's name for what ran (IPGuard-TL, …) or IPGuard-unique."""
+    k: float = DEFAULT_K
+    """The margin actually used (``settings.k``, or relative to the target's margins)."""
+    screening: str = ""
+    """With --unique: the signed JSON record of the panel and the search."""
 
 
 def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
@@ -321,6 +327,9 @@ def fingerprint(
         providers=target.providers,
         settings=settings,
         screening_seconds=screening_seconds,
+        variant=metadata["variant"],
+        k=k_used,
+        screening=screening_record,
     )
 
 

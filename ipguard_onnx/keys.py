@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +70,15 @@ def write_keypair(
 
 
 def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519PrivateKey:
+    """Read a PEM Ed25519 private key; refused when group or others may read it (POSIX)."""
     if not path.is_file():
         raise SigningKeyError(f"signing key not found: {path}; create one with 'ipguard-onnx keygen'")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise SigningKeyError(
+            f"signing key {path} is readable by others (mode {mode:04o}); run 'chmod 600 {path}' and "
+            "consider the key exposed if others could read it"
+        )
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=password)
     except TypeError:
@@ -106,11 +114,13 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def default_signing_key(*, password: bytes | None = None) -> tuple[Ed25519PrivateKey, Path, bool]:
-    """The user's default key, created on first use; returns (key, path, created)."""
+def default_signing_key(*, password: bytes | None = None, create: bool = True) -> tuple[Ed25519PrivateKey, Path, bool]:
+    """The user's default key, created on first use unless ``create`` is False; returns (key, path, created)."""
     folder = config_dir()
     private_path = folder / PRIVATE_KEY_NAME
     created = False
+    if not private_path.exists() and not create:
+        raise SigningKeyError(f"no default signing key at {private_path}; pass --key with the key that signed it")
     if not private_path.exists():
         write_keypair(private_path, folder / PUBLIC_KEY_NAME, password=password)
         created = True

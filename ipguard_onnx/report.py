@@ -15,6 +15,7 @@ from rich.table import Table
 from . import __version__
 from .audit import AuditResult, Expectation
 from .bundle import Bundle
+from .calibrate import Calibration
 from .errors import UsageError
 from .evaluate import GROUPS, Evaluation
 from .fingerprint import FingerprintResult
@@ -36,9 +37,19 @@ def _row(result: AuditResult) -> dict[str, object]:
     return row
 
 
-def audit_json(results: Sequence[AuditResult]) -> str:
-    """``{"tool", "version", "results": [one row per suspect × fingerprint]}`` (README "Audit output")."""
-    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "results": [_row(r) for r in results]}, indent=2)
+def audit_document(results: Sequence[AuditResult]) -> dict[str, object]:
+    """``{"tool", "version", "created_at", "results": [one row per suspect × fingerprint]}`` (README "Audit output")."""
+    created = min((r.audited_at for r in results if r.audited_at), default="")
+    return {
+        "tool": "ipguard-onnx",
+        "version": __version__,
+        "created_at": created,
+        "results": [_row(r) for r in results],
+    }
+
+
+def audit_json(results: Sequence[AuditResult], document: dict[str, object] | None = None) -> str:
+    return json.dumps(document if document is not None else audit_document(results), indent=2)
 
 
 _RULES = {
@@ -97,7 +108,9 @@ def render_audit(results: Sequence[AuditResult], console: Console) -> None:
     if len(results) == 1:
         _render_one(results[0], console)
         return
-    table = Table("#", "suspect", "fingerprint", "matching rate", "answered", "verdict", title="ipguard-onnx audit")
+    table = Table(
+        "#", "suspect", "fingerprint", "matching rate", "p-value", "answered", "verdict", title="ipguard-onnx audit"
+    )
     for rank, result in enumerate(results, start=1):
         style = _STYLES[result.verdict]
         table.add_row(
@@ -105,6 +118,7 @@ def render_audit(results: Sequence[AuditResult], console: Console) -> None:
             result.suspect,
             result.fingerprint,
             f"[{style}]{result.matching_rate:.1%}[/]",
+            f"{result.p_value:.1e}",
             f"{result.points_queried - result.points_skipped}/{result.points_queried}",
             f"[{style}]{result.verdict.upper()}[/]",
         )
@@ -131,6 +145,11 @@ def _render_one(result: AuditResult, console: Console) -> None:
         f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{answered} answered points)"
         f"  threshold {result.threshold:.0%}",
     )
+    table.add_row(
+        "evidence",
+        f"p = {result.p_value:.1e}: {result.evidence} (null agreement q0 = {result.null_agreement:.2f}, "
+        f"{result.null_agreement_source})",
+    )
     table.add_row("suspect", f"{result.suspect}  sha256 {result.suspect_sha256 or 'n/a'}")
     for key, value in result.suspect_details.items():
         if key != "path":
@@ -156,9 +175,17 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
     table.add_row("target", f"{result.target}  sha256 {result.target_sha256}")
     table.add_row(
         "points",
-        f"{result.points} of {result.requested} requested ({settings.method}-{settings.suffix}, k={settings.k:g}, "
-        f"seed {settings.seed})",
+        f"{result.points} of {result.requested} requested ({result.variant}, k={result.k:g}, seed {settings.seed})",
     )
+    if result.screening:
+        record = json.loads(result.screening)
+        roles = [member["role"] for member in record["panel"]]
+        table.add_row(
+            "unique",
+            f"panel of {roles.count('positive')} owner-made copies and {roles.count('reference')} references "
+            f"({record['panel_seconds']:.1f} s); on the chosen points copies agree {record['positive_agreement']:.0%}"
+            f", references disagree {record['reference_disagreement']:.0%}",
+        )
     table.add_row(
         "search",
         f"{result.candidates_searched} candidates in {result.rounds} round(s), "
@@ -289,3 +316,22 @@ def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
         raise UsageError(f"cannot write --plot {path}: {exc.strerror}") from None
     finally:
         plt.close(figure)
+
+
+def calibration_json(result: Calibration) -> str:
+    row = dataclasses.asdict(result)
+    row["bundle_path"] = str(result.bundle_path)
+    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "calibration": row}, indent=2)
+
+
+def render_calibration(result: Calibration, console: Console) -> None:
+    table = Table("independent model", "sha256", "matching rate", box=None, pad_edge=False)
+    for negative in sorted(result.negatives, key=lambda n: -n.matching_rate):
+        table.add_row(negative.name, (negative.sha256 or "n/a")[:16], f"{negative.matching_rate:.1%}")
+    console.print(table)
+    console.print(
+        f"null agreement q0 = {result.null_agreement:.3f} (highest {max(n.matching_rate for n in result.negatives):.1%}"
+        f" + margin {result.margin:g})\nthreshold {result.threshold:.0%} for a false-accusation rate of "
+        f"{result.false_accusation_rate:g} (p at the threshold {result.p_value_at_threshold:.1e})\n"
+        f"re-signed [bold]{result.bundle_path}[/] with key {result.signer_key_id}"
+    )

@@ -1,0 +1,127 @@
+"""Evidence that stands up: p-values, calibration, provenance, signed reports, key permissions."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from ipguard_onnx import audit, load_bundle
+from ipguard_onnx.errors import EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, EXIT_TRUST, EXIT_USAGE
+from ipguard_onnx.keys import write_keypair
+from ipguard_onnx.stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words, threshold_for
+
+from .conftest import CliResult, Zoo
+
+RunCli = Callable[..., CliResult]
+
+
+def _exact_tail(m: int, n: int, q: Fraction) -> float:
+    return float(sum(math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(m, n + 1)))
+
+
+@pytest.mark.parametrize(("m", "n", "q"), [(0, 10, "1/2"), (7, 10, "1/2"), (10, 10, "9/10"), (60, 100, "1/3"),
+                                           (95, 100, "7/10"), (1, 1, "1/10")])  # fmt: skip
+def test_binomial_tail_matches_exact_arithmetic(m: int, n: int, q: str) -> None:
+    assert binomial_tail(m, n, float(Fraction(q))) == pytest.approx(_exact_tail(m, n, Fraction(q)), rel=1e-9)
+
+
+def test_threshold_is_the_smallest_rate_reaching_the_false_accusation_rate() -> None:
+    threshold = threshold_for(100, 0.5, 1e-6)
+    assert threshold is not None
+    m = round(threshold * 100)
+    assert binomial_tail(m, 100, 0.5) <= 1e-6 < binomial_tail(m - 1, 100, 0.5)
+    assert threshold_for(100, 0.95, 1e-9) is None  # 100 points cannot beat 0.95^100 ≈ 6e-3
+    assert "10^5" in plain_words(3e-6) and "weak evidence" in plain_words(0.3)
+
+
+def test_audit_reports_a_p_value_and_provenance(zoo: Zoo) -> None:
+    bundle = load_bundle(zoo.bundle)
+    copy = audit(bundle, zoo.fine_tuned)
+    other = audit(bundle, zoo.independent)
+    n = copy.points_queried - copy.points_skipped
+    assert copy.p_value == pytest.approx(binomial_tail(copy.points_matched, n, DEFAULT_NULL_AGREEMENT))
+    assert copy.p_value < other.p_value
+    assert copy.null_agreement == DEFAULT_NULL_AGREEMENT and "default" in copy.null_agreement_source
+    assert copy.audited_at.endswith("Z") and copy.parameters["threshold"] == repr(bundle.threshold)
+    assert copy.suspect_sha256 and copy.fingerprint_sha256 == bundle.sha256
+
+
+def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    bundle_path = tmp_path / "fp.safetensors"
+    shutil.copy(zoo.bundle, bundle_path)
+    negatives = [zoo.independent, zoo.other_architecture]
+    rates = [audit(zoo.bundle, model).matching_rate for model in negatives]
+    done = run_cli("calibrate", bundle_path, "--negative", zoo.independent, "--negative", zoo.other_architecture,
+                   "--key", zoo.private_key, "--false-accusation-rate", "1e-3", "--format", "json")  # fmt: skip
+    assert done.code == 0, done.stderr
+    report = json.loads(done.stdout)["calibration"]
+    calibrated = load_bundle(bundle_path)
+    assert calibrated.null_agreement == pytest.approx(min(0.999, max(rates) + 0.05))
+    assert calibrated.threshold == report["threshold"]
+    m = round(calibrated.threshold * len(calibrated.points))
+    assert binomial_tail(m, len(calibrated.points), calibrated.null_agreement) <= 1e-3
+    assert calibrated.signer_key_id == load_bundle(zoo.bundle).signer_key_id
+    assert json.loads(calibrated.metadata["calibration"])["negatives"][0]["sha256"]
+    shown = run_cli("audit", zoo.target, "-f", bundle_path, "--format", "json")
+    row = json.loads(shown.stdout)["results"][0]
+    assert shown.code == EXIT_MATCH and row["null_agreement_source"].startswith("calibrated on 2")
+
+
+def test_calibrate_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    bundle_path = tmp_path / "fp.safetensors"
+    shutil.copy(zoo.bundle, bundle_path)
+    before = bundle_path.read_bytes()
+    other = write_keypair(tmp_path / "other.pem", tmp_path / "other.pub.pem").private_path
+    wrong_key = run_cli("calibrate", bundle_path, "--negative", zoo.independent, "--key", other)
+    assert wrong_key.code == EXIT_TRUST and "calibrate with the key that signed" in wrong_key.stderr
+    impossible = run_cli("calibrate", bundle_path, "--negative", zoo.target, "--key", zoo.private_key)
+    assert impossible.code == EXIT_USAGE and "no matching rate reaches" in impossible.stderr
+    none = run_cli("calibrate", bundle_path, "--key", zoo.private_key)
+    assert none.code == EXIT_USAGE and "at least one --negative" in none.stderr
+    for result in (wrong_key, impossible, none):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert bundle_path.read_bytes() == before  # nothing lost on any error
+
+
+def test_signed_report_verifies_and_any_change_is_caught(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    report = tmp_path / "report.json"
+    made = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--format", "json", "--output", report,
+                   "--sign-report", zoo.private_key)  # fmt: skip
+    assert made.code == EXIT_NO_MATCH, made.stderr
+    document = json.loads(report.read_text())
+    assert document["signature"]["algorithm"] == "Ed25519" and document["created_at"].endswith("Z")
+    row = document["results"][0]
+    assert {"suspect_sha256", "fingerprint_sha256", "signer_key_id", "providers", "parameters", "p_value"} <= set(row)
+    ok = run_cli("verify-report", report, "--trusted-key", zoo.public_key)
+    assert ok.code == 0 and "valid" in ok.stdout
+
+    row["matching_rate"] = 0.99  # a forged result
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    assert run_cli("verify-report", forged).code == EXIT_TRUST
+
+    other = write_keypair(tmp_path / "other.pem", tmp_path / "other.pub.pem").public_path
+    assert run_cli("verify-report", report, "--trusted-key", other).code == EXIT_TRUST
+    unsigned = tmp_path / "unsigned.json"
+    unsigned.write_text(json.dumps({k: v for k, v in json.loads(report.read_text()).items() if k != "signature"}))
+    assert run_cli("verify-report", unsigned).code == EXIT_TRUST
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("not json {")
+    assert run_cli("verify-report", garbage).code == EXIT_INPUT
+    text_format = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--sign-report", zoo.private_key)
+    assert text_format.code == EXIT_USAGE and "add --format json" in text_format.stderr
+
+
+def test_group_readable_private_key_is_refused(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    key = tmp_path / "shared.pem"
+    shutil.copy(zoo.private_key, key)
+    key.chmod(0o644)
+    refused = run_cli("fingerprint", zoo.target, "--key", key, "--n", 3, "-o", tmp_path / "fp.safetensors")
+    assert refused.code == EXIT_TRUST and "chmod 600" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "fp.safetensors").exists()
