@@ -196,9 +196,15 @@ def audit(
     if len(answers.labels) != len(points):
         raise AuditError(f"suspect {classifier.name} answered {len(answers.labels)} of {len(points)} points")
     indices = map_labels(answers, bundle, classifier.name)
+    valid = answers.answered & (indices >= 0) & (indices < bundle.num_classes)
+    skipped_reasons = dict(answers.skipped)
+    invalid = int((answers.answered & ~valid).sum())
+    if invalid:  # a label that is no class of the target is no answer (a lying or mismatched API)
+        reason = f"label outside the fingerprint's {bundle.num_classes} classes"
+        skipped_reasons[reason] = skipped_reasons.get(reason, 0) + invalid
     queried = len(points)
-    answered = int(answers.answered.sum())
-    matched_points = int(((indices == bundle.labels) & answers.answered).sum())
+    answered = int(valid.sum())
+    matched_points = int(((indices == bundle.labels) & valid).sum())
     rate = matched_points / answered if answered else 0.0
     verdict: Verdict
     if answered < min_answered * queried:
@@ -221,7 +227,7 @@ def audit(
         points_queried=queried,
         points_matched=matched_points,
         points_skipped=queried - answered,
-        skipped_reasons=dict(answers.skipped),
+        skipped_reasons=skipped_reasons,
         providers=tuple(p for p in details.get("providers", "").split(",") if p),
         suspect_details={k: v for k, v in details.items() if k not in ("sha256", "providers")},
         seconds=time.perf_counter() - started,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import re
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -221,6 +222,42 @@ def describe_session(session: object) -> tuple[list[ValueDescription], list[Valu
     )
 
 
+MAX_SAMPLE_VALUES = 1 << 24
+"""Largest input a model may declare per sample (16.7 M values; a 3×2048×2048 image is 12.6 M)."""
+MAX_FIXED_BATCH = 4096
+MAX_THREADS = 8
+
+
+def _load_error(path: Path, exc: Exception) -> ModelLoadError | UnsupportedModelError:
+    """One clear line for why onnxruntime refused a model file."""
+    text = str(exc).strip()
+    flat = " ".join(text.split())
+    if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+        return _not_onnx(path, "protobuf parsing failed")
+    if "escapes model directory" in text or "Absolute path not allowed" in text:
+        return ModelLoadError(
+            f"refused {path.name}: its external data points outside the model's folder (path traversal); "
+            "do not trust this file, ask its provider for one whose .data file sits beside it"
+        )
+    if "External data path does not exist" in text:
+        found = re.search(r'External data path does not exist: "([^"]*)"', text)
+        missing = Path(found.group(1)).name if found else "its .data file"
+        return ModelLoadError(
+            f"{path.name} keeps its weights in an external data file that is missing ({missing}); "
+            "put it beside the model"
+        )
+    if "is not a registered function/op" in text:
+        found = re.search(r"([\w.]*:\w+)\(-?\d+\) is not a registered", text)
+        op = found.group(1) if found else "an unknown operator"
+        return UnsupportedModelError(
+            f"{path.name} uses the custom operator {op}, which onnxruntime does not know; ipguard-onnx runs "
+            "standard ONNX operators only (no custom-op libraries are loaded)"
+        )
+    return ModelLoadError(
+        f"onnxruntime cannot load {path.name}: {flat[:300]}; check that the file is complete and a valid ONNX model"
+    )
+
+
 def choose_input(inputs: list[ValueDescription], model_name: str) -> InputSpec:
     """The single float input: N×D vectors or N×C×H×W / N×H×W×C images, batch axis free or fixed."""
     if len(inputs) != 1:
@@ -250,7 +287,18 @@ def choose_input(inputs: list[ValueDescription], model_name: str) -> InputSpec:
             "re-export the model with a fixed input size (only the batch axis may be dynamic)"
         )
     sample_shape = tuple(int(d) for d in sample)  # type: ignore[arg-type]
+    if int(np.prod(sample_shape)) > MAX_SAMPLE_VALUES:
+        raise UnsupportedModelError(
+            f"input {value.name!r} declares {int(np.prod(sample_shape)):,} values per sample (shape "
+            f"{list(sample_shape)}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts; this is not a "
+            "classifier it can query safely"
+        )
     batch = dims[0]
+    if isinstance(batch, int) and batch > MAX_FIXED_BATCH:
+        raise UnsupportedModelError(
+            f"input {value.name!r} declares a fixed batch of {batch:,}; ipguard-onnx queries at most "
+            f"{MAX_FIXED_BATCH} rows at a time: re-export the model with a dynamic batch axis"
+        )
     return InputSpec(
         name=value.name,
         sample_shape=sample_shape,
@@ -380,7 +428,7 @@ class OnnxClassifier(Classifier):
         self.input_spec = choose_input(inputs, self.name)
         self.output_spec = choose_output(outputs, self.name, need_scores=role == "target")
         self.num_classes = self.output_spec.num_classes
-        self.batch_size = 1 if self.input_spec.fixed_batch == 1 else batch_size
+        self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype)
 
@@ -394,17 +442,14 @@ class OnnxClassifier(Classifier):
             # With torch in the same process, spinning idle threads steal the cores torch needs.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # Models are untrusted input: bounded threads, no arena that keeps a hostile graph's peak memory.
+        options.intra_op_num_threads = min(os.cpu_count() or 1, MAX_THREADS)
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False
         try:
             return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(providers))
         except Exception as exc:
-            text = str(exc).strip()
-            first_line = text.splitlines()[0] if text else type(exc).__name__
-            if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
-                raise _not_onnx(path, "protobuf parsing failed") from None
-            raise ModelLoadError(
-                f"onnxruntime cannot load {path.name}: {first_line[:300]}; "
-                "check that the file is complete (and its .data file sits beside it)"
-            ) from None
+            raise _load_error(path, exc) from None
 
     def _run(self, batch: npt.NDArray[np.floating]) -> list[Any]:
         spec = self.input_spec
@@ -415,8 +460,17 @@ class OnnxClassifier(Classifier):
         outputs = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
-            (result,) = self.session.run([self.output_spec.name], {spec.name: chunk})
-            outputs.append(result)
+            rows = len(chunk)
+            if spec.fixed_batch is not None and rows < spec.fixed_batch:  # a fixed batch: pad, then trim
+                padding = np.zeros((spec.fixed_batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            try:
+                (result,) = self.session.run([self.output_spec.name], {spec.name: chunk})
+            except Exception as exc:
+                text = str(exc).strip()
+                first_line = " ".join(text.split())[:300] if text else type(exc).__name__
+                raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
+            outputs.append(result[:rows] if spec.fixed_batch is not None else result)
         return outputs
 
     def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
