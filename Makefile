@@ -1,7 +1,7 @@
 # One entry point for people and CI (.ci/run runs `make test`: lint, types, then the tests).
 PYTHON ?= python
 
-.PHONY: test check lint pytest slow bench integration
+.PHONY: test check lint pytest slow bench integration fuzz
 
 test: lint pytest
 
@@ -29,3 +29,8 @@ bench:
 integration:
 	test -x .venv-mlserver/bin/mlserver || (python3 -m venv .venv-mlserver && .venv-mlserver/bin/pip install mlserver==1.7.1 onnxruntime)
 	IPGUARD_MLSERVER=$(CURDIR)/.venv-mlserver/bin/mlserver $(PYTHON) -m pytest -m integration
+
+# Fuzz the bundle loader (atheris, in the dev extra) for FUZZ_SECONDS; the test suite runs it for 15 s.
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(PYTHON) tests/fuzz/fuzz_bundle.py -max_total_time=$(FUZZ_SECONDS)

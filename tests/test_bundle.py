@@ -147,3 +147,17 @@ def test_digest_ignores_tensor_order_but_not_content() -> None:
 
 def test_private_key_is_written_0600(zoo: Zoo) -> None:
     assert zoo.private_key.stat().st_mode & 0o777 == 0o600
+
+
+def test_fuzz_target_runs_clean_for_a_bounded_time(tmp_path: Path) -> None:
+    """The atheris target (tests/fuzz/fuzz_bundle.py, `make fuzz` for longer) for 15 s: no finding."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    target = Path(__file__).resolve().parent / "fuzz" / "fuzz_bundle.py"
+    done = subprocess.run([sys.executable, str(target), "-max_total_time=15", str(corpus)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Done" in done.stderr and "runs in" in done.stderr
