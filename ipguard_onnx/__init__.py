@@ -9,11 +9,13 @@ __version__ = "0.1.0"
 
 from .audit import AuditResult, audit
 from .bundle import Bundle, load_bundle
+from .calibrate import Calibration, calibrate
 from .errors import (
     AuditError,
     BundleError,
     IPGuardError,
     ModelLoadError,
+    ReportError,
     SearchError,
     SignatureError,
     SigningKeyError,
@@ -21,6 +23,7 @@ from .errors import (
     UnsupportedModelError,
     UsageError,
 )
+from .evidence import sign_report, verify_report
 from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
 from .models import Classifier, OnnxClassifier
 
@@ -29,12 +32,14 @@ __all__ = [
     "AuditResult",
     "Bundle",
     "BundleError",
+    "Calibration",
     "Classifier",
     "FingerprintResult",
     "FingerprintSettings",
     "IPGuardError",
     "ModelLoadError",
     "OnnxClassifier",
+    "ReportError",
     "SearchError",
     "SignatureError",
     "SigningKeyError",
@@ -43,6 +48,9 @@ __all__ = [
     "UsageError",
     "__version__",
     "audit",
+    "calibrate",
     "fingerprint",
     "load_bundle",
+    "sign_report",
+    "verify_report",
 ]

@@ -118,9 +118,14 @@ def fingerprint(
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Number of fingerprint points.")] = 100,
     k: Annotated[
-        float,
-        typer.Option("--k", help="Margin past the boundary, in logits (Eq. 5). Larger: more robust, less unique."),
-    ] = 3.0,
+        float | None,
+        typer.Option(
+            "--k",
+            help="Margin past the boundary, in logits (Eq. 5). Larger: more robust, less unique. "
+            "[default: 3 with --plain, 1 with --unique]",
+            show_default=False,
+        ),
+    ] = None,
     init: Annotated[
         str | None,
         typer.Option(help="Start points: 'data' (needs --data) or 'random' [default: data if --data, else random]."),

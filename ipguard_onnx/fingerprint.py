@@ -22,11 +22,14 @@ from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
 from .preprocessing import Preprocessing
 from .search import METHODS, ProgressCallback, SearchStrategy, make_strategy
+from .stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from .surrogate import ParityReport, Surrogate
 
 InitKind = Literal["data", "random"]
 LabelKind = Literal["least-likely", "random"]
 DEFAULT_K = 3.0
+UNIQUE_DEFAULT_K = 1.0
+"""--unique was measured with k = 1 (k = 0.3 and 3 were worse on the zoos; BENCHMARKS.md)."""
 DEFAULT_THRESHOLD = 0.85
 UNIQUE_AUTO_MAX_FEATURES = 4096
 """--unique is the default with --data up to this input size: where it was measured to win (BENCHMARKS.md)."""
@@ -43,7 +46,8 @@ class FingerprintSettings:
     """
 
     n: int = 100
-    k: float = DEFAULT_K
+    k: float | None = None
+    """Eq. 5's margin; None: ``DEFAULT_K`` for the paper's search, ``UNIQUE_DEFAULT_K`` with ``unique``."""
     init: InitKind = "random"
     label: LabelKind = "least-likely"
     domain: tuple[float, float] | Literal["data"] = (0.0, 1.0)
@@ -62,13 +66,11 @@ class FingerprintSettings:
     on for IPGuard with owner data and inputs of at most ``UNIQUE_AUTO_MAX_FEATURES`` values."""
     references: int = 16
     pool_factor: int = 2
-    k_relative: bool = False
-    """With ``unique``: k is a multiple of the target's median top-1/top-2 margin on the owner's data."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise UsageError(f"--n must be at least 1, got {self.n}")
-        if self.k < 0:
+        if self.k is not None and self.k < 0:
             raise UsageError(f"--k must be ≥ 0 (a margin in logits), got {self.k}")
         if not 0.0 <= self.threshold <= 1.0:
             raise UsageError(f"--threshold must lie in [0, 1], got {self.threshold}")
@@ -181,6 +183,15 @@ def fingerprint(
     low, high = _bounds(settings, spec, data)
     init_data = data if settings.init == "data" else None
 
+    unique = (
+        settings.unique
+        if settings.unique is not None
+        else settings.method == "ipguard"
+        and data is not None
+        and int(np.prod(spec.sample_shape)) <= UNIQUE_AUTO_MAX_FEATURES
+    )
+    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
+
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     surrogate = Surrogate(target)
@@ -191,7 +202,7 @@ def fingerprint(
 
     search = make_strategy(
         settings.method,
-        k=settings.k,
+        k=k,
         epsilon=settings.epsilon,
         max_iterations=settings.max_iterations,
         learning_rate=settings.learning_rate,
@@ -237,17 +248,9 @@ def fingerprint(
 
     screening_record = ""
     screening_seconds = 0.0
-    k_used = settings.k
-    unique = (
-        settings.unique
-        if settings.unique is not None
-        else settings.method == "ipguard"
-        and data is not None
-        and int(np.prod(spec.sample_shape)) <= UNIQUE_AUTO_MAX_FEATURES
-    )
     if unique:
-        points, labels, screening_record, screening_seconds, k_used = _screened(
-            settings, surrogate, target, data, reference_paths, low, high, rng
+        points, labels, screening_record, screening_seconds = _screened(
+            settings, k, surrogate, target, data, reference_paths, low, high, rng
         )
         search_seconds = screening_seconds
         record = json.loads(screening_record)
@@ -258,7 +261,7 @@ def fingerprint(
         points, labels = collect(search, settings.n, init_data)
     if len(points) == 0:
         raise SearchError(
-            f"no point reached the boundary margin k={settings.k} within {settings.max_iterations} "
+            f"no point reached the boundary margin k={k} within {settings.max_iterations} "
             "iterations; lower --k, raise --max-iterations, or widen --domain"
         )
     if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
@@ -286,7 +289,7 @@ def fingerprint(
         "domain": "per-feature from data"
         if settings.domain == "data"
         else f"{settings.domain[0]},{settings.domain[1]}",
-        "k": repr(k_used),
+        "k": repr(k),
         "init": ("data" if data is not None else "random") if unique else settings.init,
         "label": "random" if unique else settings.label,
         "variant": "IPGuard-unique" if unique else f"{_METHOD_NAMES[settings.method]}-{settings.suffix}",
@@ -297,6 +300,10 @@ def fingerprint(
         "n_points": str(len(points)),
         "data_sha256": _file_digest(Path(data_path)) if data_path is not None else "",
         "threshold": repr(settings.threshold),
+        "null_agreement": repr(UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT),
+        "null_agreement_source": "default for "
+        + ("--unique" if unique else "the paper's search")
+        + ": above every independent model measured on the benchmark zoos (see README); calibrate to measure yours",
         "preprocessing": settings.preprocessing.to_json(),
         "surrogate": f"onnx2pytorch {_version('onnx2pytorch')}",
         "parity_max_abs_difference": f"{parity.max_abs_difference:.3e}",
@@ -328,7 +335,7 @@ def fingerprint(
         settings=settings,
         screening_seconds=screening_seconds,
         variant=metadata["variant"],
-        k=k_used,
+        k=k,
         screening=screening_record,
     )
 
@@ -338,6 +345,7 @@ UNIQUE_ITERATIONS = 300
 
 def _screened(
     settings: FingerprintSettings,
+    k: float,
     surrogate: Surrogate,
     target: OnnxClassifier,
     data: FloatArray | None,
@@ -345,15 +353,15 @@ def _screened(
     low: FloatArray,
     high: FloatArray,
     rng: np.random.Generator,
-) -> tuple[FloatArray, LabelArray, str, float, float]:
+) -> tuple[FloatArray, LabelArray, str, float]:
     """Conferrable search over a ``pool_factor · n`` pool, screened by the panel (``screening``).
 
-    Returns points, labels, the signed record, seconds spent, and the margin k used.
+    Returns points, labels, the signed record, and the seconds spent.
     """
     import torch
 
     from .audit import as_classifier
-    from .screening import build_panel, conferrable_search, margin_scale, screen
+    from .screening import REFERENCE_MARGIN, build_panel, conferrable_search, margin_scale, screen
 
     started = time.perf_counter()
     supplied = [as_classifier(Path(path), providers=settings.providers) for path in reference_paths]
@@ -368,7 +376,6 @@ def _screened(
     )  # fmt: skip
     build_seconds = time.perf_counter() - started
     scale = margin_scale(surrogate.raw_scores(data if data is not None else _start_points(256, rng, None, low, high)))
-    k = settings.k * scale if settings.k_relative else settings.k
     pool_points: list[FloatArray] = []
     pool_labels: list[LabelArray] = []
     searched = 0
@@ -400,7 +407,7 @@ def _screened(
             "searched": searched,
             "iterations": UNIQUE_ITERATIONS,
             "k": round(k, 6),
-            "k_relative_to_median_margin": settings.k if settings.k_relative else None,
+            "reference_margin": round(REFERENCE_MARGIN * k, 6),
             "median_margin": round(scale, 6),
             "starts": "data" if data is not None else "random",
             "reference_disagreement": round(disagreement, 4),
@@ -414,7 +421,7 @@ def _screened(
         },
         sort_keys=True,
     )
-    return points[chosen], labels[chosen], record, time.perf_counter() - started, k
+    return points[chosen], labels[chosen], record, time.perf_counter() - started
 
 
 def _created_at() -> str:

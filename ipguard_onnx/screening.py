@@ -32,6 +32,8 @@ AGREEMENT_GOAL = 0.99
 """Panel models train until they label the owner's data like the target this often (or hit the epoch cap)."""
 MAX_EPOCHS = 300
 RETRAINED_COPIES = 3
+REFERENCE_MARGIN = 2.0
+"""References are pushed until label j trails their top label by this many times k (measured: 2 beat 1)."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def conferrable_search(
     """Move every start so the target and the positives say ``target`` by margin k and references do not.
 
     Loss per point: ReLU(k − m(x)) + mean over positives ReLU(k − m_p(x)) + mean over references
-    ReLU(m_r(x) + k), with m the margin of label j (Eq. 5's margin, extended to the panel as in
+    ReLU(m_r(x) + 2k), with m the margin of label j (Eq. 5's margin, extended to the panel as in
     conferrable adversarial examples). Batched; clipped to the domain after every Adam step.
     """
     import torch
@@ -254,7 +256,8 @@ def conferrable_search(
         if positives:
             loss = loss + sum(torch.relu(k - _margin_of(p(points), label)) for p in positives) / len(positives)
         if references:
-            loss = loss + sum(torch.relu(_margin_of(r(points), label) + k) for r in references) / len(references)
+            pushed = REFERENCE_MARGIN * k
+            loss = loss + sum(torch.relu(_margin_of(r(points), label) + pushed) for r in references) / len(references)
         loss.sum().backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         with torch.no_grad():

@@ -45,9 +45,10 @@ def test_audit_reports_a_p_value_and_provenance(zoo: Zoo) -> None:
     copy = audit(bundle, zoo.fine_tuned)
     other = audit(bundle, zoo.independent)
     n = copy.points_queried - copy.points_skipped
-    assert copy.p_value == pytest.approx(binomial_tail(copy.points_matched, n, DEFAULT_NULL_AGREEMENT))
+    assert copy.p_value == pytest.approx(binomial_tail(copy.points_matched, n, bundle.null_agreement))
     assert copy.p_value < other.p_value
     assert copy.null_agreement == DEFAULT_NULL_AGREEMENT and "default" in copy.null_agreement_source
+    assert bundle.metadata["null_agreement"] == repr(DEFAULT_NULL_AGREEMENT)  # signed at fingerprint time
     assert copy.audited_at.endswith("Z") and copy.parameters["threshold"] == repr(bundle.threshold)
     assert copy.suspect_sha256 and copy.fingerprint_sha256 == bundle.sha256
 
