@@ -73,12 +73,6 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519Pri
     """Read a PEM Ed25519 private key; refused when group or others may read it (POSIX)."""
     if not path.is_file():
         raise SigningKeyError(f"signing key not found: {path}; create one with 'ipguard-onnx keygen'")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if os.name == "posix" and mode & 0o077:
-        raise SigningKeyError(
-            f"signing key {path} is readable by others (mode {mode:04o}); run 'chmod 600 {path}' and "
-            "consider the key exposed if others could read it"
-        )
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=password)
     except TypeError:
@@ -96,6 +90,12 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519Pri
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError(
             f"{path} holds a {type(key).__name__}; ipguard-onnx signs with Ed25519 keys from 'ipguard-onnx keygen'"
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise SigningKeyError(
+            f"signing key {path} is readable by others (mode {mode:04o}); run 'chmod 600 {path}' and "
+            "consider the key exposed if others could read it"
         )
     return key
 
