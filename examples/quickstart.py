@@ -5,7 +5,10 @@
 1. trains the demo CNN on scikit-learn's bundled digits and exports it to ONNX (the model you ship);
 2. makes a pirated copy (fine-tuned, then 20 % of its weights pruned) and an innocent model
    (same task, trained independently);
-3. runs the real CLI: ``keygen``, ``fingerprint``, and ``audit`` on both suspects, printing both reports.
+3. trains three more independent models (two CNNs from other seeds, one MLP) that the owner knows are
+   not copies, to calibrate the fingerprint's null agreement (how often an independent model agrees);
+4. runs the real CLI: ``keygen``, ``fingerprint``, ``calibrate`` and ``audit`` on both suspects, printing
+   the reports with their p-values.
 
 Exit status 0 when the pirated copy matches and the innocent one does not.
 """
@@ -37,7 +40,8 @@ def main() -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
-    print("training the demo model and two suspects on scikit-learn's digits ...", flush=True)
+    print("training the demo model, two suspects and three independent models on scikit-learn's digits ...",
+          flush=True)  # fmt: skip
     x, y = demo.digits()
     target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
     pirated = demo.pruned(demo.fine_tuned(target, x, y, seed=1), 0.2)
@@ -47,12 +51,20 @@ def main() -> int:
     demo.export_onnx(target, x, out / "demo-target.onnx")
     demo.export_onnx(pirated, x, out / "pirated.onnx")
     demo.export_onnx(innocent, x, out / "innocent.onnx")
+    independent = out / "independent"
+    independent.mkdir(exist_ok=True)
+    for index, model in enumerate(
+        [demo.digits_cnn(seed=3001), demo.digits_cnn(seed=3002, width=8), demo.digits_mlp(seed=3003)]
+    ):
+        demo.export_onnx(demo.train(model, x, y, seed=3001 + index), x, independent / f"independent-{index}.onnx")
 
     key = out / "demo-key.pem"
     if not key.exists() and cli("keygen", "--out", key) != 0:
         return 2
     bundle = out / "demo-target.fingerprint.safetensors"
     if cli("fingerprint", out / "demo-target.onnx", "--key", key, "-o", bundle, "--seed", 0) != 0:
+        return 2
+    if cli("calibrate", bundle, "--negative", independent, "--key", key) != 0:
         return 2
     pirated_code = cli(
         "audit", out / "pirated.onnx", "--fingerprint", bundle, "--trusted-key", out / "demo-key.pub.pem"

@@ -74,7 +74,7 @@ def calibrate(
             raise AuditError(f"{result.suspect} answered too few points to calibrate with; check it or leave it out")
         measured.append(CalibratedNegative(result.suspect, result.suspect_sha256, result.matching_rate))
     highest = max(n.matching_rate for n in measured)
-    null = min(0.999, highest + margin)
+    null = round(min(0.999, highest + margin), 6)
     points = len(bundle.points)
     threshold = threshold_for(points, null, false_accusation_rate)
     if threshold is None:

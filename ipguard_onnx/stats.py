@@ -54,7 +54,6 @@ def plain_words(p_value: float) -> str:
     if p_value <= 0.0:
         return "an independent model would essentially never agree this often (p below floating-point range)"
     if p_value >= 0.05:
-        odds = max(1, round(1 / p_value))
-        return f"an independent model would agree this often about once in {odds} tries: weak evidence"
+        return f"an independent model would agree this often with probability {p_value:.0%}: weak evidence"
     exponent = math.floor(-math.log10(p_value))
     return f"an independent model would agree this often less than once in 10^{exponent} tries"

@@ -27,8 +27,13 @@ def test_quickstart_convicts_the_pirate_and_clears_the_innocent(tmp_path: Path) 
         trusted_key=load_public_key(ROOT / "fingerprints" / "demo-key.pub.pem"),
     )
     assert published.signer_pinned
+    assert published.null_agreement_source.startswith("calibrated on 3")
     assert audit(published, tmp_path / "demo-target.onnx").matched
     assert not audit(published, tmp_path / "innocent.onnx").matched
+    # the run's own bundle was calibrated: the pirate's p-value is far below the innocent model's
+    local = load_bundle(tmp_path / "demo-target.fingerprint.safetensors")
+    pirate, innocent = audit(local, tmp_path / "pirated.onnx"), audit(local, tmp_path / "innocent.onnx")
+    assert pirate.p_value < 1e-6 < innocent.p_value and "calibrated" in local.null_agreement_source
 
 
 def test_python_api_example_runs() -> None:
