@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .models import FloatArray, InputSpec
+from .models import FloatArray, InputSpec, LabelArray
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _NPZ_KEYS = ("x", "X", "data", "inputs", "x_train", "X_train")
@@ -95,3 +95,23 @@ def _load_images(folder: Path, spec: InputSpec) -> np.ndarray:
         pixels = pixels.reshape(height, width, channels)
         samples.append(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels)
     return np.stack(samples)
+
+
+_LABEL_KEYS = ("y", "labels", "label", "targets", "target")
+
+
+def load_labels(path: Path, count: int) -> LabelArray | None:
+    """Integer class labels stored beside the inputs in a .npz (key y, labels, …), if any."""
+    if path.suffix != ".npz" or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            key = next((k for k in _LABEL_KEYS if k in archive.files), None)
+            if key is None:
+                return None
+            labels = np.asarray(archive[key])
+    except (OSError, ValueError):
+        raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise UsageError(f"--data {path.name}: '{key}' must hold one integer label per sample ({count})")
+    return labels.astype(np.int64)

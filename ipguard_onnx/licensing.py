@@ -1,0 +1,388 @@
+"""Active protection: a traceable copy per licensee (after Xue et al., TrustCom 2020, "user fingerprints").
+
+``issue`` fine-tunes the surrogate so that a secret, licensee-specific *trigger set* — owner inputs
+stamped with a licensee pattern — maps to licensee-specific labels, while clean inputs keep the original
+model's labels; exports the result to ONNX, checks parity with onnxruntime, and stores the trigger set
+as a signed bundle in the registry. Everything secret derives from HMAC(owner key, model, licensee):
+without the owner's private key the pattern and the labels cannot be guessed, and issuing again with
+the same key gives the same triggers.
+
+* pattern: ``PATTERN_FRACTION`` of the input positions, each set to the domain's low or high value;
+* labels: a secret derangement π of the classes (π(c) ≠ c): a stamped input of original label c must
+  be answered π(c) — learnable by the network, and about 1/C likely per point for any other model;
+* the registry's triggers are stamped *held-out* inputs (never trained on), so passing them shows the
+  behaviour generalises rather than memorised points.
+
+The registry bundle is an ordinary fingerprint bundle (points = triggers, labels = π labels) with
+``kind = licensee``: ``audit --licensees DIR`` queries suspects with every licensee's triggers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import time
+import warnings
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from . import __version__
+from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
+from .data import load_labels, load_points
+from .errors import SurrogateError, UsageError
+from .models import FloatArray, LabelArray, OnnxClassifier
+from .stats import threshold_for
+from .surrogate import PARITY_TOLERANCE, Surrogate
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+PATTERN_FRACTION = 0.1
+HELD_OUT_FRACTION = 0.2
+TRIGGER_GOAL = 0.99
+"""Fine-tuning stops once held-out triggers reach this accuracy and clean agreement stays above it."""
+LICENSEE_FALSE_ACCUSATION_RATE = 1e-6
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class IssuedCopy:
+    """One licensee's copy: where it is, how well it keeps the model, and how well it is marked."""
+
+    licensee: str
+    model_path: Path
+    registry_bundle: Path
+    triggers: int
+    trigger_accuracy: float
+    """Share of the registry triggers the issued ONNX copy answers with the licensee's labels (onnxruntime)."""
+    original_trigger_agreement: float
+    """The same share for the original model (what an unmarked model does by chance)."""
+    clean_agreement: float
+    """Issued vs original labels on the held-out owner data."""
+    clean_accuracy_before: float | None
+    clean_accuracy_after: float | None
+    threshold: float
+    null_agreement: float
+    epochs: int
+    parity_max_abs_difference: float
+    seconds: float
+    signer_key_id: str
+    model_sha256: str
+
+    @property
+    def accuracy_change(self) -> float | None:
+        """Clean accuracy after minus before, in points (None without labels)."""
+        if self.clean_accuracy_before is None or self.clean_accuracy_after is None:
+            return None
+        return 100.0 * (self.clean_accuracy_after - self.clean_accuracy_before)
+
+
+def _secret(key: Ed25519PrivateKey, model_sha256: str, licensee: str) -> bytes:
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    message = b"ipguard-onnx licensee v1\x00" + model_sha256.encode() + b"\x00" + licensee.encode()
+    return hmac.new(raw, message, hashlib.sha256).digest()
+
+
+def licensee_pattern(
+    secret: bytes, sample_shape: tuple[int, ...], low: FloatArray, high: FloatArray, classes: int
+) -> tuple[np.ndarray, FloatArray, LabelArray]:
+    """(mask, stamp values, derangement π) drawn from the licensee's secret."""
+    rng = np.random.default_rng(np.frombuffer(secret, dtype=np.uint32))
+    size = int(np.prod(sample_shape))
+    chosen = rng.choice(size, size=max(4, int(round(PATTERN_FRACTION * size))), replace=False)
+    mask = np.zeros(size, dtype=bool)
+    mask[chosen] = True
+    values = np.where(rng.random(size) < 0.5, low.reshape(-1), high.reshape(-1)).astype(np.float32)
+    while True:  # a derangement: no class keeps its label
+        permutation = rng.permutation(classes)
+        if classes < 2 or not (permutation == np.arange(classes)).any():
+            break
+    return mask.reshape(sample_shape), values.reshape(sample_shape), permutation.astype(np.int64)
+
+
+def stamp(inputs: FloatArray, mask: np.ndarray, values: FloatArray) -> FloatArray:
+    """Inputs with the licensee pattern written over them."""
+    return np.where(mask[None], values[None], inputs).astype(np.float32)
+
+
+def _scores(module: nn.Module, batch: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    import torch
+
+    output = module(batch)
+    if isinstance(output, (list, tuple)):
+        output = output[0]
+    output = output.reshape(len(batch), -1).float()
+    return torch.log(output.clamp_min(1e-12)) if probabilities else output
+
+
+def _labels(module: nn.Module, x: FloatArray, probabilities: bool) -> LabelArray:
+    import torch
+
+    with torch.no_grad():
+        labels: LabelArray = _scores(module, torch.from_numpy(x), probabilities).argmax(1).numpy().astype(np.int64)
+    return labels
+
+
+def _fine_tune(
+    module: nn.Module,
+    teacher: nn.Module,
+    keep: FloatArray,
+    stamped: FloatArray,
+    stamped_labels: LabelArray,
+    check: tuple[FloatArray, LabelArray, FloatArray, LabelArray],
+    *,
+    probabilities: bool,
+    seed: int,
+    max_epochs: int,
+    learning_rate: float = 1e-3,
+    batch_size: int = 64,
+) -> int:
+    """Teach the licensee triggers while keeping the original's scores.
+
+    Per step: cross-entropy of stamped inputs to the licensee labels, plus the squared difference to the
+    original model's scores on ``keep`` (owner data, uniform inputs and boundary points), so clean labels
+    *and* the boundary IPGuard fingerprints rely on stay put. Stops once the held-out triggers pass and
+    clean agreement holds (``TRIGGER_GOAL``); returns the epochs used.
+    """
+    import torch
+    from torch import nn as tnn
+
+    torch.manual_seed(seed)
+    parameters = list(module.parameters())
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    anchors = torch.from_numpy(keep)
+    with torch.no_grad():
+        targets = _scores(teacher, anchors, probabilities)
+    xs, ys = torch.from_numpy(stamped), torch.from_numpy(stamped_labels)
+    held_clean, held_clean_labels, held_triggers, held_trigger_labels = check
+    epochs = 0
+    while epochs < max_epochs:
+        epochs += 1
+        module.train()
+        order = torch.randperm(len(anchors))
+        trigger_order = torch.randperm(len(xs))
+        steps = -(-len(anchors) // batch_size)
+        for step in range(steps):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            trigger_batch = trigger_order[(step * batch_size) % len(xs) :][:batch_size]
+            optimizer.zero_grad()
+            loss = tnn.functional.mse_loss(_scores(module, anchors[batch], probabilities), targets[batch])
+            loss = loss + tnn.functional.cross_entropy(
+                _scores(module, xs[trigger_batch], probabilities), ys[trigger_batch]
+            )
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+        module.eval()
+        triggers_ok = (_labels(module, held_triggers, probabilities) == held_trigger_labels).mean()
+        clean_ok = (_labels(module, held_clean, probabilities) == held_clean_labels).mean()
+        if triggers_ok >= TRIGGER_GOAL and clean_ok >= TRIGGER_GOAL:
+            break
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    return epochs
+
+
+def _keep_set(surrogate: Surrogate, x: FloatArray, low: FloatArray, high: FloatArray, seed: int) -> FloatArray:
+    """Where the copy must keep the original's scores: owner data, uniform inputs, and IPGuard boundary
+    points from both kinds of start (so passive fingerprints of the original still match the copy)."""
+    import torch
+
+    from .search import IPGuardSearch
+
+    rng = np.random.default_rng(seed)
+    uniform = (low + rng.random((len(x), *low.shape), dtype=np.float32) * (high - low)).astype(np.float32)
+    parts = [x, uniform]
+    for starts in (uniform[:256], x[rng.integers(0, len(x), 256)]):
+        with torch.no_grad():
+            logits = surrogate.logits(torch.from_numpy(starts)).numpy()
+        source = logits.argmax(1).astype(np.int64)
+        target = ((source + rng.integers(1, logits.shape[1], len(source))) % logits.shape[1]).astype(np.int64)
+        for k in (1.0, 3.0):
+            outcome = IPGuardSearch(k=k, max_iterations=300).run(surrogate.logits, starts, source, target, low, high)
+            parts.append(outcome.points.astype(np.float32))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _export(module: nn.Module, sample: FloatArray, path: Path, input_name: str) -> None:
+    """ONNX export of the fine-tuned surrogate (TorchScript exporter: onnx2pytorch modules do not
+    pass torch.export), dynamic batch axis; parity is checked by the caller."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.from_numpy(sample),),
+            str(path),
+            dynamo=False,
+            input_names=[input_name],
+            output_names=["scores"],
+            dynamic_axes={input_name: {0: "batch"}, "scores": {0: "batch"}},
+        )
+
+
+def issue(
+    model_path: str | os.PathLike[str],
+    *,
+    licensee: str,
+    data_path: str | os.PathLike[str],
+    registry: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    signing_key: Ed25519PrivateKey,
+    triggers: int = 100,
+    max_epochs: int = 30,
+    domain: tuple[float, float] = (0.0, 1.0),
+    providers: str = "auto",
+    force: bool = False,
+) -> IssuedCopy:
+    """Issue ``licensee`` a marked copy of the ONNX model and register its signed trigger set."""
+    import torch
+
+    started = time.perf_counter()
+    if not _NAME.match(licensee):
+        raise UsageError(
+            f"--licensee {licensee!r}: use 1–64 letters, digits, '.', '_' or '-' (it names the registry file)"
+        )
+    if triggers < 10:
+        raise UsageError(f"--triggers must be at least 10, got {triggers}")
+    registry = Path(registry)
+    registry_bundle = registry / f"{licensee}.licensee.safetensors"
+    if registry_bundle.exists() and not force:
+        raise UsageError(f"{registry_bundle} exists: {licensee} already holds a copy (pass --force to re-issue)")
+    original = OnnxClassifier(model_path, providers=providers, allow_spinning=False)
+    spec = original.input_spec
+    classes = original.output_spec.num_classes or 0
+    if classes < 2:
+        raise UsageError(f"{original.name} has {classes} classes; licensee labels need at least 2")
+    x = load_points(Path(data_path), spec)
+    given_labels = load_labels(Path(data_path), len(x))
+    if len(x) < 5 * triggers // 4:
+        raise UsageError(
+            f"--data holds {len(x)} samples; issuing {triggers} held-out triggers needs at least {5 * triggers // 4}"
+        )
+    surrogate = Surrogate(original)
+    probabilities = original.output_spec.kind == "probabilities"
+    low = np.full(spec.sample_shape, domain[0], np.float32)
+    high = np.full(spec.sample_shape, domain[1], np.float32)
+    secret = _secret(signing_key, original.sha256 or "", licensee)
+    mask, values, derangement = licensee_pattern(secret, spec.sample_shape, low, high, classes)
+
+    order = np.random.default_rng(np.frombuffer(secret[16:], dtype=np.uint32)).permutation(len(x))
+    held_count = max(triggers, int(HELD_OUT_FRACTION * len(x)))
+    held, train = order[:held_count], order[held_count:]
+    original_labels = original.predict(x)
+    held_triggers = stamp(x[held], mask, values)
+    held_trigger_labels = derangement[original_labels[held]]
+    module = copy.deepcopy(surrogate.module)
+    seed = int.from_bytes(secret[:4], "little")
+    epochs = _fine_tune(
+        module,
+        surrogate.module,
+        _keep_set(surrogate, x[train], low, high, seed),
+        stamp(x[train], mask, values),
+        derangement[original_labels[train]],
+        (x[held], original_labels[held], held_triggers, held_trigger_labels),
+        probabilities=probabilities,
+        seed=seed,
+        max_epochs=max_epochs,
+    )
+    output_path = Path(output_path)
+    _export(module, x[:2], output_path, spec.name)
+    issued = OnnxClassifier(output_path, providers=providers, allow_spinning=False)
+    check = np.concatenate([x[held][:64], held_triggers[:64]])
+    with torch.no_grad():
+        expected = _scores(module, torch.from_numpy(check), probabilities=False).numpy()
+    difference = float(np.abs(issued.scores(check) - expected).max()) / max(1.0, float(np.abs(expected).max()))
+    if difference > PARITY_TOLERANCE:
+        output_path.unlink(missing_ok=True)
+        raise SurrogateError(
+            f"the exported copy disagrees with the fine-tuned model (max relative difference {difference:.1e}); "
+            "nothing was issued"
+        )
+    registry_points = held_triggers[:triggers]
+    registry_labels = held_trigger_labels[:triggers]
+    trigger_accuracy = float((issued.predict(registry_points) == registry_labels).mean())
+    original_agreement = float((original.predict(registry_points) == registry_labels).mean())
+    clean_agreement = float((issued.predict(x[held]) == original_labels[held]).mean())
+    before = after = None
+    if given_labels is not None:
+        before = float((original_labels[held] == given_labels[held]).mean())
+        after = float((issued.predict(x[held]) == given_labels[held]).mean())
+    null = round(min(0.5, max(original_agreement, 1.0 / classes) + 0.1), 6)
+    threshold = threshold_for(len(registry_points), null, LICENSEE_FALSE_ACCUSATION_RATE)
+    if threshold is None:
+        raise UsageError(f"{triggers} triggers cannot reach a false-accusation rate of 1e-6; pass more --triggers")
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": "licensee",
+        "licensee": licensee,
+        "tool_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "method": "licensee triggers (Xue et al. 2020)",
+        "variant": "licensee",
+        "target_file": original.name,
+        "target_sha256": original.sha256 or "",
+        "issued_file": output_path.name,
+        "issued_sha256": issued.sha256 or "",
+        "input_name": spec.name,
+        "input_shape": json.dumps(list(spec.sample_shape)),
+        "input_layout": spec.layout,
+        "input_dtype": spec.dtype,
+        "output_name": original.output_spec.name,
+        "output_kind": original.output_spec.kind,
+        "num_classes": str(classes),
+        "class_names": "",
+        "threshold": repr(min(threshold, 0.9)),
+        "null_agreement": repr(null),
+        "null_agreement_source": f"original model answers {original_agreement:.2%} of the triggers with these "
+        "labels; q0 = max(that, 1/classes) + 0.1, at most 0.5",
+        "triggers": str(len(registry_points)),
+        "pattern_fraction": repr(PATTERN_FRACTION),
+        "trigger_accuracy": f"{trigger_accuracy:.4f}",
+        "clean_agreement": f"{clean_agreement:.4f}",
+        "epochs": str(epochs),
+        "domain": f"{domain[0]},{domain[1]}",
+        "preprocessing": "",
+    }
+    tensors: dict[str, npt.NDArray[np.generic]] = {
+        "points": registry_points,
+        "labels": registry_labels,
+        "domain_low": low,
+        "domain_high": high,
+    }
+    signer = save_bundle(registry_bundle, tensors, metadata, signing_key)
+    return IssuedCopy(
+        licensee=licensee,
+        model_path=output_path,
+        registry_bundle=registry_bundle,
+        triggers=len(registry_points),
+        trigger_accuracy=trigger_accuracy,
+        original_trigger_agreement=original_agreement,
+        clean_agreement=clean_agreement,
+        clean_accuracy_before=before,
+        clean_accuracy_after=after,
+        threshold=min(threshold, 0.9),
+        null_agreement=null,
+        epochs=epochs,
+        parity_max_abs_difference=difference,
+        seconds=time.perf_counter() - started,
+        signer_key_id=signer,
+        model_sha256=issued.sha256 or "",
+    )
