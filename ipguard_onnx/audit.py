@@ -59,6 +59,8 @@ class AuditResult:
     audited_at: str = ""
     parameters: Mapping[str, str] = field(default_factory=dict)
     """Every setting that shaped this result (threshold, min answered, preprocessing, providers)."""
+    licensee: str = ""
+    """For a licensee trigger set (``issue``): whose copy it marks."""
 
     @property
     def matched(self) -> bool:
@@ -237,6 +239,7 @@ def audit(
         null_agreement_source=bundle.null_agreement_source,
         evidence=plain_words(p_value),
         audited_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        licensee=bundle.metadata.get("licensee", "") if bundle.metadata.get("kind") == "licensee" else "",
         parameters={
             "threshold": repr(threshold),
             "min_answered": repr(min_answered),

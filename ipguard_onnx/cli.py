@@ -288,8 +288,15 @@ def _class_names(text: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _bundle_paths(fingerprints: list[Path], folder: Path | None) -> list[Path]:
+def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path | None = None) -> list[Path]:
     paths = list(fingerprints)
+    if licensees is not None:
+        if not licensees.is_dir():
+            raise UsageError(f"--licensees {licensees} is not a folder; pass the registry folder given to 'issue'")
+        found = sorted(licensees.glob("*.licensee.safetensors"))
+        if not found:
+            raise UsageError(f"--licensees {licensees} holds no .licensee.safetensors bundles (made by 'issue')")
+        paths.extend(found)
     if folder is not None:
         if not folder.is_dir():
             raise UsageError(f"--fingerprints {folder} is not a folder; pass a folder of .safetensors bundles")
@@ -298,7 +305,7 @@ def _bundle_paths(fingerprints: list[Path], folder: Path | None) -> list[Path]:
             raise UsageError(f"--fingerprints {folder} holds no .safetensors bundles")
         paths.extend(found)
     if not paths:
-        raise UsageError("pass --fingerprint FILE (repeatable) or --fingerprints DIR")
+        raise UsageError("pass --fingerprint FILE (repeatable), --fingerprints DIR or --licensees DIR")
     return paths
 
 
@@ -312,6 +319,10 @@ def audit(
     ] = None,
     fingerprints_dir: Annotated[
         Path | None, typer.Option("--fingerprints", help="A folder of bundles: audit against every one.")
+    ] = None,
+    licensees: Annotated[
+        Path | None,
+        typer.Option(help="A licensee registry (from 'issue'): name the licensee whose secret triggers match."),
     ] = None,
     endpoints: Annotated[
         list[str] | None, typer.Option("--endpoint", help="A remote prediction API URL to audit (repeatable).")
@@ -371,7 +382,8 @@ def audit(
         preprocessing = _preprocessing(input_scale, mean, std)
         pinned = load_public_key(trusted_key) if trusted_key is not None else None
         bundles = [
-            load_bundle(path, trusted_key=pinned) for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir)
+            load_bundle(path, trusted_key=pinned)
+            for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
         ]
         headers = headers_from_environment() if endpoints else {}
         targets: list[object] = list(suspects or [])
@@ -481,6 +493,51 @@ def evaluate(
         if chosen_format == "json":
             _emit(evaluation_json(evaluation), output)
         render_evaluation(evaluation, stderr if chosen_format == "json" else Console(highlight=False))
+
+
+@app.command("issue")
+def issue_command(
+    model: Annotated[Path, typer.Argument(help="The ONNX classifier to license.")],
+    licensee: Annotated[str, typer.Option(help="Who receives this copy (names the registry entry).")],
+    data: Annotated[Path, typer.Option(help="Owner data (.npz with x and optionally y labels, or .npy).")],
+    registry: Annotated[Path, typer.Option(help="Folder of signed licensee trigger sets (keep it private).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The licensee's model [default: MODEL-LICENSEE.onnx].")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key [default: the user's key]; triggers derive from it.")
+    ] = None,
+    triggers: Annotated[int, typer.Option(help="Held-out triggers stored in the registry.")] = 100,
+    max_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs at most.")] = 30,
+    domain: Annotated[str, typer.Option(help="Input bounds LOW,HIGH of the trigger pattern.")] = "0,1",
+    force: Annotated[bool, typer.Option(help="Re-issue a licensee that is already in the registry.")] = False,
+    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
+    from .keys import default_signing_key, load_private_key
+    from .licensing import check_licensee_name, issue
+    from .report import issued_json, render_issued
+
+    with _errors():
+        check_licensee_name(licensee)
+        chosen_format = _choice(output_format, ["text", "json"], "--format")
+        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
+        bounds = _parse_domain(domain)
+        if bounds == "data":
+            raise UsageError("--domain for issue takes LOW,HIGH")
+        if key is not None:
+            signing_key = load_private_key(key, password=_password())
+        else:
+            signing_key, _, _ = default_signing_key(password=_password())
+        target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
+        result = issue(
+            model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
+            triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=chosen_providers, force=force,
+        )  # fmt: skip
+        if chosen_format == "json":
+            _emit(issued_json(result), None)
+        render_issued(result, stderr if chosen_format == "json" else Console(highlight=False))
 
 
 @app.command()

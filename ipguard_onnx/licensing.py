@@ -90,6 +90,14 @@ class IssuedCopy:
         return 100.0 * (self.clean_accuracy_after - self.clean_accuracy_before)
 
 
+def check_licensee_name(licensee: str) -> None:
+    """A licensee name names files: letters, digits, '.', '_', '-' only, so it cannot leave the registry."""
+    if not _NAME.match(licensee):
+        raise UsageError(
+            f"--licensee {licensee!r}: use 1–64 letters, digits, '.', '_' or '-' (it names the registry file)"
+        )
+
+
 def _secret(key: Ed25519PrivateKey, model_sha256: str, licensee: str) -> bytes:
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     message = b"ipguard-onnx licensee v1\x00" + model_sha256.encode() + b"\x00" + licensee.encode()
@@ -255,10 +263,7 @@ def issue(
     import torch
 
     started = time.perf_counter()
-    if not _NAME.match(licensee):
-        raise UsageError(
-            f"--licensee {licensee!r}: use 1–64 letters, digits, '.', '_' or '-' (it names the registry file)"
-        )
+    check_licensee_name(licensee)
     if triggers < 10:
         raise UsageError(f"--triggers must be at least 10, got {triggers}")
     registry = Path(registry)

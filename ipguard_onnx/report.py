@@ -19,6 +19,7 @@ from .calibrate import Calibration
 from .errors import UsageError
 from .evaluate import GROUPS, Evaluation
 from .fingerprint import FingerprintResult
+from .licensing import IssuedCopy
 
 
 class OutputFormat(StrEnum):
@@ -105,6 +106,7 @@ def audit_sarif(results: Sequence[AuditResult], expect: Expectation | None = Non
 
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
     """One result: a detailed report; several: a table ranked by matching rate."""
+    _render_licensees(results, console)
     if len(results) == 1:
         _render_one(results[0], console)
         return
@@ -123,6 +125,15 @@ def render_audit(results: Sequence[AuditResult], console: Console) -> None:
             f"[{style}]{result.verdict.upper()}[/]",
         )
     console.print(table)
+
+
+def _render_licensees(results: Sequence[AuditResult], console: Console) -> None:
+    for result in results:
+        if result.licensee and result.matched:
+            console.print(
+                f"[bold red]LICENSEE {result.licensee}[/]: {result.suspect} answers {result.licensee}'s secret "
+                f"triggers ({result.matching_rate:.0%}, p = {result.p_value:.1e}) — the copy issued to them"
+            )
 
 
 _STYLES = {"match": "bold red", "no match": "bold green", "inconclusive": "bold yellow"}
@@ -335,3 +346,35 @@ def render_calibration(result: Calibration, console: Console) -> None:
         f"{result.false_accusation_rate:g} (p at the threshold {result.p_value_at_threshold:.1e})\n"
         f"re-signed [bold]{result.bundle_path}[/] with key {result.signer_key_id}"
     )
+
+
+def issued_json(result: IssuedCopy) -> str:
+    row = dataclasses.asdict(result)
+    row["model_path"] = str(result.model_path)
+    row["registry_bundle"] = str(result.registry_bundle)
+    row["accuracy_change_points"] = result.accuracy_change
+    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "issued": row}, indent=2)
+
+
+def render_issued(result: IssuedCopy, console: Console) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("licensee", f"[bold]{result.licensee}[/]")
+    table.add_row("copy", f"{result.model_path}  sha256 {result.model_sha256}")
+    table.add_row("registry", f"{result.registry_bundle} (signed by {result.signer_key_id}; keep it private)")
+    table.add_row(
+        "triggers",
+        f"{result.triggers} held-out triggers answered with the licensee's labels: copy {result.trigger_accuracy:.0%}"
+        f", original model {result.original_trigger_agreement:.0%}; match threshold {result.threshold:.0%}",
+    )
+    change = result.accuracy_change
+    accuracy = (
+        f"; accuracy {result.clean_accuracy_before:.1%} → {result.clean_accuracy_after:.1%} ({change:+.2f} points)"
+        if change is not None
+        else " (no labels in --data, so no accuracy)"
+    )
+    table.add_row("clean data", f"copy agrees with the original on {result.clean_agreement:.1%}{accuracy}")
+    table.add_row("training", f"{result.epochs} epochs, parity {result.parity_max_abs_difference:.1e}, "
+                  f"{result.seconds:.1f} s")  # fmt: skip
+    console.print(table)

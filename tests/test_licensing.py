@@ -1,0 +1,125 @@
+"""Active protection (issue): traceable licensee copies of a real digits model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import audit, load_bundle
+from ipguard_onnx.bundle import save_bundle
+from ipguard_onnx.errors import EXIT_MATCH, EXIT_USAGE
+from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.licensing import IssuedCopy, issue, licensee_pattern, stamp
+
+from .conftest import CliResult, Zoo
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="module")
+def licensed(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, IssuedCopy]]:
+    folder = tmp_path_factory.mktemp("licensed")
+    data = folder / "owner.npz"
+    np.savez(data, x=zoo.x, y=zoo.y)
+    key = load_private_key(zoo.private_key)
+    copies = {
+        name: issue(
+            zoo.target,
+            licensee=name,
+            data_path=data,
+            registry=folder / "registry",
+            output_path=folder / f"target-{name}.onnx",
+            signing_key=key,
+        )  # fmt: skip
+        for name in ("acme", "globex")
+    }
+    return folder, copies
+
+
+def test_issued_copies_keep_accuracy_and_answer_their_own_triggers(
+    licensed: tuple[Path, dict[str, IssuedCopy]],
+) -> None:
+    _, copies = licensed
+    for name, copy in copies.items():
+        assert copy.model_path.is_file() and copy.registry_bundle.is_file()
+        assert copy.accuracy_change is not None and copy.accuracy_change >= -1.0  # the aim: at most 1 point lost
+        assert copy.trigger_accuracy >= 0.9 > copy.original_trigger_agreement
+        registry = load_bundle(copy.registry_bundle)
+        assert registry.metadata["kind"] == "licensee" and registry.metadata["licensee"] == name
+        assert registry.metadata["issued_sha256"] == copy.model_sha256
+        result = audit(registry, copy.model_path)
+        assert result.matched and result.licensee == name and result.p_value < 1e-6
+
+
+def test_other_licensees_and_the_original_do_not_pass(zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]]) -> None:
+    _, copies = licensed
+    acme, globex = copies["acme"], copies["globex"]
+    assert not audit(acme.registry_bundle, globex.model_path).matched
+    assert not audit(globex.registry_bundle, acme.model_path).matched
+    for copy in copies.values():
+        assert not audit(copy.registry_bundle, zoo.target).matched
+
+
+def test_a_forged_trigger_set_does_not_pass(
+    zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]], tmp_path: Path
+) -> None:
+    """Someone without the owner's key guesses a pattern and labels: the licensee's copy does not answer them."""
+    folder, copies = licensed
+    genuine = load_bundle(copies["acme"].registry_bundle)
+    low, high = genuine.domain_low, genuine.domain_high
+    for attempt in range(5):
+        guess = np.random.default_rng(attempt).bytes(32)
+        mask, values, derangement = licensee_pattern(guess, tuple(zoo.x.shape[1:]), low, high, 10)
+        rows = np.random.default_rng(100 + attempt).integers(0, len(zoo.x), 100)
+        forged_points = stamp(zoo.x[rows], mask, values)
+        forged_labels = derangement[zoo.y[rows]]
+        tensors = {"points": forged_points, "labels": forged_labels.astype(np.int64), "domain_low": low,
+                   "domain_high": high}  # fmt: skip
+        forged = tmp_path / f"forged-{attempt}.safetensors"
+        save_bundle(forged, tensors, dict(genuine.metadata), load_private_key(zoo.private_key))
+        assert not audit(forged, copies["acme"].model_path).matched
+
+
+def test_the_passive_fingerprint_still_matches_every_licensee_copy(
+    zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]]
+) -> None:
+    _, copies = licensed
+    for copy in copies.values():
+        assert audit(zoo.bundle, copy.model_path).matched
+
+
+def test_cli_audit_names_the_licensee(zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]], run_cli: RunCli) -> None:
+    folder, copies = licensed
+    shown = run_cli("audit", copies["globex"].model_path, "--licensees", folder / "registry")
+    assert shown.code == EXIT_MATCH, shown.stderr
+    assert "LICENSEE globex" in shown.stdout and "LICENSEE acme" not in shown.stdout
+    as_json = run_cli("audit", copies["globex"].model_path, "--licensees", folder / "registry", "--format", "json")
+    rows = {row["licensee"]: row for row in json.loads(as_json.stdout)["results"]}
+    assert rows["globex"]["matched"] and not rows["acme"]["matched"]
+
+
+def test_cli_issue_and_its_errors(zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]], run_cli: RunCli,
+                                  tmp_path: Path) -> None:  # fmt: skip
+    folder, _ = licensed
+    small = tmp_path / "small.npz"
+    np.savez(small, x=zoo.x[:600])
+    made = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
+                   "--key", zoo.private_key, "--triggers", 50, "--format", "json",
+                   "-o", tmp_path / "initech.onnx")  # fmt: skip
+    assert made.code == 0, made.stderr
+    report = json.loads(made.stdout)["issued"]
+    assert report["licensee"] == "initech" and report["accuracy_change_points"] is None  # no labels given
+    assert (tmp_path / "reg" / "initech.licensee.safetensors").is_file()
+    again = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
+                    "--key", zoo.private_key)  # fmt: skip
+    assert again.code == EXIT_USAGE and "--force" in again.stderr
+    bad_name = run_cli("issue", zoo.target, "--licensee", "../evil", "--data", small, "--registry", tmp_path / "reg")
+    assert bad_name.code == EXIT_USAGE and "letters, digits" in bad_name.stderr
+    no_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "nowhere")
+    assert no_registry.code == EXIT_USAGE and "not a folder" in no_registry.stderr
+    for result in (again, bad_name, no_registry):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
