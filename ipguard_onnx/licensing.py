@@ -7,7 +7,8 @@ as a signed bundle in the registry. Everything secret derives from HMAC(owner ke
 without the owner's private key the pattern and the labels cannot be guessed, and issuing again with
 the same key gives the same triggers.
 
-* pattern: ``PATTERN_FRACTION`` of the input positions, each set to the domain's low or high value;
+* pattern: ``PATTERN_FRACTION`` of the input positions, each set to the domain bound farthest from the
+  owner data's mean there (so clean inputs rarely look stamped);
 * labels: a secret derangement π of the classes (π(c) ≠ c): a stamped input of original label c must
   be answered π(c) — learnable by the network, and about 1/C likely per point for any other model;
 * the registry's triggers are stamped *held-out* inputs (never trained on), so passing them shows the
@@ -105,15 +106,27 @@ def _secret(key: Ed25519PrivateKey, model_sha256: str, licensee: str) -> bytes:
 
 
 def licensee_pattern(
-    secret: bytes, sample_shape: tuple[int, ...], low: FloatArray, high: FloatArray, classes: int
+    secret: bytes,
+    sample_shape: tuple[int, ...],
+    low: FloatArray,
+    high: FloatArray,
+    classes: int,
+    typical: FloatArray | None = None,
 ) -> tuple[np.ndarray, FloatArray, LabelArray]:
-    """(mask, stamp values, derangement π) drawn from the licensee's secret."""
+    """(mask, stamp values, derangement π) drawn from the licensee's secret.
+
+    Each stamped position takes the bound *farthest* from ``typical`` (the owner data's mean there), so
+    clean inputs rarely look stamped; without ``typical`` the bound is drawn at random.
+    """
     rng = np.random.default_rng(np.frombuffer(secret, dtype=np.uint32))
     size = int(np.prod(sample_shape))
     chosen = rng.choice(size, size=max(4, int(round(PATTERN_FRACTION * size))), replace=False)
     mask = np.zeros(size, dtype=bool)
     mask[chosen] = True
-    values = np.where(rng.random(size) < 0.5, low.reshape(-1), high.reshape(-1)).astype(np.float32)
+    coin = rng.random(size) < 0.5
+    if typical is not None:
+        coin = typical.reshape(-1) > (low.reshape(-1) + high.reshape(-1)) / 2
+    values = np.where(coin, low.reshape(-1), high.reshape(-1)).astype(np.float32)
     while True:  # a derangement: no class keeps its label
         permutation = rng.permutation(classes)
         if classes < 2 or not (permutation == np.arange(classes)).any():
@@ -286,7 +299,7 @@ def issue(
     low = np.full(spec.sample_shape, domain[0], np.float32)
     high = np.full(spec.sample_shape, domain[1], np.float32)
     secret = _secret(signing_key, original.sha256 or "", licensee)
-    mask, values, derangement = licensee_pattern(secret, spec.sample_shape, low, high, classes)
+    mask, values, derangement = licensee_pattern(secret, spec.sample_shape, low, high, classes, x.mean(axis=0))
 
     order = np.random.default_rng(np.frombuffer(secret[16:], dtype=np.uint32)).permutation(len(x))
     held_count = max(triggers, int(HELD_OUT_FRACTION * len(x)))
