@@ -25,6 +25,7 @@ from .errors import (
 )
 from .evidence import sign_report, verify_report
 from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
+from .licensing import IssuedCopy, issue
 from .models import Classifier, OnnxClassifier
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "FingerprintResult",
     "FingerprintSettings",
     "IPGuardError",
+    "IssuedCopy",
     "ModelLoadError",
     "OnnxClassifier",
     "ReportError",
@@ -50,6 +52,7 @@ __all__ = [
     "audit",
     "calibrate",
     "fingerprint",
+    "issue",
     "load_bundle",
     "sign_report",
     "verify_report",
