@@ -306,7 +306,7 @@ def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path
         paths.extend(found)
     if not paths:
         raise UsageError("pass --fingerprint FILE (repeatable), --fingerprints DIR or --licensees DIR")
-    return paths
+    return list({path.resolve(): path for path in paths}.values())  # each bundle once, in order
 
 
 @app.command()

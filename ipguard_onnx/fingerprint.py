@@ -271,7 +271,7 @@ def fingerprint(
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "tool_version": __version__,
-        "created_at": _created_at(),
+        "created_at": created_at(),
         "method": settings.method,
         "epsilon": repr(settings.epsilon),
         "hit_rate": f"{np.mean(hits):.3f}",
@@ -424,7 +424,7 @@ def _screened(
     return points[chosen], labels[chosen], record, time.perf_counter() - started
 
 
-def _created_at() -> str:
+def created_at() -> str:
     """UTC creation time; SOURCE_DATE_EPOCH pins it so a seeded run gives a byte-identical bundle."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)

@@ -43,6 +43,7 @@ from . import __version__
 from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
 from .data import load_labels, load_points
 from .errors import SurrogateError, UsageError
+from .fingerprint import created_at
 from .models import FloatArray, LabelArray, OnnxClassifier
 from .stats import threshold_for
 from .surrogate import PARITY_TOLERANCE, Surrogate
@@ -352,7 +353,7 @@ def issue(
         "kind": "licensee",
         "licensee": licensee,
         "tool_version": __version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": created_at(),
         "method": "licensee triggers (Xue et al. 2020)",
         "variant": "licensee",
         "target_file": original.name,
