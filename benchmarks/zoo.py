@@ -11,6 +11,8 @@ test split C (accuracy, for the pruning stop rule of Section 5.1.2).
   of the target's architecture (other seeds), 5 other architectures, 5 random forests (skl2onnx).
 * ``wine``: a 13-feature tabular MLP (features min-max scaled to [0, 1]) with the analogous zoo
   (no filter pruning; other architectures are MLPs of other shapes and a logistic regression).
+* ``cancer``: the same recipe on scikit-learn's breast-cancer data (30 features, 2 classes), added after
+  ``--unique`` was tuned, to check that it generalises beyond the worlds it was tuned on.
 """
 
 from __future__ import annotations
@@ -53,10 +55,10 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
     return x[ia], y[ia], x[ib], y[ib], x[ic], y[ic]
 
 
-def _wine() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_wine
+def _tabular(world: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer, load_wine
 
-    x, y = load_wine(return_X_y=True)
+    x, y = (load_wine if world == "wine" else load_breast_cancer)(return_X_y=True)
     x = (x - x.min(0)) / (x.max(0) - x.min(0))
     return x.astype(np.float32), y.astype(np.int64)
 
@@ -190,7 +192,9 @@ def build(world: str, seed: int, root: Path) -> Zoo:
     """Build (or reuse) the zoo of ``world`` for ``seed`` under ``root``; returns its suspects."""
     folder = root / f"{world}-seed{seed}"
     manifest = folder / "manifest.json"
-    x, y = demo.digits() if world == "digits" else _wine()
+    if world not in ("digits", "wine", "cancer"):
+        raise ValueError(f"unknown world {world!r}: digits, wine or cancer")
+    x, y = demo.digits() if world == "digits" else _tabular(world)
     xa, ya, xb, yb, xc, yc = _split(x, y, seed)
     cached = json.loads(manifest.read_text()) if manifest.exists() else None
     if isinstance(cached, dict) and cached.get("version") == ZOO_VERSION:
@@ -211,16 +215,17 @@ def build(world: str, seed: int, root: Path) -> Zoo:
             ("cnn-wide", lambda s: demo.digits_cnn(seed=s, width=32)),
         ]
         epochs, student = 15, lambda s: _mlp(64, (256,), classes, s)
-    else:
-        make_target = lambda s: _mlp(13, (64, 32), classes, s)  # noqa: E731
+    else:  # tabular: wine (13 features, 3 classes) or breast cancer (30 features, 2 classes)
+        width = x.shape[1]
+        make_target = lambda s: _mlp(width, (64, 32), classes, s)  # noqa: E731
         others = [
-            ("mlp-16", lambda s: _mlp(13, (16,), classes, s)),
-            ("mlp-128", lambda s: _mlp(13, (128,), classes, s)),
-            ("mlp-32-32-32", lambda s: _mlp(13, (32, 32, 32), classes, s)),
-            ("mlp-256-64", lambda s: _mlp(13, (256, 64), classes, s)),
-            ("logistic", lambda s: _mlp(13, (), classes, s)),
+            ("mlp-16", lambda s: _mlp(width, (16,), classes, s)),
+            ("mlp-128", lambda s: _mlp(width, (128,), classes, s)),
+            ("mlp-32-32-32", lambda s: _mlp(width, (32, 32, 32), classes, s)),
+            ("mlp-256-64", lambda s: _mlp(width, (256, 64), classes, s)),
+            ("logistic", lambda s: _mlp(width, (), classes, s)),
         ]
-        epochs, student = 150, lambda s: _mlp(13, (16,), classes, s)
+        epochs, student = 150, lambda s: _mlp(width, (16,), classes, s)
     sample = x[:2]
     entries: list[tuple[str, str, str]] = []
 
