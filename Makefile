@@ -22,7 +22,9 @@ bench:
 	$(PYTHON) benchmarks/fingerprint_speed.py
 	$(PYTHON) benchmarks/audit_speed.py
 	$(PYTHON) benchmarks/speed.py --scale
-	$(PYTHON) benchmarks/run_zoo.py
+	$(PYTHON) benchmarks/run_zoo.py --worlds digits wine cancer
+	$(PYTHON) benchmarks/evidence.py
+	$(PYTHON) benchmarks/licensing.py
 	$(PYTHON) benchmarks/converters.py
 
 # A real Open Inference Protocol server: MLServer 1.7.1 in its own virtualenv (it pins its own deps).
