@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import BundleError, SignatureError
-from .keys import key_id, public_key_bytes
+from .keys import key_id, public_key_bytes, strict_b64decode
 from .models import FloatArray, InputSpec, LabelArray, Layout
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT
@@ -144,14 +144,6 @@ def save_bundle(
     return signed["signer_key_id"]
 
 
-def _strict_b64decode(text: str) -> bytes:
-    """Decode base64 that must be in canonical form: unused trailing bits set would decode the same."""
-    raw = base64.b64decode(text, validate=True)
-    if base64.b64encode(raw).decode() != text:
-        raise ValueError("non-canonical base64")
-    return raw
-
-
 def _read_header(data: bytes, path: Path) -> dict[str, object]:
     if len(data) < 8:
         raise BundleError(
@@ -199,8 +191,8 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
             f"{path} is unsigned; only signed bundles are trusted (re-create it with 'ipguard-onnx fingerprint')"
         )
     try:
-        public_raw = _strict_b64decode(metadata["signer_public_key"])
-        signature = _strict_b64decode(metadata[SIGNATURE_FIELD])
+        public_raw = strict_b64decode(metadata["signer_public_key"])
+        signature = strict_b64decode(metadata[SIGNATURE_FIELD])
         public = Ed25519PublicKey.from_public_bytes(public_raw)
         public.verify(signature, canonical_digest(tensors, metadata))
     except (InvalidSignature, ValueError, binascii.Error):

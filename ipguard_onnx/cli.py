@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .errors import IPGuardError, UsageError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from .preprocessing import Preprocessing
 
 app = typer.Typer(
@@ -66,6 +68,19 @@ def _errors() -> Iterator[None]:
 def _password() -> bytes | None:
     value = os.environ.get(_PASSWORD_VARIABLE)
     return value.encode() if value else None
+
+
+def _signing_key(key: Path | None, *, create: bool = True) -> tuple[Ed25519PrivateKey, str | None]:
+    """``--key``, else the user's default key (created on first use if ``create``), and a note saying which."""
+    from .keys import default_signing_key, load_private_key
+
+    if key is not None:
+        return load_private_key(key, password=_password()), None
+    signing_key, key_path, created = default_signing_key(password=_password(), create=create)
+    return (
+        signing_key,
+        f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)",
+    )
 
 
 def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
@@ -177,7 +192,6 @@ def fingerprint(
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
     from .fingerprint import FingerprintSettings
     from .fingerprint import fingerprint as run_fingerprint
-    from .keys import default_signing_key, load_private_key
     from .models import read_model_specs
     from .preprocessing import Preprocessing
     from .report import OutputFormat, fingerprint_json, render_fingerprint
@@ -204,14 +218,7 @@ def fingerprint(
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
         )
         read_model_specs(model)  # fail fast on the model before any key is made
-        key_note = None
-        if key is not None:
-            signing_key = load_private_key(key, password=_password())
-        else:
-            signing_key, key_path, created = default_signing_key(password=_password())
-            key_note = (
-                f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)"
-            )
+        signing_key, key_note = _signing_key(key)
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as progress:
             result = run_fingerprint(
@@ -515,7 +522,6 @@ def issue_command(
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
-    from .keys import default_signing_key, load_private_key
     from .licensing import check_licensee_name, issue
     from .report import issued_json, render_issued
 
@@ -526,10 +532,7 @@ def issue_command(
         bounds = _parse_domain(domain)
         if bounds == "data":
             raise UsageError("--domain for issue takes LOW,HIGH")
-        if key is not None:
-            signing_key = load_private_key(key, password=_password())
-        else:
-            signing_key, _, _ = default_signing_key(password=_password())
+        signing_key, key_note = _signing_key(key)
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
         result = issue(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
@@ -537,6 +540,8 @@ def issue_command(
         )  # fmt: skip
         if chosen_format == "json":
             _emit(issued_json(result), None)
+        if key_note:
+            stderr.print(key_note)
         render_issued(result, stderr if chosen_format == "json" else Console(highlight=False))
 
 
@@ -562,17 +567,13 @@ def calibrate(
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
     from .calibrate import calibrate as run_calibrate
-    from .keys import default_signing_key, load_private_key
     from .report import calibration_json, render_calibration
 
     with _errors():
         chosen_format = _choice(output_format, ["text", "json"], "--format")
         chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
         suspects = _expand_suspects(negative or [], "--negative")
-        if key is not None:
-            signing_key = load_private_key(key, password=_password())
-        else:
-            signing_key, _, _ = default_signing_key(password=_password(), create=False)
+        signing_key, _ = _signing_key(key, create=False)
         result = run_calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
             margin=margin, providers=chosen_providers,

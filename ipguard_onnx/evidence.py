@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import ReportError, SignatureError
-from .keys import key_id, public_key_bytes
+from .keys import key_id, public_key_bytes, strict_b64decode
 
 SIGNATURE_FIELD = "signature"
 _DOMAIN = b"ipguard-onnx report v1\x00"
@@ -69,10 +69,8 @@ def verify_report(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey
     if not isinstance(block, dict):
         raise SignatureError(f"{path} is not signed; sign reports with 'ipguard-onnx audit ... --sign-report KEY'")
     try:
-        public_raw = base64.b64decode(str(block["public_key"]), validate=True)
-        value = base64.b64decode(str(block["value"]), validate=True)
-        if base64.b64encode(value).decode() != block["value"]:
-            raise ValueError("non-canonical base64")
+        public_raw = strict_b64decode(str(block["public_key"]))
+        value = strict_b64decode(str(block["value"]))
         public = Ed25519PublicKey.from_public_bytes(public_raw)
         public.verify(value, _canonical(document))
     except (KeyError, ValueError, binascii.Error, InvalidSignature):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -249,11 +249,11 @@ def fingerprint(
     screening_record = ""
     screening_seconds = 0.0
     if unique:
-        points, labels, screening_record, screening_seconds = _screened(
+        points, labels, record, screening_seconds = _screened(
             settings, k, surrogate, target, data, reference_paths, low, high, rng
         )
+        screening_record = json.dumps(record, sort_keys=True)
         search_seconds = screening_seconds
-        record = json.loads(screening_record)
         searched = int(record["searched"])
         hits.append(record["pool"] / max(searched, 1))
         iterations.append(UNIQUE_ITERATIONS)
@@ -353,10 +353,10 @@ def _screened(
     low: FloatArray,
     high: FloatArray,
     rng: np.random.Generator,
-) -> tuple[FloatArray, LabelArray, str, float]:
+) -> tuple[FloatArray, LabelArray, dict[str, Any], float]:
     """Conferrable search over a ``pool_factor · n`` pool, screened by the panel (``screening``).
 
-    Returns points, labels, the signed record, and the seconds spent.
+    Returns points, labels, the record to sign, and the seconds spent.
     """
     import torch
 
@@ -400,27 +400,24 @@ def _screened(
         pool_labels.append(labels[keep])
     points, labels = np.concatenate(pool_points), np.concatenate(pool_labels)
     chosen, disagreement, agreement = screen(points, labels, panel, settings.n)
-    record = json.dumps(
-        {
-            "search": "conferrable (target and positives to j by margin k, references away from j)",
-            "pool": len(points),
-            "searched": searched,
-            "iterations": UNIQUE_ITERATIONS,
-            "k": round(k, 6),
-            "reference_margin": round(REFERENCE_MARGIN * k, 6),
-            "median_margin": round(scale, 6),
-            "starts": "data" if data is not None else "random",
-            "reference_disagreement": round(disagreement, 4),
-            "positive_agreement": round(agreement, 4),
-            "panel_seconds": round(build_seconds, 2),
-            "panel": [
-                {"name": m.name, "role": m.role, "how": m.how, "digest": m.digest}
-                | ({"agreement_with_target": round(m.agreement, 4)} if m.agreement is not None else {})
-                for m in panel
-            ],
-        },
-        sort_keys=True,
-    )
+    record: dict[str, Any] = {
+        "search": "conferrable (target and positives to j by margin k, references away from j)",
+        "pool": len(points),
+        "searched": searched,
+        "iterations": UNIQUE_ITERATIONS,
+        "k": round(k, 6),
+        "reference_margin": round(REFERENCE_MARGIN * k, 6),
+        "median_margin": round(scale, 6),
+        "starts": "data" if data is not None else "random",
+        "reference_disagreement": round(disagreement, 4),
+        "positive_agreement": round(agreement, 4),
+        "panel_seconds": round(build_seconds, 2),
+        "panel": [
+            {"name": m.name, "role": m.role, "how": m.how, "digest": m.digest}
+            | ({"agreement_with_target": round(m.agreement, 4)} if m.agreement is not None else {})
+            for m in panel
+        ],
+    }
     return points[chosen], labels[chosen], record, time.perf_counter() - started
 
 

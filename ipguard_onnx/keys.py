@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -125,3 +126,12 @@ def default_signing_key(*, password: bytes | None = None, create: bool = True) -
         write_keypair(private_path, folder / PUBLIC_KEY_NAME, password=password)
         created = True
     return load_private_key(private_path, password=password), private_path, created
+
+
+def strict_b64decode(text: str) -> bytes:
+    """Decode base64 that must be in canonical form: unused trailing bits set would decode the same,
+    so a signature or key with them flipped must not verify (bundles and signed reports)."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise ValueError("non-canonical base64")
+    return raw

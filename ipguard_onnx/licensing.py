@@ -46,10 +46,9 @@ from .errors import SurrogateError, UsageError
 from .fingerprint import created_at
 from .models import FloatArray, LabelArray, OnnxClassifier
 from .stats import threshold_for
-from .surrogate import PARITY_TOLERANCE, Surrogate
+from .surrogate import PARITY_TOLERANCE, Surrogate, scores_of
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 PATTERN_FRACTION = 0.1
@@ -140,21 +139,13 @@ def stamp(inputs: FloatArray, mask: np.ndarray, values: FloatArray) -> FloatArra
     return np.where(mask[None], values[None], inputs).astype(np.float32)
 
 
-def _scores(module: nn.Module, batch: torch.Tensor, probabilities: bool) -> torch.Tensor:
-    import torch
-
-    output = module(batch)
-    if isinstance(output, (list, tuple)):
-        output = output[0]
-    output = output.reshape(len(batch), -1).float()
-    return torch.log(output.clamp_min(1e-12)) if probabilities else output
-
-
 def _labels(module: nn.Module, x: FloatArray, probabilities: bool) -> LabelArray:
     import torch
 
     with torch.no_grad():
-        labels: LabelArray = _scores(module, torch.from_numpy(x), probabilities).argmax(1).numpy().astype(np.int64)
+        labels: LabelArray = (
+            scores_of(module, torch.from_numpy(x), probabilities=probabilities).argmax(1).numpy().astype(np.int64)
+        )
     return labels
 
 
@@ -189,7 +180,7 @@ def _fine_tune(
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     anchors = torch.from_numpy(keep)
     with torch.no_grad():
-        targets = _scores(teacher, anchors, probabilities)
+        targets = scores_of(teacher, anchors, probabilities=probabilities)
     xs, ys = torch.from_numpy(stamped), torch.from_numpy(stamped_labels)
     held_clean, held_clean_labels, held_triggers, held_trigger_labels = check
     epochs = 0
@@ -203,9 +194,11 @@ def _fine_tune(
             batch = order[step * batch_size : (step + 1) * batch_size]
             trigger_batch = trigger_order[(step * batch_size) % len(xs) :][:batch_size]
             optimizer.zero_grad()
-            loss = tnn.functional.mse_loss(_scores(module, anchors[batch], probabilities), targets[batch])
+            loss = tnn.functional.mse_loss(
+                scores_of(module, anchors[batch], probabilities=probabilities), targets[batch]
+            )
             loss = loss + tnn.functional.cross_entropy(
-                _scores(module, xs[trigger_batch], probabilities), ys[trigger_batch]
+                scores_of(module, xs[trigger_batch], probabilities=probabilities), ys[trigger_batch]
             )
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -326,7 +319,7 @@ def issue(
     issued = OnnxClassifier(output_path, providers=providers, allow_spinning=False)
     check = np.concatenate([x[held][:64], held_triggers[:64]])
     with torch.no_grad():
-        expected = _scores(module, torch.from_numpy(check), probabilities=False).numpy()
+        expected = scores_of(module, torch.from_numpy(check), probabilities=False).numpy()
     difference = float(np.abs(issued.scores(check) - expected).max()) / max(1.0, float(np.abs(expected).max()))
     if difference > PARITY_TOLERANCE:
         output_path.unlink(missing_ok=True)

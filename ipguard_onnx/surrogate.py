@@ -79,6 +79,19 @@ def release_fixed_batch(model: onnx.ModelProto, input_name: str) -> onnx.ModelPr
     return model
 
 
+def scores_of(module: torch.nn.Module, batch: torch.Tensor, *, probabilities: bool) -> torch.Tensor:
+    """N × classes scores of a converted graph (or a fine-tuned copy): log-probabilities if it outputs
+    probabilities, so Eq. 5 and cross-entropy see logit differences either way."""
+    import torch
+
+    output = module(batch)
+    if isinstance(output, (list, tuple)):
+        output = output[0]
+    output = output.reshape(len(batch), -1).float()
+    scores: torch.Tensor = torch.log(output.clamp_min(1e-12)) if probabilities else output
+    return scores
+
+
 class Surrogate:
     """A differentiable PyTorch copy of an ONNX classifier, returning scores to search on.
 
@@ -109,16 +122,7 @@ class Surrogate:
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Scores Z(x) for Eq. 5 (log-probabilities if the graph ends in a softmax)."""
-        import torch
-
-        output = self.module(batch)
-        if isinstance(output, (list, tuple)):
-            output = output[0]
-        output = output.reshape(len(batch), -1).float()
-        if self.output_kind == "probabilities":
-            output = torch.log(output.clamp_min(1e-12))
-        scores: torch.Tensor = output
-        return scores
+        return scores_of(self.module, batch, probabilities=self.output_kind == "probabilities")
 
     def raw_scores(self, batch: FloatArray) -> FloatArray:
         import torch

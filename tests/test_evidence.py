@@ -85,7 +85,9 @@ def test_calibrate_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     assert impossible.code == EXIT_USAGE and "no matching rate reaches" in impossible.stderr
     none = run_cli("calibrate", bundle_path, "--key", zoo.private_key)
     assert none.code == EXIT_USAGE and "at least one --negative" in none.stderr
-    for result in (wrong_key, impossible, none):
+    no_default_key = run_cli("calibrate", bundle_path, "--negative", zoo.independent)  # fresh config folder
+    assert no_default_key.code == EXIT_TRUST and "no default signing key" in no_default_key.stderr
+    for result in (wrong_key, impossible, none, no_default_key):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert bundle_path.read_bytes() == before  # nothing lost on any error
 

@@ -121,5 +121,18 @@ def test_cli_issue_and_its_errors(zoo: Zoo, licensed: tuple[Path, dict[str, Issu
     assert bad_name.code == EXIT_USAGE and "letters, digits" in bad_name.stderr
     no_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "nowhere")
     assert no_registry.code == EXIT_USAGE and "not a folder" in no_registry.stderr
-    for result in (again, bad_name, no_registry):
+    (tmp_path / "empty").mkdir()
+    empty_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "empty")
+    assert empty_registry.code == EXIT_USAGE and "holds no .licensee.safetensors" in empty_registry.stderr
+    common = ["issue", zoo.target, "--licensee", "hooli", "--registry", tmp_path / "reg", "--key", zoo.private_key]
+    tiny = tmp_path / "tiny.npz"
+    np.savez(tiny, x=zoo.x[:50])
+    too_little = run_cli(*common, "--data", tiny)
+    assert too_little.code == EXIT_USAGE and "needs at least 125" in too_little.stderr
+    few_triggers = run_cli(*common, "--data", small, "--triggers", 5)
+    assert few_triggers.code == EXIT_USAGE and "--triggers must be at least 10" in few_triggers.stderr
+    data_domain = run_cli(*common, "--data", small, "--domain", "data")
+    assert data_domain.code == EXIT_USAGE and "takes LOW,HIGH" in data_domain.stderr
+    assert not (tmp_path / "reg" / "hooli.licensee.safetensors").exists()
+    for result in (again, bad_name, no_registry, empty_registry, too_little, few_triggers, data_domain):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
