@@ -31,7 +31,7 @@ from ipguard_onnx.evaluate import evaluate  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
-GRID: list[tuple[str, dict[str, float | bool | str], str]] = [
+GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("ipguard", {"k": 0.3}, "RL"), ("ipguard", {"k": 1.0}, "RL"), ("ipguard", {"k": 3.0}, "RL"),
     ("ipguard", {"k": 10.0}, "RL"), ("ipguard", {"k": 1.0}, "TL"), ("ipguard", {"k": 3.0}, "TL"),
     ("cw-l2", {"k": 0.0}, "RL"), ("cw-l2", {"k": 3.0}, "RL"), ("cw-l2", {"k": 3.0}, "TL"),
@@ -39,11 +39,12 @@ GRID: list[tuple[str, dict[str, float | bool | str], str]] = [
     ("igsm", {"epsilon": 0.05}, "RL"), ("igsm", {"epsilon": 0.2}, "RL"),
     ("random", {}, "RL"),
     ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
+    ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
 ]  # fmt: skip
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
 
-def label(method: str, params: dict[str, float | bool | str], suffix: str = "RL") -> str:
+def label(method: str, params: dict[str, float | bool | str | int], suffix: str = "RL") -> str:
     return f"{method}-{suffix}" + "".join(f" {k}" if v is True else f" {k}={v:g}" for k, v in params.items())
 
 
