@@ -18,13 +18,23 @@ import numpy as np
 import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle
-from .errors import EXIT_EXPECTATION_FAILED, EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, AuditError, UnsupportedModelError
-from .models import Answers, CallableClassifier, Classifier, FloatArray, OnnxClassifier
+from .errors import (
+    EXIT_EXPECTATION_FAILED,
+    EXIT_INPUT,
+    EXIT_MATCH,
+    EXIT_NO_MATCH,
+    AuditError,
+    UnsupportedModelError,
+    UsageError,
+)
+from .models import ANY_SIZE, Answers, CallableClassifier, Classifier, FloatArray, OnnxClassifier
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words
 
 Verdict = Literal["match", "no match", "inconclusive"]
 Expectation = Literal["match", "no-match"]
+OUT_OF_RANGE_LIMIT = 0.02
+"""More answers than this outside the fingerprint's classes means the wrong output was read."""
 DEFAULT_MIN_ANSWERED = 0.8
 """Below this fraction of answered points a verdict would rest on too little: inconclusive."""
 
@@ -67,17 +77,25 @@ class AuditResult:
         return self.verdict == "match"
 
 
-def as_classifier(suspect: object, *, providers: str = "auto") -> Classifier:
-    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable."""
+def as_classifier(
+    suspect: object, *, providers: str = "auto", output_name: str | None = None, num_classes: int | None = None
+) -> Classifier:
+    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
+
+    For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
+    guides the automatic choice among several outputs.
+    """
     if isinstance(suspect, Classifier):
         return suspect
     if isinstance(suspect, (str, os.PathLike)):
-        return OnnxClassifier(Path(suspect), role="suspect", providers=providers)
+        return OnnxClassifier(
+            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes
+        )
     try:
         import onnxruntime as ort
 
         if isinstance(suspect, ort.InferenceSession):
-            return OnnxClassifier(suspect, role="suspect")
+            return OnnxClassifier(suspect, role="suspect", output_name=output_name, num_classes=num_classes)
     except ImportError:  # pragma: no cover - onnxruntime is a dependency
         pass
     if callable(suspect):
@@ -101,35 +119,69 @@ def _resize(points: FloatArray, height: int, width: int, channels_first: bool) -
     return resized if channels_first else np.ascontiguousarray(resized.transpose(0, 2, 3, 1))
 
 
-def adapt_points(points: FloatArray, bundle: Bundle, suspect: Classifier) -> tuple[FloatArray, tuple[str, ...]]:
-    """Fit the fingerprint points to the suspect's input: NCHW↔NHWC, spatial resize, flatten to N×D."""
+IMAGE_AXES = frozenset("NCHW")
+
+
+def parse_layout(text: str) -> str:
+    """A suspect's image axis order: the letters N, C, H and W in any order (e.g. NHWC, NWHC)."""
+    layout = text.strip().upper()
+    if len(layout) != 4 or set(layout) != IMAGE_AXES:
+        raise UsageError(f"--suspect-layout must order the letters N, C, H and W (e.g. NHWC or NWHC), got {text!r}")
+    return layout
+
+
+def adapt_points(
+    points: FloatArray,
+    bundle: Bundle,
+    suspect: Classifier,
+    *,
+    layout: str | None = None,
+    bgr: bool = False,
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """Fit the fingerprint points to the suspect's input: any image axis order, channel order, spatial
+    resize, or a flatten to N×D. ``layout`` (``--suspect-layout``) overrides the guessed image layout;
+    ``bgr`` reverses the channels. Symbolic suspect dimensions take the points' sizes."""
     spec = suspect.input_spec
-    if spec is None or tuple(points.shape[1:]) == spec.sample_shape:
-        return points, ()
     source = bundle.input_spec
     steps: list[str] = []
-    if points.ndim == 4 and len(spec.sample_shape) == 3:
-        channels_first = source.layout != "NHWC"
-        channels = points.shape[1] if channels_first else points.shape[3]
-        target_channels_first = spec.layout != "NHWC"
-        target_channels = spec.sample_shape[0] if target_channels_first else spec.sample_shape[2]
-        if channels == target_channels:
-            height, width = spec.sample_shape[1:] if target_channels_first else spec.sample_shape[:2]
-            current = points.shape[2:] if channels_first else points.shape[1:3]
-            if tuple(current) != (height, width):
-                points = _resize(points, height, width, channels_first)
-                steps.append(f"resized {current[0]}×{current[1]} → {height}×{width}")
-            if channels_first != target_channels_first:
-                points = np.ascontiguousarray(
-                    points.transpose(0, 2, 3, 1) if channels_first else points.transpose(0, 3, 1, 2)
+    if points.ndim == 4:  # images: work in NCHW, then order the axes as the suspect wants
+        nchw = points if source.layout != "NHWC" else np.ascontiguousarray(points.transpose(0, 3, 1, 2))
+        if bgr:
+            nchw = np.ascontiguousarray(nchw[:, ::-1])
+            steps.append("RGB → BGR")
+        wanted = layout or (spec.layout if spec is not None and spec.layout in ("NCHW", "NHWC") else source.layout)
+        if wanted == "ND":
+            wanted = "NCHW"
+        if spec is not None and len(spec.sample_shape) == 3:
+            sizes = dict(zip(wanted[1:], spec.sample_shape, strict=True))
+            if sizes["C"] not in (ANY_SIZE, nchw.shape[1]):
+                raise AuditError(
+                    f"suspect {suspect.name} takes {sizes['C']} channels in layout {wanted} (input shape "
+                    f"{spec.sample_shape}); the fingerprint's points have {nchw.shape[1]}: pass --suspect-layout "
+                    "if its axes are in another order"
                 )
-                steps.append("NCHW → NHWC" if channels_first else "NHWC → NCHW")
-            if tuple(points.shape[1:]) == spec.sample_shape:
-                return points, tuple(steps)
+            height = nchw.shape[2] if sizes["H"] == ANY_SIZE else sizes["H"]
+            width = nchw.shape[3] if sizes["W"] == ANY_SIZE else sizes["W"]
+            if (height, width) != tuple(nchw.shape[2:]):
+                steps.append(f"resized {nchw.shape[2]}×{nchw.shape[3]} → {height}×{width}")
+                nchw = _resize(nchw, height, width, channels_first=True)
+        order = ["NCHW".index(axis) for axis in wanted]
+        if order != [0, 1, 2, 3]:
+            nchw = np.ascontiguousarray(nchw.transpose(order))
+        if wanted != source.layout or layout is not None:
+            steps.append(f"{source.layout} → {wanted}")
+        if spec is None or spec.fits(tuple(nchw.shape[1:])):
+            return nchw, tuple(steps)
+        points = nchw
+    elif bgr or layout is not None:
+        raise UsageError("--bgr and --suspect-layout apply to image fingerprints (N×C×H×W or N×H×W×C points)")
+    if spec is None or spec.fits(tuple(points.shape[1:])):
+        return points, tuple(steps)
     if len(spec.sample_shape) == 1 and int(np.prod(points.shape[1:])) == spec.sample_shape[0]:
-        return points.reshape(len(points), -1), (f"flattened {tuple(points.shape[1:])} → {spec.sample_shape}",)
+        return points.reshape(len(points), -1), (*steps, f"flattened {tuple(points.shape[1:])} → {spec.sample_shape}")
+    shown = tuple("?" if d == ANY_SIZE else d for d in spec.sample_shape)
     raise AuditError(
-        f"suspect {suspect.name} takes inputs of shape {spec.sample_shape}, the fingerprint's points "
+        f"suspect {suspect.name} takes inputs of shape {shown}, the fingerprint's points "
         f"are {tuple(points.shape[1:])} ({source.layout}); audit a suspect of the same task and input size"
     )
 
@@ -171,6 +223,9 @@ def audit(
     providers: str = "auto",
     preprocessing: Preprocessing | None = None,
     min_answered: float = DEFAULT_MIN_ANSWERED,
+    output_name: str | None = None,
+    suspect_layout: str | None = None,
+    bgr: bool = False,
 ) -> AuditResult:
     """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
 
@@ -181,14 +236,15 @@ def audit(
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    classifier = as_classifier(suspect, providers=providers)
+    classifier = as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes)
+    layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     threshold = bundle.threshold if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise AuditError(f"threshold must lie in [0, 1], got {threshold}")
     prep = preprocessing if preprocessing is not None else bundle.preprocessing
     channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
     points = prep.apply(bundle.points, channel_axis)
-    points, steps = adapt_points(points, bundle, classifier)
+    points, steps = adapt_points(points, bundle, classifier, layout=layout, bgr=bgr)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
     try:
@@ -201,15 +257,23 @@ def audit(
     valid = answers.answered & (indices >= 0) & (indices < bundle.num_classes)
     skipped_reasons = dict(answers.skipped)
     invalid = int((answers.answered & ~valid).sum())
+    wrong_output = invalid > OUT_OF_RANGE_LIMIT * max(int(answers.answered.sum()), 1)
     if invalid:  # a label that is no class of the target is no answer (a lying or mismatched API)
         reason = f"label outside the fingerprint's {bundle.num_classes} classes"
+        if wrong_output:
+            read = classifier.describe().get("output", "")
+            others = classifier.describe().get("other_outputs", "")
+            reason += (
+                f" ({'read ' + read + '; ' if read else ''}probably the wrong output: pass --output-name"
+                + (f", other outputs: {others})" if others else ")")
+            )
         skipped_reasons[reason] = skipped_reasons.get(reason, 0) + invalid
     queried = len(points)
     answered = int(valid.sum())
     matched_points = int(((indices == bundle.labels) & valid).sum())
     rate = matched_points / answered if answered else 0.0
     verdict: Verdict
-    if answered < min_answered * queried:
+    if answered < min_answered * queried or wrong_output:  # > 2 % out of range: no verdict on a guess
         verdict = "inconclusive"
     else:
         verdict = "match" if rate >= threshold else "no match"
@@ -245,6 +309,9 @@ def audit(
             "min_answered": repr(min_answered),
             "preprocessing": prep.to_json(),
             "providers_requested": providers,
+            "output_name": output_name or "",
+            "suspect_layout": layout or "",
+            "bgr": str(bgr).lower(),
         },
     )
 
@@ -257,8 +324,12 @@ def audit_many(
     """Every suspect against every bundle, each suspect opened once; ranked by matching rate."""
     results: list[AuditResult] = []
     providers = options.get("providers", "auto")
+    counts = {bundle.num_classes for bundle in bundles}
     for suspect in suspects:
-        classifier = as_classifier(suspect, providers=providers)
+        classifier = as_classifier(
+            suspect, providers=providers, output_name=options.get("output_name"),
+            num_classes=counts.pop() if len(counts) == 1 else None,
+        )  # fmt: skip
         results.extend(audit(bundle, classifier, **options) for bundle in bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
 

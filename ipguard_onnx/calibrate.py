@@ -50,6 +50,7 @@ def calibrate(
     false_accusation_rate: float = DEFAULT_FALSE_ACCUSATION_RATE,
     margin: float = CALIBRATION_MARGIN,
     providers: str = "auto",
+    output_name: str | None = None,
 ) -> Calibration:
     """Audit independent models; set q0 = highest matching rate + ``margin`` and the threshold for
     ``false_accusation_rate`` (the smallest m/n with P(Binomial(n, q0) ≥ m) ≤ it); re-sign."""
@@ -69,7 +70,11 @@ def calibrate(
         )
     measured = []
     for negative in negatives:
-        result = audit(bundle, as_classifier(negative, providers=providers), threshold=1.0)
+        result = audit(
+            bundle,
+            as_classifier(negative, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
+            threshold=1.0,
+        )
         if result.verdict == "inconclusive":
             raise AuditError(f"{result.suspect} answered too few points to calibrate with; check it or leave it out")
         measured.append(CalibratedNegative(result.suspect, result.suspect_sha256, result.matching_rate))

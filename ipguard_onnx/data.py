@@ -44,6 +44,23 @@ def load_points(path: Path, spec: InputSpec) -> FloatArray:
     return array
 
 
+def data_sample_shape(path: Path) -> tuple[int, ...]:
+    """The per-sample shape of the owner's data, to fix a graph's symbolic input dimensions."""
+    if not path.exists():
+        raise UsageError(f"--data {path} does not exist; pass a .npy/.npz file or a folder of images")
+    if path.is_dir():
+        raise UsageError(
+            f"the model's input size is symbolic and --data {path} is a folder of images of any size; "
+            "pass --input-shape (e.g. 3,224,224)"
+        )
+    if path.suffix not in (".npy", ".npz"):
+        raise UsageError(f"--data {path.name}: expected a .npy or .npz file or a folder of images")
+    array = _load_numpy(path) if path.suffix == ".npy" else _load_npz(path)
+    if array.ndim < 2:
+        raise UsageError(f"--data {path.name} holds an array of shape {array.shape}; expected samples × dimensions")
+    return tuple(int(d) for d in array.shape[1:])
+
+
 def _load_numpy(path: Path) -> np.ndarray:
     try:
         array: np.ndarray = np.load(path, allow_pickle=False)

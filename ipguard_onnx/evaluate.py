@@ -88,6 +88,7 @@ def evaluate(
     threshold: float | None = None,
     r: int = 100,
     providers: str = "auto",
+    output_name: str | None = None,
 ) -> Evaluation:
     """Audit every suspect and summarise robustness, uniqueness, ARUC and gap (Eq. 7 with ``r`` steps)."""
     if not isinstance(bundle, Bundle):
@@ -97,7 +98,11 @@ def evaluate(
     for suspect, group in suspects:
         if group not in GROUPS:
             raise UsageError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
-        result: AuditResult = audit(bundle, as_classifier(suspect, providers=providers), threshold=threshold)
+        result: AuditResult = audit(
+            bundle,
+            as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
+            threshold=threshold,
+        )
         rows.append(
             EvaluatedSuspect(result.suspect, group, result.matching_rate, result.verdict, result.points_skipped)
         )

@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import __version__
 from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
-from .data import load_points
+from .data import data_sample_shape, load_points
 from .errors import SearchError, UsageError
 from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
 from .preprocessing import Preprocessing
 from .search import METHODS, ProgressCallback, SearchStrategy, make_strategy
 from .stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
-from .surrogate import ParityReport, Surrogate
+from .surrogate import Conversion, ParityReport, StatusCallback, Surrogate
 
 InitKind = Literal["data", "random"]
 LabelKind = Literal["least-likely", "random"]
@@ -66,6 +66,10 @@ class FingerprintSettings:
     on for IPGuard with owner data and inputs of at most ``UNIQUE_AUTO_MAX_FEATURES`` values."""
     references: int = 16
     pool_factor: int = 2
+    input_shape: tuple[int, ...] | None = None
+    """Per-sample input shape for graphs with symbolic dimensions (``--input-shape``); signed, used by audits."""
+    output_name: str | None = None
+    """The class-score output to fingerprint (``--output-name``); None chooses (``models.choose_output``)."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -119,6 +123,12 @@ class FingerprintResult:
     """The margin actually used (``settings.k``, or relative to the target's margins)."""
     screening: str = ""
     """With --unique: the signed JSON record of the panel and the search."""
+    conversion: Conversion | None = None
+    """Which converter and pre-pass made the surrogate (and the attempts passed over)."""
+    input_shape: tuple[int, ...] = ()
+    input_shape_source: str = ""
+    output_name: str = ""
+    output_chosen_because: str = ""
 
 
 def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
@@ -163,14 +173,31 @@ def fingerprint(
     data_path: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
     reference_paths: Sequence[str | os.PathLike[str]] = (),
+    status: StatusCallback | None = None,
 ) -> FingerprintResult:
-    """Extract ``settings.n`` boundary points of the ONNX model and write a signed bundle (IPGuard, Section 4)."""
+    """Extract ``settings.n`` boundary points of the ONNX model and write a signed bundle (IPGuard, Section 4).
+
+    ``progress`` gets (iteration, points converged) during the search; ``status`` a line per phase.
+    """
     import torch
 
     settings = settings or FingerprintSettings()
     started = time.perf_counter()
-    target = OnnxClassifier(model_path, providers=settings.providers, allow_spinning=False)
+    say = status or (lambda _: None)
+    say("loading the model in onnxruntime")
+    target = OnnxClassifier(
+        model_path, providers=settings.providers, allow_spinning=False,
+        input_shape=settings.input_shape, output_name=settings.output_name,
+    )  # fmt: skip
     target_sha256 = target.sha256 or ""
+    if not target.input_spec.resolved:
+        if data_path is None:
+            shown = ",".join("?" if d < 0 else str(d) for d in target.input_spec.sample_shape)
+            raise UsageError(
+                f"input {target.input_spec.name!r} of {target.name} has symbolic per-sample dimensions ({shown}); "
+                "pass --input-shape with the size deployments feed it (e.g. 3,48,192), or --data"
+            )
+        target.resolve_input(data_sample_shape(Path(data_path)), "--data")
     spec = target.input_spec
     num_classes = target.output_spec.num_classes
     if settings.class_names and len(settings.class_names) != num_classes:
@@ -194,11 +221,12 @@ def fingerprint(
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    surrogate = Surrogate(target)
     parity_batch = _start_points(PARITY_POINTS, rng, None, low, high)
     if data is not None:
         parity_batch = np.concatenate([parity_batch, _start_points(PARITY_POINTS, rng, data, low, high)])
-    parity = surrogate.check_parity(parity_batch)
+    surrogate = Surrogate(target, parity_batch=parity_batch, status=say)
+    assert surrogate.parity is not None  # checked on parity_batch before it was kept
+    parity = surrogate.parity
 
     search = make_strategy(
         settings.method,
@@ -224,8 +252,8 @@ def fingerprint(
             attempt += 1
             rounds += 1
             start = _start_points(count, rng, starts, low, high)
-            with torch.no_grad():
-                start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
+            say(f"boundary search, round {attempt}: {count} points")
+            start_logits = surrogate.scores(start)
             source, target_labels = _choose_labels(start_logits, settings.label, rng)
             tick = time.perf_counter()
             outcome = strategy.run(surrogate.logits, start, source, target_labels, low, high, progress=progress)
@@ -235,8 +263,7 @@ def fingerprint(
             candidates = np.flatnonzero(outcome.converged)
             hits.append(outcome.hit_rate)
             true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
-            with torch.no_grad():  # the surrogate's own label of each final point
-                proposed = surrogate.logits(torch.from_numpy(outcome.points[candidates])).argmax(1).numpy()
+            proposed = surrogate.scores(outcome.points[candidates]).argmax(1)  # the surrogate's own labels
             agrees = true_labels == proposed
             disagreement += int((~agrees).sum())
             accepted = candidates[agrees][:need]
@@ -250,7 +277,7 @@ def fingerprint(
     screening_seconds = 0.0
     if unique:
         points, labels, record, screening_seconds = _screened(
-            settings, k, surrogate, target, data, reference_paths, low, high, rng
+            settings, k, surrogate, target, data, reference_paths, low, high, rng, say
         )
         screening_record = json.dumps(record, sort_keys=True)
         search_seconds = screening_seconds
@@ -279,11 +306,13 @@ def fingerprint(
         "target_sha256": target_sha256,
         "input_name": spec.name,
         "input_shape": json.dumps(list(spec.sample_shape)),
+        "input_shape_source": spec.shape_source,
         "input_layout": spec.layout,
         "input_dtype": spec.dtype,
         "output_name": target.output_spec.name,
         "output_kind": target.output_spec.kind,
-        "search_scores": "log-probabilities" if target.output_spec.kind == "probabilities" else "logits",
+        "output_chosen_because": target.output_spec.chosen_because,
+        "search_scores": _SEARCH_SCORES[target.output_spec.kind],
         "num_classes": str(num_classes),
         "class_names": json.dumps(list(settings.class_names)) if settings.class_names else "",
         "domain": "per-feature from data"
@@ -305,7 +334,10 @@ def fingerprint(
         + ("--unique" if unique else "the paper's search")
         + ": above every independent model measured on the benchmark zoos (see README); calibrate to measure yours",
         "preprocessing": settings.preprocessing.to_json(),
-        "surrogate": f"onnx2pytorch {_version('onnx2pytorch')}",
+        "surrogate": surrogate.conversion.summary,
+        "surrogate_converter": surrogate.conversion.converter,
+        "surrogate_prepass": surrogate.conversion.prepass,
+        "surrogate_attempts_passed_over": json.dumps(list(surrogate.conversion.failed_attempts)),
         "parity_max_abs_difference": f"{parity.max_abs_difference:.3e}",
         "candidates_searched": str(searched),
         "dropped_unconverged": str(unconverged),
@@ -337,7 +369,22 @@ def fingerprint(
         variant=metadata["variant"],
         k=k,
         screening=screening_record,
+        conversion=surrogate.conversion,
+        input_shape=spec.sample_shape,
+        input_shape_source=spec.shape_source,
+        output_name=target.output_spec.name,
+        output_chosen_because=target.output_spec.chosen_because,
     )
+
+
+_SEARCH_SCORES = {
+    "logits": "logits",
+    "probabilities": "log-probabilities",
+    "probability-maps": "log-probabilities",
+    "binary-logit": "(-z, z) of the single logit z",
+    "binary-probability": "(-z, z), z = logit of the sigmoid output",
+    "labels": "none",
+}
 
 
 UNIQUE_ITERATIONS = 300
@@ -353,12 +400,12 @@ def _screened(
     low: FloatArray,
     high: FloatArray,
     rng: np.random.Generator,
+    say: StatusCallback,
 ) -> tuple[FloatArray, LabelArray, dict[str, Any], float]:
     """Conferrable search over a ``pool_factor · n`` pool, screened by the panel (``screening``).
 
     Returns points, labels, the record to sign, and the seconds spent.
     """
-    import torch
 
     from .audit import as_classifier
     from .screening import REFERENCE_MARGIN, build_panel, conferrable_search, margin_scale, screen
@@ -370,12 +417,14 @@ def _screened(
             "--unique needs owner data (--data) to train references, or models to compare with (--reference)"
         )
     data_labels = target.predict(data) if data is not None else None
+    say("--unique: training the panel of owner-made copies and references")
     panel = build_panel(
-        surrogate.module, data, data_labels, references=settings.references if data is not None else 0,
+        surrogate.score_module, data, data_labels, references=settings.references if data is not None else 0,
         seed=settings.seed, supplied=supplied,
     )  # fmt: skip
     build_seconds = time.perf_counter() - started
-    scale = margin_scale(surrogate.raw_scores(data if data is not None else _start_points(256, rng, None, low, high)))
+    say("--unique: conferrable search")
+    scale = margin_scale(surrogate.scores(data if data is not None else _start_points(256, rng, None, low, high)))
     pool_points: list[FloatArray] = []
     pool_labels: list[LabelArray] = []
     searched = 0
@@ -384,16 +433,14 @@ def _screened(
         if wanted <= 0:
             break
         start = _start_points(wanted, rng, data, low, high)
-        with torch.no_grad():
-            start_logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        start_logits = surrogate.scores(start)
         _, j = _choose_labels(start_logits, "random", rng)  # measured: random j beats least-likely here
         found = conferrable_search(
             surrogate.logits, panel, start, j, low, high, k=k, iterations=UNIQUE_ITERATIONS,
             learning_rate=settings.learning_rate,
         )  # fmt: skip
         searched += wanted
-        with torch.no_grad():
-            proposed = surrogate.logits(torch.from_numpy(found)).argmax(1).numpy()
+        proposed = surrogate.scores(found).argmax(1)
         labels = target.predict(found)
         keep = (labels == j) & (proposed == labels)  # reached j, and onnxruntime agrees with the surrogate
         pool_points.append(found[keep])
@@ -435,12 +482,3 @@ def _file_digest(path: Path) -> str:
             digest.update(str(item.relative_to(path)).encode() + b"\0" + item.read_bytes())
         return digest.hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _version(distribution: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

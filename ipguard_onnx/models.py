@@ -13,7 +13,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,9 @@ _ONNX_ELEM_NAMES = {
     9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16",
 }  # fmt: skip
 _PROBABILITY_OPS = {"Softmax", "ZipMap"}
-OutputKind = Literal["logits", "probabilities", "labels", "probability-maps"]
+_SHAPE_ONLY_OPS = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Cast", "Concat"}
+_PROBABILITY_NAME = re.compile(r"prob|softmax|sigmoid|score|confidence", re.IGNORECASE)
+OutputKind = Literal["logits", "probabilities", "labels", "probability-maps", "binary-logit", "binary-probability"]
 
 
 @dataclass(frozen=True)
@@ -46,32 +48,82 @@ class ValueDescription:
     producer: str | None = None
 
 
+ANY_SIZE = -1
+"""A per-sample dimension the graph leaves symbolic (resolved by --input-shape or --data)."""
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """The single float input of a classifier: name, per-sample shape, dtype and layout."""
+    """The single float input of a classifier: name, per-sample shape, dtype and layout.
+
+    ``sample_shape`` holds ``ANY_SIZE`` where the graph declares a symbolic per-sample dimension
+    (an image model that resizes any size); ``resolve`` fixes them. ``layout`` matters only for
+    images (rank 4): every other rank is ``ND``, a plain tensor.
+    """
 
     name: str
     sample_shape: tuple[int, ...]
     dtype: str
     layout: Layout
     fixed_batch: int | None
+    shape_source: str = "declared by the graph"
 
     @property
     def batch_shape(self) -> tuple[int | str, ...]:
         return ("N" if self.fixed_batch is None else self.fixed_batch, *self.sample_shape)
 
+    @property
+    def resolved(self) -> bool:
+        return ANY_SIZE not in self.sample_shape
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether points of per-sample ``shape`` can be fed as they are (symbolic dims take any size)."""
+        return len(shape) == len(self.sample_shape) and all(
+            want in (ANY_SIZE, got) for want, got in zip(self.sample_shape, shape, strict=True)
+        )
+
+    def resolve(self, shape: tuple[int, ...], source: str) -> InputSpec:
+        """This input with its symbolic dimensions fixed to ``shape`` (declared sizes must agree)."""
+        shown = "×".join("?" if d == ANY_SIZE else str(d) for d in self.sample_shape)
+        if len(shape) != len(self.sample_shape) or any(d < 1 for d in shape):
+            raise UnsupportedModelError(
+                f"{source} gives a per-sample shape {list(shape)}; input {self.name!r} takes {shown} "
+                f"({len(self.sample_shape)} dimensions after the batch axis)"
+            )
+        if not self.fits(shape):
+            raise UnsupportedModelError(
+                f"{source} gives a per-sample shape {list(shape)} that contradicts input {self.name!r} ({shown}); "
+                "only the dimensions shown as ? may be chosen"
+            )
+        if int(np.prod(shape)) > MAX_SAMPLE_VALUES:
+            raise UnsupportedModelError(
+                f"{source} asks for {int(np.prod(shape)):,} values per sample, more than the "
+                f"{MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
+            )
+        layout = guess_layout(shape) if self.layout != "ND" or len(shape) == 3 else self.layout
+        return InputSpec(self.name, tuple(shape), self.dtype, layout, self.fixed_batch, source)
+
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The output read as the model's answer: class scores (logits or probabilities), labels, or maps."""
+    """The output read as the model's answer: class scores (logits or probabilities), labels, or maps.
+
+    ``binary-logit``/``binary-probability`` are single-unit outputs (N×1 or N): a 2-class classifier
+    whose class scores are (−z, z), z the logit (IPGuard's Eq. 5 then applies unchanged).
+    """
 
     name: str
     num_classes: int | None
     kind: OutputKind
+    chosen_because: str = ""
 
     @property
     def has_scores(self) -> bool:
-        return self.kind in ("logits", "probabilities")
+        return self.kind in ("logits", "probabilities", "binary-logit", "binary-probability", "probability-maps")
+
+    @property
+    def is_binary(self) -> bool:
+        return self.kind in ("binary-logit", "binary-probability")
 
 
 def sha256_file(path: Path) -> str:
@@ -196,15 +248,25 @@ def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescri
     if not graph.node or not graph.output:
         raise ModelLoadError(f"{path} has an empty ONNX graph; pass an exported classifier")
     initializers = {init.name for init in graph.initializer}
-    producers = {out: node.op_type for node in graph.node for out in node.output}
+    nodes = {out: node for node in graph.node for out in node.output}
+
+    def producer(name: str) -> str | None:
+        """The op that computes ``name``, looking through reshapes, casts and identities."""
+        for _ in range(16):
+            node = nodes.get(name)
+            if node is None:
+                return None
+            if node.op_type not in _SHAPE_ONLY_OPS or not node.input:
+                return str(node.op_type)
+            name = node.input[0]
+        return None
+
     inputs = [
         ValueDescription(v.name, _type_string(v.type), _graph_dims(v))
         for v in graph.input
         if v.name not in initializers
     ]
-    outputs = [
-        ValueDescription(v.name, _type_string(v.type), _graph_dims(v), producers.get(v.name)) for v in graph.output
-    ]
+    outputs = [ValueDescription(v.name, _type_string(v.type), _graph_dims(v), producer(v.name)) for v in graph.output]
     return inputs, outputs
 
 
@@ -258,98 +320,186 @@ def _load_error(path: Path, exc: Exception) -> ModelLoadError | UnsupportedModel
     )
 
 
-def choose_input(inputs: list[ValueDescription], model_name: str) -> InputSpec:
-    """The single float input: N×D vectors or N×C×H×W / N×H×W×C images, batch axis free or fixed."""
+def _shape_text(dims: tuple[int | str | None, ...]) -> str:
+    return "[" + ", ".join("?" if not isinstance(d, int) or d < 1 else str(d) for d in dims) + "]"
+
+
+def choose_input(
+    inputs: list[ValueDescription], model_name: str, *, input_shape: tuple[int, ...] | None = None
+) -> InputSpec:
+    """The single float data input, of any rank ≥ 2 (vectors, sequences, spectrograms, images, volumes).
+
+    The first axis is the batch (free or fixed at any size); symbolic per-sample dimensions stay
+    ``ANY_SIZE`` unless ``input_shape`` (``--input-shape``) fixes them. A model that needs other
+    inputs (state tensors, a sample rate, a second image) or takes integer tokens is refused by name.
+    """
     if len(inputs) != 1:
-        names = ", ".join(repr(value.name) for value in inputs) or "none"
+        names = ", ".join(f"{value.name!r} {value.type.removeprefix('tensor(').removesuffix(')')}"
+                          f"{_shape_text(value.dims)}" for value in inputs) or "none"  # fmt: skip
         raise UnsupportedModelError(
-            f"{model_name}: expected one input tensor, got {len(inputs)} ({names}); "
-            "ipguard-onnx handles classifiers with a single float input"
+            f"{model_name} takes {len(inputs)} inputs ({names}); ipguard-onnx queries classifiers with one "
+            "float data input, so a model that also needs state tensors, a sample rate or a second input "
+            "must be wrapped or re-exported with those fixed"
         )
     value = inputs[0]
     if value.type not in _FLOAT_TYPES:
         type_name = value.type.removeprefix("tensor(").removesuffix(")")
         type_name = {"float": "float32", "double": "float64"}.get(type_name, type_name)
+        hint = (
+            "integer inputs are tokens or raw bytes, with no boundary a gradient or a small step can cross"
+            if type_name.startswith(("int", "uint"))
+            else "ipguard-onnx fingerprints classifiers over float inputs"
+        )
         raise UnsupportedModelError(
-            f"expected a float input tensor, got {type_name} {value.name!r}; "
-            "ipguard-onnx fingerprints classifiers over float inputs"
+            f"{model_name}: input {value.name!r} is {type_name}{_shape_text(value.dims)}, not float; {hint}"
         )
     dims = value.dims
-    if len(dims) not in (2, 4):
+    if len(dims) < 2:
         raise UnsupportedModelError(
-            f"input {value.name!r} has rank {len(dims)} (shape {list(dims)}); expected N×D vectors "
-            "or N×C×H×W / N×H×W×C images"
+            f"{model_name}: input {value.name!r} has rank {len(dims)} (shape {_shape_text(dims)}); expected a "
+            "batch axis followed by the sample's dimensions (N×D, N×T×F, N×C×H×W, ...)"
         )
-    sample = dims[1:]
-    if not all(isinstance(d, int) and d > 0 for d in sample):
-        raise UnsupportedModelError(
-            f"input {value.name!r} has symbolic per-sample dimensions {list(sample)}; "
-            "re-export the model with a fixed input size (only the batch axis may be dynamic)"
-        )
-    sample_shape = tuple(int(d) for d in sample)  # type: ignore[arg-type]
-    if int(np.prod(sample_shape)) > MAX_SAMPLE_VALUES:
-        raise UnsupportedModelError(
-            f"input {value.name!r} declares {int(np.prod(sample_shape)):,} values per sample (shape "
-            f"{list(sample_shape)}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts; this is not a "
-            "classifier it can query safely"
-        )
+    sample = tuple(int(d) if isinstance(d, int) and d > 0 else ANY_SIZE for d in dims[1:])
     batch = dims[0]
     if isinstance(batch, int) and batch > MAX_FIXED_BATCH:
         raise UnsupportedModelError(
             f"input {value.name!r} declares a fixed batch of {batch:,}; ipguard-onnx queries at most "
             f"{MAX_FIXED_BATCH} rows at a time: re-export the model with a dynamic batch axis"
         )
-    return InputSpec(
+    spec = InputSpec(
         name=value.name,
-        sample_shape=sample_shape,
+        sample_shape=sample,
         dtype=_FLOAT_TYPES[value.type],
-        layout=guess_layout(sample_shape),
+        layout=guess_layout(sample) if len(sample) == 3 else "ND",
         fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
     )
+    if input_shape is not None:
+        return spec.resolve(tuple(input_shape), "--input-shape")
+    if spec.resolved and int(np.prod(sample)) > MAX_SAMPLE_VALUES:
+        raise UnsupportedModelError(
+            f"input {value.name!r} declares {int(np.prod(sample)):,} values per sample (shape "
+            f"{list(sample)}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts; this is not a "
+            "classifier it can query safely"
+        )
+    return spec
 
 
-def choose_output(outputs: list[ValueDescription], model_name: str, *, need_scores: bool) -> OutputSpec:
-    """The answer to read: class scores for a fingerprint target; for a suspect, its labels if it gives any.
+def _class_axis(dims: tuple[int | str | None, ...]) -> int | str | None:
+    """The class count of an output N × ... : the one per-sample axis that is not 1 (trailing or
+    inner unit axes, as in N×C×1×1, are squeezed); 1 for a single unit (N×1, or N); None if unclear."""
+    sample = dims[1:]
+    if not sample:
+        return 1
+    wide = [d for d in sample if d != 1]
+    if not wide:
+        return 1
+    if len(wide) == 1:
+        return wide[0] if isinstance(wide[0], int) else "symbolic"
+    return None
 
-    A scikit-learn export (skl2onnx) has a label output and a probability output (a tensor, or a
-    ZipMap sequence of maps); a network has logits or probabilities.
+
+def choose_output(
+    outputs: list[ValueDescription],
+    model_name: str,
+    *,
+    need_scores: bool,
+    output_name: str | None = None,
+    num_classes: int | None = None,
+) -> OutputSpec:
+    """The answer to read, and why it was chosen.
+
+    ``output_name`` (``--output-name``) picks one by name. Otherwise a target reads a float class-score
+    output — one whose class count is ``num_classes`` when known (an audit knows the bundle's), else the
+    probability-like one (a Softmax/Sigmoid producer or a name like ``prob``), else the first; a
+    single-unit output is a 2-class classifier. A suspect reads its label output when it has one
+    (scikit-learn exports), then scores as above, then ZipMap probability maps.
     """
     scores: list[OutputSpec] = []
     labels: list[OutputSpec] = []
     maps: list[OutputSpec] = []
     for value in outputs:
         dims = value.dims
-        if value.type in _FLOAT_TYPES and len(dims) == 2 and (not isinstance(dims[1], int) or dims[1] >= 2):
-            kind: OutputKind = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
-            classes = dims[1] if isinstance(dims[1], int) else None
-            scores.append(OutputSpec(value.name, classes, kind))
+        if value.type in _FLOAT_TYPES and dims:
+            classes = _class_axis(dims)
+            if classes == 1:
+                binary: OutputKind = "binary-probability" if value.producer == "Sigmoid" else "binary-logit"
+                scores.append(OutputSpec(value.name, 2, binary))
+            elif classes is not None and classes != 0:
+                kind: OutputKind = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
+                scores.append(OutputSpec(value.name, classes if isinstance(classes, int) else None, kind))
         elif value.type in _LABEL_TYPES and (len(dims) == 1 or (len(dims) == 2 and dims[1] == 1)):
             labels.append(OutputSpec(value.name, None, "labels"))
         elif value.type.startswith("seq(map("):
             maps.append(OutputSpec(value.name, None, "probability-maps"))
+    described = ", ".join(f"{v.name!r} {v.type.removeprefix('tensor(').removesuffix(')')}{_shape_text(v.dims)}"
+                          for v in outputs)  # fmt: skip
+    if output_name is not None:
+        for group in (scores, labels, maps):
+            for spec in group:
+                if spec.name == output_name:
+                    return replace(spec, chosen_because="--output-name")
+        if any(v.name == output_name for v in outputs):
+            raise UnsupportedModelError(
+                f"{model_name}: output {output_name!r} is not class scores, labels or probability maps "
+                f"(outputs: {described}); pick another with --output-name"
+            )
+        raise UnsupportedModelError(f"{model_name} has no output named {output_name!r}; its outputs are {described}")
+    probability_like = [
+        s for s in scores
+        if s.kind in ("probabilities", "binary-probability")
+        or _PROBABILITY_NAME.search(s.name)
+        or (s.name in {v.name for v in outputs if v.producer in ("Softmax", "Sigmoid")})
+    ]  # fmt: skip
+
+    def pick_scores() -> OutputSpec | None:
+        if num_classes is not None:
+            fitting = [s for s in scores if s.num_classes == num_classes]
+            if fitting:
+                best = next((s for s in fitting if s in probability_like), fitting[0])
+                why = f"its class axis is {num_classes}, the fingerprint's class count"
+                return replace(best, chosen_because=why if len(scores) > 1 else "the only class-score output")
+        known = [s for s in scores if s.num_classes is not None] if need_scores else scores
+        if not known:
+            return None
+        if len(known) == 1:
+            return replace(known[0], chosen_because="the only class-score output")
+        likely = [s for s in known if s in probability_like]
+        if likely:
+            return replace(likely[0], chosen_because="probability-like (softmax/sigmoid producer or name)")
+        return replace(known[0], chosen_because="the first of several float outputs; pass --output-name to choose")
+
     if need_scores:
-        known = [spec for spec in scores if spec.num_classes is not None]
-        if known:
-            return known[0]
-        described = ", ".join(f"{v.name!r} {v.type} {list(v.dims)}" for v in outputs)
+        chosen = pick_scores()
+        if chosen is not None:
+            return chosen
+        if maps and len(maps) == 1:
+            return replace(maps[0], chosen_because="probability maps (ZipMap), the only class scores")
         raise UnsupportedModelError(
-            f"{model_name} has no class-score output (a float N×C tensor with C ≥ 2); outputs: "
-            f"{described}; export the classifier's logits or probabilities"
+            f"{model_name} has no class-score output (a float N×C tensor with C ≥ 2, or a single unit); "
+            f"outputs: {described}; export the classifier's logits or probabilities"
         )
-    for group in (labels, scores, maps):
-        if group:
-            return group[0]
-    described = ", ".join(f"{v.name!r} {v.type}" for v in outputs)
+    if labels:
+        return replace(labels[0], chosen_because="its label output")
+    chosen = pick_scores()
+    if chosen is not None:
+        return chosen
+    if maps:
+        return replace(maps[0], chosen_because="probability maps (ZipMap)")
     raise UnsupportedModelError(
         f"{model_name} has no label or class-score output (outputs: {described}); "
         "a suspect must answer with labels, scores, or probability maps"
     )
 
 
-def read_model_specs(path: Path) -> tuple[InputSpec, OutputSpec]:
+def read_model_specs(
+    path: Path, *, input_shape: tuple[int, ...] | None = None, output_name: str | None = None
+) -> tuple[InputSpec, OutputSpec]:
     """The input and class-score output of a fingerprint target, read from its graph."""
     inputs, outputs = describe_graph(path)
-    return choose_input(inputs, path.name), choose_output(outputs, path.name, need_scores=True)
+    return (
+        choose_input(inputs, path.name, input_shape=input_shape),
+        choose_output(outputs, path.name, need_scores=True, output_name=output_name),
+    )
 
 
 def installed_onnxruntime_wheels() -> list[str]:
@@ -388,11 +538,13 @@ def choose_providers(requested: str = "auto") -> list[str]:
 
 
 class OnnxClassifier(Classifier):
-    """An ONNX model run by onnxruntime, queried in batches (a fixed batch of 1 one row at a time).
+    """An ONNX model run by onnxruntime, queried in batches (a fixed batch is padded, then trimmed).
 
     As a fingerprint ``target`` it must output class scores (labels are their argmax); as a
     ``suspect`` it answers with its label output when it has one (scikit-learn exports), else the
-    argmax of its scores or of its probability maps (ZipMap).
+    argmax of its scores or of its probability maps (ZipMap). ``output_name`` picks the output;
+    ``num_classes`` (the fingerprint's) guides the automatic choice; ``input_shape`` fixes symbolic
+    per-sample dimensions.
     """
 
     input_spec: InputSpec
@@ -405,6 +557,9 @@ class OnnxClassifier(Classifier):
         providers: str = "auto",
         allow_spinning: bool = True,
         batch_size: int = 256,
+        input_shape: tuple[int, ...] | None = None,
+        output_name: str | None = None,
+        num_classes: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -425,12 +580,65 @@ class OnnxClassifier(Classifier):
                 self.session = self._open(self.path, providers, allow_spinning)
                 inputs, outputs = describe_session(self.session)
             self.sha256 = sha256_file(self.path)
-        self.input_spec = choose_input(inputs, self.name)
-        self.output_spec = choose_output(outputs, self.name, need_scores=role == "target")
-        self.num_classes = self.output_spec.num_classes
+        self._producers_known = role == "target" and self.path is not None
+        self.input_spec = choose_input(inputs, self.name, input_shape=input_shape)
+        self._outputs = outputs
+        self._choice = {"need_scores": role == "target", "output_name": output_name, "num_classes": num_classes}
+        self._map_classes: list[Any] | None = None
         self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype)
+        self._output_spec: OutputSpec | None = None
+        try:
+            self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
+        except UnsupportedModelError:
+            if not any(isinstance(d, str) or d is None for v in outputs for d in v.dims[1:]):
+                raise
+            if self.input_spec.resolved:  # symbolic output axes: run once to see their sizes
+                self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
+            # else decided when the input size is known (resolve_input, or the first query)
+
+    @property
+    def output_spec(self) -> OutputSpec:
+        if self._output_spec is None:
+            shown = _shape_text(self.input_spec.sample_shape)
+            raise UnsupportedModelError(
+                f"{self.name}: the output sizes depend on the input size, which is symbolic ({shown}); "
+                "pass --input-shape"
+            )
+        return self._output_spec
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.output_spec.num_classes
+
+    @property
+    def other_outputs(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self._outputs if v.name != self.output_spec.name)
+
+    def _choose_by_probe(self, sample_shape: tuple[int, ...]) -> OutputSpec:
+        """Choose the output from the sizes onnxruntime gives for one all-zero input of ``sample_shape``."""
+        rows = self.input_spec.fixed_batch or 1
+        probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
+        try:
+            results = self.session.run(None, {self.input_spec.name: probe})
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"onnxruntime failed to run {self.name} on one input of shape {list(sample_shape)}: "
+                f"{' '.join(str(exc).split())[:200]}"
+            ) from None
+        measured = [
+            replace(value, dims=("N", *np.shape(result)[1:])) if hasattr(result, "shape") else value
+            for value, result in zip(self._outputs, results, strict=True)
+        ]
+        self._outputs = measured
+        return choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+
+    def resolve_input(self, shape: tuple[int, ...], source: str) -> None:
+        """Fix the input's symbolic per-sample dimensions (``--input-shape`` or the owner's data)."""
+        self.input_spec = self.input_spec.resolve(shape, source)
+        if self._output_spec is None:
+            self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
 
     @staticmethod
     def _open(path: Path, providers: str, allow_spinning: bool) -> Any:
@@ -453,10 +661,13 @@ class OnnxClassifier(Classifier):
 
     def _run(self, batch: npt.NDArray[np.floating]) -> list[Any]:
         spec = self.input_spec
-        if tuple(batch.shape[1:]) != spec.sample_shape:
+        if not spec.fits(tuple(batch.shape[1:])):
             raise UnsupportedModelError(
-                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape {spec.sample_shape}"
+                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape "
+                f"{_shape_text(spec.sample_shape)}"
             )
+        if self._output_spec is None and len(batch):
+            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
         outputs = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
@@ -473,14 +684,40 @@ class OnnxClassifier(Classifier):
             outputs.append(result[:rows] if spec.fixed_batch is not None else result)
         return outputs
 
-    def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
-        """Raw class scores (logits or probabilities, as the graph outputs them) as float32."""
+    def raw_outputs(self, batch: npt.NDArray[np.floating]) -> FloatArray:
+        """The chosen output as the graph computes it, one flat float32 row per point (for parity)."""
+        if self.output_spec.kind == "probability-maps":
+            return self.scores(batch)
         if not self.output_spec.has_scores:
             raise UnsupportedModelError(f"{self.name} outputs {self.output_spec.kind}, not class scores")
         parts = [np.asarray(r, dtype=np.float32).reshape(len(r), -1) for r in self._run(batch)]
         if not parts:
-            return np.zeros((0, self.num_classes or 0), dtype=np.float32)
+            return np.zeros((0, 1 if self.output_spec.is_binary else self.num_classes or 0), dtype=np.float32)
         return np.concatenate(parts, axis=0)
+
+    def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
+        """Class scores N×C: logits or probabilities as the graph outputs them, unit axes squeezed; a
+        single unit z becomes (−z, z), a sigmoid p becomes (1 − p, p); ZipMap maps become a matrix."""
+        kind = self.output_spec.kind
+        if kind == "probability-maps":
+            rows: list[Any] = []
+            for result in self._run(batch):
+                rows.extend(result)
+            if self._map_classes is None:
+                self._map_classes = sorted(rows[0].keys()) if rows else []
+            classes = self._map_classes
+            return np.asarray([[row.get(c, 0.0) for c in classes] for row in rows], dtype=np.float32).reshape(
+                len(rows), len(classes)
+            )
+        raw = self.raw_outputs(batch)
+        if not self.output_spec.is_binary:
+            return raw
+        return binary_scores(raw[:, 0], probability=self._binary_is_probability(raw))
+
+    def _binary_is_probability(self, raw: FloatArray) -> bool:
+        if self._producers_known:
+            return self.output_spec.kind == "binary-probability"
+        return bool(raw.size) and bool(((raw >= 0) & (raw <= 1)).all())  # no graph: judge by the values
 
     def predict(self, batch: npt.NDArray[np.floating]) -> LabelArray:
         """Class indices: the argmax of the scores."""
@@ -489,7 +726,7 @@ class OnnxClassifier(Classifier):
 
     def answer(self, batch: FloatArray) -> Answers:
         kind = self.output_spec.kind
-        if kind in ("logits", "probabilities"):
+        if kind != "labels" and (kind != "probability-maps" or self._producers_known):
             return Answers(self.predict(batch), "index", np.ones(len(batch), np.bool_))
         raw: list[Any] = []
         for result in self._run(batch):
@@ -500,12 +737,25 @@ class OnnxClassifier(Classifier):
         return Answers(np.asarray(raw, dtype=object), "class-label", np.ones(len(batch), np.bool_))
 
     def describe(self) -> dict[str, str]:
-        facts = {"providers": ",".join(self.providers), "output": f"{self.output_spec.name} ({self.output_spec.kind})"}
+        spec = self.output_spec
+        facts = {"providers": ",".join(self.providers), "output": f"{spec.name} ({spec.kind})"}
+        if spec.chosen_because:
+            facts["output_chosen"] = spec.chosen_because
+        if self.other_outputs:
+            facts["other_outputs"] = ", ".join(self.other_outputs)
         if self.sha256:
             facts["sha256"] = self.sha256
         if self.path is not None:
             facts["path"] = str(self.path)
         return facts
+
+
+def binary_scores(values: FloatArray, *, probability: bool) -> FloatArray:
+    """Class scores of a single-unit classifier: (1 − p, p) for a sigmoid, (−z, z) for a logit."""
+    values = np.asarray(values, dtype=np.float32)
+    if probability:
+        return np.stack([1.0 - values, values], axis=1).astype(np.float32)
+    return np.stack([-values, values], axis=1).astype(np.float32)
 
 
 class CallableClassifier(Classifier):
