@@ -263,9 +263,8 @@ def audit(
         if wrong_output:
             read = classifier.describe().get("output", "")
             others = classifier.describe().get("other_outputs", "")
-            reason += (
-                f" ({'read ' + read + '; ' if read else ''}probably the wrong output: pass --output-name"
-                + (f", other outputs: {others})" if others else ")")
+            reason += f" ({'read ' + read + '; ' if read else ''}probably the wrong output: pass --output-name" + (
+                f", other outputs: {others})" if others else ")"
             )
         skipped_reasons[reason] = skipped_reasons.get(reason, 0) + invalid
     queried = len(points)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .errors import IPGuardError, UsageError
+from .errors import EXIT_INTERNAL, IPGuardError, UsageError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
+_PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
+_debug = {"on": False}
 
 
 def _print_version(value: bool) -> None:
@@ -45,8 +47,10 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")] = False,
 ) -> None:
     """Fingerprint an ONNX classifier by its classification boundary (IPGuard) and audit suspects."""
+    _debug["on"] = debug
 
 
 def _fatal(error: IPGuardError) -> NoReturn:
@@ -63,6 +67,29 @@ def _errors() -> Iterator[None]:
             yield
         except IPGuardError as error:
             _fatal(error)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            stderr.print("[bold red]interrupted[/]", markup=True)
+            raise typer.Exit(130) from None
+        except Exception as error:  # a crash is never a verdict: never exit 0 or 1 on a surprise
+            _internal_error(error)
+
+
+def _internal_error(error: BaseException) -> NoReturn:
+    """One line (and the traceback with --debug) for an exception nobody planned: exit code 5."""
+    if _debug["on"]:
+        import traceback
+
+        traceback.print_exception(error)
+    where = f" ({type(error).__module__}.{type(error).__name__})" if type(error).__module__ != "builtins" else ""
+    text = " ".join(str(error).split())[:300] or type(error).__name__
+    stderr.print(
+        f"[bold red]internal error:[/] {type(error).__name__}: {text}{where}; this is a bug in ipguard-onnx or a "
+        "dependency, not a verdict: rerun with --debug for the traceback and report it",
+        markup=True, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def _password() -> bytes | None:
@@ -187,6 +214,13 @@ def fingerprint(
     ] = None,
     mean: Annotated[str | None, typer.Option(help="Record for audits: per-channel mean suspects subtract.")] = None,
     std: Annotated[str | None, typer.Option(help="Record for audits: per-channel std suspects divide by.")] = None,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(help="Per-sample input shape for symbolic dimensions, e.g. 3,48,192 (signed; audits use it)."),
+    ] = None,
+    output_name: Annotated[
+        str | None, typer.Option(help="The class-score output to fingerprint [default: chosen, and said which].")
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="text or json (json to stdout).")] = "text",
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
@@ -194,10 +228,10 @@ def fingerprint(
     from .fingerprint import fingerprint as run_fingerprint
     from .models import read_model_specs
     from .preprocessing import Preprocessing
-    from .report import OutputFormat, fingerprint_json, render_fingerprint
+    from .report import fingerprint_json, render_fingerprint
 
     with _errors():
-        chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
+        chosen_format = _choice(output_format, ["text", "json"], "--format")
         init_kind = init or ("data" if data is not None else "random")
         settings = FingerprintSettings(
             n=n,
@@ -216,11 +250,13 @@ def fingerprint(
             unique=unique,
             references=references,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
+            input_shape=_shape(input_shape),
+            output_name=output_name,
         )
-        read_model_specs(model)  # fail fast on the model before any key is made
+        read_model_specs(model, input_shape=settings.input_shape, output_name=output_name)  # fail fast, before keys
         signing_key, key_note = _signing_key(key)
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
-        with _search_progress(settings.n, settings.max_iterations) as progress:
+        with _search_progress(settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
                 model,
                 bundle_path,
@@ -229,6 +265,7 @@ def fingerprint(
                 data_path=data,
                 progress=progress,
                 reference_paths=reference or [],
+                status=status,
             )
         if chosen_format == "json":
             _emit(fingerprint_json(result), None)
@@ -238,24 +275,80 @@ def fingerprint(
 
 
 @contextmanager
-def _search_progress(n: int, max_iterations: int) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar over points frozen at the boundary (stderr, terminal only)."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("points · iteration {task.fields[iteration]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr, disable=not stderr.is_terminal, transient=True) as bar:
-        task = bar.add_task("loading torch, converting the model", total=n, iteration=0)
+def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[int, int], None], Callable[[str], None]]]:
+    """Progress on stderr: a rich bar on a terminal; otherwise a line per phase and one every ~10 s
+    (``IPGUARD_ONNX_PROGRESS_SECONDS``) with what is running and how far it is."""
+    if stderr.is_terminal:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("points · iteration {task.fields[iteration]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=stderr, transient=True) as bar:
+            task = bar.add_task("loading torch", total=n, iteration=0)
 
-        def update(iteration: int, done: int) -> None:
-            if iteration == 0:
-                bar.reset(task, total=n, iteration=0, description="boundary search")
-            bar.update(task, completed=min(done, n), iteration=iteration)
+            def update(iteration: int, done: int) -> None:
+                if iteration == 0:
+                    bar.reset(task, total=n, iteration=0, description="boundary search")
+                bar.update(task, completed=min(done, n), iteration=iteration)
 
-        yield update
+            def phase(text: str) -> None:
+                bar.update(task, description=text[:60])
+
+            yield update, phase
+        return
+    import threading
+    import time
+
+    interval = float(os.environ.get(_PROGRESS_SECONDS_VARIABLE, "10") or 10)
+    phase_now = ["loading torch"]
+    state = {"iteration": -1, "done": 0}
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def line() -> None:
+        detail = (
+            f": {state['done']}/{n} points converged, iteration {state['iteration']}/{max_iterations}"
+            if state["iteration"] >= 0
+            else ""
+        )
+        sys.stderr.write(f"ipguard-onnx [{time.monotonic() - started:6.0f} s] {phase_now[0]}{detail}\n")
+        sys.stderr.flush()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            line()
+
+    def record(iteration: int, done: int) -> None:
+        state["iteration"], state["done"] = iteration, done
+
+    def announce(text: str) -> None:
+        phase_now[0], state["iteration"] = text, -1
+        line()
+
+    ticker = threading.Thread(target=beat, name="ipguard-progress", daemon=True)
+    ticker.start()
+    try:
+        yield record, announce
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))
+    except ValueError:
+        raise UsageError(
+            f"--input-shape expects sizes like 3,48,192 (the sample, without the batch), got {text!r}"
+        ) from None
+    if not shape or any(d < 1 for d in shape):
+        raise UsageError(f"--input-shape sizes must be positive, got {text!r}")
+    return shape
 
 
 def _choice(value: str, allowed: list[str], option: str) -> str:
@@ -340,7 +433,16 @@ def audit(
     retries: Annotated[int, typer.Option(help="Retries of a failed remote request, with exponential backoff.")] = 2,
     max_queries: Annotated[int | None, typer.Option(help="Most points sent to a remote API (query budget).")] = None,
     input_name: Annotated[str | None, typer.Option(help="Remote OIP input name [default: from the server].")] = None,
-    output_name: Annotated[str | None, typer.Option(help="Remote OIP output to read [default: labels if any].")] = None,
+    output_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Output to read, for ONNX suspects and remote OIP APIs [default: labels, else the class scores that fit the bundle]."
+        ),
+    ] = None,
+    suspect_layout: Annotated[
+        str | None, typer.Option(help="Image axis order of the suspects' input, e.g. NHWC or NWHC [default: guessed].")
+    ] = None,
+    bgr: Annotated[bool, typer.Option("--bgr", help="Suspects take channels in BGR order: reverse them.")] = False,
     threshold: Annotated[float | None, typer.Option(help="Matching-rate threshold [default: the bundle's].")] = None,
     min_answered: Annotated[
         float, typer.Option(help="Fraction of points that must be answered, else inconclusive.")
@@ -410,7 +512,8 @@ def audit(
         )
         results = audit_many(
             bundles, targets, threshold=threshold, providers=chosen_providers,
-            preprocessing=preprocessing, min_answered=min_answered,
+            preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
+            suspect_layout=suspect_layout, bgr=bgr,
         )  # fmt: skip
         if chosen_format == "json":
             document = audit_document(results)
@@ -470,6 +573,9 @@ def evaluate(
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     output: Annotated[Path | None, typer.Option("--output", help="Write the json report here, not stdout.")] = None,
+    output_name: Annotated[
+        str | None, typer.Option(help="Output to read from ONNX suspects [default: chosen to fit the bundle].")
+    ] = None,
 ) -> None:
     """Measure a fingerprint on known copies and independent models: robustness, uniqueness, ARUC, gap."""
     from .bundle import load_bundle
@@ -494,7 +600,9 @@ def evaluate(
             ("negative", negative, "--negative"),
         ):
             labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))  # type: ignore[misc]
-        evaluation = run_evaluate(bundle, labelled, threshold=threshold, r=steps, providers=chosen_providers)
+        evaluation = run_evaluate(
+            bundle, labelled, threshold=threshold, r=steps, providers=chosen_providers, output_name=output_name
+        )
         if plot is not None:
             plot_evaluation(evaluation, plot)
         if chosen_format == "json":
@@ -563,6 +671,9 @@ def calibrate(
         Path | None, typer.Option("--output", "-o", help="Write the calibrated bundle here [default: in place].")
     ] = None,
     providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    output_name: Annotated[
+        str | None, typer.Option(help="Output to read from ONNX negatives [default: chosen to fit the bundle].")
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
@@ -576,7 +687,7 @@ def calibrate(
         signing_key, _ = _signing_key(key, create=False)
         result = run_calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
-            margin=margin, providers=chosen_providers,
+            margin=margin, providers=chosen_providers, output_name=output_name,
         )  # fmt: skip
         if chosen_format == "json":
             _emit(calibration_json(result), None)
@@ -610,10 +721,10 @@ def inspect(
     """Verify a bundle's signature and show its metadata."""
     from .bundle import load_bundle
     from .keys import load_public_key
-    from .report import OutputFormat, bundle_json, render_bundle
+    from .report import bundle_json, render_bundle
 
     with _errors():
-        chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
+        chosen_format = _choice(output_format, ["text", "json"], "--format")
         pinned = load_public_key(trusted_key) if trusted_key is not None else None
         bundle = load_bundle(fingerprint_path, trusted_key=pinned)
         if chosen_format == "json":
@@ -623,4 +734,14 @@ def inspect(
 
 
 def main() -> None:
-    app()
+    """The console script: whatever escapes the commands is an internal error (exit 5), never 0 or 1."""
+    _debug["on"] = "--debug" in sys.argv[1:]
+    try:
+        app()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        try:
+            _internal_error(error)
+        except typer.Exit as exit_:
+            raise SystemExit(exit_.exit_code) from None

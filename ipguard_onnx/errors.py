@@ -1,7 +1,7 @@
 """Errors: one base, one subclass per stage, each with the exit code the CLI uses.
 
 Exit codes (README "Exit codes"): 0 no match, 1 match, 2 usage error, 3 input/model error,
-4 signature or trust failure.
+4 signature or trust failure, 5 internal error.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ EXIT_MATCH = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_TRUST = 4
+EXIT_INTERNAL = 5
+"""An exception nobody planned (a bug here or in a dependency): never a verdict."""
 EXIT_EXPECTATION_FAILED = 1
 """With --expect: a result was not what CI expected."""
 

@@ -207,6 +207,15 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         f"{result.dropped_unconverged} not converged, {result.dropped_disagreement} labelled differently "
         "by onnxruntime than by the surrogate",
     )
+    table.add_row("input", f"{list(result.input_shape)} per sample ({result.input_shape_source})")
+    table.add_row("output", f"{result.output_name} ({result.output_chosen_because})")
+    if result.conversion is not None:
+        passed = len(result.conversion.failed_attempts)
+        table.add_row(
+            "surrogate",
+            result.conversion.summary
+            + (f"; {passed} earlier attempt(s) passed over (see the bundle)" if passed else ""),
+        )
     table.add_row(
         "parity",
         f"surrogate vs onnxruntime on {result.parity.points} points: max relative difference "
