@@ -34,6 +34,7 @@ _ONNX_ELEM_NAMES = {
 }  # fmt: skip
 _PROBABILITY_OPS = {"Softmax", "ZipMap"}
 _SHAPE_ONLY_OPS = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Cast", "Concat"}
+_LINEAR_OPS = {"Gemm", "MatMul", "Add", "Conv", "Sub", "Mul", "ReduceSum", "ReduceMean"}
 _PROBABILITY_NAME = re.compile(r"prob|softmax|sigmoid|score|confidence", re.IGNORECASE)
 OutputKind = Literal["logits", "probabilities", "labels", "probability-maps", "binary-logit", "binary-probability"]
 
@@ -116,6 +117,9 @@ class OutputSpec:
     num_classes: int | None
     kind: OutputKind
     chosen_because: str = ""
+    judge_by_values: bool = False
+    """A single unit whose producer does not say sigmoid or logit (an If, no graph): the first answers
+    decide — all in [0, 1] is a probability."""
 
     @property
     def has_scores(self) -> bool:
@@ -423,7 +427,8 @@ def choose_output(
             classes = _class_axis(dims)
             if classes == 1:
                 binary: OutputKind = "binary-probability" if value.producer == "Sigmoid" else "binary-logit"
-                scores.append(OutputSpec(value.name, 2, binary))
+                unsure = value.producer not in _LINEAR_OPS and value.producer != "Sigmoid"
+                scores.append(OutputSpec(value.name, 2, binary, judge_by_values=unsure))
             elif classes is not None and classes != 0:
                 kind: OutputKind = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
                 scores.append(OutputSpec(value.name, classes if isinstance(classes, int) else None, kind))
@@ -715,9 +720,13 @@ class OnnxClassifier(Classifier):
         return binary_scores(raw[:, 0], probability=self._binary_is_probability(raw))
 
     def _binary_is_probability(self, raw: FloatArray) -> bool:
-        if self._producers_known:
-            return self.output_spec.kind == "binary-probability"
-        return bool(raw.size) and bool(((raw >= 0) & (raw <= 1)).all())  # no graph: judge by the values
+        spec = self.output_spec
+        if spec.judge_by_values and raw.size:  # decided once, by the first answers
+            probability = bool(((raw >= 0) & (raw <= 1)).all())
+            kind: OutputKind = "binary-probability" if probability else "binary-logit"
+            why = f"{spec.chosen_because}; a single unit read as {'a probability' if probability else 'a logit'} by its values"
+            self._output_spec = replace(spec, kind=kind, judge_by_values=False, chosen_because=why)
+        return self.output_spec.kind == "binary-probability"
 
     def predict(self, batch: npt.NDArray[np.floating]) -> LabelArray:
         """Class indices: the argmax of the scores."""

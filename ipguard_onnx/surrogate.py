@@ -200,9 +200,21 @@ def _prepass_if_to_where(model: onnx.ModelProto) -> onnx.ModelProto:
         chosen = []
         for key in ("then_branch", "else_branch"):
             branch = branches[key]
-            nodes.extend(branch.node)
-            graph.initializer.extend(branch.initializer)
-            chosen.append(branch.output[0].name)
+            local = {out for inner in branch.node for out in inner.output} | {i.name for i in branch.initializer}
+            suffix = f"__{node.output[0]}_{key}"  # branch names become unique in the outer graph (SSA)
+            for inner in branch.node:
+                renamed = onnx.NodeProto()
+                renamed.CopyFrom(inner)
+                renamed.input[:] = [name + suffix if name in local else name for name in inner.input]
+                renamed.output[:] = [name + suffix for name in inner.output]
+                nodes.append(renamed)
+            for initializer in branch.initializer:
+                copied = onnx.TensorProto()
+                copied.CopyFrom(initializer)
+                copied.name = initializer.name + suffix
+                graph.initializer.append(copied)
+            result = branch.output[0].name
+            chosen.append(result + suffix if result in local else result)
         condition = node.input[0] + "__as_bool"
         nodes.append(helper.make_node("Cast", [node.input[0]], [condition], to=onnx.TensorProto.BOOL))
         nodes.append(helper.make_node("Where", [condition, chosen[0], chosen[1]], [node.output[0]]))
@@ -405,6 +417,8 @@ class Surrogate:
         if target.path is None:
             raise SurrogateError("a surrogate needs the ONNX file, not a live session; pass the model's path")
         self.target = target
+        if parity_batch is not None and target.output_spec.judge_by_values:
+            target.scores(parity_batch)  # settles whether a single unit is a probability or a logit
         self.output_kind: OutputKind = target.output_spec.kind
         try:
             base = onnx.load(str(target.path))

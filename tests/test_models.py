@@ -105,7 +105,9 @@ def test_integer_input(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
     )  # fmt: skip
-    with pytest.raises(UnsupportedModelError, match=r"input 'input_ids' is int64\[\?, 3\], not float; integer inputs are tokens"):
+    with pytest.raises(
+        UnsupportedModelError, match=r"input 'input_ids' is int64\[\?, 3\], not float; integer inputs are tokens"
+    ):
         OnnxClassifier(path)
 
 
@@ -140,5 +142,7 @@ def test_op_the_converter_lacks_is_named(tmp_path: Path) -> None:
     )  # fmt: skip
     model = OnnxClassifier(path)
     assert model.predict(np.ones((2, 4), np.float32)).shape == (2,)
-    with pytest.raises(SurrogateError, match=r"no PyTorch surrogate of fused.onnx \(opset 17\).*op FusedMatMul is not supported"):
+    with pytest.raises(
+        SurrogateError, match=r"no PyTorch surrogate of fused.onnx \(opset 17\).*op FusedMatMul is not supported"
+    ):
         Surrogate(model)

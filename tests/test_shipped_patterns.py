@@ -1,0 +1,304 @@
+"""The patterns of classifiers third parties ship (benchmarks/realworld.py), each as a tiny real ONNX graph.
+
+Fixed-batch rank-3 inputs with a sigmoid unit (openwakeword), symbolic image sizes (paddle2onnx
+OCR classifiers), several outputs and swapped axes (keras2onnx MTCNN), a batch-1 If cascade
+(openwakeword's verifier), a ZipMap-only linear model (onnxmltools), extra state inputs (silero):
+fingerprinted or refused in one line, through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from ipguard_onnx import audit
+from ipguard_onnx.bundle import load_bundle
+from ipguard_onnx.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_MATCH, EXIT_USAGE
+
+from .conftest import CliResult
+
+RNG = np.random.default_rng(7)
+
+
+def _save(
+    path: Path,
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[onnx.ValueInfoProto],
+    outputs: Sequence[onnx.ValueInfoProto],
+    weights: dict[str, np.ndarray],
+    opset: int = 13,
+) -> Path:
+    graph = helper.make_graph(
+        list(nodes), path.stem, list(inputs), list(outputs),
+        [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _weights(prefix: str, sizes: Sequence[tuple[int, int]], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    found: dict[str, np.ndarray] = {}
+    for index, (fan_in, fan_out) in enumerate(sizes):
+        found[f"{prefix}w{index}"] = rng.normal(0, 1.5 / np.sqrt(fan_in), (fan_in, fan_out))
+        found[f"{prefix}b{index}"] = rng.normal(0, 0.1, fan_out)
+    return found
+
+
+def _wake_word(path: Path, seed: int, *, sigmoid: bool = True, batch: int | str = 1) -> Path:
+    """openwakeword's pattern: [1, 16, 96] embeddings → MLP → one sigmoid unit [1, 1] (here [1, 4, 6])."""
+    weights = _weights("", [(24, 16), (16, 1)], seed)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w0", "b0"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w1", "b1"], ["z" if sigmoid else "score"]),
+    ]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["z"], ["score"]))
+    return _save(
+        path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 6])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch, 1])], weights,
+    )  # fmt: skip
+
+
+def _fingerprint(run_cli, model: Path, tmp_path: Path, *extra: object, env: dict[str, str] | None = None) -> CliResult:  # type: ignore[no-untyped-def]
+    return run_cli(
+        "fingerprint", model, "--key", tmp_path / "k.pem", "--n", 30, "-o", tmp_path / f"{model.stem}.fp",
+        "--format", "json", *extra, env=env,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def key(tmp_path: Path, run_cli) -> Path:  # type: ignore[no-untyped-def]
+    assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
+    return tmp_path / "k.pem"
+
+
+def test_fixed_batch_rank_three_sigmoid_unit(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    target = _wake_word(tmp_path / "wake.onnx", seed=1)
+    made = _fingerprint(run_cli, target, tmp_path, "--domain", "-1,1")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "wake.fp")
+    assert json.loads(bundle.metadata["input_shape"]) == [4, 6]
+    assert (bundle.metadata["output_kind"], bundle.num_classes) == ("binary-probability", 2)
+    assert bundle.metadata["search_scores"].startswith("(-z, z)")
+    assert set(bundle.labels.tolist()) <= {0, 1}
+    # The same weights without the sigmoid, with a dynamic batch: a re-export that answers logits.
+    logits_copy = _wake_word(tmp_path / "wake_logits.onnx", seed=1, sigmoid=False, batch="N")
+    independent = _wake_word(tmp_path / "other.onnx", seed=2)
+    assert audit(bundle, target).matching_rate == 1.0
+    assert audit(bundle, logits_copy).matching_rate == 1.0
+    assert audit(bundle, independent).matching_rate < 1.0
+
+
+def _ocr_classifier(path: Path, seed: int) -> Path:
+    """paddle2onnx's pattern: input [N, 3, ?, ?] (any image size), global pooling, softmax over 2."""
+    rng = np.random.default_rng(seed)
+    signs = np.array([[1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])  # features pull both ways
+    weights = {"k": rng.normal(0, 1.0, (4, 3, 3, 3)), "w": signs * rng.uniform(4, 8, (4, 1)), "b": np.zeros(2)}
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "w", "b"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["prob"], axis=1),
+    ]
+    return _save(
+        path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 2])], weights,
+    )  # fmt: skip
+
+
+def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    target = _ocr_classifier(tmp_path / "cls.onnx", seed=3)
+    refused = _fingerprint(run_cli, target, tmp_path)
+    assert refused.code == EXIT_USAGE and "Traceback" not in refused.stderr
+    assert "symbolic per-sample dimensions (3,?,?); pass --input-shape" in refused.stderr
+    contradicting = _fingerprint(run_cli, target, tmp_path, "--input-shape", "1,8,8")
+    assert contradicting.code == EXIT_INPUT and "contradicts input 'x'" in contradicting.stderr
+    made = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,8,12")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "cls.fp")
+    assert json.loads(bundle.metadata["input_shape"]) == [3, 8, 12]
+    assert bundle.metadata["input_shape_source"] == "--input-shape"
+    assert bundle.points.shape[1:] == (3, 8, 12)
+    audited = run_cli("audit", target, "-f", tmp_path / "cls.fp", "--format", "json")  # symbolic suspect: same size
+    assert audited.code == EXIT_MATCH, audited.stderr
+    assert json.loads(audited.stdout)["results"][0]["matching_rate"] == 1.0
+
+
+def _face_stage(path: Path, layout: str, seed: int, *, bgr: bool = False) -> Path:
+    """keras2onnx's MTCNN pattern: images in ``layout`` (NHWC, or NWHC with height and width swapped),
+    outputs box [N, 4], landmarks [N, 10] and prob [N, 2]; the same weights for the same seed."""
+    rng = np.random.default_rng(seed)
+    weights = {
+        "k": rng.normal(0, 0.5, (4, 3, 3, 3)),
+        **{f"w{name}": rng.normal(0, 0.3, (4 * 6 * 5, size)) for name, size in (("box", 4), ("mark", 10))},
+        "wprob": rng.normal(0, 0.3, (4 * 6 * 5, 2)),
+    }
+    perm = [0, 3, 1, 2] if layout == "NHWC" else [0, 3, 2, 1]
+    shape = [6, 5, 3] if layout == "NHWC" else [5, 6, 3]
+    first = "x"
+    nodes = []
+    if bgr:  # the copy takes BGR: it flips the channels back before the same network
+        weights["order"] = np.array([2, 1, 0])
+        nodes.append(helper.make_node("Gather", ["x", "order_i"], ["x_rgb"], axis=3))
+        nodes.insert(0, helper.make_node("Cast", ["order"], ["order_i"], to=TensorProto.INT64))
+        first = "x_rgb"
+    nodes += [
+        helper.make_node("Transpose", [first], ["nchw"], perm=perm),
+        helper.make_node("Conv", ["nchw", "k"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("MatMul", ["f", "wbox"], ["box"]),
+        helper.make_node("MatMul", ["f", "wmark"], ["landmarks"]),
+        helper.make_node("MatMul", ["f", "wprob"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["prob"], axis=1),
+    ]
+    outputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", size])
+        for name, size in (("box", 4), ("landmarks", 10), ("prob", 2))
+    ]
+    return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *shape])], outputs, weights)
+
+
+def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    target = _face_stage(tmp_path / "onet.onnx", "NHWC", seed=5)
+    made = _fingerprint(run_cli, target, tmp_path)
+    assert made.code == 0, made.stderr
+    fingerprint_row = json.loads(made.stdout)["fingerprint"]
+    assert fingerprint_row["output_name"] == "prob" and "probability-like" in fingerprint_row["output_chosen_because"]
+    bundle_path = tmp_path / "onet.fp"
+    swapped = _face_stage(tmp_path / "onet_nwhc.onnx", "NWHC", seed=5)
+    matched = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json")
+    assert matched.code == EXIT_MATCH, matched.stderr
+    row = json.loads(matched.stdout)["results"][0]
+    assert row["matching_rate"] == 1.0 and row["parameters"]["suspect_layout"] == "NWHC"
+    assert row["suspect_details"]["output"] == "prob (probabilities)" or row["suspect_details"]["output"].startswith(
+        "prob"
+    )
+    assert "class axis is 2" in row["suspect_details"]["output_chosen"]
+    bgr_copy = _face_stage(tmp_path / "onet_bgr.onnx", "NHWC", seed=5, bgr=True)
+    assert audit(bundle_path, bgr_copy, bgr=True).matching_rate == 1.0
+    wrong = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--output-name", "box")
+    assert wrong.code == EXIT_INPUT, wrong.stdout + wrong.stderr
+    assert "probably the wrong output: pass --output-name" in wrong.stdout
+    missing = run_cli("audit", swapped, "-f", bundle_path, "--output-name", "logits")
+    assert missing.code == EXIT_INPUT and "has no output named 'logits'" in missing.stderr
+    bad_layout = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NHW")
+    assert bad_layout.code == EXIT_USAGE and "--suspect-layout must order" in bad_layout.stderr
+
+
+def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    """openwakeword's hey_jarvis: a verifier MLP runs only when the first score passes 0.5 (an If)."""
+    weights = _weights("", [(24, 8), (8, 1)], 11) | _weights("v", [(24, 8), (8, 1)], 11)  # a verifier that agrees
+    weights["half"] = np.array(0.5)
+
+    def mlp(prefix: str, out: str) -> list[onnx.NodeProto]:
+        return [
+            helper.make_node("Flatten", ["x"], [f"{prefix}f"]),
+            helper.make_node("Gemm", [f"{prefix}f", f"{prefix}w0", f"{prefix}b0"], [f"{prefix}h"]),
+            helper.make_node("Relu", [f"{prefix}h"], [f"{prefix}r"]),
+            helper.make_node("Gemm", [f"{prefix}r", f"{prefix}w1", f"{prefix}b1"], [f"{prefix}z"]),
+            helper.make_node("Sigmoid", [f"{prefix}z"], [out]),
+        ]
+
+    unit = [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 1])]
+    then_branch = helper.make_graph(mlp("v", "p2") + [helper.make_node("Identity", ["p2"], ["p"])], "then", [], unit)
+    else_branch = helper.make_graph([helper.make_node("Identity", ["p1"], ["p"])], "else", [], unit)
+    nodes = [
+        *mlp("", "p1"),
+        helper.make_node("GreaterOrEqual", ["p1", "half"], ["passes"]),
+        helper.make_node("If", ["passes"], ["score"], then_branch=then_branch, else_branch=else_branch),
+    ]
+    target = _save(
+        tmp_path / "cascade.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])], weights,
+    )  # fmt: skip
+    made = _fingerprint(run_cli, target, tmp_path, "--domain", "-2,2", "--k", "0.5")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "cascade.fp")
+    assert bundle.metadata["surrogate_prepass"] == "if-to-where"
+    passed_over = json.loads(bundle.metadata["surrogate_attempts_passed_over"])
+    assert any("If" in reason for reason in passed_over)
+    assert audit(bundle, target).matching_rate == 1.0
+
+
+def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    x = RNG.normal(size=(60, 4)).astype(np.float32)
+    model = to_onnx(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), x[:1], target_opset=15)
+    keep = [output for output in model.graph.output if output.name != "output_label"]
+    del model.graph.output[:]
+    model.graph.output.extend(keep)  # only the ZipMap output remains, as onnxmltools writes it
+    path = tmp_path / "lr.onnx"
+    onnx.save(model, str(path))
+    refused = _fingerprint(run_cli, path, tmp_path)
+    assert refused.code == EXIT_INPUT and "Traceback" not in refused.stderr, refused.stderr
+    assert "no class-score output" not in refused.stderr
+    assert "op LinearClassifier is not supported" in refused.stderr
+
+
+def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    nodes = [helper.make_node("Add", ["input", "state"], ["output"])]
+    path = _save(
+        tmp_path / "vad.onnx", nodes,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, ["N", 8]),
+         helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8])], {},
+    )  # fmt: skip
+    refused = run_cli("fingerprint", path, "--n", 5)
+    assert refused.code == EXIT_INPUT and len(refused.stderr.strip().splitlines()) == 1
+    assert "takes 3 inputs ('input' float[?, 8], 'state' float[?, 8], 'sr' int64[])" in refused.stderr
+
+
+def test_progress_lines_off_a_terminal(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
+    made = _fingerprint(
+        run_cli, target, tmp_path, "--input-shape", "3,8,8", "--k", "5", "--max-iterations", "400",
+        env={"IPGUARD_ONNX_PROGRESS_SECONDS": "0.05"},
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    lines = [line for line in made.stderr.splitlines() if line.startswith("ipguard-onnx [")]
+    assert any("converting the graph to PyTorch: onnx2pytorch" in line for line in lines), made.stderr
+    assert any("points converged, iteration" in line for line in lines), made.stderr
+
+
+def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    """A dependency that fails in a way nobody planned (here safetensors, broken by sitecustomize)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import safetensors.numpy\n"
+        "def save(*args, **kwargs):\n"
+        "    raise RuntimeError('simulated dependency failure')\n"
+        "safetensors.numpy.save = save\n"
+    )
+    target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
+    environment = {"PYTHONPATH": os.pathsep.join([str(shim), *sys.path])}
+    crashed = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,8,8", env=environment)
+    assert crashed.code == EXIT_INTERNAL, crashed.stderr
+    lines = [line for line in crashed.stderr.splitlines() if not line.startswith("ipguard-onnx [")]
+    assert len(lines) == 1 and "Traceback" not in crashed.stderr
+    assert lines[0].startswith("internal error: RuntimeError: simulated dependency failure")
+    assert "rerun with --debug" in lines[0]
+    debugged = run_cli(
+        "--debug", "fingerprint", target, "--key", key, "--n", 5, "--input-shape", "3,8,8", env=environment
+    )
+    assert debugged.code == EXIT_INTERNAL and "Traceback" in debugged.stderr
