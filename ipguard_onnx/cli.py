@@ -276,7 +276,7 @@ def fingerprint(
 
 @contextmanager
 def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[int, int], None], Callable[[str], None]]]:
-    """Progress on stderr: a rich bar on a terminal; otherwise a line per phase and one every ~10 s
+    """Progress on stderr: a rich bar on a terminal; otherwise a line every ~10 s
     (``IPGUARD_ONNX_PROGRESS_SECONDS``) with what is running and how far it is."""
     if stderr.is_terminal:
         columns = (
@@ -324,9 +324,8 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
     def record(iteration: int, done: int) -> None:
         state["iteration"], state["done"] = iteration, done
 
-    def announce(text: str) -> None:
+    def announce(text: str) -> None:  # shown by the next beat: a command that fails fast prints no progress
         phase_now[0], state["iteration"] = text, -1
-        line()
 
     ticker = threading.Thread(target=beat, name="ipguard-progress", daemon=True)
     ticker.start()
