@@ -318,12 +318,15 @@ def main() -> None:
             continue
         fingerprinted += 1
         bundles[model.name] = bundle
-        self_rate = audit(bundle, path).matching_rate
+        try:
+            self_rate = f"{audit(bundle, path).matching_rate:.2f}"
+        except IPGuardError as error:
+            self_rate = f"audit error: {' '.join(str(error).split())[:80]}"
         conversion = result.conversion
         how = conversion.summary if conversion is not None else "?"
         print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | {how} | "
               f"{result.parity.max_abs_difference:.1e} | {result.points}/{result.requested} | "
-              f"{result.total_seconds:.1f} | {self_rate:.2f} |", flush=True)  # fmt: skip
+              f"{result.total_seconds:.1f} | {self_rate} |", flush=True)  # fmt: skip
     total = fingerprinted + refused
     print(f"\nfingerprinted {fingerprinted} of {total} ({fingerprinted / max(total, 1):.0%}); refused {refused}\n")
 

@@ -735,6 +735,8 @@ class OnnxClassifier(Classifier):
         return labels
 
     def answer(self, batch: FloatArray) -> Answers:
+        if self._output_spec is None and len(batch):  # output sizes depend on the input size: measure them
+            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
         kind = self.output_spec.kind
         if kind != "labels" and (kind != "probability-maps" or self._producers_known):
             return Answers(self.predict(batch), "index", np.ones(len(batch), np.bool_))
