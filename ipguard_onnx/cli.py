@@ -226,7 +226,7 @@ def fingerprint(
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
     from .fingerprint import FingerprintSettings
     from .fingerprint import fingerprint as run_fingerprint
-    from .models import read_model_specs
+    from .models import choose_input, describe_graph
     from .preprocessing import Preprocessing
     from .report import fingerprint_json, render_fingerprint
 
@@ -253,7 +253,8 @@ def fingerprint(
             input_shape=_shape(input_shape),
             output_name=output_name,
         )
-        read_model_specs(model, input_shape=settings.input_shape, output_name=output_name)  # fail fast, before keys
+        inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
+        choose_input(inputs, model.name, input_shape=settings.input_shape)
         signing_key, key_note = _signing_key(key)
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as (progress, status):

@@ -101,7 +101,13 @@ class InputSpec:
                 f"{source} asks for {int(np.prod(shape)):,} values per sample, more than the "
                 f"{MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
             )
-        layout = guess_layout(shape) if self.layout != "ND" or len(shape) == 3 else self.layout
+        declared = self.sample_shape
+        if len(shape) != 3:
+            layout: Layout = "ND"
+        elif declared[0] != ANY_SIZE or declared[-1] != ANY_SIZE:  # the graph fixes an end axis: it decides
+            layout = guess_layout(declared)
+        else:
+            layout = guess_layout(shape)
         return InputSpec(self.name, tuple(shape), self.dtype, layout, self.fixed_batch, source)
 
 

@@ -302,3 +302,24 @@ def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_cli, key
         "--debug", "fingerprint", target, "--key", key, "--n", 5, "--input-shape", "3,8,8", env=environment
     )
     assert debugged.code == EXIT_INTERNAL and "Traceback" in debugged.stderr
+
+
+def test_fully_convolutional_stage_with_input_dependent_output_sizes(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+    """MTCNN's P-Net: input [N, ?, ?, 3], output [N, ?, ?, 2]; at 3×3 the output is [N, 1, 1, 2]."""
+    rng = np.random.default_rng(9)
+    weights = {"k": rng.normal(0, 2.0, (2, 3, 3, 3))}
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "k"], ["c"]),
+        helper.make_node("Softmax", ["c"], ["s"], axis=1),
+        helper.make_node("Transpose", ["s"], ["prob"], perm=[0, 2, 3, 1]),
+    ]
+    target = _save(
+        tmp_path / "pnet.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", "h", "w", 2])], weights,
+    )  # fmt: skip
+    made = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,3,3")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "pnet.fp")
+    assert bundle.num_classes == 2 and bundle.points.shape[1:] == (3, 3, 3)
+    assert audit(bundle, target).matching_rate == 1.0  # the suspect's output sizes are measured on first query
