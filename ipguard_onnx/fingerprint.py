@@ -275,6 +275,7 @@ def fingerprint(
 
     screening_record = ""
     screening_seconds = 0.0
+    balanced = ""
     if unique:
         points, labels, record, screening_seconds = _screened(
             settings, k, surrogate, target, data, reference_paths, low, high, rng, say
@@ -286,6 +287,16 @@ def fingerprint(
         iterations.append(UNIQUE_ITERATIONS)
     else:
         points, labels = collect(search, settings.n, init_data)
+        if num_classes == 2 and len(points) >= 2 and len(set(labels.tolist())) == 1:
+            # A binary model labels every random start alike, so every point says the same class and any
+            # model that answers that class everywhere would match. Keep half, and search the other half
+            # back across the boundary from those points (j is then the other class).
+            half = len(points) // 2
+            back_points, back_labels = collect(search, half, points[: len(points) - half])
+            if len(back_points):
+                points = np.concatenate([points[: len(points) - len(back_points)], back_points])
+                labels = np.concatenate([labels[: len(labels) - len(back_labels)], back_labels])
+                balanced = f"{len(back_points)} of {len(points)} points searched back across the boundary"
     if len(points) == 0:
         raise SearchError(
             f"no point reached the boundary margin k={k} within {settings.max_iterations} "
@@ -344,6 +355,7 @@ def fingerprint(
         "dropped_disagreement": str(disagreement),
         "mean_iterations": f"{np.mean(iterations):.2f}",
         "screening": screening_record,
+        "binary_balance": balanced,
         "screening_seconds": f"{screening_seconds:.2f}",
     }
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
