@@ -226,6 +226,7 @@ def fetch(model: Model) -> Path:
 
 
 def _read_member(archive: Path, member: str) -> bytes:
+    """One file of a wheel (zip) or an sdist (tar.gz)."""
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as wheel:
             return wheel.read(member)
@@ -237,20 +238,22 @@ def _read_member(archive: Path, member: str) -> bytes:
         return handle.read()
 
 
+def _member_names(archive: Path) -> list[str]:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            return wheel.namelist()
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        return tar.getnames()
+
+
 def licence(model: Model) -> str:
+    """The licence the distribution's metadata states (License-Expression, License, or a classifier)."""
     archive = next((CACHE / "wheels" / model.package.replace("==", "-")).iterdir())
     try:
-        if archive.suffix == ".whl":
-            with zipfile.ZipFile(archive) as wheel:
-                name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
-                text = wheel.read(name).decode(errors="replace")
-        else:
-            import tarfile
-
-            with tarfile.open(archive) as tar:
-                member = next(m for m in tar.getmembers() if m.name.endswith("PKG-INFO"))
-                handle = tar.extractfile(member)
-                text = handle.read().decode(errors="replace") if handle else ""
+        name = next(n for n in _member_names(archive) if n.endswith((".dist-info/METADATA", "/PKG-INFO")))
+        text = _read_member(archive, name).decode(errors="replace")
     except (StopIteration, KeyError, OSError):
         return "unknown"
     meta = email.parser.Parser().parsestr(text)

@@ -187,6 +187,19 @@ ERROR_CASES = [
     ("empty domain", lambda z, t: ["fingerprint", z.target, "--domain", "1,0"], EXIT_USAGE, "LOW < HIGH"),
     ("bad n", lambda z, t: ["fingerprint", z.target, "--n", 0], EXIT_USAGE, "--n must be at least 1"),
     (
+        "input shape not numbers",
+        lambda z, t: ["fingerprint", z.target, "--input-shape", "three"],
+        EXIT_USAGE,
+        "--input-shape expects sizes like 3,48,192",
+    ),
+    ("input shape zero", lambda z, t: ["fingerprint", z.target, "--input-shape", "1,0,8"], EXIT_USAGE, "positive"),
+    (
+        "input shape of another rank",
+        lambda z, t: ["fingerprint", z.target, "--input-shape", "64"],
+        EXIT_INPUT,
+        "3 dimensions after the batch axis",
+    ),
+    (
         "init data without data",
         lambda z, t: ["fingerprint", z.target, "--init", "data"],
         EXIT_USAGE,
