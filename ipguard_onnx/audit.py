@@ -1,7 +1,7 @@
 """Audit: ask a suspect for labels of the fingerprint points and compare (IPGuard's Verify, Section 3.2).
 
 A suspect is anything that labels a batch: an ONNX file (networks and skl2onnx exports), an
-onnxruntime session, a Python callable, or a remote prediction API (``remote``). Never imports torch.
+onnxruntime session, a Python callable, or a remote prediction API (``models``). Never imports torch.
 """
 
 from __future__ import annotations
@@ -10,29 +10,29 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from .bundle import Bundle, load_bundle
-from .errors import (
-    EXIT_EXPECTATION_FAILED,
-    EXIT_INPUT,
-    EXIT_MATCH,
-    EXIT_NO_MATCH,
-    AuditError,
-    UnsupportedModelError,
-    UsageError,
-)
-from .models import ANY_SIZE, Answers, CallableClassifier, Classifier, FloatArray, OnnxClassifier
+from .bundle import Bundle, load_bundle, utc_timestamp
+from .errors import AuditError, UnsupportedModelError, UsageError
+from .models import Classifier, as_classifier
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words
+from .types import ANY_SIZE, Answers, FloatArray
 
 Verdict = Literal["match", "no match", "inconclusive"]
-Expectation = Literal["match", "no-match"]
+
+
+class Expectation(StrEnum):
+    """CI mode (``--expect``): what every audited suspect should be."""
+
+    match = "match"
+    no_match = "no-match"
+
+
 OUT_OF_RANGE_LIMIT = 0.02
 """More answers than this outside the fingerprint's classes means the wrong output was read."""
 DEFAULT_MIN_ANSWERED = 0.8
@@ -75,35 +75,6 @@ class AuditResult:
     @property
     def matched(self) -> bool:
         return self.verdict == "match"
-
-
-def as_classifier(
-    suspect: object, *, providers: str = "auto", output_name: str | None = None, num_classes: int | None = None
-) -> Classifier:
-    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
-
-    For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
-    guides the automatic choice among several outputs.
-    """
-    if isinstance(suspect, Classifier):
-        return suspect
-    if isinstance(suspect, (str, os.PathLike)):
-        return OnnxClassifier(
-            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes
-        )
-    try:
-        import onnxruntime as ort
-
-        if isinstance(suspect, ort.InferenceSession):
-            return OnnxClassifier(suspect, role="suspect", output_name=output_name, num_classes=num_classes)
-    except ImportError:  # pragma: no cover - onnxruntime is a dependency
-        pass
-    if callable(suspect):
-        return CallableClassifier(suspect)
-    raise AuditError(
-        f"cannot audit a {type(suspect).__name__}; pass an ONNX path, an onnxruntime session, "
-        "a callable returning labels or scores, or an ipguard_onnx.Classifier"
-    )
 
 
 def _resize(points: FloatArray, height: int, width: int, channels_first: bool) -> FloatArray:
@@ -230,7 +201,7 @@ def audit(
     """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
 
     ``suspect`` is an ONNX path, an onnxruntime session, a callable (batch → labels or scores) or a
-    ``Classifier`` (e.g. ``remote.HttpClassifier``). Unanswered points are skipped, not mismatches;
+    ``Classifier`` (e.g. ``models.HttpClassifier``). Unanswered points are skipped, not mismatches;
     with fewer than ``min_answered`` of the points answered, the verdict is "inconclusive".
     """
     started = time.perf_counter()
@@ -301,8 +272,8 @@ def audit(
         null_agreement=null,
         null_agreement_source=bundle.null_agreement_source,
         evidence=plain_words(p_value),
-        audited_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        licensee=bundle.metadata.get("licensee", "") if bundle.metadata.get("kind") == "licensee" else "",
+        audited_at=utc_timestamp(),
+        licensee=bundle.licensee,
         parameters={
             "threshold": repr(threshold),
             "min_answered": repr(min_answered),
@@ -324,26 +295,10 @@ def audit_many(
     results: list[AuditResult] = []
     providers = options.get("providers", "auto")
     counts = {bundle.num_classes for bundle in bundles}
+    num_classes = next(iter(counts)) if len(counts) == 1 else None
     for suspect in suspects:
         classifier = as_classifier(
-            suspect, providers=providers, output_name=options.get("output_name"),
-            num_classes=counts.pop() if len(counts) == 1 else None,
-        )  # fmt: skip
+            suspect, providers=providers, output_name=options.get("output_name"), num_classes=num_classes
+        )
         results.extend(audit(bundle, classifier, **options) for bundle in bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
-
-
-def exit_code(results: Sequence[AuditResult], expect: Expectation | None = None) -> int:
-    """The CLI's exit status (README "Exit codes").
-
-    Without ``expect``: 1 if any suspect matches, else 3 if any audit is inconclusive, else 0.
-    With ``expect``: 0 when every result is as expected, 1 when one is not, 3 if inconclusive.
-    """
-    if expect is None:
-        if any(r.matched for r in results):
-            return EXIT_MATCH
-        return EXIT_INPUT if any(r.verdict == "inconclusive" for r in results) else EXIT_NO_MATCH
-    wanted: Verdict = "match" if expect == "match" else "no match"
-    if any(r.verdict != wanted and r.verdict != "inconclusive" for r in results):
-        return EXIT_EXPECTATION_FAILED
-    return EXIT_INPUT if any(r.verdict == "inconclusive" for r in results) else EXIT_NO_MATCH

@@ -9,25 +9,27 @@ threshold, k, domain, input layout, target hash) and nothing else can change unn
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
 import tempfile
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ._version import __version__
 from .errors import BundleError, SignatureError
-from .keys import key_id, public_key_bytes, strict_b64decode
-from .models import FloatArray, InputSpec, LabelArray, Layout
+from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT
+from .types import FloatArray, InputSpec, LabelArray, Layout
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
@@ -57,15 +59,214 @@ def canonical_digest(tensors: Mapping[str, npt.NDArray[np.generic]], metadata: M
     return digest.digest()
 
 
+# ---------------------------------------------------------------- the typed metadata schema
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """How the boundary search made a fingerprint's points (``fingerprint``); signed, shown by ``inspect``."""
+
+    k: float
+    init: str
+    label: str
+    seed: int
+    max_iterations: int
+    learning_rate: float
+    epsilon: float
+    n_requested: int
+    n_points: int
+    search_scores: str
+    hit_rate: float
+    candidates_searched: int
+    dropped_unconverged: int
+    dropped_disagreement: int
+    mean_iterations: float
+    parity_max_abs_difference: float
+    surrogate: str
+    data_sha256: str = ""
+    output_chosen_because: str = ""
+    surrogate_converter: str = ""
+    surrogate_prepass: str = ""
+    surrogate_attempts_passed_over: tuple[str, ...] = ()
+    screening: str = ""
+    """With --unique: the JSON record of the panel and the conferrable search."""
+    screening_seconds: float = 0.0
+    binary_balance: str = ""
+
+
+@dataclass(frozen=True)
+class LicenceRecord:
+    """Whose copy a licensee trigger set marks, and how well (``issue``)."""
+
+    licensee: str
+    issued_file: str
+    issued_sha256: str
+    triggers: int
+    pattern_fraction: float
+    trigger_accuracy: float
+    clean_agreement: float
+    epochs: int
+
+
+BundleKind = Literal["fingerprint", "licensee"]
+_STAMPED = ("format", "format_version", "tool_version", "created_at")
+_SIGNATURE_FIELDS = ("signer_key_id", "signer_public_key", SIGNATURE_FIELD)
+
+
+@dataclass(frozen=True)
+class FingerprintRecord:
+    """Everything a bundle says besides its tensors: the one schema of the signed metadata.
+
+    Each field is one str→str metadata entry (ints and floats as text, tuples as JSON lists, empty as
+    ""); ``search`` or ``licence`` add their fields flat beside these. ``save_bundle`` stamps the
+    format, the tool version and the time; keys a newer writer added survive in ``extra``.
+
+    Only what an audit needs is required (the input, the classes, the threshold): bundles written
+    by earlier versions, which said less about how they were made, still load.
+    """
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    input_layout: Layout
+    input_dtype: str
+    num_classes: int
+    threshold: float
+    target_file: str = ""
+    target_sha256: str = ""
+    output_name: str = ""
+    output_kind: str = ""
+    method: str = ""
+    variant: str = ""
+    domain: str = ""
+    null_agreement: float | None = None
+    """q0; None: ``stats.DEFAULT_NULL_AGREEMENT``."""
+    null_agreement_source: str = ""
+    class_names: tuple[str, ...] = ()
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    input_shape_source: str = ""
+    calibration: str = ""
+    """Set by ``calibrate``: the JSON record of the independent models measured."""
+    kind: BundleKind = "fingerprint"
+    search: SearchRecord | None = None
+    licence: LicenceRecord | None = None
+    tool_version: str = ""
+    created_at: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.input_name, self.input_shape, self.input_dtype, self.input_layout, None)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The str→str metadata this record is signed as (without the stamps and the signature)."""
+        metadata = dict(self.extra)
+        metadata.update(_encode(self, skip=("search", "licence", "extra", "tool_version", "created_at")))
+        for part in (self.search, self.licence):
+            if part is not None:
+                metadata.update(_encode(part))
+        if self.kind == "fingerprint":
+            del metadata["kind"]  # fingerprint bundles never wrote it: their digests stay as they were
+        return metadata
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> FingerprintRecord:
+        """Parse signed metadata; raises ``KeyError``/``ValueError`` on a missing or malformed field."""
+        kind = metadata.get("kind", "fingerprint")
+        if kind not in ("fingerprint", "licensee"):
+            raise ValueError(f"unknown bundle kind {kind!r}")
+        values = _decode(cls, metadata, skip=("search", "licence", "extra"))
+        part_names: set[str] = set()
+        if kind == "licensee":
+            values["licence"] = LicenceRecord(**_decode(LicenceRecord, metadata))
+            part_names = {f.name for f in fields(LicenceRecord)}
+        else:
+            try:  # how the points were searched: descriptive, so an older or partial record stays in extra
+                values["search"] = SearchRecord(**_decode(SearchRecord, metadata))
+                part_names = {f.name for f in fields(SearchRecord)}
+            except (KeyError, ValueError):
+                pass
+        known = {f.name for f in fields(cls)} | part_names | set(_STAMPED) | set(_SIGNATURE_FIELDS)
+        values["extra"] = {key: value for key, value in metadata.items() if key not in known}
+        return cls(**values)
+
+
+def _encode(record: object, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    hints = typing.get_type_hints(type(record))
+    return {
+        item.name: _text(getattr(record, item.name), hints[item.name])
+        for item in fields(record)  # type: ignore[arg-type]
+        if item.name not in skip
+    }
+
+
+def _text(value: object, hint: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Preprocessing):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return json.dumps(list(value)) if value else ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _decode(cls: type, metadata: Mapping[str, str], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.name in skip:
+            continue
+        if item.name not in metadata:
+            if item.default is MISSING and item.default_factory is MISSING:
+                raise KeyError(item.name)
+            continue
+        values[item.name] = _parse(metadata[item.name], hints[item.name])
+    return values
+
+
+def _parse(text: str, hint: object) -> object:
+    arguments = typing.get_args(hint)
+    if hint is Preprocessing:
+        return Preprocessing.from_json(text)
+    if hint is int:
+        return int(text)
+    if hint is float:
+        return float(text)
+    if hint == float | None:
+        return float(text) if text else None
+    if typing.get_origin(hint) is tuple:
+        items = json.loads(text) if text else []
+        if not isinstance(items, list):
+            raise ValueError(f"expected a JSON list, got {text[:40]!r}")
+        convert = arguments[0]
+        return tuple(convert(item) for item in items)
+    if typing.get_origin(hint) is Literal and text not in arguments:
+        raise ValueError(f"{text!r} is not one of {', '.join(map(str, arguments))}")
+    return text
+
+
+def utc_timestamp() -> str:
+    """UTC now, as 2026-01-31T12:00:00Z; ``SOURCE_DATE_EPOCH`` pins it (reproducible bundles and reports)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- the verified bundle
+
+
 @dataclass(frozen=True)
 class Bundle:
-    """A verified fingerprint: points, their labels from the target, the domain, signed metadata."""
+    """A verified fingerprint: points, their labels from the target, the domain, and its signed record."""
 
     points: FloatArray
     labels: LabelArray
     domain_low: FloatArray
     domain_high: FloatArray
+    record: FingerprintRecord
     metadata: Mapping[str, str]
+    """The signed metadata as stored (what ``inspect`` shows); read fields through ``record``."""
     signer_key_id: str
     signer_pinned: bool
     sha256: str
@@ -76,57 +277,70 @@ class Bundle:
         return self.path.name if self.path is not None else "fingerprint"
 
     @property
+    def kind(self) -> BundleKind:
+        return self.record.kind
+
+    @property
+    def licensee(self) -> str:
+        """Whose copy a licensee trigger set marks ("" for a fingerprint)."""
+        return self.record.licence.licensee if self.record.licence is not None else ""
+
+    @property
     def threshold(self) -> float:
-        return float(self.metadata["threshold"])
+        return self.record.threshold
 
     @property
     def null_agreement(self) -> float:
         """q0: how often an independent model may agree per point (calibrated, else the default)."""
-        text = self.metadata.get("null_agreement", "")
-        return float(text) if text else DEFAULT_NULL_AGREEMENT
+        null = self.record.null_agreement
+        return DEFAULT_NULL_AGREEMENT if null is None else null
 
     @property
     def null_agreement_source(self) -> str:
-        return self.metadata.get("null_agreement_source", "") or "default (uncalibrated; see README)"
+        return self.record.null_agreement_source or "default (uncalibrated; see README)"
 
     @property
     def num_classes(self) -> int:
-        return int(self.metadata["num_classes"])
+        return self.record.num_classes
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """The target's class names in index order, when the owner gave them (else empty)."""
-        text = self.metadata.get("class_names", "")
-        return tuple(json.loads(text)) if text else ()
+        return self.record.class_names
 
     @property
     def preprocessing(self) -> Preprocessing:
         """How suspects of this model take their inputs, when the owner recorded it."""
-        return Preprocessing.from_json(self.metadata.get("preprocessing", ""))
+        return self.record.preprocessing
 
     @property
     def input_spec(self) -> InputSpec:
-        layout: Layout = self.metadata["input_layout"]  # type: ignore[assignment]
-        return InputSpec(
-            name=self.metadata["input_name"],
-            sample_shape=tuple(json.loads(self.metadata["input_shape"])),
-            dtype=self.metadata["input_dtype"],
-            layout=layout,
-            fixed_batch=None,
-        )
+        return self.record.input_spec
+
+    def tensors(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The four tensors as ``save_bundle`` takes them (to re-sign with a changed record)."""
+        return {"points": self.points, "labels": self.labels, "domain_low": self.domain_low,
+                "domain_high": self.domain_high}  # fmt: skip
 
 
 def save_bundle(
     path: Path,
     tensors: Mapping[str, npt.NDArray[np.generic]],
-    metadata: Mapping[str, str],
+    record: FingerprintRecord,
     private_key: Ed25519PrivateKey,
 ) -> str:
-    """Sign and write the bundle atomically (a failed write leaves any old file intact); return its key id."""
+    """Stamp (format, tool version, time), sign and write the bundle atomically (a failed write leaves
+    any old file intact); return its key id. The record's ``created_at``, when set, is kept."""
     from safetensors.numpy import save
 
     public = private_key.public_key()
-    signed = dict(metadata)
+    signed = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": record.created_at or utc_timestamp(),
+        **record.to_metadata(),
+    }
     signed["signer_key_id"] = key_id(public)
     signed["signer_public_key"] = base64.b64encode(public_key_bytes(public)).decode()
     arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
@@ -190,26 +404,14 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
         raise SignatureError(
             f"{path} is unsigned; only signed bundles are trusted (re-create it with 'ipguard-onnx fingerprint')"
         )
-    try:
-        public_raw = strict_b64decode(metadata["signer_public_key"])
-        signature = strict_b64decode(metadata[SIGNATURE_FIELD])
-        public = Ed25519PublicKey.from_public_bytes(public_raw)
-        public.verify(signature, canonical_digest(tensors, metadata))
-    except (InvalidSignature, ValueError, binascii.Error):
-        raise SignatureError(
-            f"{path} failed signature verification: it was altered after signing; do not trust it, "
-            "get a fresh copy from its owner"
-        ) from None
-    signer = key_id(public)
-    if metadata.get("signer_key_id") != signer:
-        raise SignatureError(
-            f"{path} names signer {metadata.get('signer_key_id')} but is signed by {signer}; do not trust it"
-        )
-    if trusted_key is not None and public_key_bytes(trusted_key) != public_raw:
-        raise SignatureError(
-            f"{path} is signed by key {signer}, not by the trusted key {key_id(trusted_key)}; "
-            "it was not made by the owner you expect"
-        )
+    signer = verify_signature(
+        canonical_digest(tensors, metadata),
+        public_key=metadata["signer_public_key"],
+        signature=metadata[SIGNATURE_FIELD],
+        claimed_key_id=metadata.get("signer_key_id"),
+        trusted_key=trusted_key,
+        subject=str(path),
+    )
     return _validated(tensors, metadata, path, signer, trusted_key is not None, hashlib.sha256(data).hexdigest())
 
 
@@ -228,22 +430,17 @@ def _validated(
         if tensors[name].dtype != np.dtype(dtype):
             raise BundleError(f"{path}: tensor '{name}' is {tensors[name].dtype}, expected {np.dtype(dtype)}")
     try:
-        sample_shape = tuple(int(d) for d in json.loads(metadata["input_shape"]))
-        num_classes = int(metadata["num_classes"])
-        threshold = float(metadata["threshold"])
-        null = float(metadata["null_agreement"]) if metadata.get("null_agreement") else DEFAULT_NULL_AGREEMENT
-        if not 0.0 < null < 1.0:
+        record = FingerprintRecord.from_metadata(metadata)
+        null = record.null_agreement
+        if null is not None and not 0.0 < null < 1.0:
             raise ValueError(f"null_agreement {null} outside (0, 1)")
-        for required in ("input_name", "input_layout", "input_dtype"):
-            metadata[required]
-        Preprocessing.from_json(metadata.get("preprocessing", ""))
-        names = json.loads(metadata["class_names"]) if metadata.get("class_names") else []
-        if not isinstance(names, list) or (names and len(names) != num_classes):
+        if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
     except (KeyError, ValueError, TypeError) as exc:
         raise BundleError(
             f"{path} has missing or malformed metadata ({exc}); it was not written by ipguard-onnx"
         ) from None
+    sample_shape, num_classes, threshold = record.input_shape, record.num_classes, record.threshold
     points, labels = tensors["points"], tensors["labels"]
     if points.ndim < 2 or tuple(points.shape[1:]) != sample_shape or labels.shape != (len(points),):
         raise BundleError(
@@ -262,6 +459,7 @@ def _validated(
         labels=np.asarray(labels, dtype=np.int64),
         domain_low=np.asarray(tensors["domain_low"], dtype=np.float32),
         domain_high=np.asarray(tensors["domain_high"], dtype=np.float32),
+        record=record,
         metadata=dict(metadata),
         signer_key_id=signer,
         signer_pinned=pinned,

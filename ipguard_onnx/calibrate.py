@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .audit import as_classifier, audit
-from .bundle import Bundle, load_bundle, save_bundle
+from .audit import audit
+from .bundle import Bundle, load_bundle, save_bundle, utc_timestamp
 from .errors import AuditError, SigningKeyError, UsageError
 from .keys import key_id
+from .models import as_classifier
 from .stats import CALIBRATION_MARGIN, DEFAULT_FALSE_ACCUSATION_RATE, binomial_tail, threshold_for
 
 
@@ -88,36 +86,26 @@ def calibrate(
             f"{margin:g}) no matching rate reaches a false-accusation rate of {false_accusation_rate:g}; "
             "fingerprint more points (--n), try --unique, or accept a higher --false-accusation-rate"
         )
-    metadata = dict(bundle.metadata)
-    metadata.update(
-        {
-            "null_agreement": repr(null),
-            "null_agreement_source": f"calibrated on {len(measured)} independent model(s): highest matching rate "
-            f"{highest:.4f} + margin {margin:g}",
-            "calibration": json.dumps(
-                {
-                    "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "false_accusation_rate": false_accusation_rate,
-                    "margin": margin,
-                    "negatives": [
-                        {"name": n.name, "sha256": n.sha256, "matching_rate": n.matching_rate} for n in measured
-                    ],
-                },
-                sort_keys=True,
-            ),
-            "threshold": repr(threshold),
-        }
+    record = replace(
+        bundle.record,
+        null_agreement=null,
+        null_agreement_source=f"calibrated on {len(measured)} independent model(s): highest matching rate "
+        f"{highest:.4f} + margin {margin:g}",
+        calibration=json.dumps(
+            {
+                "calibrated_at": utc_timestamp(),
+                "false_accusation_rate": false_accusation_rate,
+                "margin": margin,
+                "negatives": [{"name": n.name, "sha256": n.sha256, "matching_rate": n.matching_rate} for n in measured],
+            },
+            sort_keys=True,
+        ),
+        threshold=threshold,
     )
-    tensors: dict[str, npt.NDArray[np.generic]] = {
-        "points": bundle.points,
-        "labels": bundle.labels,
-        "domain_low": bundle.domain_low,
-        "domain_high": bundle.domain_high,
-    }
     target = Path(output_path) if output_path is not None else bundle.path
     if target is None:
         raise UsageError("give an output path for a bundle that was not read from a file")
-    save_bundle(target, tensors, metadata, signing_key)
+    save_bundle(target, bundle.tensors(), record, signing_key)
     return Calibration(
         bundle_path=target,
         negatives=tuple(measured),

@@ -1,28 +1,118 @@
-"""The ipguard-onnx command line: thin typer commands over the core; errors become exit codes."""
+"""The ipguard-onnx command line: thin typer commands over the core; errors become exit codes.
+
+Every fixed set of choices is a str enum typer validates (a bad value is a usage error, exit 2);
+the exit codes are decided here (``ExitCode``, README "Exit codes"), not in the core.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer._click.exceptions import ClickException  # typer's own (vendored) click
+from typer.core import TyperGroup
 
-from .errors import EXIT_INTERNAL, IPGuardError, UsageError
+from .audit import Expectation
+from .errors import IPGuardError, SignatureError, SigningKeyError, UsageError
+from .models import Providers, WireProtocol
+from .report import AuditFormat, DocumentFormat
+from .search import METHODS, StartKind, TargetLabelRule
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+    from .audit import AuditResult
     from .preprocessing import Preprocessing
+
+
+class ExitCode(IntEnum):
+    """What the process exit status means (README "Exit codes")."""
+
+    no_match = 0
+    """No suspect matched; for the other commands: success. With --expect: every result as expected."""
+    match = 1
+    """A suspect matched; with --expect: a result was not as expected."""
+    usage = 2
+    input = 3
+    """A missing or unsupported model, a malformed bundle, a failed surrogate, or an inconclusive audit."""
+    trust = 4
+    """A bad, missing or untrusted signature, or an unusable key."""
+    internal = 5
+    """An exception nobody planned (a bug here or in a dependency): never a verdict."""
+
+
+def error_exit_code(error: IPGuardError) -> ExitCode:
+    """The exit code of an error: usage 2, trust 4, every other stage 3."""
+    if isinstance(error, UsageError):
+        return ExitCode.usage
+    if isinstance(error, (SignatureError, SigningKeyError)):
+        return ExitCode.trust
+    return ExitCode.input
+
+
+def exit_code(results: Sequence[AuditResult], expect: Expectation | None = None) -> ExitCode:
+    """The audit's exit status.
+
+    Without ``expect``: 1 if any suspect matches, else 3 if any audit is inconclusive, else 0.
+    With ``expect``: 0 when every result is as expected, 1 when one is not, 3 if inconclusive.
+    """
+    inconclusive = any(r.verdict == "inconclusive" for r in results)
+    if expect is None:
+        if any(r.matched for r in results):
+            return ExitCode.match
+    else:
+        wanted = "match" if expect is Expectation.match else "no match"
+        if any(r.verdict not in (wanted, "inconclusive") for r in results):
+            return ExitCode.match
+    return ExitCode.input if inconclusive else ExitCode.no_match
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (an unknown option, a value outside an enum) as one line on stderr, exit 2, like
+    every other error of ipguard-onnx, instead of typer's usage panel."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = super().main
+        if not standalone_mode:
+            return run(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = run(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except ClickException as error:
+            if type(error).__name__ != "NoArgsIsHelpError":  # the help was shown already
+                context = getattr(error, "ctx", None)
+                hint = f" (see '{context.command_path} --help')" if context is not None else ""
+                stderr.print(
+                    f"[bold red]error:[/] {error.format_message().replace('Value error, ', '')}{hint}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            stderr.print("[bold red]interrupted[/]")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="ipguard-onnx",
+    cls=_OneLineUsageErrors,
     help="Fingerprint an ONNX classifier by its classification boundary (IPGuard) and audit suspects.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,7 +126,7 @@ _debug = {"on": False}
 
 def _print_version(value: bool) -> None:
     if value:
-        from . import __version__
+        from ._version import __version__
 
         sys.stdout.write(f"ipguard-onnx {__version__}\n")
         raise typer.Exit(0)
@@ -55,7 +145,7 @@ def _main(
 
 def _fatal(error: IPGuardError) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(error.exit_code) from None
+    raise typer.Exit(error_exit_code(error)) from None
 
 
 @contextmanager
@@ -89,7 +179,7 @@ def _internal_error(error: BaseException) -> NoReturn:
         "dependency, not a verdict: rerun with --debug for the traceback and report it",
         markup=True, highlight=False, soft_wrap=True,
     )  # fmt: skip
-    raise typer.Exit(EXIT_INTERNAL) from None
+    raise typer.Exit(ExitCode.internal) from None
 
 
 def _password() -> bytes | None:
@@ -108,6 +198,20 @@ def _signing_key(key: Path | None, *, create: bool = True) -> tuple[Ed25519Priva
         signing_key,
         f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)",
     )
+
+
+def _trusted(path: Path | None) -> Ed25519PublicKey | None:
+    """``--trusted-key``: the public key bundles or reports must be signed by, if given."""
+    from .keys import load_public_key
+
+    return load_public_key(path) if path is not None else None
+
+
+def _method(text: str) -> str:
+    """``--method``: a name from the search registry (a usage error, exit 2, otherwise)."""
+    if text not in METHODS:
+        raise typer.BadParameter(f"{text!r} is not one of {', '.join(METHODS)}")
+    return text
 
 
 def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
@@ -169,10 +273,10 @@ def fingerprint(
         ),
     ] = None,
     init: Annotated[
-        str | None,
+        StartKind | None,
         typer.Option(help="Start points: 'data' (needs --data) or 'random' [default: data if --data, else random]."),
     ] = None,
-    label: Annotated[str, typer.Option(help="Target label j: 'least-likely' or 'random'.")] = "least-likely",
+    label: Annotated[TargetLabelRule, typer.Option(help="Target label j.")] = TargetLabelRule.least_likely,
     data: Annotated[Path | None, typer.Option(help="Owner data: .npy/.npz, or a folder of images.")] = None,
     domain: Annotated[
         str, typer.Option(help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data.")
@@ -184,10 +288,15 @@ def fingerprint(
     key: Annotated[
         Path | None, typer.Option(help="Ed25519 private key (PEM) [default: the user's key, created on first use].")
     ] = None,
-    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     method: Annotated[
-        str, typer.Option(help="ipguard, or a baseline: random, fgsm, igsm, cw-l2 (paper Section 5.1.3).")
-    ] = "ipguard",
+        str,
+        typer.Option(
+            parser=_method,
+            metavar="METHOD",
+            help=f"IPGuard, or one of the paper's baselines (Section 5.1.3): {', '.join(METHODS)}.",
+        ),
+    ] = METHODS[0],
     epsilon: Annotated[float, typer.Option(help="L∞ budget of the fgsm and igsm baselines.")] = 0.1,
     unique: Annotated[
         bool | None,
@@ -221,7 +330,9 @@ def fingerprint(
     output_name: Annotated[
         str | None, typer.Option(help="The class-score output to fingerprint [default: chosen, and said which].")
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", help="text or json (json to stdout).")] = "text",
+    output_format: Annotated[
+        DocumentFormat, typer.Option("--format", help="json: the result to stdout.")
+    ] = DocumentFormat.text,
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
     from .fingerprint import FingerprintSettings
@@ -231,19 +342,17 @@ def fingerprint(
     from .report import fingerprint_json, render_fingerprint
 
     with _errors():
-        chosen_format = _choice(output_format, ["text", "json"], "--format")
-        init_kind = init or ("data" if data is not None else "random")
         settings = FingerprintSettings(
             n=n,
             k=k,
-            init=_choice(init_kind, ["data", "random"], "--init"),  # type: ignore[arg-type]
-            label=_choice(label, ["least-likely", "random"], "--label"),  # type: ignore[arg-type]
+            init=init or (StartKind.data if data is not None else StartKind.random),
+            label=label,
             domain=_parse_domain(domain),
             seed=seed,
             max_iterations=max_iterations,
             learning_rate=learning_rate,
             threshold=threshold,
-            providers=_choice(providers, ["auto", "cpu", "cuda"], "--providers"),
+            providers=providers,
             class_names=_class_names(class_names),
             method=method,
             epsilon=epsilon,
@@ -268,7 +377,7 @@ def fingerprint(
                 reference_paths=reference or [],
                 status=status,
             )
-        if chosen_format == "json":
+        if output_format is DocumentFormat.json:
             _emit(fingerprint_json(result), None)
         if key_note:
             stderr.print(key_note)
@@ -351,13 +460,6 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def _choice(value: str, allowed: list[str], option: str) -> str:
-    """A value from a fixed set, or a usage error naming the choices."""
-    if value not in allowed:
-        raise UsageError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
 def _floats(text: str | None, option: str) -> tuple[float, ...]:
     if text is None:
         return ()
@@ -427,7 +529,9 @@ def audit(
     endpoints: Annotated[
         list[str] | None, typer.Option("--endpoint", help="A remote prediction API URL to audit (repeatable).")
     ] = None,
-    protocol: Annotated[str, typer.Option(help="Remote API protocol: auto, oip (KServe v2) or simple.")] = "auto",
+    protocol: Annotated[
+        WireProtocol, typer.Option(help="Remote API protocol: oip (KServe v2), simple JSON, or auto from the URL.")
+    ] = WireProtocol.auto,
     batch_size: Annotated[int, typer.Option(help="Points per remote request.")] = 32,
     timeout: Annotated[float, typer.Option(help="Seconds per remote request.")] = 10.0,
     retries: Annotated[int, typer.Option(help="Retries of a failed remote request, with exponential backoff.")] = 2,
@@ -455,11 +559,11 @@ def audit(
     ] = None,
     std: Annotated[str | None, typer.Option(help="Per-channel std the suspect divides by.")] = None,
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundles must be signed by.")] = None,
-    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
-    expect: Annotated[
-        str | None, typer.Option(help="CI mode: 'match' or 'no-match'; exit 1 when a result differs.")
-    ] = None,
-    output_format: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
+    expect: Annotated[Expectation | None, typer.Option(help="CI mode: exit 1 when a result differs.")] = None,
+    output_format: Annotated[
+        AuditFormat, typer.Option("--format", help="The report on stdout or --output.")
+    ] = AuditFormat.text,
     output: Annotated[
         Path | None, typer.Option("--output", help="Write the json/sarif report here, not stdout.")
     ] = None,
@@ -468,28 +572,23 @@ def audit(
     ] = None,
 ) -> None:
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
-    from .audit import audit_many, exit_code
+    from .audit import audit_many
     from .bundle import load_bundle
-    from .keys import load_public_key
-    from .remote import HttpClassifier, headers_from_environment
-    from .report import OutputFormat, audit_document, audit_json, audit_sarif, render_audit
+    from .models import HttpClassifier, headers_from_environment
+    from .report import audit_document, audit_json, audit_sarif, render_audit
 
     with _errors():
-        chosen_format = _choice(output_format, [f.value for f in OutputFormat], "--format")
         report_key = None
         if sign_report is not None:
             from .keys import load_private_key
 
-            if chosen_format != "json":
+            if output_format is not AuditFormat.json:
                 raise UsageError("--sign-report signs the JSON report; add --format json")
             report_key = load_private_key(sign_report, password=_password())
-        expectation = _choice(expect, ["match", "no-match"], "--expect") if expect is not None else None
-        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
-        chosen_protocol = _choice(protocol, ["auto", "oip", "simple"], "--protocol")
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
         preprocessing = _preprocessing(input_scale, mean, std)
-        pinned = load_public_key(trusted_key) if trusted_key is not None else None
+        pinned = _trusted(trusted_key)
         bundles = [
             load_bundle(path, trusted_key=pinned)
             for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
@@ -499,7 +598,7 @@ def audit(
         targets.extend(
             HttpClassifier(
                 url,
-                protocol=chosen_protocol,  # type: ignore[arg-type]
+                protocol=protocol,
                 input_name=input_name,
                 output_name=output_name,
                 batch_size=batch_size,
@@ -511,28 +610,28 @@ def audit(
             for url in endpoints or []
         )
         results = audit_many(
-            bundles, targets, threshold=threshold, providers=chosen_providers,
+            bundles, targets, threshold=threshold, providers=providers,
             preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
             suspect_layout=suspect_layout, bgr=bgr,
         )  # fmt: skip
-        if chosen_format == "json":
+        if output_format is AuditFormat.json:
             document = audit_document(results)
             if report_key is not None:
                 from .evidence import sign_report as sign
 
                 document = sign(document, report_key)
             _emit(audit_json(results, document), output)
-        elif chosen_format == "sarif":
-            _emit(audit_sarif(results, expectation), output)  # type: ignore[arg-type]
-        render_audit(results, stderr if chosen_format != "text" else Console(highlight=False))
-    raise typer.Exit(exit_code(results, expectation))  # type: ignore[arg-type]
+        elif output_format is AuditFormat.sarif:
+            _emit(audit_sarif(results, expect), output)
+        render_audit(results, stderr if output_format is not AuditFormat.text else Console(highlight=False))
+    raise typer.Exit(exit_code(results, expect))
 
 
 def _expand_suspects(patterns: list[str], option: str) -> list[object]:
     """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints."""
     import glob
 
-    from .remote import HttpClassifier, headers_from_environment
+    from .models import HttpClassifier, headers_from_environment
 
     expanded: list[object] = []
     for pattern in patterns:
@@ -570,8 +669,8 @@ def evaluate(
     steps: Annotated[int, typer.Option("--r", help="Threshold steps r in Eq. 7.")] = 100,
     plot: Annotated[Path | None, typer.Option(help="Draw the robustness and uniqueness curves to this PNG.")] = None,
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
-    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
+    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
     output: Annotated[Path | None, typer.Option("--output", help="Write the json report here, not stdout.")] = None,
     output_name: Annotated[
         str | None, typer.Option(help="Output to read from ONNX suspects [default: chosen to fit the bundle].")
@@ -581,33 +680,30 @@ def evaluate(
     from .bundle import load_bundle
     from .evaluate import Group
     from .evaluate import evaluate as run_evaluate
-    from .keys import load_public_key
     from .report import evaluation_json, plot_evaluation, render_evaluation
 
     with _errors():
-        chosen_format = _choice(output_format, ["text", "json"], "--format")
-        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
         if steps < 1:
             raise UsageError(f"--r must be at least 1, got {steps}")
         if not positive or not negative:
             raise UsageError("evaluate needs at least one --positive and one --negative suspect")
-        pinned = load_public_key(trusted_key) if trusted_key is not None else None
-        bundle = load_bundle(fingerprint_path, trusted_key=pinned)
+        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
         labelled: list[tuple[object, Group]] = []
-        for group, patterns, option in (
+        groups: tuple[tuple[Group, list[str], str], ...] = (
             ("positive", positive, "--positive"),
             ("hard-positive", hard_positive or [], "--hard-positive"),
             ("negative", negative, "--negative"),
-        ):
-            labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))  # type: ignore[misc]
+        )
+        for group, patterns, option in groups:
+            labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))
         evaluation = run_evaluate(
-            bundle, labelled, threshold=threshold, r=steps, providers=chosen_providers, output_name=output_name
+            bundle, labelled, threshold=threshold, r=steps, providers=providers, output_name=output_name
         )
         if plot is not None:
             plot_evaluation(evaluation, plot)
-        if chosen_format == "json":
+        if output_format is DocumentFormat.json:
             _emit(evaluation_json(evaluation), output)
-        render_evaluation(evaluation, stderr if chosen_format == "json" else Console(highlight=False))
+        render_evaluation(evaluation, stderr if output_format is DocumentFormat.json else Console(highlight=False))
 
 
 @app.command("issue")
@@ -626,8 +722,8 @@ def issue_command(
     max_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs at most.")] = 30,
     domain: Annotated[str, typer.Option(help="Input bounds LOW,HIGH of the trigger pattern.")] = "0,1",
     force: Annotated[bool, typer.Option(help="Re-issue a licensee that is already in the registry.")] = False,
-    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
+    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
     from .licensing import check_licensee_name, issue
@@ -635,8 +731,6 @@ def issue_command(
 
     with _errors():
         check_licensee_name(licensee)
-        chosen_format = _choice(output_format, ["text", "json"], "--format")
-        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
         bounds = _parse_domain(domain)
         if bounds == "data":
             raise UsageError("--domain for issue takes LOW,HIGH")
@@ -644,13 +738,13 @@ def issue_command(
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
         result = issue(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
-            triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=chosen_providers, force=force,
+            triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,
         )  # fmt: skip
-        if chosen_format == "json":
+        if output_format is DocumentFormat.json:
             _emit(issued_json(result), None)
         if key_note:
             stderr.print(key_note)
-        render_issued(result, stderr if chosen_format == "json" else Console(highlight=False))
+        render_issued(result, stderr if output_format is DocumentFormat.json else Console(highlight=False))
 
 
 @app.command()
@@ -670,28 +764,26 @@ def calibrate(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the calibrated bundle here [default: in place].")
     ] = None,
-    providers: Annotated[str, typer.Option(help="onnxruntime providers: auto, cpu or cuda.")] = "auto",
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     output_name: Annotated[
         str | None, typer.Option(help="Output to read from ONNX negatives [default: chosen to fit the bundle].")
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
     from .calibrate import calibrate as run_calibrate
     from .report import calibration_json, render_calibration
 
     with _errors():
-        chosen_format = _choice(output_format, ["text", "json"], "--format")
-        chosen_providers = _choice(providers, ["auto", "cpu", "cuda"], "--providers")
         suspects = _expand_suspects(negative or [], "--negative")
         signing_key, _ = _signing_key(key, create=False)
         result = run_calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
-            margin=margin, providers=chosen_providers, output_name=output_name,
+            margin=margin, providers=providers, output_name=output_name,
         )  # fmt: skip
-        if chosen_format == "json":
+        if output_format is DocumentFormat.json:
             _emit(calibration_json(result), None)
-        render_calibration(result, stderr if chosen_format == "json" else Console(highlight=False))
+        render_calibration(result, stderr if output_format is DocumentFormat.json else Console(highlight=False))
 
 
 @app.command("verify-report")
@@ -701,11 +793,9 @@ def verify_report(
 ) -> None:
     """Check a signed audit report: exit 0 if intact (and signed by --trusted-key), 4 if not."""
     from .evidence import verify_report as run_verify
-    from .keys import load_public_key
 
     with _errors():
-        pinned = load_public_key(trusted_key) if trusted_key is not None else None
-        checked = run_verify(report, trusted_key=pinned)
+        checked = run_verify(report, trusted_key=_trusted(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
         Console(highlight=False).print(
             f"[bold green]valid[/]: {checked.path} ({checked.results} result(s)) signed by {checked.signer_key_id} ({pin})"
@@ -716,18 +806,15 @@ def verify_report(
 def inspect(
     fingerprint_path: Annotated[Path, typer.Argument(help="The fingerprint bundle (.safetensors).")],
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Verify a bundle's signature and show its metadata."""
     from .bundle import load_bundle
-    from .keys import load_public_key
     from .report import bundle_json, render_bundle
 
     with _errors():
-        chosen_format = _choice(output_format, ["text", "json"], "--format")
-        pinned = load_public_key(trusted_key) if trusted_key is not None else None
-        bundle = load_bundle(fingerprint_path, trusted_key=pinned)
-        if chosen_format == "json":
+        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
+        if output_format is DocumentFormat.json:
             _emit(bundle_json(bundle), None)
         else:
             render_bundle(bundle, Console(highlight=False))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .models import FloatArray, InputSpec, LabelArray
+from .types import FloatArray, InputSpec, LabelArray
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _NPZ_KEYS = ("x", "X", "data", "inputs", "x_train", "X_train")

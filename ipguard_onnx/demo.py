@@ -21,7 +21,7 @@ __all__ = ["accuracy", "digits", "digits_cnn", "digits_mlp", "export_onnx", "fin
 if TYPE_CHECKING:
     from torch import nn
 
-    from .models import FloatArray, LabelArray
+    from .types import FloatArray, LabelArray
 
 
 def digits(layout: str = "NCHW") -> tuple[FloatArray, LabelArray]:

@@ -14,9 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from .audit import AuditResult, as_classifier, audit
+from .audit import AuditResult, audit
 from .bundle import Bundle, load_bundle
 from .errors import UsageError
+from .models import as_classifier
 
 Group = Literal["positive", "negative", "hard-positive"]
 GROUPS: tuple[Group, ...] = ("positive", "hard-positive", "negative")

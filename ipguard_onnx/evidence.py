@@ -7,7 +7,6 @@ sorted keys and no whitespace, so reformatting the file keeps it valid and any c
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from collections.abc import Mapping
@@ -15,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import ReportError, SignatureError
-from .keys import key_id, public_key_bytes, strict_b64decode
+from .keys import key_id, public_key_bytes, verify_signature
 
 SIGNATURE_FIELD = "signature"
 _DOMAIN = b"ipguard-onnx report v1\x00"
@@ -68,17 +66,13 @@ def verify_report(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey
     block = document.get(SIGNATURE_FIELD)
     if not isinstance(block, dict):
         raise SignatureError(f"{path} is not signed; sign reports with 'ipguard-onnx audit ... --sign-report KEY'")
-    try:
-        public_raw = strict_b64decode(str(block["public_key"]))
-        value = strict_b64decode(str(block["value"]))
-        public = Ed25519PublicKey.from_public_bytes(public_raw)
-        public.verify(value, _canonical(document))
-    except (KeyError, ValueError, binascii.Error, InvalidSignature):
-        raise SignatureError(f"{path} failed signature verification: it was altered after signing") from None
-    signer = key_id(public)
-    if block.get("key_id") != signer:
-        raise SignatureError(f"{path} names signer {block.get('key_id')} but is signed by {signer}")
-    if trusted_key is not None and public_key_bytes(trusted_key) != public_raw:
-        raise SignatureError(f"{path} is signed by {signer}, not by the trusted key {key_id(trusted_key)}")
+    signer = verify_signature(
+        _canonical(document),
+        public_key=str(block.get("public_key", "")),
+        signature=str(block.get("value", "")),
+        claimed_key_id=block.get("key_id"),
+        trusted_key=trusted_key,
+        subject=str(path),
+    )
     results = document.get("results")
     return ReportVerification(path, signer, trusted_key is not None, len(results) if isinstance(results, list) else 0)

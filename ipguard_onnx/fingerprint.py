@@ -1,4 +1,5 @@
-"""Fingerprint: surrogate → batched boundary search → labels from onnxruntime → signed bundle."""
+"""Fingerprint: the paper's steps in order (Section 4) — open the target, convert a surrogate and check
+its parity, search candidates on it, keep those onnxruntime labels the same way, sign the bundle."""
 
 from __future__ import annotations
 
@@ -8,32 +9,44 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from . import __version__
-from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
+from .bundle import FingerprintRecord, SearchRecord, save_bundle
 from .data import data_sample_shape, load_points
 from .errors import SearchError, UsageError
-from .models import FloatArray, InputSpec, LabelArray, OnnxClassifier
+from .models import OnnxClassifier, as_classifier
 from .preprocessing import Preprocessing
-from .search import METHODS, ProgressCallback, SearchStrategy, make_strategy
+from .search import (
+    METHODS,
+    STRATEGIES,
+    ConferrableSearch,
+    ProgressCallback,
+    SearchOptions,
+    SearchStrategy,
+    StartKind,
+    TargetLabelRule,
+    choose_labels,
+    make_strategy,
+    margin_scale,
+    screen,
+    start_points,
+)
+from .search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
+from .search.conferrable import REFERENCE_MARGIN
 from .stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from .surrogate import Conversion, ParityReport, StatusCallback, Surrogate
+from .types import FloatArray, InputSpec, LabelArray
 
-InitKind = Literal["data", "random"]
-LabelKind = Literal["least-likely", "random"]
 DEFAULT_K = 3.0
 UNIQUE_DEFAULT_K = 1.0
 """--unique was measured with k = 1 (k = 0.3 and 3 were worse on the zoos; BENCHMARKS.md)."""
 DEFAULT_THRESHOLD = 0.85
 UNIQUE_AUTO_MAX_FEATURES = 4096
 """--unique is the default with --data up to this input size: where it was measured to win (BENCHMARKS.md)."""
-_METHOD_NAMES = {"ipguard": "IPGuard", "random": "Random", "fgsm": "FGSM", "igsm": "IGSM", "cw-l2": "CW-L2"}
 PARITY_POINTS = 64
 
 
@@ -48,8 +61,8 @@ class FingerprintSettings:
     n: int = 100
     k: float | None = None
     """Eq. 5's margin; None: ``DEFAULT_K`` for the paper's search, ``UNIQUE_DEFAULT_K`` with ``unique``."""
-    init: InitKind = "random"
-    label: LabelKind = "least-likely"
+    init: StartKind = StartKind.random
+    label: TargetLabelRule = TargetLabelRule.least_likely
     domain: tuple[float, float] | Literal["data"] = (0.0, 1.0)
     seed: int = 0
     max_iterations: int = 1000
@@ -131,37 +144,12 @@ class FingerprintResult:
     output_chosen_because: str = ""
 
 
-def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
-    if settings.domain == "data":
-        if data is None:
-            raise UsageError("--domain data needs --data FILE to derive per-feature bounds from")
-        low, high = data.min(axis=0), data.max(axis=0)
-    else:
-        low = np.full(spec.sample_shape, settings.domain[0], dtype=np.float32)
-        high = np.full(spec.sample_shape, settings.domain[1], dtype=np.float32)
-    return low.astype(np.float32), high.astype(np.float32)
-
-
-def _start_points(
-    count: int, rng: np.random.Generator, data: FloatArray | None, low: FloatArray, high: FloatArray
-) -> FloatArray:
-    """-T: random training examples; -R: uniform samples from the domain (Section 5.1.4)."""
-    if data is not None:
-        return data[rng.integers(0, len(data), size=count)].copy()
-    uniform = rng.random((count, *low.shape), dtype=np.float32)
-    return (low + uniform * (high - low)).astype(np.float32)
-
-
-def _choose_labels(logits: FloatArray, kind: LabelKind, rng: np.random.Generator) -> tuple[LabelArray, LabelArray]:
-    """i = the model's label at the start; j = its least-likely label, or a random other label."""
-    source = logits.argmax(axis=1).astype(np.int64)
-    if kind == "least-likely":
-        target = logits.argmin(axis=1).astype(np.int64)
-    else:
-        classes = logits.shape[1]
-        offset = rng.integers(1, classes, size=len(source))
-        target = ((source + offset) % classes).astype(np.int64)
-    return source, target
+def uses_unique(settings: FingerprintSettings, has_data: bool, sample_shape: tuple[int, ...]) -> bool:
+    """``--unique`` when asked; by default, for IPGuard with owner data and inputs of at most
+    ``UNIQUE_AUTO_MAX_FEATURES`` values, where it was measured to win (BENCHMARKS.md)."""
+    if settings.unique is not None:
+        return settings.unique
+    return settings.method == "ipguard" and has_data and int(np.prod(sample_shape)) <= UNIQUE_AUTO_MAX_FEATURES
 
 
 def fingerprint(
@@ -179,17 +167,64 @@ def fingerprint(
 
     ``progress`` gets (iteration, points converged) during the search; ``status`` a line per phase.
     """
-    import torch
-
     settings = settings or FingerprintSettings()
     started = time.perf_counter()
     say = status or (lambda _: None)
+    target, data = _open_target(model_path, settings, data_path, say)
+    spec = target.input_spec
+    low, high = _bounds(settings, spec, data)
+    unique = uses_unique(settings, data is not None, spec.sample_shape)
+    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
+    rng = np.random.default_rng(settings.seed)
+    parity_batch = start_points(PARITY_POINTS, rng, None, low, high)  # random inputs, and owner data if any
+    if data is not None:
+        parity_batch = np.concatenate([parity_batch, start_points(PARITY_POINTS, rng, data, low, high)])
+    surrogate = Surrogate(target, parity_batch=parity_batch, status=say)
+    loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say)
+    screening: dict[str, Any] = {}
+    balance = ""
+    if unique:
+        points, labels, screening = _unique_points(loop, settings, k, data, reference_paths)
+    else:
+        options = SearchOptions(k, settings.epsilon, settings.max_iterations, settings.learning_rate)
+        points, labels, balance = _paper_points(loop, make_strategy(settings.method, options), settings, data)
+    if len(points) == 0:
+        raise SearchError(
+            f"no point reached the boundary margin k={k} within {settings.max_iterations} "
+            "iterations; lower --k, raise --max-iterations, or widen --domain"
+        )
+    if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
+        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
+    unique_seconds = float(screening.pop("seconds", 0.0))
+    record = _record(settings, target, surrogate, loop.tally, data_path, k, unique, len(points), screening, balance,
+                     unique_seconds)  # fmt: skip
+    tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
+    signer = save_bundle(Path(output_path), tensors, record, signing_key)
+    tally = loop.tally
+    assert surrogate.parity is not None  # checked on parity_batch before the surrogate was kept
+    return FingerprintResult(
+        bundle_path=Path(output_path), target=target.name, target_sha256=target.sha256 or "", points=len(points),
+        requested=settings.n, candidates_searched=tally.searched, dropped_unconverged=tally.unconverged,
+        dropped_disagreement=tally.disagreement, rounds=tally.rounds, mean_iterations=tally.mean_iterations,
+        search_seconds=unique_seconds if unique else tally.seconds, total_seconds=time.perf_counter() - started,
+        parity=surrogate.parity, signer_key_id=signer, providers=target.providers, settings=settings,
+        screening_seconds=unique_seconds, variant=record.variant, k=k,
+        screening=record.search.screening if record.search else "", conversion=surrogate.conversion,
+        input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
+        output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
+    )  # fmt: skip
+
+
+def _open_target(
+    model_path: str | os.PathLike[str], settings: FingerprintSettings, data_path: str | os.PathLike[str] | None,
+    say: StatusCallback,
+) -> tuple[OnnxClassifier, FloatArray | None]:  # fmt: skip
+    """The target in onnxruntime with its input shape resolved (``--input-shape``, else ``--data``), and the data."""
     say("loading the model in onnxruntime")
     target = OnnxClassifier(
         model_path, providers=settings.providers, allow_spinning=False,
         input_shape=settings.input_shape, output_name=settings.output_name,
     )  # fmt: skip
-    target_sha256 = target.sha256 or ""
     if not target.input_spec.resolved:
         if data_path is None:
             shown = ",".join("?" if d < 0 else str(d) for d in target.input_spec.sample_shape)
@@ -198,229 +233,123 @@ def fingerprint(
                 "pass --input-shape with the size deployments feed it (e.g. 3,48,192), or --data"
             )
         target.resolve_input(data_sample_shape(Path(data_path)), "--data")
-    spec = target.input_spec
-    num_classes = target.output_spec.num_classes
-    if settings.class_names and len(settings.class_names) != num_classes:
-        raise UsageError(
-            f"--class-names lists {len(settings.class_names)} names; {target.name} has {num_classes} classes"
-        )
-    data = load_points(Path(data_path), spec) if data_path is not None else None
+    classes = target.output_spec.num_classes
+    if settings.class_names and len(settings.class_names) != classes:
+        raise UsageError(f"--class-names lists {len(settings.class_names)} names; {target.name} has {classes} classes")
+    data = load_points(Path(data_path), target.input_spec) if data_path is not None else None
     if settings.init == "data" and data is None:
         raise UsageError("--init data needs --data FILE (.npy, .npz or a folder of images)")
-    low, high = _bounds(settings, spec, data)
-    init_data = data if settings.init == "data" else None
+    return target, data
 
-    unique = (
-        settings.unique
-        if settings.unique is not None
-        else settings.method == "ipguard"
-        and data is not None
-        and int(np.prod(spec.sample_shape)) <= UNIQUE_AUTO_MAX_FEATURES
-    )
-    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
 
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    parity_batch = _start_points(PARITY_POINTS, rng, None, low, high)
-    if data is not None:
-        parity_batch = np.concatenate([parity_batch, _start_points(PARITY_POINTS, rng, data, low, high)])
-    surrogate = Surrogate(target, parity_batch=parity_batch, status=say)
-    assert surrogate.parity is not None  # checked on parity_batch before it was kept
-    parity = surrogate.parity
+def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
+    if settings.domain == "data":
+        if data is None:
+            raise UsageError("--domain data needs --data FILE to derive per-feature bounds from")
+        low, high = data.min(axis=0), data.max(axis=0)
+    else:
+        low = np.full(spec.sample_shape, settings.domain[0], dtype=np.float32)
+        high = np.full(spec.sample_shape, settings.domain[1], dtype=np.float32)
+    return low.astype(np.float32), high.astype(np.float32)
 
-    search = make_strategy(
-        settings.method,
-        k=k,
-        epsilon=settings.epsilon,
-        max_iterations=settings.max_iterations,
-        learning_rate=settings.learning_rate,
-    )
-    hits: list[float] = []
-    iterations: list[int] = []
-    searched = unconverged = disagreement = rounds = 0
-    search_seconds = 0.0
 
-    def collect(strategy: SearchStrategy, wanted: int, starts: FloatArray | None) -> tuple[FloatArray, LabelArray]:
-        """Search until ``wanted`` points converge and onnxruntime labels them as the surrogate does."""
-        nonlocal searched, unconverged, disagreement, rounds, search_seconds
+@dataclass
+class SearchTally:
+    """What the candidate loop spent and dropped, over all its rounds."""
+
+    searched: int = 0
+    unconverged: int = 0
+    disagreement: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    hit_rates: list[float] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+
+    @property
+    def mean_iterations(self) -> float:
+        return float(np.mean(self.iterations)) if self.iterations else 0.0
+
+
+@dataclass
+class CandidateLoop:
+    """The one candidate loop of every strategy: search rounds until enough points converge and
+    onnxruntime labels them as the surrogate does (the surrogate only proposes; Section 4.2)."""
+
+    surrogate: Surrogate
+    target: OnnxClassifier
+    rng: np.random.Generator
+    low: FloatArray
+    high: FloatArray
+    max_rounds: int
+    progress: ProgressCallback | None
+    say: StatusCallback
+    tally: SearchTally = field(default_factory=SearchTally)
+
+    def collect(
+        self, strategy: SearchStrategy, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
+    ) -> tuple[FloatArray, LabelArray]:
+        """Up to ``wanted`` accepted points from starts drawn from ``starts`` (None: the domain)."""
         kept_points: list[FloatArray] = []
         kept_labels: list[LabelArray] = []
-        attempt = 0
-        while sum(len(p) for p in kept_labels) < wanted and attempt < settings.max_rounds:
-            need = wanted - sum(len(p) for p in kept_labels)
-            count = need if attempt == 0 else 2 * need
-            attempt += 1
-            rounds += 1
-            start = _start_points(count, rng, starts, low, high)
-            say(f"boundary search, round {attempt}: {count} points")
-            start_logits = surrogate.scores(start)
-            source, target_labels = _choose_labels(start_logits, settings.label, rng)
+        for attempt in range(1, self.max_rounds + 1):
+            need = wanted - sum(len(labels) for labels in kept_labels)
+            if need <= 0:
+                break
+            count = need if attempt == 1 else 2 * need
+            self.tally.rounds += 1
+            self.say(f"boundary search, round {attempt}: {count} points")
+            start = start_points(count, self.rng, starts, self.low, self.high)
+            source, target_labels = choose_labels(self.surrogate.scores(start), rule, self.rng)
             tick = time.perf_counter()
-            outcome = strategy.run(surrogate.logits, start, source, target_labels, low, high, progress=progress)
-            search_seconds += time.perf_counter() - tick
-            searched += count
-            unconverged += int((~outcome.converged).sum())
+            outcome = strategy.run(
+                self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=self.progress
+            )
+            self.tally.seconds += time.perf_counter() - tick
+            self.tally.searched += count
+            self.tally.unconverged += int((~outcome.converged).sum())
+            self.tally.hit_rates.append(outcome.hit_rate)
             candidates = np.flatnonzero(outcome.converged)
-            hits.append(outcome.hit_rate)
-            true_labels = target.predict(outcome.points[candidates]) if len(candidates) else np.zeros(0, np.int64)
-            proposed = surrogate.scores(outcome.points[candidates]).argmax(1)  # the surrogate's own labels
-            agrees = true_labels == proposed
-            disagreement += int((~agrees).sum())
+            found = outcome.points[candidates]
+            true_labels = self.target.predict(found) if len(found) else np.zeros(0, np.int64)
+            agrees = true_labels == (self.surrogate.predict(found) if len(found) else true_labels)
+            self.tally.disagreement += int((~agrees).sum())
             accepted = candidates[agrees][:need]
             kept_points.append(outcome.points[accepted])
             kept_labels.append(true_labels[agrees][:need])
-            iterations.extend(int(i) for i in outcome.iterations[accepted])
-        points = np.concatenate(kept_points) if kept_points else np.zeros((0, *spec.sample_shape), np.float32)
+            self.tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
+        shape = self.low.shape
+        points = np.concatenate(kept_points) if kept_points else np.zeros((0, *shape), np.float32)
         return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
-    screening_record = ""
-    screening_seconds = 0.0
-    balanced = ""
-    if unique:
-        points, labels, record, screening_seconds = _screened(
-            settings, k, surrogate, target, data, reference_paths, low, high, rng, say
-        )
-        screening_record = json.dumps(record, sort_keys=True)
-        search_seconds = screening_seconds
-        searched = int(record["searched"])
-        hits.append(record["pool"] / max(searched, 1))
-        iterations.append(UNIQUE_ITERATIONS)
-    else:
-        points, labels = collect(search, settings.n, init_data)
-        if num_classes == 2 and len(points) >= 2 and len(set(labels.tolist())) == 1:
-            # A binary model labels every random start alike, so every point says the same class and any
-            # model that answers that class everywhere would match. Keep half, and search the other half
-            # back across the boundary from those points (j is then the other class).
-            half = len(points) // 2
-            back_points, back_labels = collect(search, half, points[: len(points) - half])
-            if len(back_points):
-                points = np.concatenate([points[: len(points) - len(back_points)], back_points])
-                labels = np.concatenate([labels[: len(labels) - len(back_labels)], back_labels])
-                balanced = f"{len(back_points)} of {len(points)} points searched back across the boundary"
-    if len(points) == 0:
-        raise SearchError(
-            f"no point reached the boundary margin k={k} within {settings.max_iterations} "
-            "iterations; lower --k, raise --max-iterations, or widen --domain"
-        )
-    if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
-        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
 
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "tool_version": __version__,
-        "created_at": created_at(),
-        "method": settings.method,
-        "epsilon": repr(settings.epsilon),
-        "hit_rate": f"{np.mean(hits):.3f}",
-        "target_file": target.name,
-        "target_sha256": target_sha256,
-        "input_name": spec.name,
-        "input_shape": json.dumps(list(spec.sample_shape)),
-        "input_shape_source": spec.shape_source,
-        "input_layout": spec.layout,
-        "input_dtype": spec.dtype,
-        "output_name": target.output_spec.name,
-        "output_kind": target.output_spec.kind,
-        "output_chosen_because": target.output_spec.chosen_because,
-        "search_scores": _SEARCH_SCORES[target.output_spec.kind],
-        "num_classes": str(num_classes),
-        "class_names": json.dumps(list(settings.class_names)) if settings.class_names else "",
-        "domain": "per-feature from data"
-        if settings.domain == "data"
-        else f"{settings.domain[0]},{settings.domain[1]}",
-        "k": repr(k),
-        "init": ("data" if data is not None else "random") if unique else settings.init,
-        "label": "random" if unique else settings.label,
-        "variant": "IPGuard-unique" if unique else f"{_METHOD_NAMES[settings.method]}-{settings.suffix}",
-        "seed": str(settings.seed),
-        "max_iterations": str(settings.max_iterations),
-        "learning_rate": repr(settings.learning_rate),
-        "n_requested": str(settings.n),
-        "n_points": str(len(points)),
-        "data_sha256": _file_digest(Path(data_path)) if data_path is not None else "",
-        "threshold": repr(settings.threshold),
-        "null_agreement": repr(UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT),
-        "null_agreement_source": "default for "
-        + ("--unique" if unique else "the paper's search")
-        + ": above every independent model measured on the benchmark zoos (see README); calibrate to measure yours",
-        "preprocessing": settings.preprocessing.to_json(),
-        "surrogate": surrogate.conversion.summary,
-        "surrogate_converter": surrogate.conversion.converter,
-        "surrogate_prepass": surrogate.conversion.prepass,
-        "surrogate_attempts_passed_over": json.dumps(list(surrogate.conversion.failed_attempts)),
-        "parity_max_abs_difference": f"{parity.max_abs_difference:.3e}",
-        "candidates_searched": str(searched),
-        "dropped_unconverged": str(unconverged),
-        "dropped_disagreement": str(disagreement),
-        "mean_iterations": f"{np.mean(iterations):.2f}",
-        "screening": screening_record,
-        "binary_balance": balanced,
-        "screening_seconds": f"{screening_seconds:.2f}",
-    }
-    tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
-    signer = save_bundle(Path(output_path), tensors, metadata, signing_key)
-    return FingerprintResult(
-        bundle_path=Path(output_path),
-        target=target.name,
-        target_sha256=target_sha256,
-        points=len(points),
-        requested=settings.n,
-        candidates_searched=searched,
-        dropped_unconverged=unconverged,
-        dropped_disagreement=disagreement,
-        rounds=rounds,
-        mean_iterations=float(np.mean(iterations)),
-        search_seconds=search_seconds,
-        total_seconds=time.perf_counter() - started,
-        parity=parity,
-        signer_key_id=signer,
-        providers=target.providers,
-        settings=settings,
-        screening_seconds=screening_seconds,
-        variant=metadata["variant"],
-        k=k,
-        screening=screening_record,
-        conversion=surrogate.conversion,
-        input_shape=spec.sample_shape,
-        input_shape_source=spec.shape_source,
-        output_name=target.output_spec.name,
-        output_chosen_because=target.output_spec.chosen_because,
-    )
+def _paper_points(
+    loop: CandidateLoop, strategy: SearchStrategy, settings: FingerprintSettings, data: FloatArray | None
+) -> tuple[FloatArray, LabelArray, str]:
+    """The paper's search (or a baseline), and the binary balance: a binary model labels every random
+    start alike, so every point would say one class and a constant model would match. Half the points
+    are then searched back across the boundary from the others (j is then the other class)."""
+    points, labels = loop.collect(strategy, settings.n, data if settings.init == "data" else None, settings.label)
+    if loop.target.output_spec.num_classes != 2 or len(points) < 2 or len(set(labels.tolist())) != 1:
+        return points, labels, ""
+    half = len(points) // 2
+    back_points, back_labels = loop.collect(strategy, half, points[: len(points) - half], settings.label)
+    if not len(back_points):
+        return points, labels, ""
+    points = np.concatenate([points[: len(points) - len(back_points)], back_points])
+    labels = np.concatenate([labels[: len(labels) - len(back_labels)], back_labels])
+    return points, labels, f"{len(back_points)} of {len(points)} points searched back across the boundary"
 
 
-_SEARCH_SCORES = {
-    "logits": "logits",
-    "probabilities": "log-probabilities",
-    "probability-maps": "log-probabilities",
-    "binary-logit": "(-z, z) of the single logit z",
-    "binary-probability": "(-z, z), z = logit of the sigmoid output",
-    "labels": "none",
-}
-
-
-UNIQUE_ITERATIONS = 300
-
-
-def _screened(
+def _unique_points(
+    loop: CandidateLoop,
     settings: FingerprintSettings,
     k: float,
-    surrogate: Surrogate,
-    target: OnnxClassifier,
     data: FloatArray | None,
     reference_paths: Sequence[str | os.PathLike[str]],
-    low: FloatArray,
-    high: FloatArray,
-    rng: np.random.Generator,
-    say: StatusCallback,
-) -> tuple[FloatArray, LabelArray, dict[str, Any], float]:
-    """Conferrable search over a ``pool_factor · n`` pool, screened by the panel (``screening``).
-
-    Returns points, labels, the record to sign, and the seconds spent.
-    """
-
-    from .audit import as_classifier
-    from .screening import REFERENCE_MARGIN, build_panel, conferrable_search, margin_scale, screen
+) -> tuple[FloatArray, LabelArray, dict[str, Any]]:
+    """``--unique``: the panel, a conferrable search over a ``pool_factor · n`` pool through the same
+    candidate loop, then the ``n`` most conferrable points (``search.conferrable``)."""
+    from .search.panel import build_panel
 
     started = time.perf_counter()
     supplied = [as_classifier(Path(path), providers=settings.providers) for path in reference_paths]
@@ -428,41 +357,25 @@ def _screened(
         raise UsageError(
             "--unique needs owner data (--data) to train references, or models to compare with (--reference)"
         )
-    data_labels = target.predict(data) if data is not None else None
-    say("--unique: training the panel of owner-made copies and references")
+    target, surrogate = loop.target, loop.surrogate
+    loop.say("--unique: training the panel of owner-made copies and references")
     panel = build_panel(
-        surrogate.score_module, data, data_labels, references=settings.references if data is not None else 0,
-        seed=settings.seed, supplied=supplied,
+        surrogate.score_module, data, target.predict(data) if data is not None else None,
+        references=settings.references if data is not None else 0, seed=settings.seed, supplied=supplied,
     )  # fmt: skip
     build_seconds = time.perf_counter() - started
-    say("--unique: conferrable search")
-    scale = margin_scale(surrogate.scores(data if data is not None else _start_points(256, rng, None, low, high)))
-    pool_points: list[FloatArray] = []
-    pool_labels: list[LabelArray] = []
-    searched = 0
-    for _ in range(settings.max_rounds):
-        wanted = settings.pool_factor * settings.n - sum(len(p) for p in pool_labels)
-        if wanted <= 0:
-            break
-        start = _start_points(wanted, rng, data, low, high)
-        start_logits = surrogate.scores(start)
-        _, j = _choose_labels(start_logits, "random", rng)  # measured: random j beats least-likely here
-        found = conferrable_search(
-            surrogate.logits, panel, start, j, low, high, k=k, iterations=UNIQUE_ITERATIONS,
-            learning_rate=settings.learning_rate,
-        )  # fmt: skip
-        searched += wanted
-        proposed = surrogate.scores(found).argmax(1)
-        labels = target.predict(found)
-        keep = (labels == j) & (proposed == labels)  # reached j, and onnxruntime agrees with the surrogate
-        pool_points.append(found[keep])
-        pool_labels.append(labels[keep])
-    points, labels = np.concatenate(pool_points), np.concatenate(pool_labels)
-    chosen, disagreement, agreement = screen(points, labels, panel, settings.n)
+    loop.say("--unique: conferrable search")
+    scale = margin_scale(surrogate.scores(data if data is not None else start_points(256, loop.rng, None, loop.low,
+                                                                                       loop.high)))  # fmt: skip
+    search = ConferrableSearch(panel, k=k, iterations=UNIQUE_ITERATIONS, learning_rate=settings.learning_rate)
+    pool, pool_labels = loop.collect(
+        search, settings.pool_factor * settings.n, data, TargetLabelRule.random
+    )  # random j: measured
+    chosen, disagreement, agreement = screen(pool, pool_labels, panel, settings.n)
     record: dict[str, Any] = {
         "search": "conferrable (target and positives to j by margin k, references away from j)",
-        "pool": len(points),
-        "searched": searched,
+        "pool": len(pool),
+        "searched": loop.tally.searched,
         "iterations": UNIQUE_ITERATIONS,
         "k": round(k, 6),
         "reference_margin": round(REFERENCE_MARGIN * k, 6),
@@ -477,14 +390,91 @@ def _screened(
             for m in panel
         ],
     }
-    return points[chosen], labels[chosen], record, time.perf_counter() - started
+    return pool[chosen], pool_labels[chosen], record | {"seconds": time.perf_counter() - started}
 
 
-def created_at() -> str:
-    """UTC creation time; SOURCE_DATE_EPOCH pins it so a seeded run gives a byte-identical bundle."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _record(
+    settings: FingerprintSettings,
+    target: OnnxClassifier,
+    surrogate: Surrogate,
+    tally: SearchTally,
+    data_path: str | os.PathLike[str] | None,
+    k: float,
+    unique: bool,
+    points: int,
+    screening: dict[str, Any],
+    balance: str,
+    seconds: float,
+) -> FingerprintRecord:
+    """The signed record: what the points were made from, how, and what an audit needs to ask for them."""
+    spec, output, conversion = target.input_spec, target.output_spec, surrogate.conversion
+    assert surrogate.parity is not None
+    source = "--unique" if unique else "the paper's search"
+    return FingerprintRecord(
+        target_file=target.name,
+        target_sha256=target.sha256 or "",
+        input_name=spec.name,
+        input_shape=spec.sample_shape,
+        input_layout=spec.layout,
+        input_dtype=spec.dtype,
+        input_shape_source=spec.shape_source,
+        output_name=output.name,
+        output_kind=output.kind,
+        num_classes=output.num_classes or 0,
+        class_names=settings.class_names,
+        method=settings.method,
+        variant=_variant(settings, unique),
+        threshold=settings.threshold,
+        domain="per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
+        null_agreement=UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT,
+        null_agreement_source=f"default for {source}: above every independent model measured on the benchmark "
+        "zoos (see README); calibrate to measure yours",
+        preprocessing=settings.preprocessing,
+        search=SearchRecord(
+            k=k,
+            init=("data" if data_path is not None else "random") if unique else settings.init,
+            label="random" if unique else settings.label,
+            seed=settings.seed,
+            max_iterations=settings.max_iterations,
+            learning_rate=settings.learning_rate,
+            epsilon=settings.epsilon,
+            n_requested=settings.n,
+            n_points=points,
+            search_scores=_SEARCH_SCORES[output.kind],
+            hit_rate=round(float(np.mean(tally.hit_rates)), 3),
+            candidates_searched=tally.searched,
+            dropped_unconverged=tally.unconverged,
+            dropped_disagreement=tally.disagreement,
+            mean_iterations=round(tally.mean_iterations, 2),
+            parity_max_abs_difference=float(f"{surrogate.parity.max_abs_difference:.3e}"),
+            surrogate=conversion.summary,
+            data_sha256=_file_digest(Path(data_path)) if data_path is not None else "",
+            output_chosen_because=output.chosen_because,
+            surrogate_converter=conversion.converter,
+            surrogate_prepass=conversion.prepass,
+            surrogate_attempts_passed_over=conversion.failed_attempts,
+            screening=json.dumps(screening, sort_keys=True) if screening else "",
+            screening_seconds=round(seconds, 2),
+            binary_balance=balance,
+        ),
+    )
+
+
+def _variant(settings: FingerprintSettings, unique: bool) -> str:
+    """The paper's name for what ran: IPGuard-TL, FGSM-RL, ... (Table 3), or IPGuard-unique."""
+    if unique:
+        return ConferrableSearch.paper_name
+    return f"{STRATEGIES[settings.method].paper_name}-{settings.suffix}"
+
+
+_SEARCH_SCORES = {
+    "logits": "logits",
+    "probabilities": "log-probabilities",
+    "probability-maps": "log-probabilities",
+    "binary-logit": "(-z, z) of the single logit z",
+    "binary-probability": "(-z, z), z = logit of the sigmoid output",
+    "labels": "none",
+}
 
 
 def _file_digest(path: Path) -> str:

@@ -1,19 +1,20 @@
-"""Ed25519 signing keys: generate, load, and name them by a short public-key id."""
+"""Ed25519 signing keys: generate, load, name them by a short public-key id, and verify signatures."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import SigningKeyError
+from .errors import SignatureError, SigningKeyError
 
 PRIVATE_KEY_NAME = "signing-key.pem"
 PUBLIC_KEY_NAME = "signing-key.pub.pem"
@@ -135,3 +136,38 @@ def strict_b64decode(text: str) -> bytes:
     if base64.b64encode(raw).decode() != text:
         raise ValueError("non-canonical base64")
     return raw
+
+
+def verify_signature(
+    message: bytes,
+    *,
+    public_key: str,
+    signature: str,
+    claimed_key_id: object,
+    trusted_key: Ed25519PublicKey | None,
+    subject: str,
+) -> str:
+    """Check an Ed25519 ``signature`` (base64) of ``message`` by ``public_key`` (base64, raw), the key id
+    the document claims, and the pinned ``trusted_key``; return the signer's key id.
+
+    The one place bundles (``bundle.load_bundle``) and signed reports (``evidence.verify_report``) are
+    verified; every failure is a ``SignatureError`` naming ``subject``.
+    """
+    try:
+        public_raw = strict_b64decode(public_key)
+        public = Ed25519PublicKey.from_public_bytes(public_raw)
+        public.verify(strict_b64decode(signature), message)
+    except (InvalidSignature, ValueError, binascii.Error):
+        raise SignatureError(
+            f"{subject} failed signature verification: it was altered after signing; do not trust it, "
+            "get a fresh copy from its owner"
+        ) from None
+    signer = key_id(public)
+    if claimed_key_id != signer:
+        raise SignatureError(f"{subject} names signer {claimed_key_id} but is signed by {signer}; do not trust it")
+    if trusted_key is not None and public_key_bytes(trusted_key) != public_raw:
+        raise SignatureError(
+            f"{subject} is signed by key {signer}, not by the trusted key {key_id(trusted_key)}; "
+            "it was not made by the owner you expect"
+        )
+    return signer

@@ -24,7 +24,6 @@ import copy
 import hashlib
 import hmac
 import io
-import json
 import os
 import re
 import time
@@ -39,14 +38,13 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from . import __version__
-from .bundle import FORMAT_NAME, FORMAT_VERSION, save_bundle
+from .bundle import FingerprintRecord, LicenceRecord, save_bundle
 from .data import load_labels, load_points
 from .errors import SurrogateError, UsageError
-from .fingerprint import created_at
-from .models import FloatArray, LabelArray, OnnxClassifier
+from .models import OnnxClassifier
 from .stats import threshold_for
-from .surrogate import PARITY_TOLERANCE, Surrogate, scores_of
+from .surrogate import Surrogate, parity_report, scores_of
+from .types import FloatArray, LabelArray
 
 if TYPE_CHECKING:
     from torch import nn
@@ -215,21 +213,16 @@ def _fine_tune(
 def _keep_set(surrogate: Surrogate, x: FloatArray, low: FloatArray, high: FloatArray, seed: int) -> FloatArray:
     """Where the copy must keep the original's scores: owner data, uniform inputs, and IPGuard boundary
     points from both kinds of start (so passive fingerprints of the original still match the copy)."""
-    import torch
-
-    from .search import IPGuardSearch
+    from .search import IPGuardSearch, TargetLabelRule, choose_labels, start_points
 
     rng = np.random.default_rng(seed)
-    uniform = (low + rng.random((len(x), *low.shape), dtype=np.float32) * (high - low)).astype(np.float32)
+    uniform = start_points(len(x), rng, None, low, high)
     parts = [x, uniform]
-    for starts in (uniform[:256], x[rng.integers(0, len(x), 256)]):
-        with torch.no_grad():
-            logits = surrogate.logits(torch.from_numpy(starts)).numpy()
-        source = logits.argmax(1).astype(np.int64)
-        target = ((source + rng.integers(1, logits.shape[1], len(source))) % logits.shape[1]).astype(np.int64)
+    for starts in (uniform[:256], start_points(256, rng, x, low, high)):
+        source, target = choose_labels(surrogate.scores(starts), TargetLabelRule.random, rng)
         for k in (1.0, 3.0):
-            outcome = IPGuardSearch(k=k, max_iterations=300).run(surrogate.logits, starts, source, target, low, high)
-            parts.append(outcome.points.astype(np.float32))
+            search = IPGuardSearch(k=k, max_iterations=300)
+            parts.append(search.run(surrogate.scores_tensor, starts, source, target, low, high).points)
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -320,12 +313,12 @@ def issue(
     check = np.concatenate([x[held][:64], held_triggers[:64]])
     with torch.no_grad():
         expected = scores_of(module, torch.from_numpy(check), probabilities=False).numpy()
-    difference = float(np.abs(issued.scores(check) - expected).max()) / max(1.0, float(np.abs(expected).max()))
-    if difference > PARITY_TOLERANCE:
+    parity = parity_report(issued.scores(check), expected)
+    if not parity.ok:
         output_path.unlink(missing_ok=True)
         raise SurrogateError(
-            f"the exported copy disagrees with the fine-tuned model (max relative difference {difference:.1e}); "
-            "nothing was issued"
+            f"the exported copy disagrees with the fine-tuned model (max relative difference "
+            f"{parity.max_abs_difference:.1e}, labels agree {parity.label_agreement:.1%}); nothing was issued"
         )
     registry_points = held_triggers[:triggers]
     registry_labels = held_trigger_labels[:triggers]
@@ -340,46 +333,27 @@ def issue(
     threshold = threshold_for(len(registry_points), null, LICENSEE_FALSE_ACCUSATION_RATE)
     if threshold is None:
         raise UsageError(f"{triggers} triggers cannot reach a false-accusation rate of 1e-6; pass more --triggers")
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "kind": "licensee",
-        "licensee": licensee,
-        "tool_version": __version__,
-        "created_at": created_at(),
-        "method": "licensee triggers (Xue et al. 2020)",
-        "variant": "licensee",
-        "target_file": original.name,
-        "target_sha256": original.sha256 or "",
-        "issued_file": output_path.name,
-        "issued_sha256": issued.sha256 or "",
-        "input_name": spec.name,
-        "input_shape": json.dumps(list(spec.sample_shape)),
-        "input_layout": spec.layout,
-        "input_dtype": spec.dtype,
-        "output_name": original.output_spec.name,
-        "output_kind": original.output_spec.kind,
-        "num_classes": str(classes),
-        "class_names": "",
-        "threshold": repr(min(threshold, 0.9)),
-        "null_agreement": repr(null),
-        "null_agreement_source": f"original model answers {original_agreement:.2%} of the triggers with these "
+    record = FingerprintRecord(
+        kind="licensee", target_file=original.name, target_sha256=original.sha256 or "", input_name=spec.name,
+        input_shape=spec.sample_shape, input_layout=spec.layout, input_dtype=spec.dtype,
+        output_name=original.output_spec.name, output_kind=original.output_spec.kind, num_classes=classes,
+        method="licensee triggers (Xue et al. 2020)", variant="licensee", threshold=min(threshold, 0.9),
+        domain=f"{domain[0]},{domain[1]}", null_agreement=null,
+        null_agreement_source=f"original model answers {original_agreement:.2%} of the triggers with these "
         "labels; q0 = max(that, 1/classes) + 0.1, at most 0.5",
-        "triggers": str(len(registry_points)),
-        "pattern_fraction": repr(PATTERN_FRACTION),
-        "trigger_accuracy": f"{trigger_accuracy:.4f}",
-        "clean_agreement": f"{clean_agreement:.4f}",
-        "epochs": str(epochs),
-        "domain": f"{domain[0]},{domain[1]}",
-        "preprocessing": "",
-    }
+        licence=LicenceRecord(
+            licensee=licensee, issued_file=output_path.name, issued_sha256=issued.sha256 or "",
+            triggers=len(registry_points), pattern_fraction=PATTERN_FRACTION,
+            trigger_accuracy=round(trigger_accuracy, 4), clean_agreement=round(clean_agreement, 4), epochs=epochs,
+        ),
+    )  # fmt: skip
     tensors: dict[str, npt.NDArray[np.generic]] = {
         "points": registry_points,
         "labels": registry_labels,
         "domain_low": low,
         "domain_high": high,
     }
-    signer = save_bundle(registry_bundle, tensors, metadata, signing_key)
+    signer = save_bundle(registry_bundle, tensors, record, signing_key)
     return IssuedCopy(
         licensee=licensee,
         model_path=output_path,
@@ -393,7 +367,7 @@ def issue(
         threshold=min(threshold, 0.9),
         null_agreement=null,
         epochs=epochs,
-        parity_max_abs_difference=difference,
+        parity_max_abs_difference=parity.max_abs_difference,
         seconds=time.perf_counter() - started,
         signer_key_id=signer,
         model_sha256=issued.sha256 or "",

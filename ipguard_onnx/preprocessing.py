@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UsageError
-from .models import FloatArray
+from .types import FloatArray
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SurrogateError
-from .models import ANY_SIZE, FloatArray, OnnxClassifier, OutputKind
+from .models import OnnxClassifier
+from .types import ANY_SIZE, FloatArray, LabelArray, OutputKind
 
 if TYPE_CHECKING:
     import onnx
@@ -489,17 +490,23 @@ class Surrogate:
             parameter.requires_grad_(False)
         return converted
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Scores Z(x) for Eq. 5 (log-probabilities after a softmax, (−z, z) for a single unit)."""
+    def scores_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Differentiable scores Z(x) for Eq. 5: logits as the graph gives them, log-probabilities after a
+        softmax, (−z, z) for a single unit."""
         return search_scores(_first_output(self.module(batch)), self.output_kind)
 
     def scores(self, batch: FloatArray) -> FloatArray:
-        """``logits`` on a numpy batch, without gradients."""
+        """``scores_tensor`` on a numpy batch, without gradients."""
         import torch
 
         with torch.no_grad():
-            result = self.logits(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+            result = self.scores_tensor(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return np.asarray(result.numpy(), dtype=np.float32)
+
+    def predict(self, batch: FloatArray) -> LabelArray:
+        """The surrogate's labels (argmax of its scores) for a numpy batch."""
+        labels: LabelArray = self.scores(batch).argmax(axis=1).astype(np.int64)
+        return labels
 
     def raw_scores(self, batch: FloatArray) -> FloatArray:
         import torch
@@ -524,17 +531,8 @@ class Surrogate:
                 f"surrogate output shape {got.shape} differs from onnxruntime's {expected.shape} "
                 f"for {self.target.name}; the conversion is not faithful"
             )
-        scale = max(1.0, float(np.abs(expected).max()))
-        if self.target.output_spec.is_binary:
-            got_labels, expected_labels = self._binary_labels(got), self._binary_labels(expected)
-        else:
-            got_labels, expected_labels = got.argmax(1), expected.argmax(1)
-        report = ParityReport(
-            points=len(batch),
-            max_abs_difference=float(np.abs(got - expected).max()) / scale,
-            label_agreement=float((got_labels == expected_labels).mean()),
-            tolerance=tolerance,
-        )
+        binary = self.output_kind if self.target.output_spec.is_binary else None
+        report = parity_report(got, expected, binary=binary, tolerance=tolerance)
         if not report.ok:
             raise SurrogateError(
                 f"the PyTorch surrogate disagrees with onnxruntime on {self.target.name}: "
@@ -544,9 +542,24 @@ class Surrogate:
             )
         return report
 
-    def _binary_labels(self, raw: FloatArray) -> FloatArray:
-        cut = 0.5 if self.output_kind == "binary-probability" else 0.0
-        return np.asarray(raw[:, 0] > cut)
+
+def parity_report(
+    got: FloatArray, expected: FloatArray, *, binary: OutputKind | None = None, tolerance: float = PARITY_TOLERANCE
+) -> ParityReport:
+    """How closely ``got`` reproduces ``expected`` (onnxruntime's scores): the largest difference relative
+    to max(1, |scores|), and label agreement (argmax, or the cut of a single ``binary`` unit)."""
+    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    if binary is not None:
+        cut = 0.5 if binary == "binary-probability" else 0.0
+        got_labels, expected_labels = got[:, 0] > cut, expected[:, 0] > cut
+    else:
+        got_labels, expected_labels = got.argmax(1), expected.argmax(1)
+    return ParityReport(
+        points=len(got),
+        max_abs_difference=float(np.abs(got - expected).max()) / scale if got.size else 0.0,
+        label_agreement=float((got_labels == expected_labels).mean()) if len(got) else 1.0,
+        tolerance=tolerance,
+    )
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:

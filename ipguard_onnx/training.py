@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-    from .models import FloatArray, LabelArray
+    from .types import FloatArray, LabelArray
 
 
 def train(

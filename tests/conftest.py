@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pytest
@@ -14,6 +17,9 @@ import pytest
 from ipguard_onnx import demo
 from ipguard_onnx.fingerprint import FingerprintSettings, fingerprint
 from ipguard_onnx.keys import load_private_key, write_keypair
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     )
 
 
-def _export_external(model: object, x: np.ndarray, path: Path) -> None:
+def _export_external(model: torch.nn.Module, x: np.ndarray, path: Path) -> None:
     import io
     import warnings
     from contextlib import redirect_stdout
@@ -78,6 +84,7 @@ def _export_external(model: object, x: np.ndarray, path: Path) -> None:
             model, (torch.from_numpy(x[:1]),), dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
         )  # fmt: skip
+        assert program is not None
         program.save(str(path), external_data=True)
 
 
@@ -88,17 +95,61 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
-def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run ``python -m ipguard_onnx ...`` in a real subprocess with a private config folder."""
-    environment = dict(os.environ, IPGUARD_ONNX_HOME=str(tmp_path / "config"), COLUMNS="200")
-    environment.pop("IPGUARD_ONNX_KEY_PASSWORD", None)
+class RunCli(Protocol):
+    """Run the CLI with these arguments (``env`` values of None unset a variable)."""
 
-    def run(*arguments: object, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+    def __call__(
+        self, *arguments: object, env: Mapping[str, str | None] | None = None, cwd: Path | None = None
+    ) -> CliResult: ...
+
+
+def _environment(tmp_path: Path) -> dict[str, str | None]:
+    return {"IPGUARD_ONNX_HOME": str(tmp_path / "config"), "COLUMNS": "200", "IPGUARD_ONNX_KEY_PASSWORD": None}
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """The CLI in-process through typer's ``CliRunner``, with a private config folder.
+
+    An exception that escapes a command (instead of becoming an exit code) fails the test: in the
+    console script it would be an internal error, and the commands are meant to map every one.
+    """
+    from typer.testing import CliRunner
+
+    from ipguard_onnx.cli import app
+
+    runner = CliRunner()
+    base = _environment(tmp_path)
+
+    def run(*arguments: object, env: Mapping[str, str | None] | None = None, cwd: Path | None = None) -> CliResult:
+        with contextlib.chdir(cwd or Path.cwd()):
+            result = runner.invoke(app, [str(a) for a in arguments], env={**base, **(env or {})})
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"the command raised instead of exiting: {result.exception!r}") from result.exception
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def run_process(tmp_path: Path) -> RunCli:
+    """``python -m ipguard_onnx ...`` in a real subprocess (the console script's own path)."""
+
+    def run(*arguments: object, env: Mapping[str, str | None] | None = None, cwd: Path | None = None) -> CliResult:
+        merged = {**os.environ, **_environment(tmp_path), **(env or {})}
+        environment = {key: value for key, value in merged.items() if value is not None}
         completed = subprocess.run(
             [sys.executable, "-m", "ipguard_onnx", *map(str, arguments)],
-            capture_output=True, text=True, env={**environment, **(env or {})}, cwd=cwd, timeout=300,
+            capture_output=True, text=True, env=environment, cwd=cwd, timeout=300,
         )  # fmt: skip
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+def one_line_error(result: CliResult, prefix: str = "error: ") -> str:
+    """The single line a failing command prints (no traceback), which starts with ``prefix``."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+    return lines[0]

@@ -112,7 +112,7 @@ class PredictionServer:
     @property
     def base(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def __enter__(self) -> PredictionServer:
         self.thread.start()

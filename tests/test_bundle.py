@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from safetensors.numpy import load, save
 
 from ipguard_onnx import BundleError, IPGuardError, SignatureError, load_bundle
-from ipguard_onnx.bundle import canonical_digest, save_bundle
+from ipguard_onnx.bundle import FingerprintRecord, canonical_digest, save_bundle
 from ipguard_onnx.fingerprint import FingerprintSettings, fingerprint
 from ipguard_onnx.keys import load_private_key, load_public_key, write_keypair
 
@@ -20,7 +21,8 @@ from .conftest import Zoo
 
 def _header(data: bytes) -> dict[str, object]:
     size = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + size])
+    header: dict[str, object] = json.loads(data[8 : 8 + size])
+    return header
 
 
 def _rewrite(
@@ -99,7 +101,7 @@ def test_a_bundle_re_signed_by_someone_else_fails_the_pin(zoo: Zoo, tmp_path: Pa
     assert isinstance(metadata, dict)
     thief = write_keypair(tmp_path / "thief.pem", tmp_path / "thief.pub.pem")
     resigned = tmp_path / "resigned.safetensors"
-    save_bundle(resigned, load(data), metadata, load_private_key(thief.private_path))
+    save_bundle(resigned, load(data), FingerprintRecord.from_metadata(metadata), load_private_key(thief.private_path))
     assert load_bundle(resigned).signer_key_id == thief.key_id
     with pytest.raises(SignatureError, match="not by the trusted key"):
         load_bundle(resigned, trusted_key=load_public_key(zoo.public_key))
@@ -136,7 +138,7 @@ def test_not_a_bundle(zoo: Zoo, tmp_path: Path) -> None:
 
 
 def test_digest_ignores_tensor_order_but_not_content() -> None:
-    a = {"points": np.ones((2, 3), np.float32), "labels": np.arange(2, dtype=np.int64)}
+    a: dict[str, npt.NDArray[np.generic]] = {"points": np.ones((2, 3), np.float32), "labels": np.arange(2)}
     b = dict(reversed(list(a.items())))
     metadata = {"x": "1", "y": "2"}
     assert canonical_digest(a, metadata) == canonical_digest(b, dict(reversed(list(metadata.items()))))

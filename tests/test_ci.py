@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from ipguard_onnx.errors import EXIT_EXPECTATION_FAILED, EXIT_MATCH, EXIT_NO_MATCH, EXIT_USAGE
+from ipguard_onnx.cli import ExitCode
 
-from .conftest import Zoo
+from .conftest import RunCli, Zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def _workflow_audit_step() -> str:
 def test_github_workflow_command_passes_on_shipped_copies(zoo: Zoo, tmp_path: Path) -> None:
     repository = _repository(zoo, tmp_path, {"model.onnx": zoo.target, "model-pruned.onnx": zoo.pruned})
     completed = _shell(_workflow_audit_step(), repository)
-    assert completed.returncode == EXIT_NO_MATCH, completed.stderr
+    assert completed.returncode == ExitCode.no_match, completed.stderr
     sarif = json.loads((repository / "ipguard.sarif").read_text())
     assert sarif["version"] == "2.1.0"
     results = sarif["runs"][0]["results"]
@@ -59,7 +59,7 @@ def test_github_workflow_command_passes_on_shipped_copies(zoo: Zoo, tmp_path: Pa
 def test_github_workflow_command_fails_when_a_model_is_not_ours(zoo: Zoo, tmp_path: Path) -> None:
     repository = _repository(zoo, tmp_path, {"model.onnx": zoo.target, "swapped.onnx": zoo.independent})
     completed = _shell(_workflow_audit_step(), repository)
-    assert completed.returncode == EXIT_EXPECTATION_FAILED
+    assert completed.returncode == ExitCode.match
     results = json.loads((repository / "ipguard.sarif").read_text())["runs"][0]["results"]
     levels = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: r["level"] for r in results}
     assert levels == {"models/model.onnx": "note", "models/swapped.onnx": "error"}
@@ -71,29 +71,29 @@ def test_pre_commit_hook_entry(zoo: Zoo, tmp_path: Path) -> None:
     repository = _repository(zoo, tmp_path, {"ours.onnx": zoo.fine_tuned, "theirs.onnx": zoo.other_architecture})
     entry = hook["entry"]
     passed = _shell(f"{entry} models/ours.onnx", repository)
-    assert passed.returncode == EXIT_NO_MATCH, passed.stderr
+    assert passed.returncode == ExitCode.no_match, passed.stderr
     failed = _shell(f"{entry} {shlex.quote('models/ours.onnx')} models/theirs.onnx", repository)
-    assert failed.returncode == EXIT_EXPECTATION_FAILED
+    assert failed.returncode == ExitCode.match
     assert "theirs.onnx" in failed.stdout
 
 
-def test_expect_no_match_and_sarif_on_stdout(zoo: Zoo, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_expect_no_match_and_sarif_on_stdout(zoo: Zoo, run_cli: RunCli) -> None:
     clean = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--expect", "no-match", "--format", "sarif")
-    assert clean.code == EXIT_NO_MATCH, clean.stderr
+    assert clean.code == ExitCode.no_match, clean.stderr
     (result,) = json.loads(clean.stdout)["runs"][0]["results"]
     assert result["level"] == "note" and result["ruleId"] == "IPG002"
     caught = run_cli("audit", zoo.target, "-f", zoo.bundle, "--expect", "no-match")
-    assert caught.code == EXIT_EXPECTATION_FAILED
+    assert caught.code == ExitCode.match
 
 
-def test_folder_of_bundles_and_several_suspects_rank_in_one_table(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_folder_of_bundles_and_several_suspects_rank_in_one_table(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     folder = tmp_path / "fingerprints"
     folder.mkdir()
     shutil.copy(zoo.bundle, folder / "a.safetensors")
     shutil.copy(zoo.bundle, folder / "b.safetensors")
     suspects = [zoo.independent, zoo.target, zoo.other_architecture]
     table = run_cli("audit", *suspects, "--fingerprints", folder)
-    assert table.code == EXIT_MATCH, table.stderr
+    assert table.code == ExitCode.match, table.stderr
     lines = [line for line in table.stdout.splitlines() if line.startswith("│")]
     assert len(lines) == 6 and "target.onnx" in lines[0] and "target.onnx" in lines[1]
     rows = json.loads(run_cli("audit", *suspects, "--fingerprints", folder, "--format", "json").stdout)["results"]
@@ -101,9 +101,9 @@ def test_folder_of_bundles_and_several_suspects_rank_in_one_table(zoo: Zoo, tmp_
     assert rates == sorted(rates, reverse=True) and len(rows) == 6
 
 
-def test_ci_mode_usage_errors(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_ci_mode_usage_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     cases = [
-        (["audit", zoo.target, "-f", zoo.bundle, "--expect", "maybe"], "--expect must be one of"),
+        (["audit", zoo.target, "-f", zoo.bundle, "--expect", "maybe"], "Invalid value for '--expect'"),
         (["audit", zoo.target, "--fingerprints", tmp_path / "none"], "is not a folder"),
         (["audit", zoo.target, "--fingerprints", tmp_path], "holds no .safetensors bundles"),
         (["audit", zoo.target], "pass --fingerprint FILE"),
@@ -112,5 +112,5 @@ def test_ci_mode_usage_errors(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # typ
     ]
     for arguments, message in cases:
         result = run_cli(*arguments)
-        assert result.code == EXIT_USAGE, (arguments, result.stderr)
+        assert result.code == ExitCode.usage, (arguments, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ipguard_onnx.errors import EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, EXIT_TRUST, EXIT_USAGE
-from ipguard_onnx.report import OutputFormat
+from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.report import AuditFormat, DocumentFormat
 
-from .conftest import CliResult, Zoo
+from .conftest import RunCli, Zoo, one_line_error
 
 AUDIT_FIELDS = {"suspect", "fingerprint", "matching_rate", "matched", "threshold", "points_queried", "points_skipped"}
 
 
-def _one_line_error(result: CliResult) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     keygen = run_cli("keygen", "--out", tmp_path / "owner.pem")
     assert keygen.code == 0, keygen.stderr
     assert (tmp_path / "owner.pem").stat().st_mode & 0o777 == 0o600
@@ -38,18 +32,18 @@ def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, r
     assert shown.code == 0 and "valid" in shown.stdout and "target_sha256" in shown.stdout
 
     pirate = run_cli("audit", zoo.fine_tuned, "--fingerprint", bundle, "--trusted-key", tmp_path / "owner.pub.pem")
-    assert pirate.code == EXIT_MATCH, pirate.stderr
+    assert pirate.code == ExitCode.match, pirate.stderr
     assert "MATCH" in pirate.stdout
 
     innocent = run_cli("audit", zoo.independent, "--fingerprint", bundle, "--format", "json")
-    assert innocent.code == EXIT_NO_MATCH, innocent.stderr
+    assert innocent.code == ExitCode.no_match, innocent.stderr
     (row,) = json.loads(innocent.stdout)["results"]
     assert AUDIT_FIELDS <= set(row)
     assert row["matched"] is False and row["matching_rate"] < row["threshold"]
     assert row["points_queried"] == 40 and row["points_skipped"] == 0
 
 
-def test_default_key_is_created_in_the_config_folder(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_default_key_is_created_in_the_config_folder(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     made = run_cli("fingerprint", zoo.target, "-o", tmp_path / "fp.safetensors", "--n", 5)
     assert made.code == 0, made.stderr
     key = tmp_path / "config" / "signing-key.pem"
@@ -59,7 +53,7 @@ def test_default_key_is_created_in_the_config_folder(zoo: Zoo, tmp_path: Path, r
     assert again.code == 0 and "using the default signing key" in again.stderr
 
 
-def test_password_protected_key(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_password_protected_key(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     secret = {"IPGUARD_ONNX_KEY_PASSWORD": "correct horse"}
     assert run_cli("keygen", "--out", tmp_path / "k.pem", env=secret).code == 0
     made = run_cli(
@@ -69,10 +63,10 @@ def test_password_protected_key(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # t
     missing = run_cli(
         "fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5
     )
-    assert missing.code == EXIT_TRUST and "IPGUARD_ONNX_KEY_PASSWORD" in _one_line_error(missing)
+    assert missing.code == ExitCode.trust and "IPGUARD_ONNX_KEY_PASSWORD" in one_line_error(missing)
     wrong = run_cli("fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5,
                     env={"IPGUARD_ONNX_KEY_PASSWORD": "wrong"})  # fmt: skip
-    assert wrong.code == EXIT_TRUST and "password is wrong" in _one_line_error(wrong)
+    assert wrong.code == ExitCode.trust and "password is wrong" in one_line_error(wrong)
     assert not (tmp_path / "x.safetensors").exists()
 
 
@@ -92,30 +86,43 @@ def test_audit_never_imports_torch(zoo: Zoo) -> None:
     assert completed.stdout.strip().splitlines()[-1] == "False False"
 
 
-@pytest.mark.parametrize("output_format", list(OutputFormat))
-def test_every_output_format_works(zoo: Zoo, run_cli, output_format: OutputFormat) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("output_format", list(AuditFormat))
+def test_every_audit_format_works(zoo: Zoo, run_cli: RunCli, output_format: AuditFormat) -> None:
     audited = run_cli("audit", zoo.pruned, "-f", zoo.bundle, "--format", output_format.value)
-    assert audited.code == EXIT_MATCH, audited.stderr
-    inspected = run_cli("inspect", zoo.bundle, "--format", output_format.value)
-    if output_format is OutputFormat.sarif:  # SARIF holds audit results only
-        assert inspected.code == EXIT_USAGE and "--format must be one of text, json" in inspected.stderr
-        return
-    assert inspected.code == 0, inspected.stderr
-    if output_format is OutputFormat.json:
+    assert audited.code == ExitCode.match, audited.stderr
+    if output_format is AuditFormat.json:
         assert json.loads(audited.stdout)["results"][0]["matched"] is True
+    elif output_format is AuditFormat.sarif:
+        (run,) = json.loads(audited.stdout)["runs"]
+        assert run["results"][0]["ruleId"] == "IPG001"
+    else:
+        assert "matching rate" in audited.stdout
+
+
+@pytest.mark.parametrize("output_format", list(DocumentFormat))
+def test_every_inspect_format_works(zoo: Zoo, run_cli: RunCli, output_format: DocumentFormat) -> None:
+    inspected = run_cli("inspect", zoo.bundle, "--format", output_format.value)
+    assert inspected.code == 0, inspected.stderr
+    if output_format is DocumentFormat.json:
         assert json.loads(inspected.stdout)["signature"] == "valid"
     else:
-        assert "matching rate" in audited.stdout and "signature" in inspected.stdout
+        assert "signature" in inspected.stdout
 
 
-def test_json_report_to_output_file(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_sarif_is_a_usage_error_where_there_is_no_sarif(zoo: Zoo, run_cli: RunCli) -> None:
+    inspected = run_cli("inspect", zoo.bundle, "--format", "sarif")
+    assert inspected.code == ExitCode.usage
+    assert "Invalid value for '--format'" in one_line_error(inspected) and inspected.stdout == ""
+
+
+def test_json_report_to_output_file(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     report = tmp_path / "report.json"
     result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output", report)
-    assert result.code == EXIT_MATCH and result.stdout == ""
+    assert result.code == ExitCode.match and result.stdout == ""
     assert json.loads(report.read_text())["results"][0]["matching_rate"] == 1.0
 
 
-def test_python_dash_m_and_console_script_agree(run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_python_dash_m_and_console_script_agree(run_cli: RunCli) -> None:
     import shutil
     import subprocess
 
@@ -141,122 +148,157 @@ def _not_onnx(tmp_path: Path) -> Path:
 
 ERROR_CASES = [
     # (name, arguments builder, exit code, message fragment)
-    ("missing suspect", lambda z, t: ["audit", t / "missing.onnx", "-f", z.bundle], EXIT_INPUT, "model file not found"),
-    ("non-ONNX suspect", lambda z, t: ["audit", _not_onnx(t), "-f", z.bundle], EXIT_INPUT, "not a readable ONNX model"),
-    ("missing model", lambda z, t: ["fingerprint", t / "missing.onnx", "--n", 5], EXIT_INPUT, "model file not found"),
-    ("non-ONNX model", lambda z, t: ["fingerprint", _not_onnx(t), "--n", 5], EXIT_INPUT, "not a readable ONNX model"),
+    (
+        "missing suspect",
+        lambda z, t: ["audit", t / "missing.onnx", "-f", z.bundle],
+        ExitCode.input,
+        "model file not found",
+    ),
+    (
+        "non-ONNX suspect",
+        lambda z, t: ["audit", _not_onnx(t), "-f", z.bundle],
+        ExitCode.input,
+        "not a readable ONNX model",
+    ),
+    (
+        "missing model",
+        lambda z, t: ["fingerprint", t / "missing.onnx", "--n", 5],
+        ExitCode.input,
+        "model file not found",
+    ),
+    (
+        "non-ONNX model",
+        lambda z, t: ["fingerprint", _not_onnx(t), "--n", 5],
+        ExitCode.input,
+        "not a readable ONNX model",
+    ),
     (
         "missing bundle",
         lambda z, t: ["audit", z.target, "-f", t / "none.safetensors"],
-        EXIT_INPUT,
+        ExitCode.input,
         "fingerprint not found",
     ),
-    ("model as bundle", lambda z, t: ["audit", z.target, "-f", z.target], EXIT_INPUT, "bundle|header|fingerprint"),
-    ("tampered bundle", lambda z, t: ["audit", z.target, "-f", _tampered(z, t)], EXIT_TRUST, "altered after signing"),
-    ("tampered inspect", lambda z, t: ["inspect", _tampered(z, t)], EXIT_TRUST, "altered after signing"),
+    ("model as bundle", lambda z, t: ["audit", z.target, "-f", z.target], ExitCode.input, "bundle|header|fingerprint"),
+    (
+        "tampered bundle",
+        lambda z, t: ["audit", z.target, "-f", _tampered(z, t)],
+        ExitCode.trust,
+        "altered after signing",
+    ),
+    ("tampered inspect", lambda z, t: ["inspect", _tampered(z, t)], ExitCode.trust, "altered after signing"),
     (
         "wrong trusted key",
         lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", _other_key(t)],
-        EXIT_TRUST,
+        ExitCode.trust,
         "not by the trusted key",
     ),
     (
         "missing trusted key",
         lambda z, t: ["audit", z.target, "-f", z.bundle, "--trusted-key", t / "no.pem"],
-        EXIT_TRUST,
+        ExitCode.trust,
         "public key not found",
     ),
     (
         "missing signing key",
         lambda z, t: ["fingerprint", z.target, "--key", t / "no.pem"],
-        EXIT_TRUST,
+        ExitCode.trust,
         "signing key not found",
     ),
     (
         "public key to sign",
         lambda z, t: ["fingerprint", z.target, "--key", z.public_key],
-        EXIT_TRUST,
+        ExitCode.trust,
         "not a readable PEM private key",
     ),
     (
         "bad domain",
         lambda z, t: ["fingerprint", z.target, "--domain", "zero-one"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "--domain expects LOW,HIGH",
     ),
-    ("empty domain", lambda z, t: ["fingerprint", z.target, "--domain", "1,0"], EXIT_USAGE, "LOW < HIGH"),
-    ("bad n", lambda z, t: ["fingerprint", z.target, "--n", 0], EXIT_USAGE, "--n must be at least 1"),
+    ("empty domain", lambda z, t: ["fingerprint", z.target, "--domain", "1,0"], ExitCode.usage, "LOW < HIGH"),
+    ("bad n", lambda z, t: ["fingerprint", z.target, "--n", 0], ExitCode.usage, "--n must be at least 1"),
     (
         "input shape not numbers",
         lambda z, t: ["fingerprint", z.target, "--input-shape", "three"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "--input-shape expects sizes like 3,48,192",
     ),
-    ("input shape zero", lambda z, t: ["fingerprint", z.target, "--input-shape", "1,0,8"], EXIT_USAGE, "positive"),
+    ("input shape zero", lambda z, t: ["fingerprint", z.target, "--input-shape", "1,0,8"], ExitCode.usage, "positive"),
     (
         "input shape of another rank",
         lambda z, t: ["fingerprint", z.target, "--input-shape", "64"],
-        EXIT_INPUT,
+        ExitCode.input,
         "3 dimensions after the batch axis",
     ),
     (
         "init data without data",
         lambda z, t: ["fingerprint", z.target, "--init", "data"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "--init data needs --data",
     ),
-    ("missing data", lambda z, t: ["fingerprint", z.target, "--data", t / "no.npz"], EXIT_USAGE, "does not exist"),
+    ("missing data", lambda z, t: ["fingerprint", z.target, "--data", t / "no.npz"], ExitCode.usage, "does not exist"),
     (
         "bad label",
         lambda z, t: ["fingerprint", z.target, "--label", "most-likely"],
-        EXIT_USAGE,
-        "--label must be one of",
+        ExitCode.usage,
+        "Invalid value for '--label'",
     ),
-    ("bad method", lambda z, t: ["fingerprint", z.target, "--method", "pgd"], EXIT_USAGE, "--method must be one of"),
+    (
+        "bad method",
+        lambda z, t: ["fingerprint", z.target, "--method", "pgd"],
+        ExitCode.usage,
+        "Invalid value for '--method'",
+    ),
     (
         "bad epsilon",
         lambda z, t: ["fingerprint", z.target, "--method", "fgsm", "--epsilon", "0"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "--epsilon must be positive",
     ),
     (
         "unique baseline",
         lambda z, t: ["fingerprint", z.target, "--method", "fgsm", "--unique"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "use it with --method ipguard",
     ),
     (
         "unique without data",
         lambda z, t: ["fingerprint", z.target, "--unique", "--n", 5],
-        EXIT_USAGE,
+        ExitCode.usage,
         "needs owner data",
     ),
     (
         "repeated class names",
         lambda z, t: ["fingerprint", z.target, "--class-names", "a,a"],
-        EXIT_USAGE,
+        ExitCode.usage,
         "distinct, non-empty names",
     ),
     (
         "class names count",
         lambda z, t: ["fingerprint", z.target, "--class-names", "a,b", "--n", 5],
-        EXIT_USAGE,
+        ExitCode.usage,
         "lists 2 names; target.onnx has 10 classes",
     ),
     (
         "bad format",
         lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "xml"],
-        EXIT_USAGE,
-        "--format must be one of",
+        ExitCode.usage,
+        "Invalid value for '--format'",
     ),
     (
         "bad threshold",
         lambda z, t: ["audit", z.target, "-f", z.bundle, "--threshold", "2"],
-        EXIT_INPUT,
+        ExitCode.input,
         "threshold must lie in",
     ),
-    ("existing key", lambda z, t: ["keygen", "--out", z.private_key], EXIT_TRUST, "already exists"),
-    ("shape mismatch", lambda z, t: ["audit", _vector_model(t), "-f", z.bundle], EXIT_INPUT, "takes inputs of shape"),
+    ("existing key", lambda z, t: ["keygen", "--out", z.private_key], ExitCode.trust, "already exists"),
+    (
+        "shape mismatch",
+        lambda z, t: ["audit", _vector_model(t), "-f", z.bundle],
+        ExitCode.input,
+        "takes inputs of shape",
+    ),
 ]
 
 
@@ -286,24 +328,30 @@ def _vector_model(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name,arguments,code,message", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
 def test_user_errors_give_one_line_and_their_exit_code(
-    zoo: Zoo, tmp_path: Path, run_cli, name: str, arguments, code: int, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    zoo: Zoo,
+    tmp_path: Path,
+    run_cli: RunCli,
+    name: str,
+    arguments: Callable[[Zoo, Path], list[object]],
+    code: int,
+    message: str,
+) -> None:
     before = zoo.bundle.read_bytes()
     result = run_cli(*arguments(zoo, tmp_path))
     assert result.code == code, (result.code, result.stderr)
     import re
 
-    assert re.search(message, _one_line_error(result)), result.stderr
+    assert re.search(message, one_line_error(result)), result.stderr
     assert zoo.bundle.read_bytes() == before  # nothing the user had is lost or changed
 
 
-def test_version(run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_version(run_cli: RunCli) -> None:
     from ipguard_onnx import __version__
 
     result = run_cli("--version")
     assert result.code == 0 and result.stdout.strip() == f"ipguard-onnx {__version__}"
 
 
-def test_unknown_option_is_a_usage_error(run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_option_is_a_usage_error(run_cli: RunCli) -> None:
     result = run_cli("audit", "--no-such-option")
-    assert result.code == EXIT_USAGE and "Traceback" not in result.stderr
+    assert result.code == ExitCode.usage and "Traceback" not in result.stderr

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from ipguard_onnx import UsageError
-from ipguard_onnx.errors import EXIT_USAGE
+from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.evaluate import aruc, evaluate, gap, robustness, uniqueness
 
-from .conftest import Zoo
+from .conftest import RunCli, Zoo
 
 
 def _reference_aruc(positives: np.ndarray, negatives: np.ndarray, r: int) -> float:
@@ -59,7 +59,7 @@ def test_evaluate_on_the_zoo(zoo: Zoo) -> None:
     assert len(evaluation.robustness_curve) == 101
 
 
-def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     negatives = tmp_path / "negatives"
     negatives.mkdir()
     shutil.copy(zoo.independent, negatives / "a.onnx")
@@ -90,7 +90,7 @@ def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_
         (["--positive", "{target}", "--negative", "{target}", "--r", "0"], "--r must be at least 1"),
     ],
 )
-def test_evaluate_usage_errors(zoo: Zoo, run_cli, arguments: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_usage_errors(zoo: Zoo, run_cli: RunCli, arguments: list[str], message: str) -> None:
     filled = [a.format(target=zoo.target, folder=zoo.folder) for a in arguments]
     result = run_cli("evaluate", "-f", zoo.bundle, *filled)
-    assert result.code == EXIT_USAGE and message in result.stderr and "Traceback" not in result.stderr
+    assert result.code == ExitCode.usage and message in result.stderr and "Traceback" not in result.stderr

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from ipguard_onnx import audit, load_bundle
-from ipguard_onnx.errors import EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH, EXIT_TRUST, EXIT_USAGE
+from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.keys import write_keypair
 from ipguard_onnx.stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words, threshold_for
 
-from .conftest import CliResult, Zoo
-
-RunCli = Callable[..., CliResult]
+from .conftest import RunCli, Zoo
 
 
 def _exact_tail(m: int, n: int, q: Fraction) -> float:
@@ -71,7 +68,7 @@ def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_
     assert json.loads(calibrated.metadata["calibration"])["negatives"][0]["sha256"]
     shown = run_cli("audit", zoo.target, "-f", bundle_path, "--format", "json")
     row = json.loads(shown.stdout)["results"][0]
-    assert shown.code == EXIT_MATCH and row["null_agreement_source"].startswith("calibrated on 2")
+    assert shown.code == ExitCode.match and row["null_agreement_source"].startswith("calibrated on 2")
 
 
 def test_calibrate_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
@@ -80,13 +77,13 @@ def test_calibrate_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     before = bundle_path.read_bytes()
     other = write_keypair(tmp_path / "other.pem", tmp_path / "other.pub.pem").private_path
     wrong_key = run_cli("calibrate", bundle_path, "--negative", zoo.independent, "--key", other)
-    assert wrong_key.code == EXIT_TRUST and "calibrate with the key that signed" in wrong_key.stderr
+    assert wrong_key.code == ExitCode.trust and "calibrate with the key that signed" in wrong_key.stderr
     impossible = run_cli("calibrate", bundle_path, "--negative", zoo.target, "--key", zoo.private_key)
-    assert impossible.code == EXIT_USAGE and "no matching rate reaches" in impossible.stderr
+    assert impossible.code == ExitCode.usage and "no matching rate reaches" in impossible.stderr
     none = run_cli("calibrate", bundle_path, "--key", zoo.private_key)
-    assert none.code == EXIT_USAGE and "at least one --negative" in none.stderr
+    assert none.code == ExitCode.usage and "at least one --negative" in none.stderr
     no_default_key = run_cli("calibrate", bundle_path, "--negative", zoo.independent)  # fresh config folder
-    assert no_default_key.code == EXIT_TRUST and "no default signing key" in no_default_key.stderr
+    assert no_default_key.code == ExitCode.trust and "no default signing key" in no_default_key.stderr
     for result in (wrong_key, impossible, none, no_default_key):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert bundle_path.read_bytes() == before  # nothing lost on any error
@@ -96,7 +93,7 @@ def test_signed_report_verifies_and_any_change_is_caught(zoo: Zoo, tmp_path: Pat
     report = tmp_path / "report.json"
     made = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--format", "json", "--output", report,
                    "--sign-report", zoo.private_key)  # fmt: skip
-    assert made.code == EXIT_NO_MATCH, made.stderr
+    assert made.code == ExitCode.no_match, made.stderr
     document = json.loads(report.read_text())
     assert document["signature"]["algorithm"] == "Ed25519" and document["created_at"].endswith("Z")
     row = document["results"][0]
@@ -107,18 +104,18 @@ def test_signed_report_verifies_and_any_change_is_caught(zoo: Zoo, tmp_path: Pat
     row["matching_rate"] = 0.99  # a forged result
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
-    assert run_cli("verify-report", forged).code == EXIT_TRUST
+    assert run_cli("verify-report", forged).code == ExitCode.trust
 
     other = write_keypair(tmp_path / "other.pem", tmp_path / "other.pub.pem").public_path
-    assert run_cli("verify-report", report, "--trusted-key", other).code == EXIT_TRUST
+    assert run_cli("verify-report", report, "--trusted-key", other).code == ExitCode.trust
     unsigned = tmp_path / "unsigned.json"
     unsigned.write_text(json.dumps({k: v for k, v in json.loads(report.read_text()).items() if k != "signature"}))
-    assert run_cli("verify-report", unsigned).code == EXIT_TRUST
+    assert run_cli("verify-report", unsigned).code == ExitCode.trust
     garbage = tmp_path / "garbage.json"
     garbage.write_text("not json {")
-    assert run_cli("verify-report", garbage).code == EXIT_INPUT
+    assert run_cli("verify-report", garbage).code == ExitCode.input
     text_format = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--sign-report", zoo.private_key)
-    assert text_format.code == EXIT_USAGE and "add --format json" in text_format.stderr
+    assert text_format.code == ExitCode.usage and "add --format json" in text_format.stderr
 
 
 def test_group_readable_private_key_is_refused(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
@@ -126,5 +123,5 @@ def test_group_readable_private_key_is_refused(zoo: Zoo, tmp_path: Path, run_cli
     shutil.copy(zoo.private_key, key)
     key.chmod(0o644)
     refused = run_cli("fingerprint", zoo.target, "--key", key, "--n", 3, "-o", tmp_path / "fp.safetensors")
-    assert refused.code == EXIT_TRUST and "chmod 600" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.code == ExitCode.trust and "chmod 600" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "fp.safetensors").exists()

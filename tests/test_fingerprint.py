@@ -11,6 +11,7 @@ import pytest
 from ipguard_onnx import OnnxClassifier, audit, fingerprint, load_bundle
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.search import StartKind, TargetLabelRule
 from ipguard_onnx.surrogate import Surrogate
 
 from .conftest import Zoo
@@ -103,7 +104,7 @@ def test_probability_output_is_searched_on_log_probabilities(zoo: Zoo) -> None:
     import torch
 
     with torch.no_grad():
-        log_p = surrogate.logits(torch.from_numpy(zoo.x[:8])).numpy()
+        log_p = surrogate.scores_tensor(torch.from_numpy(zoo.x[:8])).numpy()
     assert np.allclose(np.exp(log_p).sum(1), 1.0, atol=1e-4)
     assert (log_p <= 0).all()
 
@@ -113,7 +114,7 @@ def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_pat
     np.savez(data, x=zoo.x[:300].reshape(300, 64))  # flat rows are reshaped to the model's input
     result = fingerprint(
         zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=25, init="data", domain="data", unique=False), data_path=data,
+        settings=FingerprintSettings(n=25, init=StartKind.data, domain="data", unique=False), data_path=data,
     )  # fmt: skip
     bundle = load_bundle(result.bundle_path)
     assert bundle.metadata["variant"] == "IPGuard-TL"
@@ -125,7 +126,7 @@ def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_pat
 
 def test_random_target_label_strategy(zoo: Zoo, tmp_path: Path) -> None:
     result = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                         settings=FingerprintSettings(n=20, label="random"))  # fmt: skip
+                         settings=FingerprintSettings(n=20, label=TargetLabelRule.random))  # fmt: skip
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-RR"
     assert audit(result.bundle_path, zoo.target).matching_rate == 1.0
 
@@ -139,7 +140,7 @@ def test_data_from_a_folder_of_images(zoo: Zoo, tmp_path: Path) -> None:
         Image.fromarray((image * 255).round().astype(np.uint8), mode="L").save(folder / f"{index:03d}.png")
     result = fingerprint(
         zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=10, init="data", unique=False), data_path=folder,
+        settings=FingerprintSettings(n=10, init=StartKind.data, unique=False), data_path=folder,
     )  # fmt: skip
     assert result.points == 10
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-TL"
@@ -158,7 +159,8 @@ def test_channels_last_model_and_layout_adaptation_in_audit(zoo: Zoo, tmp_path: 
             self.inner = inner
 
         def forward(self, batch: torch.Tensor) -> torch.Tensor:
-            return self.inner(batch.permute(0, 3, 1, 2))
+            result: torch.Tensor = self.inner(batch.permute(0, 3, 1, 2))
+            return result
 
     target = demo.train(demo.digits_cnn(seed=0), zoo.x, zoo.y, seed=0)
     nhwc = demo.export_onnx(ChannelsLast(target), zoo.x.transpose(0, 2, 3, 1).copy(), tmp_path / "nhwc.onnx")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import audit
-from ipguard_onnx.errors import EXIT_INPUT
+from ipguard_onnx.cli import ExitCode
 
-from .conftest import CliResult, Zoo
-
-RunCli = Callable[..., CliResult]
+from .conftest import RunCli, Zoo
 
 
 def _linear_model(weights: TensorProto, *, batch: int | str = "N", custom: bool = False) -> onnx.ModelProto:
@@ -68,7 +65,7 @@ def test_hostile_models_are_refused_in_one_line(zoo: Zoo, tmp_path: Path, run_cl
     for name, (path, message) in _hostile_models(tmp_path).items():
         for command in (["audit", path, "-f", zoo.bundle], ["fingerprint", path, "--n", 3, "--key", zoo.private_key]):
             result = run_cli(*command)
-            assert result.code == EXIT_INPUT, (name, result.stderr)
+            assert result.code == ExitCode.input, (name, result.stderr)
             assert "Traceback" not in result.stderr, (name, result.stderr)
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and message in lines[0], (name, command[0], result.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,11 @@ import pytest
 
 from ipguard_onnx import audit, load_bundle
 from ipguard_onnx.bundle import save_bundle
-from ipguard_onnx.errors import EXIT_MATCH, EXIT_USAGE
+from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.keys import load_private_key
 from ipguard_onnx.licensing import IssuedCopy, issue, licensee_pattern, stamp
 
-from .conftest import CliResult, Zoo
-
-RunCli = Callable[..., CliResult]
+from .conftest import RunCli, Zoo
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +77,7 @@ def test_a_forged_trigger_set_does_not_pass(
         tensors = {"points": forged_points, "labels": forged_labels.astype(np.int64), "domain_low": low,
                    "domain_high": high}  # fmt: skip
         forged = tmp_path / f"forged-{attempt}.safetensors"
-        save_bundle(forged, tensors, dict(genuine.metadata), load_private_key(zoo.private_key))
+        save_bundle(forged, tensors, genuine.record, load_private_key(zoo.private_key))
         assert not audit(forged, copies["acme"].model_path).matched
 
 
@@ -95,7 +92,7 @@ def test_the_passive_fingerprint_still_matches_every_licensee_copy(
 def test_cli_audit_names_the_licensee(zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]], run_cli: RunCli) -> None:
     folder, copies = licensed
     shown = run_cli("audit", copies["globex"].model_path, "--licensees", folder / "registry")
-    assert shown.code == EXIT_MATCH, shown.stderr
+    assert shown.code == ExitCode.match, shown.stderr
     assert "LICENSEE globex" in shown.stdout and "LICENSEE acme" not in shown.stdout
     as_json = run_cli("audit", copies["globex"].model_path, "--licensees", folder / "registry", "--format", "json")
     rows = {row["licensee"]: row for row in json.loads(as_json.stdout)["results"]}
@@ -116,23 +113,23 @@ def test_cli_issue_and_its_errors(zoo: Zoo, licensed: tuple[Path, dict[str, Issu
     assert (tmp_path / "reg" / "initech.licensee.safetensors").is_file()
     again = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
                     "--key", zoo.private_key)  # fmt: skip
-    assert again.code == EXIT_USAGE and "--force" in again.stderr
+    assert again.code == ExitCode.usage and "--force" in again.stderr
     bad_name = run_cli("issue", zoo.target, "--licensee", "../evil", "--data", small, "--registry", tmp_path / "reg")
-    assert bad_name.code == EXIT_USAGE and "letters, digits" in bad_name.stderr
+    assert bad_name.code == ExitCode.usage and "letters, digits" in bad_name.stderr
     no_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "nowhere")
-    assert no_registry.code == EXIT_USAGE and "not a folder" in no_registry.stderr
+    assert no_registry.code == ExitCode.usage and "not a folder" in no_registry.stderr
     (tmp_path / "empty").mkdir()
     empty_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "empty")
-    assert empty_registry.code == EXIT_USAGE and "holds no .licensee.safetensors" in empty_registry.stderr
+    assert empty_registry.code == ExitCode.usage and "holds no .licensee.safetensors" in empty_registry.stderr
     common = ["issue", zoo.target, "--licensee", "hooli", "--registry", tmp_path / "reg", "--key", zoo.private_key]
     tiny = tmp_path / "tiny.npz"
     np.savez(tiny, x=zoo.x[:50])
     too_little = run_cli(*common, "--data", tiny)
-    assert too_little.code == EXIT_USAGE and "needs at least 125" in too_little.stderr
+    assert too_little.code == ExitCode.usage and "needs at least 125" in too_little.stderr
     few_triggers = run_cli(*common, "--data", small, "--triggers", 5)
-    assert few_triggers.code == EXIT_USAGE and "--triggers must be at least 10" in few_triggers.stderr
+    assert few_triggers.code == ExitCode.usage and "--triggers must be at least 10" in few_triggers.stderr
     data_domain = run_cli(*common, "--data", small, "--domain", "data")
-    assert data_domain.code == EXIT_USAGE and "takes LOW,HIGH" in data_domain.stderr
+    assert data_domain.code == ExitCode.usage and "takes LOW,HIGH" in data_domain.stderr
     assert not (tmp_path / "reg" / "hooli.licensee.safetensors").exists()
     for result in (again, bad_name, no_registry, empty_registry, too_little, few_triggers, data_domain):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -10,8 +10,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import ModelLoadError, OnnxClassifier, SurrogateError, UnsupportedModelError
-from ipguard_onnx.models import guess_layout, read_model_specs
+from ipguard_onnx.models import read_model_specs
 from ipguard_onnx.surrogate import Surrogate
+from ipguard_onnx.types import guess_layout
 
 from .conftest import Zoo
 
@@ -31,8 +32,8 @@ def _save(
     return path
 
 
-def _linear(path: Path, *, input_type: int = TensorProto.FLOAT, input_shape: list[object] | None = None,
-            out_shape: list[object] | None = None, softmax: bool = False) -> Path:  # fmt: skip
+def _linear(path: Path, *, input_type: int = TensorProto.FLOAT, input_shape: list[str | int | None] | None = None,
+            out_shape: list[str | int | None] | None = None, softmax: bool = False) -> Path:  # fmt: skip
     rng = np.random.default_rng(0)
     weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
     nodes = [helper.make_node("MatMul", ["x", "W"], ["z" if softmax else "y"])]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ipguard_onnx import UsageError, audit, load_bundle
-from ipguard_onnx.errors import EXIT_INPUT, EXIT_MATCH, EXIT_NO_MATCH
-from ipguard_onnx.remote import HttpClassifier
+from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.models import HttpClassifier
 
 from .conftest import Zoo
 from .http_server import Behaviour, PredictionServer
@@ -133,10 +133,10 @@ def test_cli_endpoint_with_token_from_the_environment(zoo: Zoo) -> None:
         allowed = _cli(
             "audit", "--endpoint", url, "-f", zoo.bundle, "--format", "json", env={"IPGUARD_ONNX_AUTH_TOKEN": "s3cret"}
         )
-    assert denied.returncode == EXIT_INPUT, denied.stderr  # every point skipped: inconclusive
+    assert denied.returncode == ExitCode.input, denied.stderr  # every point skipped: inconclusive
     (row,) = json.loads(denied.stdout)["results"]
     assert row["verdict"] == "inconclusive" and row["skipped_reasons"] == {'HTTP 401: {"error": "unauthorized"}': 100}
-    assert allowed.returncode == EXIT_MATCH, allowed.stderr
+    assert allowed.returncode == ExitCode.match, allowed.stderr
     assert json.loads(allowed.stdout)["results"][0]["matching_rate"] == 1.0
 
 
@@ -151,7 +151,7 @@ def test_cli_malformed_headers_variable_is_a_usage_error(zoo: Zoo) -> None:
 def test_cli_endpoint_of_an_independent_model(zoo: Zoo) -> None:
     with PredictionServer(zoo.independent) as server:
         result = _cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle)
-    assert result.returncode == EXIT_NO_MATCH, result.stderr
+    assert result.returncode == ExitCode.no_match, result.stderr
     assert "NO MATCH" in result.stdout
 
 

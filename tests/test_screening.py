@@ -12,7 +12,8 @@ import pytest
 from ipguard_onnx import UsageError, audit, fingerprint, load_bundle
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key
-from ipguard_onnx.screening import PanelMember, margin_scale, screen
+from ipguard_onnx.search import margin_scale, screen
+from ipguard_onnx.search.panel import PanelMember
 
 from .conftest import CliResult, Zoo
 

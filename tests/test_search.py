@@ -42,17 +42,17 @@ def test_batched_search_freezes_points_once_converged(zoo: Zoo) -> None:
     rng = np.random.default_rng(0)
     start = rng.random((40, 1, 8, 8), dtype=np.float32)
     with torch.no_grad():
-        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
     source, target = logits.argmax(1), logits.argmin(1)
     low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
     seen: list[tuple[int, int]] = []
-    outcome = IPGuardSearch(k=3.0).run(surrogate.logits, start, source, target, low, high,
+    outcome = IPGuardSearch(k=3.0).run(surrogate.scores_tensor, start, source, target, low, high,
                                        progress=lambda i, d: seen.append((i, d)))  # fmt: skip
     assert outcome.converged.all()
     assert [d for _, d in seen] == sorted(d for _, d in seen)  # frozen points never come back
     # A point frozen in a short run stays exactly there in a longer one: Adam's momentum is masked.
     cut = int(np.median(outcome.iterations))
-    short = IPGuardSearch(k=3.0, max_iterations=cut).run(surrogate.logits, start, source, target, low, high)
+    short = IPGuardSearch(k=3.0, max_iterations=cut).run(surrogate.scores_tensor, start, source, target, low, high)
     assert 0 < short.converged.sum() < len(start)
     assert np.array_equal(short.points[short.converged], outcome.points[short.converged])
     # Each point stopped at its own iteration count, not the batch's last one.
@@ -64,9 +64,9 @@ def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
     surrogate = Surrogate(OnnxClassifier(zoo.target))
     start = np.full((5, 1, 8, 8), 0.5, np.float32)
     with torch.no_grad():
-        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
     outcome = IPGuardSearch(k=1e6, max_iterations=5).run(
-        surrogate.logits,
+        surrogate.scores_tensor,
         start,
         logits.argmax(1),
         logits.argmin(1),
@@ -114,13 +114,13 @@ def test_cw_l2_reaches_its_targets_even_from_pixels_at_the_bounds(zoo: Zoo) -> N
     start = zoo.x[:20]
     assert ((start == 0) | (start == 1)).mean() > 0.3
     with torch.no_grad():
-        logits = surrogate.logits(torch.from_numpy(start)).numpy()
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
     low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
     cw = CWL2(k=0.0, max_iterations=500, learning_rate=0.05)
-    outcome = cw.run(surrogate.logits, start, logits.argmax(1), logits.argmin(1), low, high)
+    outcome = cw.run(surrogate.scores_tensor, start, logits.argmax(1), logits.argmin(1), low, high)
     assert outcome.hit_rate >= 0.9
     with torch.no_grad():
-        final = surrogate.logits(torch.from_numpy(outcome.points)).argmax(1).numpy()
+        final = surrogate.scores_tensor(torch.from_numpy(outcome.points)).argmax(1).numpy()
     assert (final[outcome.hit] == logits.argmin(1)[outcome.hit]).all()
 
 

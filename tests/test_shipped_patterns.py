@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
-from ipguard_onnx.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_MATCH, EXIT_USAGE
+from ipguard_onnx.cli import ExitCode
 
-from .conftest import CliResult
+from .conftest import CliResult, RunCli
 
 RNG = np.random.default_rng(7)
 
@@ -73,7 +73,9 @@ def _wake_word(path: Path, seed: int, *, sigmoid: bool = True, batch: int | str 
     )  # fmt: skip
 
 
-def _fingerprint(run_cli, model: Path, tmp_path: Path, *extra: object, env: dict[str, str] | None = None) -> CliResult:  # type: ignore[no-untyped-def]
+def _fingerprint(
+    run_cli: RunCli, model: Path, tmp_path: Path, *extra: object, env: Mapping[str, str | None] | None = None
+) -> CliResult:
     return run_cli(
         "fingerprint", model, "--key", tmp_path / "k.pem", "--n", 30, "-o", tmp_path / f"{model.stem}.fp",
         "--format", "json", *extra, env=env,
@@ -81,12 +83,12 @@ def _fingerprint(run_cli, model: Path, tmp_path: Path, *extra: object, env: dict
 
 
 @pytest.fixture
-def key(tmp_path: Path, run_cli) -> Path:  # type: ignore[no-untyped-def]
+def key(tmp_path: Path, run_cli: RunCli) -> Path:
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
     return tmp_path / "k.pem"
 
 
-def test_fixed_batch_rank_three_sigmoid_unit(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fixed_batch_rank_three_sigmoid_unit(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     target = _wake_word(tmp_path / "wake.onnx", seed=1)
     made = _fingerprint(run_cli, target, tmp_path, "--domain", "-1,1")
     assert made.code == 0, made.stderr
@@ -123,13 +125,13 @@ def _ocr_classifier(path: Path, seed: int) -> Path:
     )  # fmt: skip
 
 
-def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     target = _ocr_classifier(tmp_path / "cls.onnx", seed=3)
     refused = _fingerprint(run_cli, target, tmp_path)
-    assert refused.code == EXIT_USAGE and "Traceback" not in refused.stderr
+    assert refused.code == ExitCode.usage and "Traceback" not in refused.stderr
     assert "symbolic per-sample dimensions (3,?,?); pass --input-shape" in refused.stderr
     contradicting = _fingerprint(run_cli, target, tmp_path, "--input-shape", "1,8,8")
-    assert contradicting.code == EXIT_INPUT and "contradicts input 'x'" in contradicting.stderr
+    assert contradicting.code == ExitCode.input and "contradicts input 'x'" in contradicting.stderr
     made = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,8,12")
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "cls.fp")
@@ -137,7 +139,7 @@ def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_c
     assert bundle.metadata["input_shape_source"] == "--input-shape"
     assert bundle.points.shape[1:] == (3, 8, 12)
     audited = run_cli("audit", target, "-f", tmp_path / "cls.fp", "--format", "json")  # symbolic suspect: same size
-    assert audited.code == EXIT_MATCH, audited.stderr
+    assert audited.code == ExitCode.match, audited.stderr
     assert json.loads(audited.stdout)["results"][0]["matching_rate"] == 1.0
 
 
@@ -176,7 +178,7 @@ def _face_stage(path: Path, layout: str, seed: int, *, bgr: bool = False) -> Pat
     return _save(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *shape])], outputs, weights)
 
 
-def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     target = _face_stage(tmp_path / "onet.onnx", "NHWC", seed=5)
     made = _fingerprint(run_cli, target, tmp_path)
     assert made.code == 0, made.stderr
@@ -185,7 +187,7 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli, key: Path) ->
     bundle_path = tmp_path / "onet.fp"
     swapped = _face_stage(tmp_path / "onet_nwhc.onnx", "NWHC", seed=5)
     matched = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json")
-    assert matched.code == EXIT_MATCH, matched.stderr
+    assert matched.code == ExitCode.match, matched.stderr
     row = json.loads(matched.stdout)["results"][0]
     assert row["matching_rate"] == 1.0 and row["parameters"]["suspect_layout"] == "NWHC"
     assert row["suspect_details"]["output"] == "prob (probabilities)" or row["suspect_details"]["output"].startswith(
@@ -195,15 +197,15 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli, key: Path) ->
     bgr_copy = _face_stage(tmp_path / "onet_bgr.onnx", "NHWC", seed=5, bgr=True)
     assert audit(bundle_path, bgr_copy, bgr=True).matching_rate == 1.0
     wrong = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--output-name", "box")
-    assert wrong.code == EXIT_INPUT, wrong.stdout + wrong.stderr
+    assert wrong.code == ExitCode.input, wrong.stdout + wrong.stderr
     assert "probably the wrong output: pass --output-name" in wrong.stdout
     missing = run_cli("audit", swapped, "-f", bundle_path, "--output-name", "logits")
-    assert missing.code == EXIT_INPUT and "has no output named 'logits'" in missing.stderr
+    assert missing.code == ExitCode.input and "has no output named 'logits'" in missing.stderr
     bad_layout = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NHW")
-    assert bad_layout.code == EXIT_USAGE and "--suspect-layout must order" in bad_layout.stderr
+    assert bad_layout.code == ExitCode.usage and "--suspect-layout must order" in bad_layout.stderr
 
 
-def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     """openwakeword's hey_jarvis: a verifier MLP runs only when the first score passes 0.5 (an If)."""
     weights = _weights("", [(24, 8), (8, 1)], 11) | _weights("v", [(24, 8), (8, 1)], 11)  # a verifier that agrees
     weights["half"] = np.array(0.5)
@@ -238,7 +240,7 @@ def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli, k
     assert audit(bundle, target).matching_rate == 1.0
 
 
-def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     from skl2onnx import to_onnx
     from sklearn.linear_model import LogisticRegression
 
@@ -250,12 +252,12 @@ def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path,
     path = tmp_path / "lr.onnx"
     onnx.save(model, str(path))
     refused = _fingerprint(run_cli, path, tmp_path)
-    assert refused.code == EXIT_INPUT and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.code == ExitCode.input and "Traceback" not in refused.stderr, refused.stderr
     assert "no class-score output" not in refused.stderr
     assert "op LinearClassifier is not supported" in refused.stderr
 
 
-def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> None:
     nodes = [helper.make_node("Add", ["input", "state"], ["output"])]
     path = _save(
         tmp_path / "vad.onnx", nodes,
@@ -265,11 +267,11 @@ def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli) -> None:  # t
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8])], {},
     )  # fmt: skip
     refused = run_cli("fingerprint", path, "--n", 5)
-    assert refused.code == EXIT_INPUT and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.code == ExitCode.input and len(refused.stderr.strip().splitlines()) == 1
     assert "takes 3 inputs ('input' float[?, 8], 'state' float[?, 8], 'sr' int64[])" in refused.stderr
 
 
-def test_progress_lines_off_a_terminal(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_progress_lines_off_a_terminal(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
     target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
     made = _fingerprint(
         run_cli, target, tmp_path, "--input-shape", "3,8,8", "--k", "5", "--max-iterations", "400",
@@ -281,7 +283,7 @@ def test_progress_lines_off_a_terminal(tmp_path: Path, run_cli, key: Path) -> No
     assert any("points converged, iteration" in line for line in lines), made.stderr
 
 
-def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_process: RunCli, key: Path) -> None:
     """A dependency that fails in a way nobody planned (here safetensors, broken by sitecustomize)."""
     shim = tmp_path / "shim"
     shim.mkdir()
@@ -293,19 +295,21 @@ def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_cli, key
     )
     target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
     environment = {"PYTHONPATH": os.pathsep.join([str(shim), *sys.path])}
-    crashed = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,8,8", env=environment)
-    assert crashed.code == EXIT_INTERNAL, crashed.stderr
+    crashed = _fingerprint(run_process, target, tmp_path, "--input-shape", "3,8,8", env=environment)
+    assert crashed.code == ExitCode.internal, crashed.stderr
     lines = [line for line in crashed.stderr.splitlines() if not line.startswith("ipguard-onnx [")]
     assert len(lines) == 1 and "Traceback" not in crashed.stderr
     assert lines[0].startswith("internal error: RuntimeError: simulated dependency failure")
     assert "rerun with --debug" in lines[0]
-    debugged = run_cli(
+    debugged = run_process(
         "--debug", "fingerprint", target, "--key", key, "--n", 5, "--input-shape", "3,8,8", env=environment
     )
-    assert debugged.code == EXIT_INTERNAL and "Traceback" in debugged.stderr
+    assert debugged.code == ExitCode.internal and "Traceback" in debugged.stderr
 
 
-def test_fully_convolutional_stage_with_input_dependent_output_sizes(tmp_path: Path, run_cli, key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fully_convolutional_stage_with_input_dependent_output_sizes(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
     """MTCNN's P-Net: input [N, ?, ?, 3], output [N, ?, ?, 2]; at 3×3 the output is [N, 1, 1, 2]."""
     rng = np.random.default_rng(9)
     weights = {"k": rng.normal(0, 2.0, (2, 3, 3, 3))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,7 +22,7 @@ from .conftest import Zoo
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def _train(kind: str, x: np.ndarray, y: np.ndarray) -> object:
+def _train(kind: str, x: np.ndarray, y: np.ndarray) -> Any:
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
@@ -52,10 +53,10 @@ def digits_flat(zoo: Zoo) -> tuple[np.ndarray, np.ndarray]:
     return zoo.x.reshape(len(zoo.x), -1), zoo.y
 
 
-def _sklearn_rate(model: object, zoo: Zoo) -> float:
+def _sklearn_rate(model: Any, zoo: Zoo) -> float:
     """The matching rate computed directly from scikit-learn's own predict: the ground truth."""
     bundle = load_bundle(zoo.bundle)
-    predicted = model.predict(bundle.points.reshape(len(bundle.points), -1))  # type: ignore[attr-defined]
+    predicted = model.predict(bundle.points.reshape(len(bundle.points), -1))
     return float((np.asarray(predicted).astype(np.int64) == bundle.labels).mean())
 
 
@@ -176,7 +177,8 @@ def _wrapped_export(zoo: Zoo, path: Path, wrap: str) -> Path:
                 batch = batch.float()
             elif wrap == "16x16":
                 batch = self.pool(batch)
-            return self.inner(batch)
+            result: torch.Tensor = self.inner(batch)
+            return result
 
     sample = zoo.x[:4]
     if wrap == "float16":

@@ -33,27 +33,15 @@ def test_one_input(data: bytes) -> None:
 
 
 def _seed_corpus(folder: Path) -> None:
-    import numpy as np
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ipguard_onnx.bundle import save_bundle
-    from ipguard_onnx.keys import write_keypair
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.signing import GOOD_METADATA, good_tensors, write_signed
 
     folder.mkdir(parents=True, exist_ok=True)
     seed = folder / "seed.safetensors"
     if not seed.exists():
-        keys = Path(tempfile.mkdtemp(prefix="ipguard-fuzz-key-"))
-        pair = write_keypair(keys / "k.pem", keys / "k.pub.pem")
-        from ipguard_onnx.keys import load_private_key
-
-        metadata = {
-            "format": "ipguard-onnx-fingerprint", "format_version": "1", "input_name": "x", "input_shape": "[4]",
-            "input_layout": "ND", "input_dtype": "float32", "num_classes": "3", "threshold": "0.85",
-        }  # fmt: skip
-        tensors = {
-            "points": np.zeros((2, 4), np.float32), "labels": np.array([0, 2], np.int64),
-            "domain_low": np.zeros(4, np.float32), "domain_high": np.ones(4, np.float32),
-        }  # fmt: skip
-        save_bundle(seed, tensors, metadata, load_private_key(pair.private_path))
+        write_signed(seed, good_tensors(), GOOD_METADATA, Ed25519PrivateKey.generate())
     _SEEDS.update(p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name.startswith("seed"))
 
 

@@ -1,107 +1,22 @@
-"""Formatters: render the core's frozen results as rich text or JSON; no logic lives here."""
+"""The human report: rich text on a console for every command's result (and the evaluation plot)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
-from .audit import AuditResult, Expectation
-from .bundle import Bundle
-from .calibrate import Calibration
-from .errors import UsageError
-from .evaluate import GROUPS, Evaluation
-from .fingerprint import FingerprintResult
-from .licensing import IssuedCopy
-
-
-class OutputFormat(StrEnum):
-    """How audit results are written: a human report, JSON, or SARIF for code-scanning views."""
-
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-
-
-def _row(result: AuditResult) -> dict[str, object]:
-    row = dataclasses.asdict(result)
-    row["matched"] = result.matched
-    row["providers"] = list(result.providers)
-    row["input_adaptation"] = list(result.input_adaptation)
-    return row
-
-
-def audit_document(results: Sequence[AuditResult]) -> dict[str, object]:
-    """``{"tool", "version", "created_at", "results": [one row per suspect × fingerprint]}`` (README "Audit output")."""
-    created = min((r.audited_at for r in results if r.audited_at), default="")
-    return {
-        "tool": "ipguard-onnx",
-        "version": __version__,
-        "created_at": created,
-        "results": [_row(r) for r in results],
-    }
-
-
-def audit_json(results: Sequence[AuditResult], document: dict[str, object] | None = None) -> str:
-    return json.dumps(document if document is not None else audit_document(results), indent=2)
-
-
-_RULES = {
-    "match": ("IPG001", "FingerprintMatch", "The model answers a protected model's fingerprint: likely a copy"),
-    "no match": ("IPG002", "NoFingerprintMatch", "The model does not answer the fingerprint like the protected model"),
-    "inconclusive": ("IPG003", "AuditInconclusive", "Too few fingerprint points were answered for a verdict"),
-}
-
-
-def audit_sarif(results: Sequence[AuditResult], expect: Expectation | None = None) -> str:
-    """SARIF 2.1.0: one result per suspect × fingerprint; ``error`` where --expect is not met."""
-    wanted = None if expect is None else ("match" if expect == "match" else "no match")
-    sarif_results = []
-    for result in results:
-        rule_id, _, _ = _RULES[result.verdict]
-        if wanted is None:
-            level = "note" if result.verdict == "no match" else "warning"
-        else:
-            level = "note" if result.verdict == wanted else ("warning" if result.verdict == "inconclusive" else "error")
-        location = result.suspect_details.get("path") or result.suspect_details.get("endpoint") or result.suspect
-        text = (
-            f"{result.suspect}: {result.verdict} against {result.fingerprint} (matching rate "
-            f"{result.matching_rate:.1%}, threshold {result.threshold:.0%}, {result.points_skipped} of "
-            f"{result.points_queried} points skipped)"
-        )
-        if wanted is not None and result.verdict != wanted:
-            text += f"; expected {wanted}"
-        sarif_results.append(
-            {
-                "ruleId": rule_id,
-                "level": level,
-                "message": {"text": text},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": location}}}],
-                "properties": _row(result),
-            }
-        )
-    rules = [
-        {"id": rule_id, "name": name, "shortDescription": {"text": description}}
-        for rule_id, name, description in _RULES.values()
-    ]
-    document = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {"driver": {"name": "ipguard-onnx", "version": __version__, "rules": rules}},
-                "results": sarif_results,
-            }
-        ],
-    }
-    return json.dumps(document, indent=2)
+from ..audit import AuditResult
+from ..bundle import Bundle
+from ..calibrate import Calibration
+from ..errors import UsageError
+from ..evaluate import GROUPS, Evaluation
+from ..fingerprint import FingerprintResult
+from ..licensing import IssuedCopy
 
 
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
@@ -227,28 +142,6 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
     console.print(table)
 
 
-def fingerprint_json(result: FingerprintResult) -> str:
-    row = dataclasses.asdict(result)
-    row["bundle_path"] = str(result.bundle_path)
-    row["providers"] = list(result.providers)
-    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "fingerprint": row}, indent=2, default=str)
-
-
-def bundle_json(bundle: Bundle) -> str:
-    return json.dumps(
-        {
-            "fingerprint": bundle.name,
-            "sha256": bundle.sha256,
-            "signature": "valid",
-            "signer_key_id": bundle.signer_key_id,
-            "signer_pinned": bundle.signer_pinned,
-            "points": len(bundle.points),
-            "metadata": dict(sorted(bundle.metadata.items())),
-        },
-        indent=2,
-    )
-
-
 def render_bundle(bundle: Bundle, console: Console) -> None:
     pin = "pinned to --trusted-key" if bundle.signer_pinned else "not pinned"
     console.print(f"[bold]{bundle.name}[/]  sha256 {bundle.sha256}")
@@ -262,26 +155,6 @@ def render_bundle(bundle: Bundle, console: Console) -> None:
         if key not in hidden:
             table.add_row(key, value)
     console.print(table)
-
-
-def evaluation_json(evaluation: Evaluation) -> str:
-    """Top-level ``aruc`` and ``gap``, and one row per suspect with ``suspect``, ``group``, ``matching_rate``."""
-    document = {
-        "tool": "ipguard-onnx",
-        "version": __version__,
-        "fingerprint": evaluation.fingerprint,
-        "threshold": evaluation.threshold,
-        "aruc": evaluation.aruc,
-        "gap": evaluation.gap,
-        "robustness": evaluation.robustness,
-        "uniqueness": evaluation.uniqueness,
-        "hard_positive_robustness": None
-        if np.isnan(evaluation.hard_positive_robustness)
-        else evaluation.hard_positive_robustness,
-        "r": evaluation.r,
-        "rows": [dataclasses.asdict(row) for row in evaluation.rows],
-    }
-    return json.dumps(document, indent=2)
 
 
 def render_evaluation(evaluation: Evaluation, console: Console) -> None:
@@ -338,12 +211,6 @@ def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
         plt.close(figure)
 
 
-def calibration_json(result: Calibration) -> str:
-    row = dataclasses.asdict(result)
-    row["bundle_path"] = str(result.bundle_path)
-    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "calibration": row}, indent=2)
-
-
 def render_calibration(result: Calibration, console: Console) -> None:
     table = Table("independent model", "sha256", "matching rate", box=None, pad_edge=False)
     for negative in sorted(result.negatives, key=lambda n: -n.matching_rate):
@@ -355,14 +222,6 @@ def render_calibration(result: Calibration, console: Console) -> None:
         f"{result.false_accusation_rate:g} (p at the threshold {result.p_value_at_threshold:.1e})\n"
         f"re-signed [bold]{result.bundle_path}[/] with key {result.signer_key_id}"
     )
-
-
-def issued_json(result: IssuedCopy) -> str:
-    row = dataclasses.asdict(result)
-    row["model_path"] = str(result.model_path)
-    row["registry_bundle"] = str(result.registry_bundle)
-    row["accuracy_change_points"] = result.accuracy_change
-    return json.dumps({"tool": "ipguard-onnx", "version": __version__, "issued": row}, indent=2)
 
 
 def render_issued(result: IssuedCopy, console: Console) -> None:

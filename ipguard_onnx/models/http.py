@@ -1,4 +1,4 @@
-"""Remote prediction APIs as suspects: label-only access over HTTP (stdlib only, no torch).
+"""A remote prediction API as a suspect: label-only access over HTTP (stdlib only, no torch).
 
 Two wire formats:
 
@@ -22,16 +22,25 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import UnsupportedModelError, UsageError
-from .models import Answers, Classifier, FloatArray, InputSpec, LabelKind, guess_layout
+from ..errors import UsageError
+from ..types import Answers, FloatArray, InputSpec, LabelKind, guess_layout
+from .base import Classifier, unanswered
 
-Protocol = Literal["auto", "oip", "simple"]
+
+class WireProtocol(StrEnum):
+    """How requests and answers are encoded: the Open Inference Protocol, simple JSON, or chosen from the URL."""
+
+    auto = "auto"
+    oip = "oip"
+    simple = "simple"
+
+
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16"}
 _OIP_LABEL_TYPES = {"INT64", "INT32", "INT16", "INT8", "UINT8", "BYTES"}
@@ -74,7 +83,7 @@ class HttpClassifier(Classifier):
         self,
         url: str,
         *,
-        protocol: Protocol = "auto",
+        protocol: WireProtocol | str = WireProtocol.auto,
         input_name: str | None = None,
         output_name: str | None = None,
         batch_size: int = 32,
@@ -89,9 +98,12 @@ class HttpClassifier(Classifier):
             raise UsageError(f"--endpoint must be an http(s) URL, got {url!r}")
         if batch_size < 1 or retries < 0 or timeout <= 0 or (max_queries is not None and max_queries < 0):
             raise UsageError("--batch-size and --timeout must be positive, --retries and --max-queries ≥ 0")
-        self.protocol: Literal["oip", "simple"] = (
-            protocol if protocol != "auto" else ("oip" if "/v2/models/" in parts.path else "simple")
-        )
+        if protocol not in tuple(WireProtocol):
+            raise UsageError(f"--protocol must be one of {', '.join(WireProtocol)}, got {protocol!r}")
+        chosen = WireProtocol(protocol)
+        if chosen is WireProtocol.auto:
+            chosen = WireProtocol.oip if "/v2/models/" in parts.path else WireProtocol.simple
+        self.protocol: Literal["oip", "simple"] = "oip" if chosen is WireProtocol.oip else "simple"
         self.name = url
         self.url = url
         self.output_name = output_name
@@ -243,35 +255,24 @@ class HttpClassifier(Classifier):
         labels: np.ndarray = scores.argmax(axis=1).astype(np.int64)
         return labels
 
-    def answer(self, batch: FloatArray) -> Answers:
-        parts: list[Answers] = []
-        kinds: set[LabelKind] = set()
-        for start in range(0, len(batch), self.batch_size):
-            chunk = batch[start : start + self.batch_size]
-            if self.max_queries is not None and self.queries_sent + len(chunk) > self.max_queries:
-                allowed = max(0, self.max_queries - self.queries_sent)
-                budget = f"query budget (--max-queries {self.max_queries}) exhausted"
-                if allowed == 0:
-                    parts.append(_unanswered(len(chunk), budget))
-                    continue
-                parts.extend([self._answer_chunk(chunk[:allowed], kinds), _unanswered(len(chunk) - allowed, budget)])
-                continue
-            parts.append(self._answer_chunk(chunk, kinds))
-        if len(kinds) > 1:
-            raise UnsupportedModelError(
-                f"{self.url} answered some batches with labels and others with scores; "
-                "pin one answer format with --output-name"
-            )
-        return Answers.concatenate(parts, kinds.pop() if kinds else "index")
-
-    def _answer_chunk(self, chunk: FloatArray, kinds: set[LabelKind]) -> Answers:
-        self.queries_sent += len(chunk)
+    def answer_batch(self, batch: FloatArray) -> Answers:
+        """One request for the batch, within the query budget (points past it are skipped, with why)."""
+        allowed = (
+            len(batch) if self.max_queries is None else max(0, min(len(batch), self.max_queries - self.queries_sent))
+        )
+        budget = f"query budget (--max-queries {self.max_queries}) exhausted"
+        if allowed == 0:
+            return unanswered(len(batch), budget)
+        self.queries_sent += allowed
         try:
-            labels, kind = self._with_retries(np.ascontiguousarray(chunk, dtype=np.float32))
+            labels, kind = self._with_retries(np.ascontiguousarray(batch[:allowed], dtype=np.float32))
         except _Skip as skip:
-            return _unanswered(len(chunk), skip.reason)
-        kinds.add(kind)
-        return Answers(labels, kind, np.ones(len(chunk), np.bool_))
+            answered = unanswered(allowed, skip.reason)
+        else:
+            answered = Answers(labels, kind, np.ones(allowed, np.bool_))
+        if allowed == len(batch):
+            return answered
+        return Answers.concatenate([answered, unanswered(len(batch) - allowed, budget)], answered.kind)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -279,7 +280,3 @@ class HttpClassifier(Classifier):
             "protocol": "Open Inference Protocol (v2)" if self.protocol == "oip" else "simple JSON",
             "requests": str(self.requests_sent),
         }
-
-
-def _unanswered(count: int, reason: str) -> Answers:
-    return Answers(np.zeros(count, object), "index", np.zeros(count, np.bool_), dict(Counter({reason: count})))

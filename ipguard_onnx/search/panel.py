@@ -1,12 +1,9 @@
-"""Beyond the paper: boundary points that copies share and independent models do not (``--unique``).
+"""The panel behind ``--unique``: owner-made copies of the surrogate (positives) and independently
+trained models (references), built in seconds from the owner's data.
 
-On small inputs independently trained models agree on many IPGuard points. With what an owner has
-(the target and its training inputs) we build a *panel*: owner-made positives (last-layer-retrained,
-fine-tuned and pruned copies of the surrogate) and references (models trained independently, in
-seconds, on bootstrap resamples of the owner's inputs labelled by the target; plus any the owner
-supplies). Candidates are then searched *for conferrability* (Lukas, Zhang, Kerschbaum, ICLR 2021):
-Eq. 5's margin k for the target and every positive, and the opposite for every reference, in one
-batched Adam loop; the pool is finally screened by the panel's actual labels.
+Positives are last-layer-retrained, fine-tuned and pruned copies of the surrogate; references are
+trained on bootstrap resamples of the owner's inputs labelled by the target (plus any the owner
+supplies with ``--reference``).
 """
 
 from __future__ import annotations
@@ -15,25 +12,22 @@ import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .models import Classifier, FloatArray, LabelArray
-from .training import magnitude_pruned, train
+from ..models import Classifier
+from ..training import magnitude_pruned, train
+from ..types import FloatArray, LabelArray
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-    from .search import LogitsFunction
-
+PanelRole = Literal["positive", "reference"]
 AGREEMENT_GOAL = 0.99
 """Panel models train until they label the owner's data like the target this often (or hit the epoch cap)."""
 MAX_EPOCHS = 300
 RETRAINED_COPIES = 3
-REFERENCE_MARGIN = 2.0
-"""References are pushed until label j trails their top label by this many times k (measured: 2 beat 1)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class PanelMember:
     """
 
     name: str
-    role: str  # "positive" or "reference"
+    role: PanelRole
     how: str
     digest: str
     predict: Callable[[FloatArray], LabelArray]
@@ -141,7 +135,7 @@ def build_panel(
     torch.manual_seed(seed)
     panel: list[PanelMember] = []
 
-    def add(module: nn.Module, name: str, role: str, how: str) -> None:
+    def add(module: nn.Module, name: str, role: PanelRole, how: str) -> None:
         module.eval()
         agreement = _agreement(module, data, data_labels) if data is not None and data_labels is not None else None
         panel.append(PanelMember(name, role, how, _digest(module), _predictor(module), module, agreement))
@@ -216,76 +210,3 @@ def build_panel(
 
         panel.append(PanelMember(classifier.name, "reference", "supplied with --reference", digest, predict))
     return panel
-
-
-def _margin_of(scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Z_j − max_{t≠j} Z_t: positive exactly when ``label`` is the top class."""
-    z_label = scores.gather(1, label[:, None])[:, 0]
-    return z_label - scores.scatter(1, label[:, None], float("-inf")).max(dim=1).values
-
-
-def conferrable_search(
-    logits: LogitsFunction,
-    panel: Sequence[PanelMember],
-    start: FloatArray,
-    target: LabelArray,
-    low: FloatArray,
-    high: FloatArray,
-    *,
-    k: float,
-    iterations: int = 300,
-    learning_rate: float = 0.01,
-) -> FloatArray:
-    """Move every start so the target and the positives say ``target`` by margin k and references do not.
-
-    Loss per point: ReLU(k − m(x)) + mean over positives ReLU(k − m_p(x)) + mean over references
-    ReLU(m_r(x) + 2k), with m the margin of label j (Eq. 5's margin, extended to the panel as in
-    conferrable adversarial examples). Batched; clipped to the domain after every Adam step.
-    """
-    import torch
-
-    positives = [m.module for m in panel if m.role == "positive" and m.module is not None]
-    references = [m.module for m in panel if m.role == "reference" and m.module is not None]
-    points = torch.from_numpy(np.array(start, dtype=np.float32)).requires_grad_(True)
-    label = torch.from_numpy(np.asarray(target, dtype=np.int64))
-    lower, upper = torch.from_numpy(low), torch.from_numpy(high)
-    optimizer = torch.optim.Adam([points], lr=learning_rate)
-    for _ in range(iterations):
-        optimizer.zero_grad()
-        loss = torch.relu(k - _margin_of(logits(points), label))
-        if positives:
-            loss = loss + sum(torch.relu(k - _margin_of(p(points), label)) for p in positives) / len(positives)
-        if references:
-            pushed = REFERENCE_MARGIN * k
-            loss = loss + sum(torch.relu(_margin_of(r(points), label) + pushed) for r in references) / len(references)
-        loss.sum().backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        with torch.no_grad():
-            points.copy_(torch.maximum(torch.minimum(points, upper), lower))
-    return points.detach().numpy()
-
-
-def screen(
-    points: FloatArray, labels: LabelArray, panel: Sequence[PanelMember], n: int
-) -> tuple[np.ndarray, float, float]:
-    """Indices of the ``n`` most conferrable candidates, and the chosen points' mean reference
-    disagreement and positive agreement.
-
-    Score = (share of positives that label the point like the target) × (share of references that do
-    not), the conferrability score of Lukas et al.; ties keep pool order (which is random).
-    """
-    positives = [m for m in panel if m.role == "positive"]
-    references = [m for m in panel if m.role == "reference"]
-    agree = np.stack([m.predict(points) == labels for m in positives]) if positives else np.ones((1, len(points)), bool)
-    disagree = (
-        np.stack([m.predict(points) != labels for m in references]) if references else np.ones((1, len(points)), bool)
-    )
-    score = agree.mean(axis=0) * disagree.mean(axis=0)
-    chosen = np.argsort(-score, kind="stable")[:n].astype(np.int64)
-    return chosen, float(disagree[:, chosen].mean()) if references else 0.0, float(agree[:, chosen].mean())
-
-
-def margin_scale(scores: FloatArray) -> float:
-    """Median gap between the target's two highest scores on the owner's data (for k relative to it)."""
-    top = np.sort(scores, axis=1)
-    return float(np.median(top[:, -1] - top[:, -2]))

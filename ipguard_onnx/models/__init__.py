@@ -1,0 +1,70 @@
+"""Model adapters: everything an audit can query. A small base, one file per kind of model.
+
+* ``base``       the ``Classifier`` ABC and its one batch loop
+* ``onnx_graph`` reading an ONNX graph: inputs, outputs, which to use, load errors
+* ``onnx``       ``OnnxClassifier`` (onnxruntime) and the choice of providers
+* ``callable``   ``CallableClassifier`` (a Python function)
+* ``http``       ``HttpClassifier`` (a remote prediction API)
+
+A new kind of suspect is a new file with a ``Classifier`` subclass, and a branch in ``as_classifier``.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import AuditError
+from .base import Classifier, sha256_file, unanswered
+from .callable import CallableClassifier
+from .http import HttpClassifier, WireProtocol, headers_from_environment
+from .onnx import OnnxClassifier, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
+from .onnx_graph import choose_input, choose_output, describe_graph, describe_session, read_model_specs
+
+__all__ = [
+    "CallableClassifier",
+    "Classifier",
+    "HttpClassifier",
+    "OnnxClassifier",
+    "Providers",
+    "WireProtocol",
+    "as_classifier",
+    "binary_scores",
+    "choose_input",
+    "choose_output",
+    "choose_providers",
+    "describe_graph",
+    "describe_session",
+    "headers_from_environment",
+    "installed_onnxruntime_wheels",
+    "read_model_specs",
+    "sha256_file",
+    "unanswered",
+]
+
+
+def as_classifier(
+    suspect: object, *, providers: str = "auto", output_name: str | None = None, num_classes: int | None = None
+) -> Classifier:
+    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
+
+    For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
+    guides the automatic choice among several outputs.
+    """
+    if isinstance(suspect, Classifier):
+        return suspect
+    if isinstance(suspect, (str, os.PathLike)):
+        return OnnxClassifier(
+            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes
+        )
+    import onnxruntime as ort
+
+    if isinstance(suspect, ort.InferenceSession):
+        return OnnxClassifier(suspect, role="suspect", output_name=output_name, num_classes=num_classes)
+    if callable(suspect):
+        return CallableClassifier(suspect)
+    raise AuditError(
+        f"cannot audit a {type(suspect).__name__}; pass an ONNX path, an onnxruntime session, "
+        "a callable returning labels or scores, or an ipguard_onnx.Classifier"
+    )

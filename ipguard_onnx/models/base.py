@@ -1,0 +1,61 @@
+"""The adapter base: what every suspect offers (a name, an input spec, labels for a batch).
+
+A member answers one batch in ``answer_batch``; ``answer`` is the one batch loop every adapter shares
+(foolbox-style: one base, one file per kind of model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from ..types import Answers, FloatArray, InputSpec, LabelKind
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unanswered(count: int, reason: str) -> Answers:
+    """``count`` points that got no answer, all for ``reason`` (skipped, never a match or a mismatch)."""
+    return Answers(np.zeros(count, object), "index", np.zeros(count, np.bool_), {reason: count} if count else {})
+
+
+class Classifier(ABC):
+    """A model an audit can query; label-only access is enough.
+
+    Subclasses implement ``answer_batch`` for at most ``batch_size`` points; ``answer`` splits any
+    number of points into such batches and checks that the model answers in one kind throughout.
+    """
+
+    name: str
+    input_spec: InputSpec | None = None
+    batch_size: int = 256
+
+    @abstractmethod
+    def answer_batch(self, batch: FloatArray) -> Answers:
+        """Labels for every row of ``batch`` (or the reason a row went unanswered)."""
+
+    def answer(self, points: FloatArray) -> Answers:
+        """Labels for every point, asked ``batch_size`` at a time."""
+        parts = [self.answer_batch(points[start : start + self.batch_size])
+                 for start in range(0, len(points), self.batch_size)]  # fmt: skip
+        kinds: set[LabelKind] = {part.kind for part in parts if part.answered.any()}
+        if len(kinds) > 1:
+            raise UnsupportedModelError(
+                f"{self.name} answered some batches with labels and others with scores; "
+                "pin one answer format (for a remote API, --output-name)"
+            )
+        return Answers.concatenate(parts, kinds.pop() if kinds else "index")
+
+    def describe(self) -> dict[str, str]:
+        """Facts about the model for reports (hash, providers, endpoint, ...)."""
+        return {}

@@ -1,0 +1,305 @@
+"""The onnxruntime adapter: an ONNX file (or a live session) as a fingerprint target or a suspect.
+
+Never imports torch or onnx on the suspect path: the audit stays light.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import UnsupportedModelError
+from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec
+from .base import Classifier, sha256_file
+from .onnx_graph import (
+    check_model_file,
+    choose_input,
+    choose_output,
+    describe_graph,
+    describe_session,
+    load_error,
+    shape_text,
+)
+
+
+class Providers(StrEnum):
+    """Which onnxruntime execution providers to ask for (``--providers``)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+MAX_THREADS = 8
+"""onnxruntime intra-op threads at most (models are untrusted input)."""
+
+
+def installed_onnxruntime_wheels() -> list[str]:
+    """Which onnxruntime distributions are installed (two at once break each other)."""
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append(dist)
+    return found
+
+
+def choose_providers(requested: str = "auto") -> list[str]:
+    """CUDA when present (or asked for), else CPU; a request that cannot be met falls back to CPU loudly."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if requested == "cuda":
+        wheels = installed_onnxruntime_wheels()
+        hint = (
+            "both onnxruntime and onnxruntime-gpu are installed; uninstall both and reinstall onnxruntime-gpu"
+            if len(wheels) > 1
+            else "install the 'gpu' extra (see README)"
+        )
+        warnings.warn(
+            f"CUDA was requested but onnxruntime offers only {available}; using the CPU ({hint})",
+            stacklevel=2,
+        )
+    return ["CPUExecutionProvider"]
+
+
+class OnnxClassifier(Classifier):
+    """An ONNX model run by onnxruntime, queried in batches (a fixed batch is padded, then trimmed).
+
+    As a fingerprint ``target`` it must output class scores (labels are their argmax); as a
+    ``suspect`` it answers with its label output when it has one (scikit-learn exports), else the
+    argmax of its scores or of its probability maps (ZipMap). ``output_name`` picks the output;
+    ``num_classes`` (the fingerprint's) guides the automatic choice; ``input_shape`` fixes symbolic
+    per-sample dimensions.
+    """
+
+    input_spec: InputSpec
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Any,
+        *,
+        role: Literal["target", "suspect"] = "target",
+        providers: str = "auto",
+        allow_spinning: bool = True,
+        batch_size: int = 256,
+        input_shape: tuple[int, ...] | None = None,
+        output_name: str | None = None,
+        num_classes: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if isinstance(model, ort.InferenceSession):
+            self.path: Path | None = None
+            self.name = "onnxruntime session"
+            self.sha256: str | None = None
+            self.session = model
+            inputs, outputs = describe_session(model)
+        else:
+            self.path = Path(model)
+            self.name = self.path.name
+            if role == "target":  # the graph tells logits from probabilities (softmax producer)
+                inputs, outputs = describe_graph(self.path)
+                self.session = self._open(self.path, providers, allow_spinning)
+            else:  # a suspect needs only what onnxruntime reports: no onnx import on the audit path
+                check_model_file(self.path)
+                self.session = self._open(self.path, providers, allow_spinning)
+                inputs, outputs = describe_session(self.session)
+            self.sha256 = sha256_file(self.path)
+        self._producers_known = role == "target" and self.path is not None
+        self.input_spec = choose_input(inputs, self.name, input_shape=input_shape)
+        self._outputs = outputs
+        self._choice = {"need_scores": role == "target", "output_name": output_name, "num_classes": num_classes}
+        self._map_classes: list[Any] | None = None
+        self.batch_size = self.input_spec.fixed_batch or batch_size
+        self.providers = tuple(self.session.get_providers())
+        self._numpy_dtype = np.dtype(self.input_spec.dtype)
+        self._output_spec: OutputSpec | None = None
+        try:
+            self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
+        except UnsupportedModelError:
+            if not any(isinstance(d, str) or d is None for v in outputs for d in v.dims[1:]):
+                raise
+            if self.input_spec.resolved:  # symbolic output axes: run once to see their sizes
+                self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
+            # else decided when the input size is known (resolve_input, or the first query)
+
+    @property
+    def output_spec(self) -> OutputSpec:
+        if self._output_spec is None:
+            shown = shape_text(self.input_spec.sample_shape)
+            raise UnsupportedModelError(
+                f"{self.name}: the output sizes depend on the input size, which is symbolic ({shown}); "
+                "pass --input-shape"
+            )
+        return self._output_spec
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.output_spec.num_classes
+
+    @property
+    def other_outputs(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self._outputs if v.name != self.output_spec.name)
+
+    def _choose_by_probe(self, sample_shape: tuple[int, ...]) -> OutputSpec:
+        """Choose the output from the sizes onnxruntime gives for one all-zero input of ``sample_shape``."""
+        rows = self.input_spec.fixed_batch or 1
+        probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
+        try:
+            results = self.session.run(None, {self.input_spec.name: probe})
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"onnxruntime failed to run {self.name} on one input of shape {list(sample_shape)}: "
+                f"{' '.join(str(exc).split())[:200]}"
+            ) from None
+        measured = [
+            replace(value, dims=("N", *np.shape(result)[1:])) if hasattr(result, "shape") else value
+            for value, result in zip(self._outputs, results, strict=True)
+        ]
+        self._outputs = measured
+        return choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+
+    def resolve_input(self, shape: tuple[int, ...], source: str) -> None:
+        """Fix the input's symbolic per-sample dimensions (``--input-shape`` or the owner's data)."""
+        self.input_spec = self.input_spec.resolve(shape, source)
+        if self._output_spec is None:
+            self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
+
+    @staticmethod
+    def _open(path: Path, providers: str, allow_spinning: bool) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if not allow_spinning:
+            # With torch in the same process, spinning idle threads steal the cores torch needs.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # Models are untrusted input: bounded threads, no arena that keeps a hostile graph's peak memory.
+        options.intra_op_num_threads = min(os.cpu_count() or 1, MAX_THREADS)
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False
+        try:
+            return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(providers))
+        except Exception as exc:
+            raise load_error(path, exc) from None
+
+    def _run(self, batch: npt.NDArray[np.floating]) -> list[Any]:
+        spec = self.input_spec
+        if not spec.fits(tuple(batch.shape[1:])):
+            raise UnsupportedModelError(
+                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape "
+                f"{shape_text(spec.sample_shape)}"
+            )
+        if self._output_spec is None and len(batch):
+            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
+        outputs = []
+        for start in range(0, len(batch), self.batch_size):
+            chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
+            rows = len(chunk)
+            if spec.fixed_batch is not None and rows < spec.fixed_batch:  # a fixed batch: pad, then trim
+                padding = np.zeros((spec.fixed_batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            try:
+                (result,) = self.session.run([self.output_spec.name], {spec.name: chunk})
+            except Exception as exc:
+                text = str(exc).strip()
+                first_line = " ".join(text.split())[:300] if text else type(exc).__name__
+                raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
+            outputs.append(result[:rows] if spec.fixed_batch is not None else result)
+        return outputs
+
+    def raw_outputs(self, batch: npt.NDArray[np.floating]) -> FloatArray:
+        """The chosen output as the graph computes it, one flat float32 row per point (for parity)."""
+        if self.output_spec.kind == "probability-maps":
+            return self.scores(batch)
+        if not self.output_spec.has_scores:
+            raise UnsupportedModelError(f"{self.name} outputs {self.output_spec.kind}, not class scores")
+        parts = [np.asarray(r, dtype=np.float32).reshape(len(r), -1) for r in self._run(batch)]
+        if not parts:
+            return np.zeros((0, 1 if self.output_spec.is_binary else self.num_classes or 0), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def scores(self, batch: npt.NDArray[np.floating]) -> FloatArray:
+        """Class scores N×C: logits or probabilities as the graph outputs them, unit axes squeezed; a
+        single unit z becomes (−z, z), a sigmoid p becomes (1 − p, p); ZipMap maps become a matrix."""
+        kind = self.output_spec.kind
+        if kind == "probability-maps":
+            rows: list[Any] = []
+            for result in self._run(batch):
+                rows.extend(result)
+            if self._map_classes is None:
+                self._map_classes = sorted(rows[0].keys()) if rows else []
+            classes = self._map_classes
+            return np.asarray([[row.get(c, 0.0) for c in classes] for row in rows], dtype=np.float32).reshape(
+                len(rows), len(classes)
+            )
+        raw = self.raw_outputs(batch)
+        if not self.output_spec.is_binary:
+            return raw
+        return binary_scores(raw[:, 0], probability=self._binary_is_probability(raw))
+
+    def _binary_is_probability(self, raw: FloatArray) -> bool:
+        spec = self.output_spec
+        if spec.judge_by_values and raw.size:  # decided once, by the first answers
+            probability = bool(((raw >= 0) & (raw <= 1)).all())
+            kind: OutputKind = "binary-probability" if probability else "binary-logit"
+            read_as = "a probability" if probability else "a logit"
+            why = f"{spec.chosen_because}; a single unit read as {read_as} by its values"
+            self._output_spec = replace(spec, kind=kind, judge_by_values=False, chosen_because=why)
+        return self.output_spec.kind == "binary-probability"
+
+    def predict(self, batch: npt.NDArray[np.floating]) -> LabelArray:
+        """Class indices: the argmax of the scores."""
+        labels: LabelArray = self.scores(batch).argmax(axis=1).astype(np.int64)
+        return labels
+
+    def answer_batch(self, batch: FloatArray) -> Answers:
+        if self._output_spec is None and len(batch):  # output sizes depend on the input size: measure them
+            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
+        kind = self.output_spec.kind
+        if kind != "labels" and (kind != "probability-maps" or self._producers_known):
+            return Answers(self.predict(batch), "index", np.ones(len(batch), np.bool_))
+        raw: list[Any] = []
+        for result in self._run(batch):
+            if kind == "labels":
+                raw.extend(np.asarray(result).reshape(-1).tolist())
+            else:  # probability maps: {class label: probability} per row
+                raw.extend(max(row.items(), key=lambda item: item[1])[0] for row in result)
+        return Answers(np.asarray(raw, dtype=object), "class-label", np.ones(len(batch), np.bool_))
+
+    def describe(self) -> dict[str, str]:
+        spec = self.output_spec
+        facts = {"providers": ",".join(self.providers), "output": f"{spec.name} ({spec.kind})"}
+        if spec.chosen_because:
+            facts["output_chosen"] = spec.chosen_because
+        if self.other_outputs:
+            facts["other_outputs"] = ", ".join(self.other_outputs)
+        if self.sha256:
+            facts["sha256"] = self.sha256
+        if self.path is not None:
+            facts["path"] = str(self.path)
+        return facts
+
+
+def binary_scores(values: FloatArray, *, probability: bool) -> FloatArray:
+    """Class scores of a single-unit classifier: (1 − p, p) for a sigmoid, (−z, z) for a logit."""
+    values = np.asarray(values, dtype=np.float32)
+    if probability:
+        return np.stack([1.0 - values, values], axis=1).astype(np.float32)
+    return np.stack([-values, values], axis=1).astype(np.float32)

@@ -1,0 +1,341 @@
+"""Reading an ONNX graph without running it: its inputs and outputs, and which of them to use.
+
+``choose_input`` and ``choose_output`` decide what a classifier is queried through; the wording of
+every load failure lives here too. Imports onnx lazily (suspects need only onnxruntime's view).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError, UnsupportedModelError
+from ..types import (
+    ANY_SIZE,
+    MAX_SAMPLE_VALUES,
+    InputSpec,
+    OutputKind,
+    OutputSpec,
+    ValueDescription,
+    guess_layout,
+)
+
+_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+_LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
+_ONNX_ELEM_NAMES = {
+    1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+    9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16",
+}  # fmt: skip
+_PROBABILITY_OPS = {"Softmax", "ZipMap"}
+_SHAPE_ONLY_OPS = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Cast", "Concat"}
+_LINEAR_OPS = {"Gemm", "MatMul", "Add", "Conv", "Sub", "Mul", "ReduceSum", "ReduceMean"}
+_PROBABILITY_NAME = re.compile(r"prob|softmax|sigmoid|score|confidence", re.IGNORECASE)
+MAX_FIXED_BATCH = 4096
+
+
+def _type_string(type_proto: object) -> str:
+    """onnxruntime's spelling of an ONNX type, from the graph's TypeProto."""
+    kind = type_proto.WhichOneof("value")  # type: ignore[attr-defined]
+    if kind == "tensor_type":
+        elem = type_proto.tensor_type.elem_type  # type: ignore[attr-defined]
+        return f"tensor({_ONNX_ELEM_NAMES.get(elem, str(elem))})"
+    if kind == "sequence_type":
+        return f"seq({_type_string(type_proto.sequence_type.elem_type)})"  # type: ignore[attr-defined]
+    if kind == "map_type":
+        key = _ONNX_ELEM_NAMES.get(type_proto.map_type.key_type, "?")  # type: ignore[attr-defined]
+        return f"map({key},{_type_string(type_proto.map_type.value_type)})"  # type: ignore[attr-defined]
+    return str(kind)
+
+
+def _graph_dims(value_info: object) -> tuple[int | str | None, ...]:
+    type_proto = value_info.type  # type: ignore[attr-defined]
+    if type_proto.WhichOneof("value") != "tensor_type" or not type_proto.tensor_type.HasField("shape"):
+        return ()
+    dims: list[int | str | None] = []
+    for dim in type_proto.tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param"):
+            dims.append(str(dim.dim_param))
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def check_model_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}; check the path")
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is not a file; pass the path of an .onnx model")
+
+
+def _not_onnx(path: Path, detail: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{path} is not a readable ONNX model ({detail}); pass a model saved with onnx.save, "
+        "torch.onnx.export or skl2onnx"
+    )
+
+
+def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescription]]:
+    """Inputs (initialisers excluded) and outputs of the ONNX file at ``path``, without running it."""
+    import onnx
+
+    check_model_file(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several unrelated types
+        raise _not_onnx(path, type(exc).__name__) from None
+    graph = model.graph
+    if not graph.node or not graph.output:
+        raise ModelLoadError(f"{path} has an empty ONNX graph; pass an exported classifier")
+    initializers = {init.name for init in graph.initializer}
+    nodes = {out: node for node in graph.node for out in node.output}
+
+    def producer(name: str) -> str | None:
+        """The op that computes ``name``, looking through reshapes, casts and identities."""
+        for _ in range(16):
+            node = nodes.get(name)
+            if node is None:
+                return None
+            if node.op_type not in _SHAPE_ONLY_OPS or not node.input:
+                return str(node.op_type)
+            name = node.input[0]
+        return None
+
+    inputs = [
+        ValueDescription(v.name, _type_string(v.type), _graph_dims(v))
+        for v in graph.input
+        if v.name not in initializers
+    ]
+    outputs = [ValueDescription(v.name, _type_string(v.type), _graph_dims(v), producer(v.name)) for v in graph.output]
+    return inputs, outputs
+
+
+def describe_session(session: object) -> tuple[list[ValueDescription], list[ValueDescription]]:
+    """The same description from a live onnxruntime session (no graph: producers unknown)."""
+
+    def describe(arg: object) -> ValueDescription:
+        shape = getattr(arg, "shape", None) or []
+        dims = tuple(d if isinstance(d, (int, str)) or d is None else None for d in shape)
+        return ValueDescription(arg.name, arg.type, dims)  # type: ignore[attr-defined]
+
+    return (
+        [describe(a) for a in session.get_inputs()],  # type: ignore[attr-defined]
+        [describe(a) for a in session.get_outputs()],  # type: ignore[attr-defined]
+    )
+
+
+def load_error(path: Path, exc: Exception) -> ModelLoadError | UnsupportedModelError:
+    """One clear line for why onnxruntime refused a model file."""
+    text = str(exc).strip()
+    flat = " ".join(text.split())
+    if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+        return _not_onnx(path, "protobuf parsing failed")
+    if "escapes model directory" in text or "Absolute path not allowed" in text:
+        return ModelLoadError(
+            f"refused {path.name}: its external data points outside the model's folder (path traversal); "
+            "do not trust this file, ask its provider for one whose .data file sits beside it"
+        )
+    if "External data path does not exist" in text:
+        found = re.search(r'External data path does not exist: "([^"]*)"', text)
+        missing = Path(found.group(1)).name if found else "its .data file"
+        return ModelLoadError(
+            f"{path.name} keeps its weights in an external data file that is missing ({missing}); "
+            "put it beside the model"
+        )
+    if "is not a registered function/op" in text:
+        found = re.search(r"([\w.]*:\w+)\(-?\d+\) is not a registered", text)
+        op = found.group(1) if found else "an unknown operator"
+        return UnsupportedModelError(
+            f"{path.name} uses the custom operator {op}, which onnxruntime does not know; ipguard-onnx runs "
+            "standard ONNX operators only (no custom-op libraries are loaded)"
+        )
+    return ModelLoadError(
+        f"onnxruntime cannot load {path.name}: {flat[:300]}; check that the file is complete and a valid ONNX model"
+    )
+
+
+def shape_text(dims: tuple[int | str | None, ...]) -> str:
+    return "[" + ", ".join("?" if not isinstance(d, int) or d < 1 else str(d) for d in dims) + "]"
+
+
+def choose_input(
+    inputs: list[ValueDescription], model_name: str, *, input_shape: tuple[int, ...] | None = None
+) -> InputSpec:
+    """The single float data input, of any rank ≥ 2 (vectors, sequences, spectrograms, images, volumes).
+
+    The first axis is the batch (free or fixed at any size); symbolic per-sample dimensions stay
+    ``ANY_SIZE`` unless ``input_shape`` (``--input-shape``) fixes them. A model that needs other
+    inputs (state tensors, a sample rate, a second image) or takes integer tokens is refused by name.
+    """
+    if len(inputs) != 1:
+        names = ", ".join(f"{value.name!r} {value.type.removeprefix('tensor(').removesuffix(')')}"
+                          f"{shape_text(value.dims)}" for value in inputs) or "none"  # fmt: skip
+        raise UnsupportedModelError(
+            f"{model_name} takes {len(inputs)} inputs ({names}); ipguard-onnx queries classifiers with one "
+            "float data input, so a model that also needs state tensors, a sample rate or a second input "
+            "must be wrapped or re-exported with those fixed"
+        )
+    value = inputs[0]
+    if value.type not in _FLOAT_TYPES:
+        type_name = value.type.removeprefix("tensor(").removesuffix(")")
+        type_name = {"float": "float32", "double": "float64"}.get(type_name, type_name)
+        hint = (
+            "integer inputs are tokens or raw bytes, with no boundary a gradient or a small step can cross"
+            if type_name.startswith(("int", "uint"))
+            else "ipguard-onnx fingerprints classifiers over float inputs"
+        )
+        raise UnsupportedModelError(
+            f"{model_name}: input {value.name!r} is {type_name}{shape_text(value.dims)}, not float; {hint}"
+        )
+    dims = value.dims
+    if len(dims) < 2:
+        raise UnsupportedModelError(
+            f"{model_name}: input {value.name!r} has rank {len(dims)} (shape {shape_text(dims)}); expected a "
+            "batch axis followed by the sample's dimensions (N×D, N×T×F, N×C×H×W, ...)"
+        )
+    sample = tuple(int(d) if isinstance(d, int) and d > 0 else ANY_SIZE for d in dims[1:])
+    batch = dims[0]
+    if isinstance(batch, int) and batch > MAX_FIXED_BATCH:
+        raise UnsupportedModelError(
+            f"input {value.name!r} declares a fixed batch of {batch:,}; ipguard-onnx queries at most "
+            f"{MAX_FIXED_BATCH} rows at a time: re-export the model with a dynamic batch axis"
+        )
+    spec = InputSpec(
+        name=value.name,
+        sample_shape=sample,
+        dtype=_FLOAT_TYPES[value.type],
+        layout=guess_layout(sample) if len(sample) == 3 else "ND",
+        fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
+    )
+    if input_shape is not None:
+        return spec.resolve(tuple(input_shape), "--input-shape")
+    if spec.resolved and int(np.prod(sample)) > MAX_SAMPLE_VALUES:
+        raise UnsupportedModelError(
+            f"input {value.name!r} declares {int(np.prod(sample)):,} values per sample (shape "
+            f"{list(sample)}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts; this is not a "
+            "classifier it can query safely"
+        )
+    return spec
+
+
+def _class_axis(dims: tuple[int | str | None, ...]) -> int | str | None:
+    """The class count of an output N × ... : the one per-sample axis that is not 1 (trailing or
+    inner unit axes, as in N×C×1×1, are squeezed); 1 for a single unit (N×1, or N); None if unclear."""
+    sample = dims[1:]
+    if not sample:
+        return 1
+    wide = [d for d in sample if d != 1]
+    if not wide:
+        return 1
+    if len(wide) == 1:
+        return wide[0] if isinstance(wide[0], int) else "symbolic"
+    return None
+
+
+def choose_output(
+    outputs: list[ValueDescription],
+    model_name: str,
+    *,
+    need_scores: bool,
+    output_name: str | None = None,
+    num_classes: int | None = None,
+) -> OutputSpec:
+    """The answer to read, and why it was chosen.
+
+    ``output_name`` (``--output-name``) picks one by name. Otherwise a target reads a float class-score
+    output — one whose class count is ``num_classes`` when known (an audit knows the bundle's), else the
+    probability-like one (a Softmax/Sigmoid producer or a name like ``prob``), else the first; a
+    single-unit output is a 2-class classifier. A suspect reads its label output when it has one
+    (scikit-learn exports), then scores as above, then ZipMap probability maps.
+    """
+    scores: list[OutputSpec] = []
+    labels: list[OutputSpec] = []
+    maps: list[OutputSpec] = []
+    for value in outputs:
+        dims = value.dims
+        if value.type in _FLOAT_TYPES and dims:
+            classes = _class_axis(dims)
+            if classes == 1:
+                binary: OutputKind = "binary-probability" if value.producer == "Sigmoid" else "binary-logit"
+                unsure = value.producer not in _LINEAR_OPS and value.producer != "Sigmoid"
+                scores.append(OutputSpec(value.name, 2, binary, judge_by_values=unsure))
+            elif classes is not None and classes != 0:
+                kind: OutputKind = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
+                scores.append(OutputSpec(value.name, classes if isinstance(classes, int) else None, kind))
+        elif value.type in _LABEL_TYPES and (len(dims) == 1 or (len(dims) == 2 and dims[1] == 1)):
+            labels.append(OutputSpec(value.name, None, "labels"))
+        elif value.type.startswith("seq(map("):
+            maps.append(OutputSpec(value.name, None, "probability-maps"))
+    described = ", ".join(f"{v.name!r} {v.type.removeprefix('tensor(').removesuffix(')')}{shape_text(v.dims)}"
+                          for v in outputs)  # fmt: skip
+    if output_name is not None:
+        for group in (scores, labels, maps):
+            for spec in group:
+                if spec.name == output_name:
+                    return replace(spec, chosen_because="--output-name")
+        if any(v.name == output_name for v in outputs):
+            raise UnsupportedModelError(
+                f"{model_name}: output {output_name!r} is not class scores, labels or probability maps "
+                f"(outputs: {described}); pick another with --output-name"
+            )
+        raise UnsupportedModelError(f"{model_name} has no output named {output_name!r}; its outputs are {described}")
+    probability_like = [
+        s for s in scores
+        if s.kind in ("probabilities", "binary-probability")
+        or _PROBABILITY_NAME.search(s.name)
+        or (s.name in {v.name for v in outputs if v.producer in ("Softmax", "Sigmoid")})
+    ]  # fmt: skip
+
+    def pick_scores() -> OutputSpec | None:
+        if num_classes is not None:
+            fitting = [s for s in scores if s.num_classes == num_classes]
+            if fitting:
+                best = next((s for s in fitting if s in probability_like), fitting[0])
+                why = f"its class axis is {num_classes}, the fingerprint's class count"
+                return replace(best, chosen_because=why if len(scores) > 1 else "the only class-score output")
+        known = [s for s in scores if s.num_classes is not None] if need_scores else scores
+        if not known:
+            return None
+        if len(known) == 1:
+            return replace(known[0], chosen_because="the only class-score output")
+        likely = [s for s in known if s in probability_like]
+        if likely:
+            return replace(likely[0], chosen_because="probability-like (softmax/sigmoid producer or name)")
+        return replace(known[0], chosen_because="the first of several float outputs; pass --output-name to choose")
+
+    if need_scores:
+        chosen = pick_scores()
+        if chosen is not None:
+            return chosen
+        if maps and len(maps) == 1:
+            return replace(maps[0], chosen_because="probability maps (ZipMap), the only class scores")
+        raise UnsupportedModelError(
+            f"{model_name} has no class-score output (a float N×C tensor with C ≥ 2, or a single unit); "
+            f"outputs: {described}; export the classifier's logits or probabilities"
+        )
+    if labels:
+        return replace(labels[0], chosen_because="its label output")
+    chosen = pick_scores()
+    if chosen is not None:
+        return chosen
+    if maps:
+        return replace(maps[0], chosen_because="probability maps (ZipMap)")
+    raise UnsupportedModelError(
+        f"{model_name} has no label or class-score output (outputs: {described}); "
+        "a suspect must answer with labels, scores, or probability maps"
+    )
+
+
+def read_model_specs(
+    path: Path, *, input_shape: tuple[int, ...] | None = None, output_name: str | None = None
+) -> tuple[InputSpec, OutputSpec]:
+    """The input and class-score output of a fingerprint target, read from its graph."""
+    inputs, outputs = describe_graph(path)
+    return (
+        choose_input(inputs, path.name, input_shape=input_shape),
+        choose_output(outputs, path.name, need_scores=True, output_name=output_name),
+    )

@@ -1,0 +1,151 @@
+"""The strategy base: settings in ``__init__``, the work in ``run``, and what every strategy shares.
+
+A strategy moves a batch of start points (labelled i by the model) towards target labels j, all at
+once, on the surrogate's differentiable scores; the caller labels the results with onnxruntime.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..types import FloatArray, LabelArray
+
+if TYPE_CHECKING:
+    import torch
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``callback(iteration, points_done)`` after every step."""
+LogitsFunction = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+class StartKind(StrEnum):
+    """Where searches start (the paper's -T/-R): owner data, or uniform samples of the domain."""
+
+    data = "data"
+    random = "random"
+
+
+class TargetLabelRule(StrEnum):
+    """The target label j (the paper's -L/-R suffix): the least-likely class, or a random other one."""
+
+    least_likely = "least-likely"
+    random = "random"
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """The knobs a user can set for any strategy; each strategy takes the ones it uses."""
+
+    k: float = 3.0
+    epsilon: float = 0.1
+    max_iterations: int = 1000
+    learning_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Points after the search, with the labels (i, j) that shaped them and how each one ended."""
+
+    points: FloatArray
+    source_labels: LabelArray
+    target_labels: LabelArray
+    converged: npt.NDArray[np.bool_]
+    iterations: npt.NDArray[np.int64]
+    hit: npt.NDArray[np.bool_] | None = None
+    """Where the surrogate labels the final point with the target label j (the attack's success)."""
+
+    @property
+    def hit_rate(self) -> float:
+        hits = self.hit if self.hit is not None else self.converged
+        return float(hits.mean()) if len(hits) else 0.0
+
+
+class SearchStrategy(ABC):
+    """A fingerprinting method (foolbox-style): ``name`` is its registry key, ``paper_name`` how the
+    paper and reports call it; ``__repr__`` shows every setting."""
+
+    name: ClassVar[str]
+    paper_name: ClassVar[str]
+    needs_panel: ClassVar[bool] = False
+    """True for strategies built from the owner's panel (``--unique``), not chosen by ``--method``."""
+
+    @classmethod
+    def from_options(cls, options: SearchOptions) -> SearchStrategy:
+        """This strategy with the user's options (each member takes the knobs it has)."""
+        return cls()
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.startswith("_"))
+        return f"{type(self).__name__}({settings})"
+
+    @abstractmethod
+    def run(
+        self,
+        logits_fn: LogitsFunction,
+        start: FloatArray,
+        source_labels: LabelArray,
+        target_labels: LabelArray,
+        low: FloatArray,
+        high: FloatArray,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> SearchOutcome:
+        """Search from ``start`` (n × sample shape) toward ``target_labels``; bounds broadcast per sample."""
+
+
+def clip(points: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Points clipped to the input domain (after every step of every strategy)."""
+    import torch
+
+    return torch.maximum(torch.minimum(points, upper), lower)
+
+
+def surrogate_hits(logits_fn: LogitsFunction, points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Where the surrogate labels ``points`` with ``target``."""
+    import torch
+
+    with torch.no_grad():
+        return logits_fn(points).argmax(dim=1) == target
+
+
+def outcome_of(
+    points: torch.Tensor, source: LabelArray, target: LabelArray, hit: torch.Tensor, iterations: torch.Tensor
+) -> SearchOutcome:
+    """The outcome of a strategy that keeps every point (its success is ``hit``)."""
+    return SearchOutcome(
+        points=points.detach().numpy().astype(np.float32),
+        source_labels=np.asarray(source, dtype=np.int64),
+        target_labels=np.asarray(target, dtype=np.int64),
+        converged=np.ones(len(points), dtype=np.bool_),
+        iterations=iterations.numpy().astype(np.int64),
+        hit=hit.numpy(),
+    )
+
+
+def start_points(
+    count: int, rng: np.random.Generator, data: FloatArray | None, low: FloatArray, high: FloatArray
+) -> FloatArray:
+    """-T: random training examples; -R: uniform samples from the domain (Section 5.1.4)."""
+    if data is not None:
+        return data[rng.integers(0, len(data), size=count)].copy()
+    uniform = rng.random((count, *low.shape), dtype=np.float32)
+    return (low + uniform * (high - low)).astype(np.float32)
+
+
+def choose_labels(scores: FloatArray, rule: TargetLabelRule, rng: np.random.Generator) -> tuple[LabelArray, LabelArray]:
+    """i = the model's label at the start; j = its least-likely label, or a random other label."""
+    source = scores.argmax(axis=1).astype(np.int64)
+    if rule == TargetLabelRule.least_likely:
+        target = scores.argmin(axis=1).astype(np.int64)
+    else:
+        classes = scores.shape[1]
+        offset = rng.integers(1, classes, size=len(source))
+        target = ((source + offset) % classes).astype(np.int64)
+    return source, target

@@ -1,0 +1,162 @@
+"""Shared types: arrays, the input and output a classifier is read through, and a batch of answers.
+
+Every stage imports these from here; nothing here imports an adapter, torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import UnsupportedModelError
+
+Layout = Literal["NCHW", "NHWC", "ND"]
+FloatArray = npt.NDArray[np.float32]
+LabelArray = npt.NDArray[np.int64]
+OutputKind = Literal["logits", "probabilities", "labels", "probability-maps", "binary-logit", "binary-probability"]
+LabelKind = Literal["index", "class-label"]
+
+MAX_SAMPLE_VALUES = 1 << 24
+"""Largest input a model may declare per sample (16.7 M values; a 3×2048×2048 image is 12.6 M)."""
+
+
+@dataclass(frozen=True)
+class ValueDescription:
+    """One graph input or output as onnxruntime names it: 'tensor(float)', 'seq(map(int64,tensor(float)))'."""
+
+    name: str
+    type: str
+    dims: tuple[int | str | None, ...]
+    producer: str | None = None
+
+
+ANY_SIZE = -1
+"""A per-sample dimension the graph leaves symbolic (resolved by --input-shape or --data)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The single float input of a classifier: name, per-sample shape, dtype and layout.
+
+    ``sample_shape`` holds ``ANY_SIZE`` where the graph declares a symbolic per-sample dimension
+    (an image model that resizes any size); ``resolve`` fixes them. ``layout`` matters only for
+    images (rank 4): every other rank is ``ND``, a plain tensor.
+    """
+
+    name: str
+    sample_shape: tuple[int, ...]
+    dtype: str
+    layout: Layout
+    fixed_batch: int | None
+    shape_source: str = "declared by the graph"
+
+    @property
+    def batch_shape(self) -> tuple[int | str, ...]:
+        return ("N" if self.fixed_batch is None else self.fixed_batch, *self.sample_shape)
+
+    @property
+    def resolved(self) -> bool:
+        return ANY_SIZE not in self.sample_shape
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether points of per-sample ``shape`` can be fed as they are (symbolic dims take any size)."""
+        return len(shape) == len(self.sample_shape) and all(
+            want in (ANY_SIZE, got) for want, got in zip(self.sample_shape, shape, strict=True)
+        )
+
+    def resolve(self, shape: tuple[int, ...], source: str) -> InputSpec:
+        """This input with its symbolic dimensions fixed to ``shape`` (declared sizes must agree)."""
+        shown = "×".join("?" if d == ANY_SIZE else str(d) for d in self.sample_shape)
+        if len(shape) != len(self.sample_shape) or any(d < 1 for d in shape):
+            raise UnsupportedModelError(
+                f"{source} gives a per-sample shape {list(shape)}; input {self.name!r} takes {shown} "
+                f"({len(self.sample_shape)} dimensions after the batch axis)"
+            )
+        if not self.fits(shape):
+            raise UnsupportedModelError(
+                f"{source} gives a per-sample shape {list(shape)} that contradicts input {self.name!r} ({shown}); "
+                "only the dimensions shown as ? may be chosen"
+            )
+        if int(np.prod(shape)) > MAX_SAMPLE_VALUES:
+            raise UnsupportedModelError(
+                f"{source} asks for {int(np.prod(shape)):,} values per sample, more than the "
+                f"{MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
+            )
+        declared = self.sample_shape
+        if len(shape) != 3:
+            layout: Layout = "ND"
+        elif declared[0] != ANY_SIZE or declared[-1] != ANY_SIZE:  # the graph fixes an end axis: it decides
+            layout = guess_layout(declared)
+        else:
+            layout = guess_layout(shape)
+        return InputSpec(self.name, tuple(shape), self.dtype, layout, self.fixed_batch, source)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The output read as the model's answer: class scores (logits or probabilities), labels, or maps.
+
+    ``binary-logit``/``binary-probability`` are single-unit outputs (N×1 or N): a 2-class classifier
+    whose class scores are (−z, z), z the logit (IPGuard's Eq. 5 then applies unchanged).
+    """
+
+    name: str
+    num_classes: int | None
+    kind: OutputKind
+    chosen_because: str = ""
+    judge_by_values: bool = False
+    """A single unit whose producer does not say sigmoid or logit (an If, no graph): the first answers
+    decide — all in [0, 1] is a probability."""
+
+    @property
+    def has_scores(self) -> bool:
+        return self.kind in ("logits", "probabilities", "binary-logit", "binary-probability", "probability-maps")
+
+    @property
+    def is_binary(self) -> bool:
+        return self.kind in ("binary-logit", "binary-probability")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """A suspect's answers to a batch: one raw label per point, and why any point went unanswered.
+
+    ``kind`` says what the labels are: ``index`` (the argmax of a score vector, a class index) or
+    ``class-label`` (the value a model outputs, e.g. scikit-learn's ``classes_`` entry, int or str).
+    Where ``answered`` is False the label is meaningless and the point counts as skipped.
+    """
+
+    labels: npt.NDArray[Any]
+    kind: LabelKind
+    answered: npt.NDArray[np.bool_]
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def concatenate(parts: list[Answers], kind: LabelKind) -> Answers:
+        if not parts:
+            return Answers(np.zeros(0, np.int64), kind, np.zeros(0, np.bool_))
+        reasons: Counter[str] = Counter()
+        for part in parts:
+            reasons.update(part.skipped)
+        return Answers(
+            labels=np.concatenate([np.asarray(p.labels, dtype=object) for p in parts]),
+            kind=kind,
+            answered=np.concatenate([p.answered for p in parts]),
+            skipped=dict(reasons),
+        )
+
+
+def guess_layout(sample_shape: tuple[int, ...]) -> Layout:
+    """N×D is a vector; for images, a channel axis of 1, 3 or 4 picks NCHW or NHWC (NCHW when unclear)."""
+    if len(sample_shape) == 1:
+        return "ND"
+    channels_first = sample_shape[0] in (1, 3, 4)
+    channels_last = sample_shape[-1] in (1, 3, 4)
+    if channels_last and not channels_first:
+        return "NHWC"
+    return "NCHW"
