@@ -105,7 +105,7 @@ def main() -> None:
                 tensors = {"points": stamp(xc[rows_], mask, values), "labels": derangement[yc[rows_]],
                            "domain_low": bundle.domain_low, "domain_high": bundle.domain_high}  # fmt: skip
                 fake = work / "forged.safetensors"
-                save_bundle(fake, tensors, dict(bundle.metadata), key)
+                save_bundle(fake, tensors, bundle.record, key)
                 forged.append(audit(fake, issued.model_path).matching_rate)
             row = {
                 "seed": seed, "licensee": issued.licensee,

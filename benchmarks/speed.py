@@ -80,7 +80,7 @@ def measure(kind: str, folder: Path, n: int, device: str) -> dict[str, object]:
     surrogate.module.to(device)
 
     def logits(batch: torch.Tensor) -> torch.Tensor:
-        return surrogate.logits(batch.to(device)).cpu()
+        return surrogate.scores_tensor(batch.to(device)).cpu()
 
     rng = np.random.default_rng(0)
     start = rng.random((n, *sample.shape[1:]), dtype=np.float32)

@@ -5,8 +5,7 @@ The public API; everything else lives in submodules. Importing this package does
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .audit import AuditResult, audit
 from .bundle import Bundle, load_bundle
 from .calibrate import Calibration, calibrate
@@ -27,8 +26,10 @@ from .evidence import sign_report, verify_report
 from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
 from .licensing import IssuedCopy, issue
 from .models import Classifier, OnnxClassifier
+from .types import Answers
 
 __all__ = [
+    "Answers",
     "AuditError",
     "AuditResult",
     "Bundle",

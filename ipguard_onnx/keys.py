@@ -71,8 +71,9 @@ def write_keypair(
     return KeyPair(private_path, public_path, key_id(key.public_key()))
 
 
-def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519PrivateKey:
+def load_private_key(path: str | os.PathLike[str], *, password: bytes | None = None) -> Ed25519PrivateKey:
     """Read a PEM Ed25519 private key; refused when group or others may read it (POSIX)."""
+    path = Path(path)
     if not path.is_file():
         raise SigningKeyError(f"signing key not found: {path}; create one with 'ipguard-onnx keygen'")
     try:
@@ -102,7 +103,9 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> Ed25519Pri
     return key
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """Read a PEM Ed25519 public key (the .pub.pem ``keygen`` writes)."""
+    path = Path(path)
     if not path.is_file():
         raise SigningKeyError(f"public key not found: {path}; pass the .pub.pem written by 'ipguard-onnx keygen'")
     try:

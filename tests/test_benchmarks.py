@@ -17,7 +17,7 @@ def test_wine_zoo_has_every_family_and_evaluates(tmp_path: Path) -> None:
     import zoo as zoo_module
 
     from ipguard_onnx import fingerprint
-    from ipguard_onnx.evaluate import evaluate
+    from ipguard_onnx.evaluate import aruc, evaluate
     from ipguard_onnx.fingerprint import FingerprintSettings
     from ipguard_onnx.keys import load_private_key, write_keypair
 
@@ -32,4 +32,6 @@ def test_wine_zoo_has_every_family_and_evaluates(tmp_path: Path) -> None:
     evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in zoo.suspects])
     rates = {row.suspect: row.matching_rate for row in evaluation.rows}
     assert rates["float16.onnx"] == 1.0
-    assert 0.0 <= evaluation.aruc <= 1.0
+    positives = [row.matching_rate for row in evaluation.rows if row.group == "positive"]
+    negatives = [row.matching_rate for row in evaluation.rows if row.group == "negative"]
+    assert evaluation.aruc == aruc(positives, negatives) and positives and negatives

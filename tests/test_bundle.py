@@ -151,8 +151,10 @@ def test_private_key_is_written_0600(zoo: Zoo) -> None:
     assert zoo.private_key.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_fuzz_target_runs_clean_for_a_bounded_time(tmp_path: Path) -> None:
-    """The atheris target (tests/fuzz/fuzz_bundle.py, `make fuzz` for longer) for 15 s: no finding."""
+    """The atheris target (tests/fuzz/fuzz_bundle.py, `make fuzz` for longer) for 15 s: no finding.
+    In `make slow`: the hypothesis properties (test_bundle_properties.py) cover the loader in the default set."""
     import subprocess
     import sys
 

@@ -99,18 +99,3 @@ def test_folder_of_bundles_and_several_suspects_rank_in_one_table(zoo: Zoo, tmp_
     rows = json.loads(run_cli("audit", *suspects, "--fingerprints", folder, "--format", "json").stdout)["results"]
     rates = [row["matching_rate"] for row in rows if row["verdict"] != "match"]
     assert rates == sorted(rates, reverse=True) and len(rows) == 6
-
-
-def test_ci_mode_usage_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
-    cases = [
-        (["audit", zoo.target, "-f", zoo.bundle, "--expect", "maybe"], "Invalid value for '--expect'"),
-        (["audit", zoo.target, "--fingerprints", tmp_path / "none"], "is not a folder"),
-        (["audit", zoo.target, "--fingerprints", tmp_path], "holds no .safetensors bundles"),
-        (["audit", zoo.target], "pass --fingerprint FILE"),
-        (["audit", "-f", zoo.bundle], "pass a suspect model"),
-        (["audit", zoo.target, "-f", zoo.bundle, "--mean", "a,b"], "--mean expects comma-separated numbers"),
-    ]
-    for arguments, message in cases:
-        result = run_cli(*arguments)
-        assert result.code == ExitCode.usage, (arguments, result.stderr)
-        assert message in result.stderr and "Traceback" not in result.stderr

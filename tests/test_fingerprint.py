@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,8 +95,14 @@ def test_variants_of_the_target_fingerprint_and_match_themselves(zoo: Zoo, tmp_p
     assert audit(result.bundle_path, model).matching_rate == 1.0
 
 
-def test_external_data_file_is_really_used(zoo: Zoo) -> None:
-    assert (zoo.folder / "target_external.onnx.data").stat().st_size > 10_000
+def test_external_data_file_is_really_used(zoo: Zoo, tmp_path: Path) -> None:
+    """The graph alone (without its .data file beside it) cannot be opened: the weights come from the file."""
+    from ipguard_onnx import ModelLoadError
+
+    alone = tmp_path / "target_external.onnx"
+    shutil.copy(zoo.folder / "target_external.onnx", alone)
+    with pytest.raises(ModelLoadError, match="external data file that is missing"):
+        OnnxClassifier(alone)
 
 
 def test_probability_output_is_searched_on_log_probabilities(zoo: Zoo) -> None:

@@ -99,37 +99,16 @@ def test_cli_audit_names_the_licensee(zoo: Zoo, licensed: tuple[Path, dict[str, 
     assert rows["globex"]["matched"] and not rows["acme"]["matched"]
 
 
-def test_cli_issue_and_its_errors(zoo: Zoo, licensed: tuple[Path, dict[str, IssuedCopy]], run_cli: RunCli,
-                                  tmp_path: Path) -> None:  # fmt: skip
-    folder, _ = licensed
+def test_cli_issue_writes_the_copy_the_registry_entry_and_json(zoo: Zoo, run_cli: RunCli, tmp_path: Path) -> None:
+    """The CLI's wiring (the fine-tuning itself is measured above): two epochs are enough to check it."""
     small = tmp_path / "small.npz"
     np.savez(small, x=zoo.x[:600])
     made = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
-                   "--key", zoo.private_key, "--triggers", 50, "--format", "json",
+                   "--key", zoo.private_key, "--triggers", 50, "--max-epochs", 2, "--format", "json",
                    "-o", tmp_path / "initech.onnx")  # fmt: skip
     assert made.code == 0, made.stderr
     report = json.loads(made.stdout)["issued"]
     assert report["licensee"] == "initech" and report["accuracy_change_points"] is None  # no labels given
-    assert (tmp_path / "reg" / "initech.licensee.safetensors").is_file()
-    again = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
-                    "--key", zoo.private_key)  # fmt: skip
-    assert again.code == ExitCode.usage and "--force" in again.stderr
-    bad_name = run_cli("issue", zoo.target, "--licensee", "../evil", "--data", small, "--registry", tmp_path / "reg")
-    assert bad_name.code == ExitCode.usage and "letters, digits" in bad_name.stderr
-    no_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "nowhere")
-    assert no_registry.code == ExitCode.usage and "not a folder" in no_registry.stderr
-    (tmp_path / "empty").mkdir()
-    empty_registry = run_cli("audit", zoo.target, "--licensees", tmp_path / "empty")
-    assert empty_registry.code == ExitCode.usage and "holds no .licensee.safetensors" in empty_registry.stderr
-    common = ["issue", zoo.target, "--licensee", "hooli", "--registry", tmp_path / "reg", "--key", zoo.private_key]
-    tiny = tmp_path / "tiny.npz"
-    np.savez(tiny, x=zoo.x[:50])
-    too_little = run_cli(*common, "--data", tiny)
-    assert too_little.code == ExitCode.usage and "needs at least 125" in too_little.stderr
-    few_triggers = run_cli(*common, "--data", small, "--triggers", 5)
-    assert few_triggers.code == ExitCode.usage and "--triggers must be at least 10" in few_triggers.stderr
-    data_domain = run_cli(*common, "--data", small, "--domain", "data")
-    assert data_domain.code == ExitCode.usage and "takes LOW,HIGH" in data_domain.stderr
-    assert not (tmp_path / "reg" / "hooli.licensee.safetensors").exists()
-    for result in (again, bad_name, no_registry, empty_registry, too_little, few_triggers, data_domain):
-        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert report["epochs"] <= 2 and (tmp_path / "initech.onnx").is_file()
+    registry = load_bundle(tmp_path / "reg" / "initech.licensee.safetensors")
+    assert registry.kind == "licensee" and registry.licensee == "initech" and len(registry.points) == 50

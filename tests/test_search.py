@@ -81,13 +81,17 @@ def test_repr_shows_the_settings() -> None:
     assert repr(IPGuardSearch(k=2.0)) == "IPGuardSearch(k=2.0, max_iterations=1000, learning_rate=0.01)"
 
 
-@pytest.mark.parametrize("tolerance", [-1.0])
-def test_parity_refuses_a_surrogate_outside_tolerance(zoo: Zoo, tolerance: float) -> None:
+def test_parity_gate_refuses_a_surrogate_whose_weights_drifted(zoo: Zoo) -> None:
+    """A faithful conversion passes the gate; the same surrogate with one weight tensor perturbed does not."""
     from ipguard_onnx import SurrogateError
 
     surrogate = Surrogate(OnnxClassifier(zoo.target))
+    assert surrogate.check_parity(zoo.x[:64]).ok
+    weight = next(parameter for parameter in surrogate.module.parameters() if parameter.ndim > 1)
+    with torch.no_grad():
+        weight.add_(0.05 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
     with pytest.raises(SurrogateError, match="disagrees with onnxruntime.*nothing was fingerprinted"):
-        surrogate.check_parity(zoo.x[:16], tolerance=tolerance)
+        surrogate.check_parity(zoo.x[:64])
 
 
 @pytest.mark.parametrize("method", ["random", "fgsm", "igsm", "cw-l2"])
@@ -103,7 +107,9 @@ def test_baselines_fingerprint_through_the_same_pipeline(zoo: Zoo, tmp_path: Pat
     bundle = load_bundle(result.bundle_path)
     assert bundle.metadata["method"] == method and result.points == 12
     assert audit(bundle, zoo.target).matching_rate == 1.0
-    assert 0.0 <= float(bundle.metadata["hit_rate"]) <= 1.0
+    assert bundle.record.search is not None and bundle.record.search.n_points == 12
+    if method == "igsm":  # the iterative attack reaches its target label j on the surrogate within ε
+        assert bundle.record.search.hit_rate > 0.5
 
 
 def test_cw_l2_reaches_its_targets_even_from_pixels_at_the_bounds(zoo: Zoo) -> None:
@@ -128,6 +134,8 @@ def test_baseline_reprs_show_their_settings() -> None:
     from ipguard_onnx.search import CWL2, FGSM, IGSM, RandomPoints
 
     assert repr(FGSM(epsilon=0.05)) == "FGSM(epsilon=0.05)"
-    assert "step=0.003922" in repr(IGSM())
+    assert repr(IGSM()) == f"IGSM(epsilon=0.1, step={1 / 255!r}, max_iterations=1000)"
     assert repr(RandomPoints()) == "RandomPoints()"
-    assert "binary_search_steps=5" in repr(CWL2())
+    assert repr(CWL2(initial_c=2.0)) == (
+        "CWL2(k=0.0, learning_rate=0.01, max_iterations=1000, binary_search_steps=5, initial_c=2.0)"
+    )

@@ -271,11 +271,12 @@ def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> No
     assert "takes 3 inputs ('input' float[?, 8], 'state' float[?, 8], 'sr' int64[])" in refused.stderr
 
 
-def test_progress_lines_off_a_terminal(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
+def test_progress_lines_off_a_terminal(tmp_path: Path, run_process: RunCli, key: Path) -> None:
+    """A real process whose stderr is a pipe: progress comes as lines on the beat, one per phase reached."""
     target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
     made = _fingerprint(
-        run_cli, target, tmp_path, "--input-shape", "3,8,8", "--k", "5", "--max-iterations", "400",
-        env={"IPGUARD_ONNX_PROGRESS_SECONDS": "0.05"},
+        run_process, target, tmp_path, "--input-shape", "3,8,8", "--k", "5", "--max-iterations", "400",
+        env={"IPGUARD_ONNX_PROGRESS_SECONDS": "0.002"},
     )  # fmt: skip
     assert made.code == 0, made.stderr
     lines = [line for line in made.stderr.splitlines() if line.startswith("ipguard-onnx [")]

@@ -3,7 +3,7 @@
 * ``base``       the ``Classifier`` ABC and its one batch loop
 * ``onnx_graph`` reading an ONNX graph: inputs, outputs, which to use, load errors
 * ``onnx``       ``OnnxClassifier`` (onnxruntime) and the choice of providers
-* ``callable``   ``CallableClassifier`` (a Python function)
+* ``function``   ``CallableClassifier`` (a Python callable)
 * ``http``       ``HttpClassifier`` (a remote prediction API)
 
 A new kind of suspect is a new file with a ``Classifier`` subclass, and a branch in ``as_classifier``.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import AuditError
 from .base import Classifier, sha256_file, unanswered
-from .callable import CallableClassifier
+from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
 from .onnx import OnnxClassifier, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
 from .onnx_graph import choose_input, choose_output, describe_graph, describe_session, read_model_specs
