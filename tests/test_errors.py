@@ -238,9 +238,9 @@ def test_the_cases_cover_every_documented_error_code() -> None:
 ENVIRONMENT_CASES: list[tuple[str, Arguments, dict[str, str | None], ExitCode, str]] = [
     ("malformed headers variable", lambda z, t: ["audit", "--endpoint", "http://127.0.0.1:9/predict", "-f", z.bundle],
      {"IPGUARD_ONNX_HTTP_HEADERS": "nope"}, ExitCode.usage, "IPGUARD_ONNX_HTTP_HEADERS must be a JSON object"),
-    ("password for an unencrypted key", lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "json", "--sign-report",
-                                         z.private_key], {"IPGUARD_ONNX_KEY_PASSWORD": "wrong"}, ExitCode.trust,
-     "is not encrypted; unset IPGUARD_ONNX_KEY_PASSWORD"),
+    ("password for an unencrypted key",
+     lambda z, t: ["audit", z.target, "-f", z.bundle, "--format", "json", "--sign-report", z.private_key],
+     {"IPGUARD_ONNX_KEY_PASSWORD": "wrong"}, ExitCode.trust, "is not encrypted; unset IPGUARD_ONNX_KEY_PASSWORD"),
 ]  # fmt: skip
 
 
