@@ -32,7 +32,7 @@ integration:
 	test -x .venv-mlserver/bin/mlserver || (python3 -m venv .venv-mlserver && .venv-mlserver/bin/pip install mlserver==1.7.1 onnxruntime)
 	IPGUARD_MLSERVER=$(CURDIR)/.venv-mlserver/bin/mlserver $(PYTHON) -m pytest -m integration
 
-# Fuzz the bundle loader (atheris, in the dev extra) for FUZZ_SECONDS; the test suite runs it for 15 s.
+# Fuzz the bundle loader (atheris, in the dev extra) for FUZZ_SECONDS; `make slow` runs it for 15 s.
 FUZZ_SECONDS ?= 600
 fuzz:
 	$(PYTHON) tests/fuzz/fuzz_bundle.py -max_total_time=$(FUZZ_SECONDS)

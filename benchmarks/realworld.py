@@ -5,7 +5,7 @@
     python benchmarks/realworld.py --only alexa --n 20
 
 Nothing here runs in the tests: each failure pattern found here has a tiny graph in
-tests/test_shipped_patterns.py. Wheels and models stay in the cache (benchmarks/out, git-ignored);
+tests/models/test_shipped_patterns.py. Wheels and models stay in the cache (benchmarks/out, git-ignored);
 licences are read from each wheel's metadata and printed with the results.
 """
 

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ipguard_onnx import audit
 from ipguard_onnx.cli import ExitCode
 
-from .conftest import RunCli, Zoo
+from ..conftest import RunCli, Zoo
 
 
 def _linear_model(weights: TensorProto, *, batch: int | str = "N", custom: bool = False) -> onnx.ModelProto:

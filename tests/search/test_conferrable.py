@@ -14,7 +14,7 @@ from ipguard_onnx.keys import load_private_key
 from ipguard_onnx.search import margin_scale, screen
 from ipguard_onnx.search.panel import PanelMember
 
-from .conftest import RunCli, Zoo
+from ..conftest import RunCli, Zoo
 
 
 def test_screen_prefers_points_copies_share_and_references_do_not() -> None:

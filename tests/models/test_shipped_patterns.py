@@ -23,7 +23,7 @@ from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
 from ipguard_onnx.cli import ExitCode
 
-from .conftest import CliResult, RunCli
+from ..conftest import CliResult, RunCli
 
 RNG = np.random.default_rng(7)
 

@@ -14,7 +14,7 @@ from ipguard_onnx.models import read_model_specs
 from ipguard_onnx.surrogate import Surrogate
 from ipguard_onnx.types import guess_layout
 
-from .conftest import Zoo
+from ..conftest import Zoo
 
 
 def _save(

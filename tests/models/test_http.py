@@ -16,8 +16,8 @@ from ipguard_onnx import UsageError, audit, load_bundle
 from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.models import HttpClassifier
 
-from .conftest import RunCli, Zoo
-from .http_server import Behaviour, PredictionServer
+from ..conftest import RunCli, Zoo
+from ..http_server import Behaviour, PredictionServer
 
 
 @pytest.mark.parametrize("answer", ["scores", "labels"])

@@ -12,7 +12,7 @@ from ipguard_onnx import OnnxClassifier
 from ipguard_onnx.search import IPGuardSearch, eq5_loss
 from ipguard_onnx.surrogate import Surrogate
 
-from .conftest import Zoo
+from ..conftest import Zoo
 
 
 def test_eq5_is_zero_exactly_when_j_leads_i_by_k_and_i_leads_the_rest() -> None:
