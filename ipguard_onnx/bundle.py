@@ -92,6 +92,11 @@ class SearchRecord:
     """With --unique: the JSON record of the panel and the conferrable search."""
     screening_seconds: float = 0.0
     binary_balance: str = ""
+    gradient_free_reason: str = ""
+    """Why the gradient-free search ran ("" where the surrogate's gradient search did)."""
+    queries: int = 0
+    """Points the gradient-free search sent to onnxruntime (0 for the gradient search)."""
+    seconds_per_100_points: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .bundle import FingerprintRecord, SearchRecord, save_bundle
 from .data import data_sample_shape, load_points
-from .errors import SearchError, UsageError
-from .models import OnnxClassifier, as_classifier
+from .errors import SearchError, SurrogateError, UsageError
+from .models import OnnxClassifier, as_classifier, non_differentiable_ops
 from .preprocessing import Preprocessing
 from .search import (
     METHODS,
     STRATEGIES,
+    BoundaryWalk,
     ConferrableSearch,
     ProgressCallback,
     SearchOptions,
     SearchStrategy,
     StartKind,
     TargetLabelRule,
+    anchor_targets,
     choose_labels,
     make_strategy,
     margin_scale,
     screen,
+    search_scores,
     start_points,
 )
 from .search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
@@ -125,7 +128,8 @@ class FingerprintResult:
     mean_iterations: float
     search_seconds: float
     total_seconds: float
-    parity: ParityReport
+    parity: ParityReport | None
+    """Surrogate vs onnxruntime; None where the gradient-free search ran (no surrogate)."""
     signer_key_id: str
     providers: tuple[str, ...]
     settings: FingerprintSettings
@@ -142,6 +146,10 @@ class FingerprintResult:
     input_shape_source: str = ""
     output_name: str = ""
     output_chosen_because: str = ""
+    gradient_free_reason: str = ""
+    """Why the gradient-free search ran instead of the surrogate's gradient ("" where it did not)."""
+    queries: int = 0
+    """Points the gradient-free search sent to onnxruntime."""
 
 
 def uses_unique(settings: FingerprintSettings, has_data: bool, sample_shape: tuple[int, ...]) -> bool:
@@ -173,43 +181,50 @@ def fingerprint(
     target, data = _open_target(model_path, settings, data_path, say)
     spec = target.input_spec
     low, high = _bounds(settings, spec, data)
-    unique = uses_unique(settings, data is not None, spec.sample_shape)
-    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
     rng = np.random.default_rng(settings.seed)
     parity_batch = start_points(PARITY_POINTS, rng, None, low, high)  # random inputs, and owner data if any
     if data is not None:
         parity_batch = np.concatenate([parity_batch, start_points(PARITY_POINTS, rng, data, low, high)])
-    surrogate = Surrogate(target, parity_batch=parity_batch, status=say)
-    loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say)
+    surrogate, why_gradient_free = _surrogate_or_reason(target, settings, parity_batch, say)
+    unique = surrogate is not None and uses_unique(settings, data is not None, spec.sample_shape)
+    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
+    tally = SearchTally()
     screening: dict[str, Any] = {}
     balance = ""
-    if unique:
+    if surrogate is None:
+        points, labels = _gradient_free_points(target, settings, k, data, rng, (low, high), tally, progress, say)
+    elif unique:
+        loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
         points, labels, screening = _unique_points(loop, settings, k, data, reference_paths)
     else:
+        loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
         options = SearchOptions(k, settings.epsilon, settings.max_iterations, settings.learning_rate)
         points, labels, balance = _paper_points(loop, make_strategy(settings.method, options), settings, data)
     if len(points) == 0:
+        budget = "on the way to anchors of other classes" if surrogate is None else f"within {settings.max_iterations}"
         raise SearchError(
-            f"no point reached the boundary margin k={k} within {settings.max_iterations} "
-            "iterations; lower --k, raise --max-iterations, or widen --domain"
+            f"no point reached the boundary margin k={k} {budget} iterations; lower --k, raise --max-iterations, "
+            "or widen --domain"
+            if surrogate is not None
+            else f"no point reached the boundary margin k={k} {budget}; lower --k, or pass owner data (--data)"
         )
     if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
         raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
     unique_seconds = float(screening.pop("seconds", 0.0))
-    record = _record(settings, target, surrogate, loop.tally, data_path, k, unique, len(points), screening, balance,
-                     unique_seconds)  # fmt: skip
+    record = _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
+                     unique_seconds, why_gradient_free)  # fmt: skip
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, record, signing_key)
-    tally = loop.tally
-    assert surrogate.parity is not None  # checked on parity_batch before the surrogate was kept
     return FingerprintResult(
         bundle_path=Path(output_path), target=target.name, target_sha256=target.sha256 or "", points=len(points),
         requested=settings.n, candidates_searched=tally.searched, dropped_unconverged=tally.unconverged,
         dropped_disagreement=tally.disagreement, rounds=tally.rounds, mean_iterations=tally.mean_iterations,
         search_seconds=unique_seconds if unique else tally.seconds, total_seconds=time.perf_counter() - started,
-        parity=surrogate.parity, signer_key_id=signer, providers=target.providers, settings=settings,
-        screening_seconds=unique_seconds, variant=record.variant, k=k,
-        screening=record.search.screening if record.search else "", conversion=surrogate.conversion,
+        parity=surrogate.parity if surrogate else None, signer_key_id=signer, providers=target.providers,
+        settings=settings, screening_seconds=unique_seconds, variant=record.variant, k=k,
+        screening=record.search.screening if record.search else "",
+        conversion=surrogate.conversion if surrogate else None, gradient_free_reason=why_gradient_free,
+        queries=tally.queries,
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
@@ -264,6 +279,7 @@ class SearchTally:
     seconds: float = 0.0
     hit_rates: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
+    queries: int = 0
 
     @property
     def mean_iterations(self) -> float:
@@ -283,7 +299,7 @@ class CandidateLoop:
     max_rounds: int
     progress: ProgressCallback | None
     say: StatusCallback
-    tally: SearchTally = field(default_factory=SearchTally)
+    tally: SearchTally
 
     def collect(
         self, strategy: SearchStrategy, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
@@ -320,6 +336,90 @@ class CandidateLoop:
         shape = self.low.shape
         points = np.concatenate(kept_points) if kept_points else np.zeros((0, *shape), np.float32)
         return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+
+def _surrogate_or_reason(
+    target: OnnxClassifier, settings: FingerprintSettings, parity_batch: FloatArray, say: StatusCallback
+) -> tuple[Surrogate | None, str]:
+    """The parity-checked surrogate the gradient search runs on, or why the gradient-free search runs
+    instead: asked for by name, operators without a gradient, or no converter reproducing onnxruntime."""
+    strategy = STRATEGIES[settings.method]
+    if not strategy.needs_gradient:
+        if settings.unique:
+            raise UsageError("--unique trains its panel through a surrogate; use it with --method ipguard")
+        return None, f"--method {settings.method}"
+    blocking = non_differentiable_ops(target.path) if target.path is not None else ()
+    if blocking:
+        if settings.method != "ipguard" or settings.unique:
+            what = "--unique" if settings.unique else f"--method {settings.method}"
+            raise UsageError(
+                f"{what} follows a gradient, and {target.name} holds {', '.join(blocking)} (no gradient); "
+                "use --method gradient-free"
+            )
+        reason = f"the graph holds {', '.join(blocking)}, which has no gradient"
+        say(f"gradient-free search: {reason}")
+        return None, reason
+    try:
+        return Surrogate(target, parity_batch=parity_batch, status=say), ""
+    except SurrogateError as exc:
+        if settings.method != "ipguard" or settings.unique:
+            raise
+        reason = f"no PyTorch surrogate reproduces onnxruntime ({str(exc)[:300]})"
+        say("gradient-free search: no surrogate reproduces onnxruntime")
+        return None, reason
+
+
+def _gradient_free_points(
+    target: OnnxClassifier,
+    settings: FingerprintSettings,
+    k: float,
+    data: FloatArray | None,
+    rng: np.random.Generator,
+    bounds: tuple[FloatArray, FloatArray],
+    tally: SearchTally,
+    progress: ProgressCallback | None,
+    say: StatusCallback,
+) -> tuple[FloatArray, LabelArray]:
+    """Rounds of the gradient-free search (``search.gradient_free``) on onnxruntime itself until ``n``
+    points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain."""
+    low, high = bounds
+    kind = target.output_spec.kind
+
+    def scores(batch: FloatArray) -> FloatArray:
+        return search_scores(target.scores(batch), kind)
+
+    strategy = BoundaryWalk(k=k)
+    starts_from = data if settings.init == StartKind.data else None
+    kept_points: list[FloatArray] = []
+    kept_labels: list[LabelArray] = []
+    for attempt in range(1, settings.max_rounds + 1):
+        need = settings.n - sum(len(labels) for labels in kept_labels)
+        if need <= 0:
+            break
+        count = need if attempt == 1 else 2 * need
+        tally.rounds += 1
+        say(f"gradient-free boundary search, round {attempt}: {count} points")
+        tick = time.perf_counter()
+        start = start_points(count, rng, starts_from, low, high)
+        anchors = np.concatenate([start_points(max(4 * count, 256), rng, data, low, high), start])
+        start_scores, anchor_scores = scores(start), scores(anchors)
+        least_likely = settings.label == TargetLabelRule.least_likely
+        targets, which = anchor_targets(start_scores.argmax(axis=1), anchor_scores, start_scores, least_likely, rng)
+        usable = np.flatnonzero(targets >= 0)
+        outcome, cost = strategy.run_queries(
+            target.predict, scores, start[usable], anchors[which[usable]], targets[usable], progress=progress
+        )
+        tally.queries += len(start) + len(anchors) + cost.queries
+        tally.seconds += time.perf_counter() - tick
+        tally.searched += count
+        tally.unconverged += count - int(outcome.converged.sum())
+        tally.hit_rates.append(float(outcome.converged.sum()) / count)
+        accepted = np.flatnonzero(outcome.converged)[:need]
+        kept_points.append(outcome.points[accepted])
+        kept_labels.append(outcome.target_labels[accepted])
+        tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
+    points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
+    return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
 
 def _paper_points(
@@ -396,7 +496,7 @@ def _unique_points(
 def _record(
     settings: FingerprintSettings,
     target: OnnxClassifier,
-    surrogate: Surrogate,
+    surrogate: Surrogate | None,
     tally: SearchTally,
     data_path: str | os.PathLike[str] | None,
     k: float,
@@ -405,10 +505,12 @@ def _record(
     screening: dict[str, Any],
     balance: str,
     seconds: float,
+    why_gradient_free: str,
 ) -> FingerprintRecord:
     """The signed record: what the points were made from, how, and what an audit needs to ask for them."""
-    spec, output, conversion = target.input_spec, target.output_spec, surrogate.conversion
-    assert surrogate.parity is not None
+    spec, output = target.input_spec, target.output_spec
+    conversion = surrogate.conversion if surrogate is not None else None
+    parity = surrogate.parity if surrogate is not None else None
     source = "--unique" if unique else "the paper's search"
     return FingerprintRecord(
         target_file=target.name,
@@ -420,10 +522,10 @@ def _record(
         input_shape_source=spec.shape_source,
         output_name=output.name,
         output_kind=output.kind,
-        num_classes=output.num_classes or 0,
+        num_classes=output.num_classes or int(target.scores(np.zeros((1, *spec.sample_shape), np.float32)).shape[1]),
         class_names=settings.class_names,
         method=settings.method,
-        variant=_variant(settings, unique),
+        variant=_variant(settings, unique, gradient_free=surrogate is None),
         threshold=settings.threshold,
         domain="per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
         null_agreement=UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT,
@@ -446,25 +548,32 @@ def _record(
             dropped_unconverged=tally.unconverged,
             dropped_disagreement=tally.disagreement,
             mean_iterations=round(tally.mean_iterations, 2),
-            parity_max_abs_difference=float(f"{surrogate.parity.max_abs_difference:.3e}"),
-            surrogate=conversion.summary,
+            parity_max_abs_difference=float(f"{parity.max_abs_difference:.3e}") if parity is not None else 0.0,
+            surrogate=conversion.summary
+            if conversion is not None
+            else f"none: gradient-free search ({why_gradient_free})",
             data_sha256=_file_digest(Path(data_path)) if data_path is not None else "",
             output_chosen_because=output.chosen_because,
-            surrogate_converter=conversion.converter,
-            surrogate_prepass=conversion.prepass,
-            surrogate_attempts_passed_over=conversion.failed_attempts,
+            surrogate_converter=conversion.converter if conversion is not None else "",
+            surrogate_prepass=conversion.prepass if conversion is not None else "",
+            surrogate_attempts_passed_over=conversion.failed_attempts if conversion is not None else (),
             screening=json.dumps(screening, sort_keys=True) if screening else "",
             screening_seconds=round(seconds, 2),
             binary_balance=balance,
+            gradient_free_reason=why_gradient_free,
+            queries=tally.queries,
+            seconds_per_100_points=round(100 * tally.seconds / max(points, 1), 3),
         ),
     )
 
 
-def _variant(settings: FingerprintSettings, unique: bool) -> str:
-    """The paper's name for what ran: IPGuard-TL, FGSM-RL, ... (Table 3), or IPGuard-unique."""
+def _variant(settings: FingerprintSettings, unique: bool, *, gradient_free: bool) -> str:
+    """The paper's name for what ran: IPGuard-TL, FGSM-RL, ... (Table 3), IPGuard-unique, or IPGuard-GF-RL
+    for the gradient-free search (by name, or chosen because the graph has no usable gradient)."""
     if unique:
         return ConferrableSearch.paper_name
-    return f"{STRATEGIES[settings.method].paper_name}-{settings.suffix}"
+    name = BoundaryWalk.paper_name if gradient_free else STRATEGIES[settings.method].paper_name
+    return f"{name}-{settings.suffix}"
 
 
 _SEARCH_SCORES = {

@@ -58,6 +58,18 @@ def _vector_model(tmp_path: Path) -> Path:
     return path
 
 
+def _forest(zoo: Zoo, tmp_path: Path) -> Path:
+    """A small random forest exported by skl2onnx: a TreeEnsembleClassifier, which has no gradient."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    flat = zoo.x.reshape(len(zoo.x), -1)
+    path = tmp_path / "forest.onnx"
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(flat, zoo.y)
+    path.write_bytes(to_onnx(model, flat[:1]).SerializeToString())
+    return path
+
+
 def _bundle_copy(zoo: Zoo, tmp_path: Path) -> Path:
     path = tmp_path / "fp.safetensors"
     shutil.copy(zoo.bundle, path)
@@ -113,6 +125,13 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
      "--epsilon must be positive"),
     ("unique baseline", lambda z, t: ["fingerprint", z.target, "--method", "fgsm", "--unique"], ExitCode.usage,
      "use it with --method ipguard"),
+    ("gradient baseline on trees", lambda z, t: ["fingerprint", _forest(z, t), "--method", "fgsm", "--key",
+                                                 z.private_key], ExitCode.usage,
+     "holds TreeEnsembleClassifier \\(no gradient\\); use --method gradient-free"),
+    ("unique on trees", lambda z, t: ["fingerprint", _forest(z, t), "--unique", "--key", z.private_key],
+     ExitCode.usage, "--unique follows a gradient"),
+    ("unique without a gradient", lambda z, t: ["fingerprint", z.target, "--method", "gradient-free", "--unique"],
+     ExitCode.usage, "use it with --method ipguard"),
     ("unique without data", lambda z, t: ["fingerprint", z.target, "--unique", "--n", 5], ExitCode.usage,
      "needs owner data"),
     ("repeated class names", lambda z, t: ["fingerprint", z.target, "--class-names", "a,a"], ExitCode.usage,

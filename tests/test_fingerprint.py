@@ -91,7 +91,7 @@ def test_variants_of_the_target_fingerprint_and_match_themselves(zoo: Zoo, tmp_p
     result = fingerprint(model, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                          settings=FingerprintSettings(n=30))  # fmt: skip
     assert result.points == 30
-    assert result.parity.ok and result.parity.label_agreement == 1.0
+    assert result.parity is not None and result.parity.ok and result.parity.label_agreement == 1.0
     assert audit(result.bundle_path, model).matching_rate == 1.0
 
 

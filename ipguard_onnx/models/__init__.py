@@ -20,7 +20,14 @@ from .base import Classifier, sha256_file, unanswered
 from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
 from .onnx import OnnxClassifier, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
-from .onnx_graph import choose_input, choose_output, describe_graph, describe_session, read_model_specs
+from .onnx_graph import (
+    choose_input,
+    choose_output,
+    describe_graph,
+    describe_session,
+    non_differentiable_ops,
+    read_model_specs,
+)
 
 __all__ = [
     "CallableClassifier",
@@ -38,6 +45,7 @@ __all__ = [
     "describe_session",
     "headers_from_environment",
     "installed_onnxruntime_wheels",
+    "non_differentiable_ops",
     "read_model_specs",
     "sha256_file",
     "unanswered",

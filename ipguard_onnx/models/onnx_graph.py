@@ -339,3 +339,32 @@ def read_model_specs(
         choose_input(inputs, path.name, input_shape=input_shape),
         choose_output(outputs, path.name, need_scores=True, output_name=output_name),
     )
+
+
+NON_DIFFERENTIABLE_OPS = frozenset(
+    {
+        "TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble", "LinearClassifier", "SVMClassifier",
+        "SVMRegressor", "LabelEncoder", "CategoryMapper", "Binarizer", "OneHotEncoder", "ArgMax", "ArgMin",
+        "TopK", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DequantizeLinear",
+    }
+)  # fmt: skip
+"""Operators with no gradient a surrogate could follow (ai.onnx.ml models, integer kernels, hard choices)."""
+
+
+def non_differentiable_ops(path: Path) -> tuple[str, ...]:
+    """The operators of ``NON_DIFFERENTIABLE_OPS`` the graph at ``path`` holds (sub-graphs included), sorted."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    found: set[str] = set()
+
+    def visit(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            if node.op_type in NON_DIFFERENTIABLE_OPS:
+                found.add(str(node.op_type))
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    visit(attribute.g)
+
+    visit(model.graph)
+    return tuple(sorted(found))

@@ -112,16 +112,26 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"({record['panel_seconds']:.1f} s); on the chosen points copies agree {record['positive_agreement']:.0%}"
             f", references disagree {record['reference_disagreement']:.0%}",
         )
-    table.add_row(
-        "search",
-        f"{result.candidates_searched} candidates in {result.rounds} round(s), "
-        f"{result.mean_iterations:.1f} Adam iterations per point, {result.search_seconds:.2f} s",
-    )
-    table.add_row(
-        "dropped",
-        f"{result.dropped_unconverged} not converged, {result.dropped_disagreement} labelled differently "
-        "by onnxruntime than by the surrogate",
-    )
+    if result.parity is None:
+        per_100 = 100 * result.search_seconds / max(result.points, 1)
+        table.add_row(
+            "search",
+            f"gradient-free on onnxruntime ({result.gradient_free_reason}): {result.candidates_searched} candidates "
+            f"in {result.rounds} round(s), {result.queries:,} queries, {result.search_seconds:.2f} s "
+            f"({per_100:.2f} s per 100 points)",
+        )
+        table.add_row("dropped", f"{result.dropped_unconverged} never satisfied Eq. 5 on the way to their anchor")
+    else:
+        table.add_row(
+            "search",
+            f"{result.candidates_searched} candidates in {result.rounds} round(s), "
+            f"{result.mean_iterations:.1f} Adam iterations per point, {result.search_seconds:.2f} s",
+        )
+        table.add_row(
+            "dropped",
+            f"{result.dropped_unconverged} not converged, {result.dropped_disagreement} labelled differently "
+            "by onnxruntime than by the surrogate",
+        )
     table.add_row("input", f"{list(result.input_shape)} per sample ({result.input_shape_source})")
     table.add_row("output", f"{result.output_name} ({result.output_chosen_because})")
     if result.conversion is not None:
@@ -131,11 +141,12 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             result.conversion.summary
             + (f"; {passed} earlier attempt(s) passed over (see the bundle)" if passed else ""),
         )
-    table.add_row(
-        "parity",
-        f"surrogate vs onnxruntime on {result.parity.points} points: max relative difference "
-        f"{result.parity.max_abs_difference:.1e}, labels agree {result.parity.label_agreement:.0%}",
-    )
+    if result.parity is not None:
+        table.add_row(
+            "parity",
+            f"surrogate vs onnxruntime on {result.parity.points} points: max relative difference "
+            f"{result.parity.max_abs_difference:.1e}, labels agree {result.parity.label_agreement:.0%}",
+        )
     table.add_row("threshold", f"{settings.threshold:.0%} (recommended, signed into the bundle)")
     table.add_row("providers", ", ".join(result.providers))
     table.add_row("time", f"{result.total_seconds:.2f} s in all")

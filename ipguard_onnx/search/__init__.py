@@ -4,6 +4,7 @@
 * ``ipguard``     IPGuard's Eq. 5 search (Section 4.2)
 * ``baselines``   Random, FGSM, IGSM, CW-L2 (Section 5.1.3)
 * ``conferrable`` the ``--unique`` search over a panel, and its screening
+* ``gradient_free`` Eq. 5 points from the model's own answers (bisection and a walk past the boundary)
 * ``panel``       the owner-made positives and references of ``--unique``
 
 A new strategy is a new file with a ``@register``-ed ``SearchStrategy`` subclass, imported below;
@@ -25,11 +26,16 @@ from .base import (
 )
 from .baselines import CWL2, FGSM, IGSM, RandomPoints
 from .conferrable import ConferrableSearch, margin_scale, screen
+from .gradient_free import BoundaryWalk, QueryCost, anchor_targets, search_scores
 from .ipguard import IPGuardSearch, eq5_loss
 from .registry import STRATEGIES, register
 
 __all__ = [
     "CWL2",
+    "BoundaryWalk",
+    "QueryCost",
+    "anchor_targets",
+    "search_scores",
     "FGSM",
     "IGSM",
     "METHODS",

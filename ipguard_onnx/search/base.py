@@ -75,6 +75,8 @@ class SearchStrategy(ABC):
     paper_name: ClassVar[str]
     needs_panel: ClassVar[bool] = False
     """True for strategies built from the owner's panel (``--unique``), not chosen by ``--method``."""
+    needs_gradient: ClassVar[bool] = True
+    """False for strategies that query the model itself (``gradient_free``): no surrogate, no torch."""
 
     @classmethod
     def from_options(cls, options: SearchOptions) -> SearchStrategy:

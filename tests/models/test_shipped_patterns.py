@@ -240,7 +240,10 @@ def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli: R
     assert audit(bundle, target).matching_rate == 1.0
 
 
-def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
+def test_zipmap_only_linear_model_is_fingerprinted_without_a_gradient(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
+    """onnxmltools-style LinearClassifier + ZipMap: no converter reads it, so the gradient-free search runs."""
     from skl2onnx import to_onnx
     from sklearn.linear_model import LogisticRegression
 
@@ -251,10 +254,14 @@ def test_zipmap_only_linear_model_is_refused_naming_the_operator(tmp_path: Path,
     model.graph.output.extend(keep)  # only the ZipMap output remains, as onnxmltools writes it
     path = tmp_path / "lr.onnx"
     onnx.save(model, str(path))
-    refused = _fingerprint(run_cli, path, tmp_path)
-    assert refused.code == ExitCode.input and "Traceback" not in refused.stderr, refused.stderr
-    assert "no class-score output" not in refused.stderr
-    assert "op LinearClassifier is not supported" in refused.stderr
+    made = _fingerprint(run_cli, path, tmp_path, "--domain", "-3,3", "--k", "1")
+    assert made.code == 0, made.stderr
+    result = json.loads(made.stdout)["fingerprint"]
+    assert "LinearClassifier" in result["gradient_free_reason"] and result["parity"] is None
+    assert result["points"] == 30 and result["queries"] > 0
+    bundle = load_bundle(tmp_path / "lr.fp")
+    assert bundle.record.variant == "IPGuard-GF-RL" and set(bundle.labels.tolist()) == {0, 1}
+    assert audit(bundle, path).matching_rate == 1.0
 
 
 def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> None:

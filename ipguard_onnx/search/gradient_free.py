@@ -1,0 +1,216 @@
+"""Beyond the paper: IPGuard's Eq. 5 points found with the model's own answers, no gradient and no surrogate.
+
+For any classifier onnxruntime runs (tree ensembles, SVMs, linear models behind a ZipMap, int8 graphs,
+graphs no converter reads): from each start x0 towards an anchor xa the model labels j, bisect the
+segment to the first point labelled j, then walk on past it until Eq. 5 holds exactly — label j, a
+margin of at least k over the runner-up i, and i the label just before the boundary. Batched over all
+points: every bisection step and every walk is one onnxruntime call. Decision-based where the model
+gives only labels: past the boundary by a fixed fraction of the segment, and still labelled j.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..types import FloatArray, LabelArray, OutputKind
+from .base import LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy
+from .registry import register
+
+ScoresFunction = Callable[[FloatArray], FloatArray]
+"""The model's search scores (N × C, see ``search_scores``) for a numpy batch, through onnxruntime."""
+LabelsFunction = Callable[[FloatArray], LabelArray]
+ANCHORS_PER_CLASS = 1
+"""Anchors of each class a search walks towards (the surest ones; more spread the points, fewer reach k)."""
+
+
+def search_scores(scores: FloatArray, kind: OutputKind) -> FloatArray:
+    """Eq. 5's Z from what onnxruntime returns (``OnnxClassifier.scores``): logits as they are,
+    log-probabilities for probabilities and ZipMap maps, (−z, z) for a single unit (z its logit) —
+    the same scores the surrogate's gradient search uses, so k means the same in both."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if kind in ("probabilities", "probability-maps"):
+        return np.log(np.clip(scores, 1e-12, None)).astype(np.float32)
+    if kind == "binary-probability":  # (1 − p, p)
+        p = np.clip(scores[:, 1], 1e-7, 1 - 1e-7)
+        z = np.log(p) - np.log1p(-p)
+        return np.stack([-z, z], axis=1).astype(np.float32)
+    return scores.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class QueryCost:
+    """What a gradient-free search asked of the model."""
+
+    queries: int
+    calls: int
+
+
+@register
+class BoundaryWalk(SearchStrategy):
+    """Bisection to the i/j boundary along x0 → xa, then the first point past it that satisfies Eq. 5.
+
+    Score-based: the walk past the boundary tries ``walk_steps`` points, geometrically spaced from the
+    boundary to the anchor, and keeps the nearest one with label j, Z_j − Z_i ≥ k and i = the label just
+    before the boundary (the runner-up). Decision-based (``scores_fn`` None): the point ``decision_step``
+    of the segment past the boundary, kept if still labelled j. Needs no gradient: ``needs_gradient`` is
+    False and ``run_queries`` replaces ``run``.
+    """
+
+    name = "gradient-free"
+    paper_name = "IPGuard-GF"
+    needs_gradient: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        k: float = 3.0,
+        bisection_steps: int = 20,
+        walk_steps: int = 32,
+        decision_step: float = 0.02,
+    ) -> None:
+        self.k = k
+        self.bisection_steps = bisection_steps
+        self.walk_steps = walk_steps
+        self.decision_step = decision_step
+
+    @classmethod
+    def from_options(cls, options: SearchOptions) -> BoundaryWalk:
+        return cls(k=options.k)
+
+    def run(
+        self,
+        logits_fn: LogitsFunction,
+        start: FloatArray,
+        source_labels: LabelArray,
+        target_labels: LabelArray,
+        low: FloatArray,
+        high: FloatArray,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> SearchOutcome:
+        """Not a gradient search: ``run_queries`` asks the model itself."""
+        raise TypeError("the gradient-free search queries the model: call run_queries")
+
+    def run_queries(
+        self,
+        labels_fn: LabelsFunction,
+        scores_fn: ScoresFunction | None,
+        start: FloatArray,
+        anchors: FloatArray,
+        target_labels: LabelArray,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[SearchOutcome, QueryCost]:
+        """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model)."""
+        count = len(start)
+        origin = start.astype(np.float32)
+        direction = (anchors - origin).astype(np.float32)
+        view = (count,) + (1,) * (origin.ndim - 1)
+        queries, calls = 0, 0
+
+        def along(t: npt.NDArray[np.float64]) -> FloatArray:
+            return (origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32)
+
+        low_t, high_t = np.zeros(count), np.ones(count)
+        for step in range(self.bisection_steps):
+            middle = (low_t + high_t) / 2
+            is_target = labels_fn(along(middle)) == target_labels
+            queries, calls = queries + count, calls + 1
+            high_t = np.where(is_target, middle, high_t)
+            low_t = np.where(is_target, low_t, middle)
+            if progress is not None:
+                progress(step, 0)
+        before = labels_fn(along(low_t))  # i: the label just before the boundary
+        queries, calls = queries + count, calls + 1
+        if scores_fn is None:
+            final_t = np.minimum(high_t + self.decision_step, 1.0)
+            points = along(final_t)
+            converged = labels_fn(points) == target_labels
+            queries, calls = queries + count, calls + 1
+        else:
+            points, converged, used = self._walk(scores_fn, origin, direction, high_t, before, target_labels)
+            queries, calls = queries + used * count, calls + used
+        if progress is not None:
+            progress(self.bisection_steps, int(converged.sum()))
+        outcome = SearchOutcome(
+            points=points,
+            source_labels=before.astype(np.int64),
+            target_labels=np.asarray(target_labels, dtype=np.int64),
+            converged=converged,
+            iterations=np.full(count, self.bisection_steps + 1, dtype=np.int64),
+        )
+        return outcome, QueryCost(queries, calls)
+
+    def _walk(
+        self,
+        scores_fn: ScoresFunction,
+        origin: FloatArray,
+        direction: FloatArray,
+        boundary_t: npt.NDArray[np.float64],
+        source: LabelArray,
+        target: LabelArray,
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], int]:
+        """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5."""
+        count = len(origin)
+        view = (count,) + (1,) * (origin.ndim - 1)
+        fractions = np.geomspace(1e-4, 1.0, self.walk_steps)
+        chosen = origin.copy()
+        found = np.zeros(count, dtype=np.bool_)
+        rows = np.arange(count)
+        for fraction in fractions:  # one call per step, all points at once; stops once every point is placed
+            t = boundary_t + (1.0 - boundary_t) * fraction
+            candidate = (origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32)
+            scores = scores_fn(candidate)
+            z_j = scores[rows, target]
+            z_i = scores[rows, source]
+            others = scores.copy()
+            others[rows, target] = -np.inf
+            runner_up = others.argmax(axis=1)
+            ok = (scores.argmax(axis=1) == target) & (runner_up == source) & (z_j - z_i >= self.k) & ~found
+            chosen[ok] = candidate[ok]
+            found |= ok
+            if found.all():
+                return chosen, found, int(np.flatnonzero(fractions == fraction)[0]) + 1
+        return chosen, found, len(fractions)
+
+
+def anchor_targets(
+    start_labels: LabelArray,
+    anchor_scores: FloatArray,
+    start_scores: FloatArray | None,
+    least_likely: bool,
+    rng: np.random.Generator,
+) -> tuple[LabelArray, npt.NDArray[np.int64]]:
+    """j for every start, among the classes some anchor is labelled (≠ the start's label), and the
+    anchor, one of the ``ANCHORS_PER_CLASS`` of j the model is surest of (the largest top-1/top-2 gap:
+    the walk past the boundary has the most room to reach margin k).
+
+    ``least_likely``: the start's least-likely such class by its scores (the paper's -L); else a random
+    one (-R). Returns (targets, anchor index), target −1 where no other class has an anchor.
+    """
+    anchor_labels = anchor_scores.argmax(axis=1)
+    ordered = np.sort(anchor_scores, axis=1)
+    gaps = ordered[:, -1] - ordered[:, -2] if anchor_scores.shape[1] > 1 else ordered[:, -1]
+    classes = np.unique(anchor_labels)
+    surest = {}
+    for c in classes:
+        members = np.flatnonzero(anchor_labels == c)
+        surest[int(c)] = members[np.argsort(-gaps[members])[:ANCHORS_PER_CLASS]]
+    targets = np.full(len(start_labels), -1, dtype=np.int64)
+    chosen = np.zeros(len(start_labels), dtype=np.int64)
+    for row, label in enumerate(start_labels):
+        options = [int(c) for c in classes if c != label]
+        if not options:
+            continue
+        if least_likely and start_scores is not None:
+            target = min(options, key=lambda c: float(start_scores[row, c]))
+        else:
+            target = int(rng.choice(options))
+        targets[row] = target
+        chosen[row] = int(rng.choice(surest[target]))
+    return targets, chosen

@@ -1,0 +1,150 @@
+"""The gradient-free search: Eq. 5 points from onnxruntime's own answers, for models with no gradient."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import OnnxClassifier, audit, fingerprint, load_bundle
+from ipguard_onnx.fingerprint import FingerprintSettings
+from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.search import BoundaryWalk, StartKind, anchor_targets, search_scores, start_points
+
+from ..conftest import RunCli, Zoo
+
+
+@pytest.fixture(scope="module")
+def forest(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random forest on the digits exported by skl2onnx (TreeEnsembleClassifier + ZipMap), and its data."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    folder = tmp_path_factory.mktemp("forest")
+    flat = zoo.x.reshape(len(zoo.x), -1)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(flat, zoo.y)
+    path = folder / "forest.onnx"
+    path.write_bytes(to_onnx(model, flat[:1]).SerializeToString())
+    data = folder / "data.npz"
+    np.savez(data, x=flat[:400])
+    return path, data
+
+
+def _eq5_holds(model: Path, points: np.ndarray, labels: np.ndarray, k: float) -> np.ndarray:
+    """Per point, by onnxruntime's own scores: label j, and j ahead of the runner-up by at least k."""
+    classifier = OnnxClassifier(model)
+    scores = search_scores(classifier.scores(points), classifier.output_spec.kind)
+    ordered = np.sort(scores, axis=1)
+    holds: np.ndarray = (scores.argmax(axis=1) == labels) & (ordered[:, -1] - ordered[:, -2] >= k - 1e-5)
+    return holds
+
+
+def test_a_tree_ensemble_is_fingerprinted_without_a_gradient(
+    zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, data = forest
+    made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=FingerprintSettings(n=40, k=0.5, init=StartKind.data), data_path=data)  # fmt: skip
+    assert made.points == 40 and made.parity is None and made.conversion is None
+    assert "TreeEnsembleClassifier" in made.gradient_free_reason and made.queries > 0
+    bundle = load_bundle(made.bundle_path)
+    assert bundle.record.variant == "IPGuard-GF-TL" and bundle.record.search is not None
+    assert bundle.record.search.queries == made.queries and bundle.record.search.seconds_per_100_points > 0
+    assert "TreeEnsembleClassifier" in bundle.record.search.gradient_free_reason
+    assert _eq5_holds(path, bundle.points, bundle.labels, 0.5).all()
+    assert audit(bundle, path).matching_rate == 1.0
+
+
+def test_a_network_fingerprinted_by_name_satisfies_eq5_on_onnxruntime(zoo: Zoo, tmp_path: Path) -> None:
+    settings = FingerprintSettings(n=30, k=3.0, method="gradient-free")
+    data = tmp_path / "data.npy"
+    np.save(data, zoo.x[:300])
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+    assert made.gradient_free_reason == "--method gradient-free" and made.points == 30
+    bundle = load_bundle(made.bundle_path)
+    assert _eq5_holds(zoo.target, bundle.points, bundle.labels, 3.0).all()
+    assert audit(bundle, zoo.target).matching_rate == 1.0
+    assert audit(bundle, zoo.pruned).matching_rate > audit(bundle, zoo.independent).matching_rate
+
+
+def test_fingerprinting_without_a_gradient_never_imports_torch(zoo: Zoo, forest: tuple[Path, Path]) -> None:
+    path, data = forest
+    code = (
+        "import sys\n"
+        "from ipguard_onnx import fingerprint, FingerprintSettings\n"
+        "from ipguard_onnx.keys import load_private_key\n"
+        f"fingerprint({str(path)!r}, {str(path) + '.fp'!r}, signing_key=load_private_key({str(zoo.private_key)!r}),"
+        f" settings=FingerprintSettings(n=10, k=0.5), data_path={str(data)!r})\n"
+        "print('torch' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_cli_reports_queries_and_why(zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path, run_cli: RunCli) -> None:
+    path, data = forest
+    made = run_cli("fingerprint", path, "--data", data, "--k", "0.5", "--n", 10, "--key", zoo.private_key,
+                   "-o", tmp_path / "f.fp", "--format", "json")  # fmt: skip
+    assert made.code == 0, made.stderr
+    row = json.loads(made.stdout)["fingerprint"]
+    assert row["queries"] > 0 and "TreeEnsembleClassifier" in row["gradient_free_reason"]
+    assert "gradient-free on onnxruntime" in made.stderr and "per 100 points" in made.stderr
+
+
+def test_decision_based_walk_needs_only_labels(zoo: Zoo) -> None:
+    """Given labels only, points land just past the boundary and keep the target label."""
+    model = OnnxClassifier(zoo.target)
+    rng = np.random.default_rng(0)
+    starts = zoo.x[:40]
+    pool = zoo.x[40:400]
+    targets, which = anchor_targets(
+        model.predict(starts), search_scores(model.scores(pool), "logits"), None, False, rng
+    )
+    outcome, cost = BoundaryWalk(decision_step=0.02).run_queries(model.predict, None, starts, pool[which], targets)
+    assert outcome.converged.mean() > 0.8 and cost.queries == 40 * (20 + 2)
+    assert (model.predict(outcome.points[outcome.converged]) == targets[outcome.converged]).all()
+
+
+def test_anchor_targets_choose_among_classes_that_have_anchors() -> None:
+    anchor_scores = np.array([[5.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 9.0, 1.0]], dtype=np.float32)
+    start_scores = np.array([[3.0, 1.0, -2.0], [0.0, 2.0, 1.0]], dtype=np.float32)
+    targets, which = anchor_targets(np.array([0, 1]), anchor_scores, start_scores, True, np.random.default_rng(0))
+    assert targets.tolist() == [1, 0]  # class 2 has no anchor; the least likely of the others
+    assert which.tolist() == [2, 0]  # the anchor of class 1 the model is surest of
+    lonely, _ = anchor_targets(np.array([0]), anchor_scores[:1], None, True, np.random.default_rng(0))
+    assert lonely.tolist() == [-1]
+
+
+def test_search_scores_match_the_gradient_searchs() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1]], dtype=np.float32)
+    assert np.allclose(search_scores(probabilities, "probabilities"), np.log(probabilities))
+    sigmoid = np.array([[0.2, 0.8]], dtype=np.float32)  # (1 − p, p)
+    z = np.log(0.8 / 0.2)
+    assert np.allclose(search_scores(sigmoid, "binary-probability"), [[-z, z]], atol=1e-5)
+    logits = np.array([[1.0, -2.0]], dtype=np.float32)
+    assert np.array_equal(search_scores(logits, "logits"), logits)
+
+
+def test_start_points_and_walk_are_reproducible(zoo: Zoo) -> None:
+    model = OnnxClassifier(zoo.target)
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+
+    def run(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        starts, pool = start_points(20, rng, zoo.x, low, high), start_points(200, rng, zoo.x, low, high)
+        scores = search_scores(model.scores(pool), "logits")
+        targets, which = anchor_targets(model.predict(starts), scores, None, False, rng)
+
+        def walk_scores(batch: np.ndarray) -> np.ndarray:
+            return search_scores(model.scores(batch), "logits")
+
+        outcome, _ = BoundaryWalk(k=1.0).run_queries(model.predict, walk_scores, starts, pool[which], targets)
+        return outcome.points
+
+    assert np.array_equal(run(3), run(3))
