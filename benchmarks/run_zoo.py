@@ -40,6 +40,8 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("random", {}, "RL"),
     ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
     ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
+    ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
+    ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
 ]  # fmt: skip
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
