@@ -55,7 +55,9 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", default=["digits", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
-    parser.add_argument("--only", default="", help="run only settings whose label contains this text")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="run only settings whose label contains one of these texts"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     key_path = args.out / "bench-key.pem"
@@ -73,7 +75,7 @@ def main() -> None:
             owner_data = zoo.folder / "owner-data.npy"
             np.save(owner_data, zoo.train)
             for method, params, suffix in GRID:
-                if args.only not in label(method, params, suffix):
+                if args.only and not any(text in label(method, params, suffix) for text in args.only):
                     continue
                 init = "data" if suffix.startswith("T") else "random"
                 kind = "least-likely" if suffix.endswith("L") else "random"
@@ -99,7 +101,7 @@ def main() -> None:
                 })  # fmt: skip
                 print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
                       f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
-    results = args.out / ("results.json" if not args.only else f"results-{args.only.replace(' ', '_')}.json")
+    results = args.out / ("results.json" if not args.only else f"results-{'+'.join(args.only).replace(' ', '_')}.json")
     results.write_text(json.dumps(rows, indent=1))
     print_tables(rows)
 

@@ -231,3 +231,29 @@ def test_many_bundles_against_many_suspects_are_ranked(zoo: Zoo, tmp_path: Path)
     by_pair = {(r.suspect, r.fingerprint): r.matched for r in results}
     assert by_pair[("target.onnx", zoo.bundle.name)] and by_pair[("independent.onnx", "other.safetensors")]
     assert not by_pair[("independent.onnx", zoo.bundle.name)]
+
+
+def test_every_suspect_of_a_batch_chooses_its_output_by_the_bundles_class_count(zoo: Zoo, tmp_path: Path) -> None:
+    """Two generic heads ([N, 4] first, [N, 10] second): only the fingerprint's 10 classes pick the second,
+    for the first suspect of a batch and for every one after it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ipguard_onnx.audit import audit_many
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(64, c)).astype(np.float32), f"W{c}") for c in (4, 10)]
+    nodes = [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W4"], ["head_a"]),
+             helper.make_node("MatMul", ["flat", "W10"], ["head_b"])]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "two-heads", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("head_a", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("head_b", TensorProto.FLOAT, ["N", 10])], weights,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    paths = [tmp_path / "first.onnx", tmp_path / "second.onnx"]
+    for path in paths:
+        onnx.save(model, path)
+    results = audit_many([load_bundle(zoo.bundle)], paths)
+    assert sorted(r.suspect for r in results) == ["first.onnx", "second.onnx"]
+    assert all(r.suspect_details["output"].startswith("head_b") for r in results), [r.suspect_details for r in results]

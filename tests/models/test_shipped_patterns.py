@@ -194,6 +194,10 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli: RunCli, key: 
         "prob"
     )
     assert "class axis is 2" in row["suspect_details"]["output_chosen"]
+    several = run_cli("audit", target, swapped, "-f", bundle_path, "--suspect-layout", "NHWC", "--format", "json")
+    rows = {row["suspect"]: row for row in json.loads(several.stdout)["results"]}
+    assert rows["onet.onnx"]["matching_rate"] == 1.0, several.stderr  # every suspect chooses by the bundle's classes
+    assert rows["onet_nwhc.onnx"]["suspect_details"]["output"].startswith("prob")
     bgr_copy = _face_stage(tmp_path / "onet_bgr.onnx", "NHWC", seed=5, bgr=True)
     assert audit(bundle_path, bgr_copy, bgr=True).matching_rate == 1.0
     wrong = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--output-name", "box")
