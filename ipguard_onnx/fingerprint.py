@@ -381,7 +381,8 @@ def _gradient_free_points(
     say: StatusCallback,
 ) -> tuple[FloatArray, LabelArray]:
     """Rounds of the gradient-free search (``search.gradient_free``) on onnxruntime itself until ``n``
-    points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain."""
+    points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain (the
+    starts are anchors too)."""
     low, high = bounds
     kind = target.output_spec.kind
 
@@ -404,10 +405,16 @@ def _gradient_free_points(
         anchors = np.concatenate([start_points(max(4 * count, 256), rng, data, low, high), start])
         start_scores, anchor_scores = scores(start), scores(anchors)
         least_likely = settings.label == TargetLabelRule.least_likely
-        targets, which = anchor_targets(start_scores.argmax(axis=1), anchor_scores, start_scores, least_likely, rng)
+        targets, which = anchor_targets(start, start_scores, anchors, anchor_scores, least_likely, rng)
         usable = np.flatnonzero(targets >= 0)
         outcome, cost = strategy.run_queries(
-            target.predict, scores, start[usable], anchors[which[usable]], targets[usable], progress=progress
+            target.predict,
+            scores,
+            start[usable],
+            anchors[which[usable]],
+            targets[usable],
+            bounds=bounds,
+            progress=progress,
         )
         tally.queries += len(start) + len(anchors) + cost.queries
         tally.seconds += time.perf_counter() - tick

@@ -24,8 +24,8 @@ from .registry import register
 ScoresFunction = Callable[[FloatArray], FloatArray]
 """The model's search scores (N × C, see ``search_scores``) for a numpy batch, through onnxruntime."""
 LabelsFunction = Callable[[FloatArray], LabelArray]
-ANCHORS_PER_CLASS = 1
-"""Anchors of each class a search walks towards (the surest ones; more spread the points, fewer reach k)."""
+WALK_BEYOND = 3.0
+"""How far the walk past the boundary may go, in lengths of the rest of the segment (1 = to the anchor)."""
 
 
 def search_scores(scores: FloatArray, kind: OutputKind) -> FloatArray:
@@ -104,9 +104,11 @@ class BoundaryWalk(SearchStrategy):
         anchors: FloatArray,
         target_labels: LabelArray,
         *,
+        bounds: tuple[FloatArray, FloatArray] | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[SearchOutcome, QueryCost]:
-        """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model)."""
+        """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model);
+        the walk may go on past the anchor (``WALK_BEYOND`` segments), clipped to ``bounds``."""
         count = len(start)
         origin = start.astype(np.float32)
         direction = (anchors - origin).astype(np.float32)
@@ -133,7 +135,7 @@ class BoundaryWalk(SearchStrategy):
             converged = labels_fn(points) == target_labels
             queries, calls = queries + count, calls + 1
         else:
-            points, converged, used = self._walk(scores_fn, origin, direction, high_t, before, target_labels)
+            points, converged, used = self._walk(scores_fn, origin, direction, high_t, before, target_labels, bounds)
             queries, calls = queries + used * count, calls + used
         if progress is not None:
             progress(self.bisection_steps, int(converged.sum()))
@@ -154,17 +156,21 @@ class BoundaryWalk(SearchStrategy):
         boundary_t: npt.NDArray[np.float64],
         source: LabelArray,
         target: LabelArray,
+        bounds: tuple[FloatArray, FloatArray] | None,
     ) -> tuple[FloatArray, npt.NDArray[np.bool_], int]:
-        """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5."""
+        """The nearest of ``walk_steps`` points from the boundary towards (and past) the anchor that
+        satisfies Eq. 5; the anchor itself may be short of margin k."""
         count = len(origin)
         view = (count,) + (1,) * (origin.ndim - 1)
-        fractions = np.geomspace(1e-4, 1.0, self.walk_steps)
+        fractions = np.geomspace(1e-4, WALK_BEYOND, self.walk_steps)
         chosen = origin.copy()
         found = np.zeros(count, dtype=np.bool_)
         rows = np.arange(count)
         for fraction in fractions:  # one call per step, all points at once; stops once every point is placed
             t = boundary_t + (1.0 - boundary_t) * fraction
             candidate = (origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32)
+            if bounds is not None:
+                candidate = np.clip(candidate, bounds[0], bounds[1]).astype(np.float32)
             scores = scores_fn(candidate)
             z_j = scores[rows, target]
             z_i = scores[rows, source]
@@ -180,37 +186,42 @@ class BoundaryWalk(SearchStrategy):
 
 
 def anchor_targets(
-    start_labels: LabelArray,
+    starts: FloatArray,
+    start_scores: FloatArray,
+    anchors: FloatArray,
     anchor_scores: FloatArray,
-    start_scores: FloatArray | None,
     least_likely: bool,
     rng: np.random.Generator,
 ) -> tuple[LabelArray, npt.NDArray[np.int64]]:
     """j for every start, among the classes some anchor is labelled (≠ the start's label), and the
-    anchor, one of the ``ANCHORS_PER_CLASS`` of j the model is surest of (the largest top-1/top-2 gap:
-    the walk past the boundary has the most room to reach margin k).
+    anchor of j nearest to the start (L2): the boundary it crosses is the one closest to the start, as the
+    gradient search's is. Measured on the digits zoo (BENCHMARKS.md): nearest beat the surest and a random
+    anchor of j.
 
     ``least_likely``: the start's least-likely such class by its scores (the paper's -L); else a random
     one (-R). Returns (targets, anchor index), target −1 where no other class has an anchor.
     """
+    start_labels = start_scores.argmax(axis=1)
     anchor_labels = anchor_scores.argmax(axis=1)
-    ordered = np.sort(anchor_scores, axis=1)
-    gaps = ordered[:, -1] - ordered[:, -2] if anchor_scores.shape[1] > 1 else ordered[:, -1]
     classes = np.unique(anchor_labels)
-    surest = {}
-    for c in classes:
-        members = np.flatnonzero(anchor_labels == c)
-        surest[int(c)] = members[np.argsort(-gaps[members])[:ANCHORS_PER_CLASS]]
-    targets = np.full(len(start_labels), -1, dtype=np.int64)
-    chosen = np.zeros(len(start_labels), dtype=np.int64)
+    flat_starts = starts.reshape(len(starts), -1).astype(np.float64)
+    flat_anchors = anchors.reshape(len(anchors), -1).astype(np.float64)
+    distances = (
+        (flat_starts**2).sum(axis=1)[:, None]
+        + (flat_anchors**2).sum(axis=1)[None, :]
+        - 2 * flat_starts @ flat_anchors.T
+    )
+    targets = np.full(len(starts), -1, dtype=np.int64)
+    chosen = np.zeros(len(starts), dtype=np.int64)
     for row, label in enumerate(start_labels):
         options = [int(c) for c in classes if c != label]
         if not options:
             continue
-        if least_likely and start_scores is not None:
+        if least_likely:
             target = min(options, key=lambda c: float(start_scores[row, c]))
         else:
             target = int(rng.choice(options))
+        members = np.flatnonzero(anchor_labels == target)
         targets[row] = target
-        chosen[row] = int(rng.choice(surest[target]))
+        chosen[row] = members[distances[row, members].argmin()]
     return targets, chosen

@@ -103,21 +103,22 @@ def test_decision_based_walk_needs_only_labels(zoo: Zoo) -> None:
     rng = np.random.default_rng(0)
     starts = zoo.x[:40]
     pool = zoo.x[40:400]
-    targets, which = anchor_targets(
-        model.predict(starts), search_scores(model.scores(pool), "logits"), None, False, rng
-    )
+    targets, which = anchor_targets(starts, model.scores(starts), pool, model.scores(pool), False, rng)
     outcome, cost = BoundaryWalk(decision_step=0.02).run_queries(model.predict, None, starts, pool[which], targets)
     assert outcome.converged.mean() > 0.8 and cost.queries == 40 * (20 + 2)
     assert (model.predict(outcome.points[outcome.converged]) == targets[outcome.converged]).all()
 
 
 def test_anchor_targets_choose_among_classes_that_have_anchors() -> None:
+    anchors = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]], dtype=np.float32)
     anchor_scores = np.array([[5.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 9.0, 1.0]], dtype=np.float32)
+    starts = np.array([[4.0, 0.0], [2.0, 0.0]], dtype=np.float32)
     start_scores = np.array([[3.0, 1.0, -2.0], [0.0, 2.0, 1.0]], dtype=np.float32)
-    targets, which = anchor_targets(np.array([0, 1]), anchor_scores, start_scores, True, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    targets, which = anchor_targets(starts, start_scores, anchors, anchor_scores, True, rng)
     assert targets.tolist() == [1, 0]  # class 2 has no anchor; the least likely of the others
-    assert which.tolist() == [2, 0]  # the anchor of class 1 the model is surest of
-    lonely, _ = anchor_targets(np.array([0]), anchor_scores[:1], None, True, np.random.default_rng(0))
+    assert which.tolist() == [2, 0]  # the anchor of j nearest to each start
+    lonely, _ = anchor_targets(starts[:1], start_scores[:1], anchors[:1], anchor_scores[:1], True, rng)
     assert lonely.tolist() == [-1]
 
 
@@ -139,7 +140,7 @@ def test_start_points_and_walk_are_reproducible(zoo: Zoo) -> None:
         rng = np.random.default_rng(seed)
         starts, pool = start_points(20, rng, zoo.x, low, high), start_points(200, rng, zoo.x, low, high)
         scores = search_scores(model.scores(pool), "logits")
-        targets, which = anchor_targets(model.predict(starts), scores, None, False, rng)
+        targets, which = anchor_targets(starts, model.scores(starts), pool, scores, False, rng)
 
         def walk_scores(batch: np.ndarray) -> np.ndarray:
             return search_scores(model.scores(batch), "logits")
