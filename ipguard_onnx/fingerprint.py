@@ -405,26 +405,31 @@ def _gradient_free_points(
         anchors = np.concatenate([start_points(max(4 * count, 256), rng, data, low, high), start])
         start_scores, anchor_scores = scores(start), scores(anchors)
         least_likely = settings.label == TargetLabelRule.least_likely
-        targets, which = anchor_targets(start, start_scores, anchors, anchor_scores, least_likely, rng)
-        usable = np.flatnonzero(targets >= 0)
-        outcome, cost = strategy.run_queries(
-            target.predict,
-            scores,
-            start[usable],
-            anchors[which[usable]],
-            targets[usable],
-            bounds=bounds,
-            progress=progress,
-        )
-        tally.queries += len(start) + len(anchors) + cost.queries
+        found_points, found_labels, queries = [], [], len(start) + len(anchors)
+        remaining = np.arange(count)
+        for sure_by in (0.0, k):  # the nearest anchor of j; for starts left short, the nearest one sure by k
+            if not len(remaining):
+                break
+            targets, which = anchor_targets(
+                start[remaining], start_scores[remaining], anchors, anchor_scores, least_likely, rng, sure_by
+            )
+            usable = targets >= 0
+            outcome, cost = strategy.run_queries(
+                target.predict, scores, start[remaining[usable]], anchors[which[usable]], targets[usable],
+                bounds=bounds, progress=progress,
+            )  # fmt: skip
+            queries += cost.queries
+            found_points.append(outcome.points[outcome.converged])
+            found_labels.append(outcome.target_labels[outcome.converged])
+            remaining = remaining[usable][~outcome.converged]
+        tally.queries += queries
         tally.seconds += time.perf_counter() - tick
         tally.searched += count
-        tally.unconverged += count - int(outcome.converged.sum())
-        tally.hit_rates.append(float(outcome.converged.sum()) / count)
-        accepted = np.flatnonzero(outcome.converged)[:need]
-        kept_points.append(outcome.points[accepted])
-        kept_labels.append(outcome.target_labels[accepted])
-        tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
+        tally.unconverged += len(remaining)
+        tally.hit_rates.append(1.0 - len(remaining) / count)
+        kept_points.append(np.concatenate(found_points)[:need])
+        kept_labels.append(np.concatenate(found_labels)[:need])
+        tally.iterations.extend([strategy.bisection_steps + 1] * len(kept_labels[-1]))
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 

@@ -24,8 +24,6 @@ from .registry import register
 ScoresFunction = Callable[[FloatArray], FloatArray]
 """The model's search scores (N × C, see ``search_scores``) for a numpy batch, through onnxruntime."""
 LabelsFunction = Callable[[FloatArray], LabelArray]
-WALK_BEYOND = 3.0
-"""How far the walk past the boundary may go, in lengths of the rest of the segment (1 = to the anchor)."""
 
 
 def search_scores(scores: FloatArray, kind: OutputKind) -> FloatArray:
@@ -108,7 +106,7 @@ class BoundaryWalk(SearchStrategy):
         progress: ProgressCallback | None = None,
     ) -> tuple[SearchOutcome, QueryCost]:
         """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model);
-        the walk may go on past the anchor (``WALK_BEYOND`` segments), clipped to ``bounds``."""
+        walk points are clipped to ``bounds``."""
         count = len(start)
         origin = start.astype(np.float32)
         direction = (anchors - origin).astype(np.float32)
@@ -158,11 +156,10 @@ class BoundaryWalk(SearchStrategy):
         target: LabelArray,
         bounds: tuple[FloatArray, FloatArray] | None,
     ) -> tuple[FloatArray, npt.NDArray[np.bool_], int]:
-        """The nearest of ``walk_steps`` points from the boundary towards (and past) the anchor that
-        satisfies Eq. 5; the anchor itself may be short of margin k."""
+        """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5."""
         count = len(origin)
         view = (count,) + (1,) * (origin.ndim - 1)
-        fractions = np.geomspace(1e-4, WALK_BEYOND, self.walk_steps)
+        fractions = np.geomspace(1e-4, 1.0, self.walk_steps)
         chosen = origin.copy()
         found = np.zeros(count, dtype=np.bool_)
         rows = np.arange(count)
@@ -192,17 +189,21 @@ def anchor_targets(
     anchor_scores: FloatArray,
     least_likely: bool,
     rng: np.random.Generator,
+    k: float = 0.0,
 ) -> tuple[LabelArray, npt.NDArray[np.int64]]:
     """j for every start, among the classes some anchor is labelled (≠ the start's label), and the
-    anchor of j nearest to the start (L2): the boundary it crosses is the one closest to the start, as the
-    gradient search's is. Measured on the digits zoo (BENCHMARKS.md): nearest beat the surest and a random
-    anchor of j.
+    anchor of j nearest to the start (L2) among those the model labels j by margin ≥ ``k`` (so the walk
+    can reach Eq. 5 before the anchor; all anchors of j when none does): the boundary it crosses is the
+    one closest to the start, as the gradient search's is. Measured on the digits zoo (BENCHMARKS.md):
+    nearest beat the surest and a random anchor of j.
 
     ``least_likely``: the start's least-likely such class by its scores (the paper's -L); else a random
     one (-R). Returns (targets, anchor index), target −1 where no other class has an anchor.
     """
     start_labels = start_scores.argmax(axis=1)
     anchor_labels = anchor_scores.argmax(axis=1)
+    ordered = np.sort(anchor_scores, axis=1)
+    sure = ordered[:, -1] - ordered[:, -2] >= k if anchor_scores.shape[1] > 1 else np.ones(len(anchors), np.bool_)
     classes = np.unique(anchor_labels)
     flat_starts = starts.reshape(len(starts), -1).astype(np.float64)
     flat_anchors = anchors.reshape(len(anchors), -1).astype(np.float64)
@@ -221,7 +222,9 @@ def anchor_targets(
             target = min(options, key=lambda c: float(start_scores[row, c]))
         else:
             target = int(rng.choice(options))
-        members = np.flatnonzero(anchor_labels == target)
+        members = np.flatnonzero((anchor_labels == target) & sure)
+        if not len(members):
+            members = np.flatnonzero(anchor_labels == target)
         targets[row] = target
         chosen[row] = members[distances[row, members].argmin()]
     return targets, chosen
