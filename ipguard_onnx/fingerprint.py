@@ -416,7 +416,7 @@ def _gradient_free_points(
             usable = targets >= 0
             outcome, cost = strategy.run_queries(
                 target.predict, scores, start[remaining[usable]], anchors[which[usable]], targets[usable],
-                bounds=bounds, progress=progress,
+                progress=progress,
             )  # fmt: skip
             queries += cost.queries
             found_points.append(outcome.points[outcome.converged])

@@ -102,11 +102,10 @@ class BoundaryWalk(SearchStrategy):
         anchors: FloatArray,
         target_labels: LabelArray,
         *,
-        bounds: tuple[FloatArray, FloatArray] | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[SearchOutcome, QueryCost]:
-        """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model);
-        walk points are clipped to ``bounds``."""
+        """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model).
+        Every point tried lies on the segment, so inside the domain when the start and anchor are."""
         count = len(start)
         origin = start.astype(np.float32)
         direction = (anchors - origin).astype(np.float32)
@@ -133,8 +132,8 @@ class BoundaryWalk(SearchStrategy):
             converged = labels_fn(points) == target_labels
             queries, calls = queries + count, calls + 1
         else:
-            points, converged, used = self._walk(scores_fn, origin, direction, high_t, before, target_labels, bounds)
-            queries, calls = queries + used * count, calls + used
+            points, converged, walked = self._walk(scores_fn, origin, direction, high_t, before, target_labels)
+            queries, calls = queries + walked.queries, calls + walked.calls
         if progress is not None:
             progress(self.bisection_steps, int(converged.sum()))
         outcome = SearchOutcome(
@@ -154,32 +153,33 @@ class BoundaryWalk(SearchStrategy):
         boundary_t: npt.NDArray[np.float64],
         source: LabelArray,
         target: LabelArray,
-        bounds: tuple[FloatArray, FloatArray] | None,
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_], int]:
-        """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5."""
-        count = len(origin)
-        view = (count,) + (1,) * (origin.ndim - 1)
-        fractions = np.geomspace(1e-4, 1.0, self.walk_steps)
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], QueryCost]:
+        """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5, and
+        what that cost (each step asks only for the points not placed yet)."""
         chosen = origin.copy()
-        found = np.zeros(count, dtype=np.bool_)
-        rows = np.arange(count)
-        for fraction in fractions:  # one call per step, all points at once; stops once every point is placed
-            t = boundary_t + (1.0 - boundary_t) * fraction
-            candidate = (origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32)
-            if bounds is not None:
-                candidate = np.clip(candidate, bounds[0], bounds[1]).astype(np.float32)
+        found = np.zeros(len(origin), dtype=np.bool_)
+        queries = calls = 0
+        for fraction in np.geomspace(1e-4, 1.0, self.walk_steps):
+            pending = np.flatnonzero(~found)
+            if not len(pending):
+                break
+            t = boundary_t[pending] + (1.0 - boundary_t[pending]) * fraction
+            view = (len(pending),) + (1,) * (origin.ndim - 1)
+            candidate = (origin[pending] + t.reshape(view).astype(np.float32) * direction[pending]).astype(np.float32)
             scores = scores_fn(candidate)
-            z_j = scores[rows, target]
-            z_i = scores[rows, source]
+            queries, calls = queries + len(pending), calls + 1
+            rows = np.arange(len(pending))
+            j, i = target[pending], source[pending]
             others = scores.copy()
-            others[rows, target] = -np.inf
-            runner_up = others.argmax(axis=1)
-            ok = (scores.argmax(axis=1) == target) & (runner_up == source) & (z_j - z_i >= self.k) & ~found
-            chosen[ok] = candidate[ok]
-            found |= ok
-            if found.all():
-                return chosen, found, int(np.flatnonzero(fractions == fraction)[0]) + 1
-        return chosen, found, len(fractions)
+            others[rows, j] = -np.inf
+            ok = (
+                (scores.argmax(axis=1) == j)
+                & (others.argmax(axis=1) == i)
+                & (scores[rows, j] - scores[rows, i] >= self.k)
+            )
+            chosen[pending[ok]] = candidate[ok]
+            found[pending[ok]] = True
+        return chosen, found, QueryCost(queries, calls)
 
 
 def anchor_targets(
