@@ -51,6 +51,8 @@ DEFAULT_THRESHOLD = 0.85
 UNIQUE_AUTO_MAX_FEATURES = 4096
 """--unique is the default with --data up to this input size: where it was measured to win (BENCHMARKS.md)."""
 PARITY_POINTS = 64
+ANCHOR_POOL = 1024
+"""Anchors the gradient-free search draws at least, per round (more: a nearer anchor of every class j)."""
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,7 @@ def _gradient_free_points(
         say(f"gradient-free boundary search, round {attempt}: {count} points")
         tick = time.perf_counter()
         start = start_points(count, rng, starts_from, low, high)
-        anchors = np.concatenate([start_points(max(4 * count, 256), rng, data, low, high), start])
+        anchors = np.concatenate([start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high), start])
         start_scores, anchor_scores = scores(start), scores(anchors)
         least_likely = settings.label == TargetLabelRule.least_likely
         found_points, found_labels, queries = [], [], len(start) + len(anchors)
