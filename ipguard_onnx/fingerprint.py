@@ -47,6 +47,10 @@ from .types import FloatArray, InputSpec, LabelArray
 DEFAULT_K = 3.0
 UNIQUE_DEFAULT_K = 1.0
 """--unique was measured with k = 1 (k = 0.3 and 3 were worse on the zoos; BENCHMARKS.md)."""
+GRADIENT_FREE_DEFAULT_K = 1.0
+"""The gradient-free search on a network (a graph with a gradient): k = 1 beat 3 on both zoos (BENCHMARKS.md)."""
+NO_GRADIENT_DEFAULT_K = 0.3
+"""On graphs with no gradient (tree ensembles, ...): k = 0.1–0.3 was best, 1 and 3 much worse (BENCHMARKS.md)."""
 DEFAULT_THRESHOLD = 0.85
 UNIQUE_AUTO_MAX_FEATURES = 4096
 """--unique is the default with --data up to this input size: where it was measured to win (BENCHMARKS.md)."""
@@ -187,9 +191,10 @@ def fingerprint(
     parity_batch = start_points(PARITY_POINTS, rng, None, low, high)  # random inputs, and owner data if any
     if data is not None:
         parity_batch = np.concatenate([parity_batch, start_points(PARITY_POINTS, rng, data, low, high)])
-    surrogate, why_gradient_free = _surrogate_or_reason(target, settings, parity_batch, say)
+    blocking = non_differentiable_ops(target.path) if target.path is not None else ()
+    surrogate, why_gradient_free = _surrogate_or_reason(target, settings, parity_batch, blocking, say)
     unique = surrogate is not None and uses_unique(settings, data is not None, spec.sample_shape)
-    k = settings.k if settings.k is not None else (UNIQUE_DEFAULT_K if unique else DEFAULT_K)
+    k = settings.k if settings.k is not None else _default_k(unique, surrogate is None, bool(blocking))
     tally = SearchTally()
     screening: dict[str, Any] = {}
     balance = ""
@@ -340,17 +345,30 @@ class CandidateLoop:
         return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
 
+def _default_k(unique: bool, gradient_free: bool, graph_without_gradient: bool) -> float:
+    """k where the user gave none: by the search that runs and the kind of graph (what measured best)."""
+    if unique:
+        return UNIQUE_DEFAULT_K
+    if not gradient_free:
+        return DEFAULT_K
+    return NO_GRADIENT_DEFAULT_K if graph_without_gradient else GRADIENT_FREE_DEFAULT_K
+
+
 def _surrogate_or_reason(
-    target: OnnxClassifier, settings: FingerprintSettings, parity_batch: FloatArray, say: StatusCallback
+    target: OnnxClassifier,
+    settings: FingerprintSettings,
+    parity_batch: FloatArray,
+    blocking: tuple[str, ...],
+    say: StatusCallback,
 ) -> tuple[Surrogate | None, str]:
     """The parity-checked surrogate the gradient search runs on, or why the gradient-free search runs
-    instead: asked for by name, operators without a gradient, or no converter reproducing onnxruntime."""
+    instead: asked for by name, operators without a gradient (``blocking``), or no converter reproducing
+    onnxruntime."""
     strategy = STRATEGIES[settings.method]
     if not strategy.needs_gradient:
         if settings.unique:
             raise UsageError("--unique trains its panel through a surrogate; use it with --method ipguard")
         return None, f"--method {settings.method}"
-    blocking = non_differentiable_ops(target.path) if target.path is not None else ()
     if blocking:
         if settings.method != "ipguard" or settings.unique:
             what = "--unique" if settings.unique else f"--method {settings.method}"
