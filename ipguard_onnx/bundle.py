@@ -97,6 +97,7 @@ class SearchRecord:
     queries: int = 0
     """Points the gradient-free search sent to onnxruntime (0 for the gradient search)."""
     seconds_per_100_points: float = 0.0
+    """The gradient-free search's time per 100 points (0 for the gradient search, and under SOURCE_DATE_EPOCH)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,12 @@ def _parse(text: str, hint: object) -> object:
     if typing.get_origin(hint) is Literal and text not in arguments:
         raise ValueError(f"{text!r} is not one of {', '.join(map(str, arguments))}")
     return text
+
+
+def reproducible() -> bool:
+    """Whether ``SOURCE_DATE_EPOCH`` asks for reproducible output: the time is pinned and no timing is
+    recorded, so the same seed signs the same content."""
+    return bool(os.environ.get("SOURCE_DATE_EPOCH"))
 
 
 def utc_timestamp() -> str:

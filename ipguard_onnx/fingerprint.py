@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .bundle import FingerprintRecord, SearchRecord, save_bundle
+from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_points
 from .errors import SearchError, SurrogateError, UsageError
 from .models import OnnxClassifier, as_classifier, non_differentiable_ops
@@ -594,7 +594,9 @@ def _record(
             binary_balance=balance,
             gradient_free_reason=why_gradient_free,
             queries=tally.queries,
-            seconds_per_100_points=round(100 * tally.seconds / max(points, 1), 3),
+            seconds_per_100_points=0.0
+            if surrogate is not None or reproducible()
+            else round(100 * tally.seconds / max(points, 1), 3),
         ),
     )
 

@@ -70,15 +70,17 @@ def test_same_seed_gives_the_same_points(zoo: Zoo, tmp_path: Path) -> None:
     assert not np.array_equal(load_bundle(other.bundle_path).points, a.points)
 
 
+@pytest.mark.parametrize("method", ["ipguard", "gradient-free"])
 def test_source_date_epoch_reproduces_the_signed_content(
-    zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     """Same seed and SOURCE_DATE_EPOCH: identical metadata, hence an identical canonical digest and signature."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     key = load_private_key(zoo.private_key)
     bundles = []
+    settings = FingerprintSettings(n=10, method=method)
     for name in ("a", "b"):
-        fingerprint(zoo.target, tmp_path / f"{name}.safetensors", signing_key=key, settings=FingerprintSettings(n=10))
+        fingerprint(zoo.target, tmp_path / f"{name}.safetensors", signing_key=key, settings=settings)
         bundles.append(load_bundle(tmp_path / f"{name}.safetensors"))
     assert bundles[0].metadata == bundles[1].metadata
     pinned = datetime.fromtimestamp(1700000000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
