@@ -25,9 +25,9 @@ from .search import (
     STRATEGIES,
     BoundaryWalk,
     ConferrableSearch,
+    GradientSearch,
     ProgressCallback,
     SearchOptions,
-    SearchStrategy,
     StartKind,
     TargetLabelRule,
     anchor_targets,
@@ -206,7 +206,9 @@ def fingerprint(
     else:
         loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
         options = SearchOptions(k, settings.epsilon, settings.max_iterations, settings.learning_rate)
-        points, labels, balance = _paper_points(loop, make_strategy(settings.method, options), settings, data)
+        strategy = make_strategy(settings.method, options)
+        assert isinstance(strategy, GradientSearch)  # a surrogate was built: the method follows a gradient
+        points, labels, balance = _paper_points(loop, strategy, settings, data)
     if len(points) == 0:
         budget = "on the way to anchors of other classes" if surrogate is None else f"within {settings.max_iterations}"
         raise SearchError(
@@ -255,7 +257,7 @@ def _open_target(
                 "pass --input-shape with the size deployments feed it (e.g. 3,48,192), or --data"
             )
         target.resolve_input(data_sample_shape(Path(data_path)), "--data")
-    classes = target.output_spec.num_classes
+    classes = target.num_classes
     if settings.class_names and len(settings.class_names) != classes:
         raise UsageError(f"--class-names lists {len(settings.class_names)} names; {target.name} has {classes} classes")
     data = load_points(Path(data_path), target.input_spec) if data_path is not None else None
@@ -309,7 +311,7 @@ class CandidateLoop:
     tally: SearchTally
 
     def collect(
-        self, strategy: SearchStrategy, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
+        self, strategy: GradientSearch, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
     ) -> tuple[FloatArray, LabelArray]:
         """Up to ``wanted`` accepted points from starts drawn from ``starts`` (None: the domain)."""
         kept_points: list[FloatArray] = []
@@ -365,9 +367,7 @@ def _surrogate_or_reason(
     instead: asked for by name, operators without a gradient (``blocking``), or no converter reproducing
     onnxruntime."""
     strategy = STRATEGIES[settings.method]
-    if not strategy.needs_gradient:
-        if settings.unique:
-            raise UsageError("--unique trains its panel through a surrogate; use it with --method ipguard")
+    if not issubclass(strategy, GradientSearch):  # (--unique with another method is refused by the settings)
         return None, f"--method {settings.method}"
     if blocking:
         if settings.method != "ipguard" or settings.unique:
@@ -424,6 +424,14 @@ def _gradient_free_points(
         start = start_points(count, rng, starts_from, low, high)
         anchors = np.concatenate([start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high), start])
         start_scores, anchor_scores = scores(start), scores(anchors)
+        seen = np.unique(np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)]))
+        if len(seen) < 2:
+            low_high = settings.domain if isinstance(settings.domain, tuple) else (0.0, 1.0)
+            source = "--data" if data is not None else f"--domain {low_high[0]:g},{low_high[1]:g}"
+            raise SearchError(
+                f"every input drawn from {source} is labelled class {int(seen[0])}, so there is no other class "
+                "to cross to; widen --domain, or pass owner data that holds other classes (--data)"
+            )
         least_likely = settings.label == TargetLabelRule.least_likely
         found_points, found_labels, queries = [], [], len(start) + len(anchors)
         remaining = np.arange(count)
@@ -455,13 +463,13 @@ def _gradient_free_points(
 
 
 def _paper_points(
-    loop: CandidateLoop, strategy: SearchStrategy, settings: FingerprintSettings, data: FloatArray | None
+    loop: CandidateLoop, strategy: GradientSearch, settings: FingerprintSettings, data: FloatArray | None
 ) -> tuple[FloatArray, LabelArray, str]:
     """The paper's search (or a baseline), and the binary balance: a binary model labels every random
     start alike, so every point would say one class and a constant model would match. Half the points
     are then searched back across the boundary from the others (j is then the other class)."""
     points, labels = loop.collect(strategy, settings.n, data if settings.init == "data" else None, settings.label)
-    if loop.target.output_spec.num_classes != 2 or len(points) < 2 or len(set(labels.tolist())) != 1:
+    if loop.target.num_classes != 2 or len(points) < 2 or len(set(labels.tolist())) != 1:
         return points, labels, ""
     half = len(points) // 2
     back_points, back_labels = loop.collect(strategy, half, points[: len(points) - half], settings.label)
@@ -554,7 +562,7 @@ def _record(
         input_shape_source=spec.shape_source,
         output_name=output.name,
         output_kind=output.kind,
-        num_classes=output.num_classes or int(target.scores(np.zeros((1, *spec.sample_shape), np.float32)).shape[1]),
+        num_classes=target.num_classes or 0,
         class_names=settings.class_names,
         method=settings.method,
         variant=_variant(settings, unique, gradient_free=surrogate is None),

@@ -272,7 +272,7 @@ def issue(
         raise UsageError(f"{registry_bundle} exists: {licensee} already holds a copy (pass --force to re-issue)")
     original = OnnxClassifier(model_path, providers=providers, allow_spinning=False)
     spec = original.input_spec
-    classes = original.output_spec.num_classes or 0
+    classes = original.num_classes or 0
     if classes < 2:
         raise UsageError(f"{original.name} has {classes} classes; licensee labels need at least 2")
     x = load_points(Path(data_path), spec)

@@ -70,6 +70,17 @@ def _forest(zoo: Zoo, tmp_path: Path) -> Path:
     return path
 
 
+def _linear_zipmap(tmp_path: Path) -> Path:
+    """A binary logistic regression behind a ZipMap (no gradient): class 1 wherever the first feature > 0."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    path = tmp_path / "linear.onnx"
+    path.write_bytes(to_onnx(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), x[:1]).SerializeToString())
+    return path
+
+
 def _bundle_copy(zoo: Zoo, tmp_path: Path) -> Path:
     path = tmp_path / "fp.safetensors"
     shutil.copy(zoo.bundle, path)
@@ -130,6 +141,9 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
      "holds TreeEnsembleClassifier \\(no gradient\\); use --method gradient-free"),
     ("unique on trees", lambda z, t: ["fingerprint", _forest(z, t), "--unique", "--key", z.private_key],
      ExitCode.usage, "--unique follows a gradient"),
+    ("one class in the domain", lambda z, t: ["fingerprint", _linear_zipmap(t), "--domain", "5,6", "--key",
+                                              z.private_key], ExitCode.input,
+     "every input drawn from --domain 5,6 is labelled class 1, so there is no other class to cross to"),
     ("unique without a gradient", lambda z, t: ["fingerprint", z.target, "--method", "gradient-free", "--unique"],
      ExitCode.usage, "use it with --method ipguard"),
     ("unique without data", lambda z, t: ["fingerprint", z.target, "--unique", "--n", 5], ExitCode.usage,

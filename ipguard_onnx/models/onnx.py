@@ -150,7 +150,14 @@ class OnnxClassifier(Classifier):
 
     @property
     def num_classes(self) -> int | None:
-        return self.output_spec.num_classes
+        """The class count: the output's class axis, or for ZipMap probability maps the classes the
+        maps name (read from one all-zero input the first time, once the input shape is known)."""
+        spec = self.output_spec
+        if spec.kind != "probability-maps" or spec.num_classes is not None:
+            return spec.num_classes
+        if self._map_classes is None and self.input_spec.resolved:
+            self.scores(np.zeros((1, *self.input_spec.sample_shape), np.float32))
+        return len(self._map_classes) if self._map_classes else None
 
     @property
     def other_outputs(self) -> tuple[str, ...]:

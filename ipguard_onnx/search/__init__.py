@@ -7,13 +7,15 @@
 * ``gradient_free`` Eq. 5 points from the model's own answers (bisection and a walk past the boundary)
 * ``panel``       the owner-made positives and references of ``--unique``
 
-A new strategy is a new file with a ``@register``-ed ``SearchStrategy`` subclass, imported below;
+A new strategy is a new file with a ``@register``-ed ``SearchStrategy`` subclass (``GradientSearch`` when
+it follows the surrogate's gradient), imported below;
 ``--method``, the paper names in bundles and reports, and the docs all read ``STRATEGIES``.
 """
 
 from __future__ import annotations
 
 from .base import (
+    GradientSearch,
     LogitsFunction,
     ProgressCallback,
     SearchOptions,
@@ -47,6 +49,7 @@ __all__ = [
     "RandomPoints",
     "SearchOptions",
     "SearchOutcome",
+    "GradientSearch",
     "SearchStrategy",
     "StartKind",
     "TargetLabelRule",

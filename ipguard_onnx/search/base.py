@@ -67,16 +67,15 @@ class SearchOutcome:
         return float(hits.mean()) if len(hits) else 0.0
 
 
-class SearchStrategy(ABC):
+class SearchStrategy(ABC):  # noqa: B024 - the family's base: members add the abstract search they run
     """A fingerprinting method (foolbox-style): ``name`` is its registry key, ``paper_name`` how the
-    paper and reports call it; ``__repr__`` shows every setting."""
+    paper and reports call it; ``__repr__`` shows every setting. Gradient searches on the surrogate
+    subclass ``GradientSearch``; the gradient-free search queries the model itself."""
 
     name: ClassVar[str]
     paper_name: ClassVar[str]
     needs_panel: ClassVar[bool] = False
     """True for strategies built from the owner's panel (``--unique``), not chosen by ``--method``."""
-    needs_gradient: ClassVar[bool] = True
-    """False for strategies that query the model itself (``gradient_free``): no surrogate, no torch."""
 
     @classmethod
     def from_options(cls, options: SearchOptions) -> SearchStrategy:
@@ -86,6 +85,10 @@ class SearchStrategy(ABC):
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.startswith("_"))
         return f"{type(self).__name__}({settings})"
+
+
+class GradientSearch(SearchStrategy):
+    """A strategy that moves points along the surrogate's differentiable scores."""
 
     @abstractmethod
     def run(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..types import FloatArray, LabelArray
 from .base import (
+    GradientSearch,
     LogitsFunction,
     ProgressCallback,
     SearchOptions,
     SearchOutcome,
-    SearchStrategy,
     clip,
     outcome_of,
     surrogate_hits,
@@ -17,7 +17,7 @@ from .registry import register
 
 
 @register
-class RandomPoints(SearchStrategy):
+class RandomPoints(GradientSearch):
     """The paper's Random baseline (Section 5.1.3): the start points themselves, no search."""
 
     name = "random"
@@ -46,7 +46,7 @@ class RandomPoints(SearchStrategy):
 
 
 @register
-class FGSM(SearchStrategy):
+class FGSM(GradientSearch):
     """Targeted FGSM (Goodfellow et al. 2015): one step of size ε against the target label's loss.
 
     x' = clip(x − ε · sign(∇ₓ CE(Z(x), j))); every point is kept, labelled by the real model.
@@ -90,7 +90,7 @@ class FGSM(SearchStrategy):
 
 
 @register
-class IGSM(SearchStrategy):
+class IGSM(GradientSearch):
     """Targeted iterative FGSM (Kurakin et al. 2017): steps of α inside an L∞ ball of radius ε.
 
     The paper's settings (Section 5.1.3): α = 1/255, at most 1,000 iterations; each point stops as
@@ -148,7 +148,7 @@ class IGSM(SearchStrategy):
 
 
 @register
-class CWL2(SearchStrategy):
+class CWL2(GradientSearch):
     """Targeted Carlini–Wagner L2 (2017): min ‖δ‖² + c · max(max_{t≠j} Z_t − Z_j, −k), Adam on tanh space.
 
     A binary search over c per point keeps the smallest successful perturbation. Inputs exactly at

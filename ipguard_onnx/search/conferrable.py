@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from ..errors import UsageError
 from ..types import FloatArray, LabelArray
-from .base import LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy, clip
+from .base import GradientSearch, LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, clip
 from .panel import PanelMember
 from .registry import register
 
@@ -34,7 +34,7 @@ def _margin_of(scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class ConferrableSearch(SearchStrategy):
+class ConferrableSearch(GradientSearch):
     """Move every start so the target and the positives say ``target`` by margin k and references do not.
 
     Loss per point: ReLU(k − m(x)) + mean over positives ReLU(k − m_p(x)) + mean over references

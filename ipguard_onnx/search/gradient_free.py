@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from ..types import FloatArray, LabelArray, OutputKind
-from .base import LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy
+from .base import ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy
 from .registry import register
 
 ScoresFunction = Callable[[FloatArray], FloatArray]
@@ -55,13 +54,12 @@ class BoundaryWalk(SearchStrategy):
     Score-based: the walk past the boundary tries ``walk_steps`` points, geometrically spaced from the
     boundary to the anchor, and keeps the nearest one with label j, Z_j − Z_i ≥ k and i = the label just
     before the boundary (the runner-up). Decision-based (``scores_fn`` None): the point ``decision_step``
-    of the segment past the boundary, kept if still labelled j. Needs no gradient: ``needs_gradient`` is
-    False and ``run_queries`` replaces ``run``.
+    of the segment past the boundary, kept if still labelled j. Needs no gradient or surrogate: it is
+    not a ``GradientSearch``, and ``run_queries`` asks the model itself.
     """
 
     name = "gradient-free"
     paper_name = "IPGuard-GF"
-    needs_gradient: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -79,20 +77,6 @@ class BoundaryWalk(SearchStrategy):
     @classmethod
     def from_options(cls, options: SearchOptions) -> BoundaryWalk:
         return cls(k=options.k)
-
-    def run(
-        self,
-        logits_fn: LogitsFunction,
-        start: FloatArray,
-        source_labels: LabelArray,
-        target_labels: LabelArray,
-        low: FloatArray,
-        high: FloatArray,
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> SearchOutcome:
-        """Not a gradient search: ``run_queries`` asks the model itself."""
-        raise TypeError("the gradient-free search queries the model: call run_queries")
 
     def run_queries(
         self,

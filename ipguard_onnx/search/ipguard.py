@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..types import FloatArray, LabelArray
-from .base import LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy, clip
+from .base import GradientSearch, LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, clip
 from .registry import register
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def eq5_loss(logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor, k
 
 
 @register
-class IPGuardSearch(SearchStrategy):
+class IPGuardSearch(GradientSearch):
     """IPGuard's Extract step (Cao, Jia, Gong, AsiaCCS 2021, Section 4.2, Eq. 5).
 
     Every point starts at an input the model labels ``i`` and moves, by Adam on the input, until

@@ -90,12 +90,15 @@ def test_fingerprinting_without_a_gradient_never_imports_torch(zoo: Zoo, forest:
 
 def test_the_cli_reports_queries_and_why(zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path, run_cli: RunCli) -> None:
     path, data = forest
+    names = ",".join(f"digit-{c}" for c in range(10))  # ZipMap maps name the classes: their count is known
     made = run_cli("fingerprint", path, "--data", data, "--k", "0.5", "--n", 10, "--key", zoo.private_key,
-                   "-o", tmp_path / "f.fp", "--format", "json")  # fmt: skip
+                   "--class-names", names, "-o", tmp_path / "f.fp", "--format", "json")  # fmt: skip
     assert made.code == 0, made.stderr
     row = json.loads(made.stdout)["fingerprint"]
     assert row["queries"] > 0 and "TreeEnsembleClassifier" in row["gradient_free_reason"]
     assert "gradient-free on onnxruntime" in made.stderr and "per 100 points" in made.stderr
+    bundle = load_bundle(tmp_path / "f.fp")
+    assert bundle.num_classes == 10 and bundle.class_names[3] == "digit-3"
 
 
 def test_decision_based_walk_needs_only_labels(zoo: Zoo) -> None:
