@@ -1,16 +1,20 @@
-"""Tree-ensemble worlds for the gradient-free search (issue 13): targets with no gradient at all.
+"""Tree-ensemble and SVM worlds for the gradient-free search (issue 13): targets with no gradient at all.
 
-    python benchmarks/trees.py [--worlds digits cancer wine] [--seeds 0 1 2] [--k 0.3 1 3] [--out benchmarks/out]
+    python benchmarks/trees.py [--targets forest svm xgboost] [--worlds digits cancer wine] [--seeds 0 1 2]
+                               [--k 0.1 0.3 1] [--out benchmarks/out]
 
-Each world splits a scikit-learn set in two: the owner's half trains the target (a 50-tree random
-forest, skl2onnx: TreeEnsembleClassifier + ZipMap); the other half is data an independent party has.
-Positives (copies an owner meets): the same forest re-exported without ZipMap, 40 of its 50 trees, the
-forest continued by warm_start with 10 trees on new data, a refit on a bootstrap of the owner's data,
-a network distilled from the target's labels (reported as a hard positive, not in ARUC). Negatives:
-forests, gradient boosting and logistic regression trained on the other half. The target is
-fingerprinted with the gradient-free search (init from owner data, least-likely j) for each k, and
-evaluated: ARUC (Eq. 7), gap, matching rate per family, queries and seconds per 100 points.
-Raw rows go to OUT/trees.json.
+Needs the benchmark extra (`pip install -e ".[bench]"`: onnxmltools, XGBoost, LightGBM). Each world splits a
+scikit-learn set in two: the owner's half trains the target; the other half is data an independent party
+has. Targets: a 50-tree random forest (skl2onnx: TreeEnsembleClassifier + ZipMap), an RBF SVM with
+probabilities (skl2onnx: SVMClassifier + ZipMap), 50 rounds of XGBoost (onnxmltools: TreeEnsembleClassifier).
+Positives (copies an owner meets): the same model re-exported (ZipMap off; double precision, so thresholds
+and inputs are float64; through onnxmltools instead of skl2onnx), a subset of the trees (40 of 50), the
+model continued on new data (forest: warm_start +10 trees; XGBoost: +10 rounds; SVM: refit on the owner's
+data plus new data), a refit on a bootstrap of the owner's data; a network distilled from the target's labels
+is a hard positive, not in ARUC. Negatives: three models of the target's kind and two of other kinds, all
+trained on the other half. The target is fingerprinted with the gradient-free search (starts and anchors
+from the owner's data, least-likely j) for each k, and evaluated: ARUC (Eq. 7), gap, matching rate per
+family, queries and seconds per 100 points. Raw rows go to OUT/trees.json.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,12 @@ from ipguard_onnx.evaluate import evaluate
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key, write_keypair
 from ipguard_onnx.search import StartKind
+
+TARGETS = ("forest", "svm", "xgboost")
+POSITIVE_FAMILIES = ("re-export, no ZipMap", "re-export, double", "re-export, onnxmltools", "40 of 50 trees",
+                     "continued on new data", "bootstrap refit")  # fmt: skip
+HARD_FAMILIES = ("distilled network",)
+NEGATIVE_FAMILIES = ("same kind", "forest", "boosting", "logistic regression", "LightGBM")
 
 
 def _dataset(world: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,16 +56,77 @@ def _dataset(world: str) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), np.asarray(loaded.target, dtype=np.int64)
 
 
-def _export(model: Any, x: np.ndarray, path: Path, zipmap: bool = True) -> Path:
+def _export(model: Any, x: np.ndarray, path: Path, *, zipmap: bool = True, double: bool = False,
+            onnxmltools: bool = False) -> Path:  # fmt: skip
+    """Write ``model`` as ONNX the way its owner's exporter would (skl2onnx, or onnxmltools for XGBoost/LightGBM)."""
+    import onnxmltools as mltools
+    from onnxmltools.convert.common.data_types import FloatTensorType as MlFloat
     from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
 
-    options = None if zipmap else {id(model): {"zipmap": False}}
-    path.write_bytes(to_onnx(model, x[:1], options=options).SerializeToString())
+    kind = type(model).__module__.split(".")[0]
+    if kind in ("xgboost", "lightgbm"):
+        convert = mltools.convert_xgboost if kind == "xgboost" else mltools.convert_lightgbm
+        options = {} if kind == "xgboost" else {"zipmap": False}
+        graph = convert(model, initial_types=[("input", MlFloat([None, x.shape[1]]))], **options)
+    elif onnxmltools:
+        graph = mltools.convert_sklearn(model, initial_types=[("input", FloatTensorType([None, x.shape[1]]))])
+    else:
+        options = None if zipmap else {id(model): {"zipmap": False}}
+        graph = to_onnx(model, x[:1].astype(np.float64 if double else np.float32), options=options)
+    path.write_bytes(graph.SerializeToString())
     return path
 
 
-def build(world: str, seed: int, folder: Path) -> tuple[Path, np.ndarray, list[tuple[Path, str, str]]]:
+def _xgboost(seed: int, rounds: int = 50) -> Any:
+    import xgboost
+
+    return xgboost.XGBClassifier(n_estimators=rounds, max_depth=3, subsample=0.8, colsample_bytree=0.8,
+                                 random_state=seed)  # fmt: skip
+
+
+def _target(kind: str, seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.svm import SVC
+
+    if kind == "forest":
+        return RandomForestClassifier(n_estimators=50, random_state=seed)
+    if kind == "svm":
+        return SVC(C=[1.0, 3.0, 10.0][seed % 3], probability=True, random_state=seed)
+    return _xgboost(seed)
+
+
+def _copies(kind: str, target: Any, seed: int, xo: np.ndarray, yo: np.ndarray, xn: np.ndarray,
+            yn: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """The retrained copies of ``target`` (re-exports are made by ``build``); ``xn, yn`` is new data."""
+    copies: dict[str, Any] = {}
+    if kind == "forest":
+        subset = copy.deepcopy(target)
+        subset.estimators_ = subset.estimators_[:40]
+        subset.n_estimators = 40
+        copies["40 of 50 trees"] = subset
+        continued = copy.deepcopy(target)
+        continued.set_params(warm_start=True, n_estimators=60)
+        copies["continued on new data"] = continued.fit(xn, yn)
+    elif kind == "xgboost":
+        subset = copy.deepcopy(target)
+        subset._Booster = target.get_booster()[:40]
+        subset.set_params(n_estimators=40)
+        copies["40 of 50 trees"] = subset
+        copies["continued on new data"] = _xgboost(seed, 10).fit(xn, yn, xgb_model=target.get_booster())
+    else:
+        copies["continued on new data"] = copy.deepcopy(target).fit(np.concatenate([xo, xn]),
+                                                                     np.concatenate([yo, yn]))  # fmt: skip
+    rows = np.random.default_rng(seed + 1).integers(0, len(xo), len(xo))
+    copies["bootstrap refit"] = _target(kind, seed + 1).set_params(random_state=seed + 1).fit(xo[rows], yo[rows])
+    return copies
+
+
+def build(
+    world: str, seed: int, folder: Path, kind: str = "forest"
+) -> tuple[Path, np.ndarray, list[tuple[Path, str, str]]]:
     """The target, the owner's data, and (suspect, group, family) for every copy and independent model."""
+    import lightgbm
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -63,39 +135,50 @@ def build(world: str, seed: int, folder: Path) -> tuple[Path, np.ndarray, list[t
     order = np.random.default_rng(seed).permutation(len(x))
     owner, other = order[: len(x) // 2], order[len(x) // 2 :]
     xo, yo, xt, yt = x[owner], y[owner], x[other], y[other]
-    target = RandomForestClassifier(n_estimators=50, random_state=seed).fit(xo, yo)
+    target = _target(kind, seed).fit(xo, yo)
     target_path = _export(target, xo, folder / "target.onnx")
     suspects: list[tuple[Path, str, str]] = []
-    suspects.append((_export(target, xo, folder / "no-zipmap.onnx", zipmap=False), "positive", "re-export"))
-    subset = copy.deepcopy(target)
-    subset.estimators_ = subset.estimators_[:40]
-    subset.n_estimators = 40
-    suspects.append((_export(subset, xo, folder / "subset.onnx"), "positive", "40 of 50 trees"))
-    continued = copy.deepcopy(target)
-    continued.set_params(warm_start=True, n_estimators=60)
-    continued.fit(xt[: len(xt) // 2], yt[: len(yt) // 2])
-    suspects.append((_export(continued, xo, folder / "warm-start.onnx"), "positive", "warm_start +10 trees"))
-    rows = np.random.default_rng(seed + 1).integers(0, len(xo), len(xo))
-    refit = RandomForestClassifier(n_estimators=50, random_state=seed + 1).fit(xo[rows], yo[rows])
-    suspects.append((_export(refit, xo, folder / "bootstrap-refit.onnx"), "positive", "bootstrap refit"))
+    if kind != "xgboost":  # onnxmltools writes XGBoost with no ZipMap, in float only, and is its one exporter
+        suspects.append((_export(target, xo, folder / "no-zipmap.onnx", zipmap=False), "positive",
+                         "re-export, no ZipMap"))  # fmt: skip
+        # skl2onnx writes an invalid double SVM with a ZipMap (a float64 ZipMap input), so that one has none
+        double = _export(target, xo, folder / "double.onnx", double=True, zipmap=kind != "svm")
+        suspects.append((double, "positive", "re-export, double"))
+        suspects.append((_export(target, xo, folder / "onnxmltools.onnx", onnxmltools=True), "positive",
+                         "re-export, onnxmltools"))  # fmt: skip
+    for family, model in _copies(kind, target, seed, xo, yo, xt[: len(xt) // 2], yt[: len(yt) // 2]).items():
+        name = family.replace(" ", "-").replace(",", "")
+        suspects.append((_export(model, xo, folder / f"{name}.onnx"), "positive", family))
     student = MLPClassifier((64,), max_iter=600, random_state=seed).fit(xt, target.predict(xt))
     suspects.append((_export(student, xo, folder / "distilled.onnx"), "hard-positive", "distilled network"))
     for index in range(3):
-        forest = RandomForestClassifier(n_estimators=50, random_state=100 + seed * 10 + index).fit(xt, yt)
-        suspects.append((_export(forest, xo, folder / f"independent-forest-{index}.onnx"), "negative", "forest"))
-    boosted = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=seed).fit(xt, yt)
-    suspects.append((_export(boosted, xo, folder / "independent-boosting.onnx"), "negative", "boosting"))
-    linear = LogisticRegression(max_iter=2000).fit(xt, yt)
-    suspects.append((_export(linear, xo, folder / "independent-linear.onnx"), "negative", "logistic regression"))
+        same = _target(kind, 100 + seed * 10 + index)
+        if kind == "svm":
+            same.set_params(C=[0.5, 2.0, 8.0][index])
+        suspects.append((_export(same.fit(xt, yt), xo, folder / f"independent-{index}.onnx"), "negative",
+                         "same kind"))  # fmt: skip
+    others: dict[str, Callable[[], Any]] = {
+        "forest": lambda: RandomForestClassifier(n_estimators=50, random_state=seed),
+        "boosting": lambda: GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=seed),
+        "logistic regression": lambda: LogisticRegression(max_iter=2000),
+        "LightGBM": lambda: lightgbm.LGBMClassifier(n_estimators=50, random_state=seed, verbose=-1),
+    }
+    chosen = {"forest": ("boosting", "logistic regression"), "svm": ("forest", "logistic regression"),
+              "xgboost": ("LightGBM", "forest")}[kind]  # fmt: skip
+    for family in chosen:
+        name = family.replace(" ", "-")
+        suspects.append((_export(others[family]().fit(xt, yt), xo, folder / f"independent-{name}.onnx"), "negative",
+                         family))  # fmt: skip
     np.save(folder / "owner.npy", xo)
     return target_path, xo, suspects
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--worlds", nargs="+", default=["digits", "cancer", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--k", nargs="+", type=float, default=[0.3, 1.0, 3.0])
+    parser.add_argument("--k", nargs="+", type=float, default=[0.1, 0.3, 1.0])
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     arguments = parser.parse_args()
@@ -105,39 +188,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         key = load_private_key(write_keypair(work / "k.pem", work / "k.pub.pem").private_path)
-        for world in arguments.worlds:
-            for seed in arguments.seeds:
-                folder = work / f"{world}-{seed}"
-                folder.mkdir()
-                target, _, suspects = build(world, seed, folder)
-                families = {path.name: family for path, _, family in suspects}
-                for k in arguments.k:
-                    settings = FingerprintSettings(n=arguments.n, k=k, seed=seed, init=StartKind.data)
-                    started = time.perf_counter()
-                    made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key, settings=settings,
-                                       data_path=folder / "owner.npy")  # fmt: skip
-                    seconds = time.perf_counter() - started
-                    evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
-                    results.append({
-                        "world": world, "seed": seed, "k": k, "points": made.points, "queries": made.queries,
-                        "seconds": seconds, "seconds_per_100": 100 * made.search_seconds / max(made.points, 1),
-                        "aruc": evaluation.aruc, "gap": evaluation.gap,
-                        "rates": {row.suspect: row.matching_rate for row in evaluation.rows},
-                        "families": {row.suspect: families[row.suspect] for row in evaluation.rows},
-                        "groups": {row.suspect: row.group for row in evaluation.rows},
-                    })  # fmt: skip
-                    print(f"{world} seed {seed} k={k:g}: ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
-                          f"queries {made.queries:,} {seconds:.1f} s", flush=True)  # fmt: skip
+        for kind in arguments.targets:
+            for world in arguments.worlds:
+                for seed in arguments.seeds:
+                    folder = work / f"{kind}-{world}-{seed}"
+                    folder.mkdir()
+                    target, _, suspects = build(world, seed, folder, kind)
+                    families = {path.name: family for path, _, family in suspects}
+                    for k in arguments.k:
+                        settings = FingerprintSettings(n=arguments.n, k=k, seed=seed, init=StartKind.data)
+                        started = time.perf_counter()
+                        made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key,
+                                           settings=settings, data_path=folder / "owner.npy")  # fmt: skip
+                        seconds = time.perf_counter() - started
+                        evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
+                        results.append({
+                            "target": kind, "world": world, "seed": seed, "k": k, "points": made.points,
+                            "queries": made.queries, "seconds": seconds,
+                            "seconds_per_100": 100 * made.search_seconds / max(made.points, 1),
+                            "aruc": evaluation.aruc, "gap": evaluation.gap,
+                            "rates": {row.suspect: row.matching_rate for row in evaluation.rows},
+                            "families": {row.suspect: families[row.suspect] for row in evaluation.rows},
+                            "groups": {row.suspect: row.group for row in evaluation.rows},
+                        })  # fmt: skip
+                        print(f"{kind} {world} seed {seed} k={k:g}: ARUC {evaluation.aruc:.3f} "
+                              f"gap {evaluation.gap:+.2f} queries {made.queries:,} {seconds:.1f} s",
+                              flush=True)  # fmt: skip
     (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
-    print("\n| world | k | ARUC (mean ± std) | gap | queries | s / 100 points | " + " | ".join(_FAMILIES) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(_FAMILIES))
-    for world in arguments.worlds:
-        for k in arguments.k:
+    for kind in arguments.targets:
+        _table(kind, [r for r in results if r["target"] == kind], arguments.worlds, arguments.k)
+
+
+def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list[float]) -> None:
+    present = {family for r in results for family in r["families"].values()}
+    columns = [f for f in (*POSITIVE_FAMILIES, *HARD_FAMILIES, *NEGATIVE_FAMILIES) if f in present]
+    print(f"\n{kind} targets\n\n| world | k | ARUC (mean ± std) | gap | queries | s / 100 points | "
+          + " | ".join(columns) + " |")  # fmt: skip
+    print("|---|---|---|---|---|---|" + "---|" * len(columns))
+    for world in worlds:
+        for k in ks:
             rows = [r for r in results if r["world"] == world and r["k"] == k]
+            if not rows:
+                continue
             arucs = [r["aruc"] for r in rows]
             spread = statistics.stdev(arucs) if len(arucs) > 1 else 0.0
             cells = []
-            for family in _FAMILIES:
+            for family in columns:
                 rates = [rate for r in rows for name, rate in r["rates"].items() if r["families"][name] == family]
                 cells.append(f"{statistics.mean(rates):.2f}" if rates else "–")
             gap = statistics.mean(r["gap"] for r in rows)
@@ -145,10 +241,6 @@ def main() -> None:
             per_100 = statistics.median(r["seconds_per_100"] for r in rows)
             print(f"| {world} | {k:g} | {statistics.mean(arucs):.3f} ± {spread:.3f} | {gap:+.2f} | {queries:,.0f} | "
                   f"{per_100:.2f} | " + " | ".join(cells) + " |")  # fmt: skip
-
-
-_FAMILIES = ("re-export", "40 of 50 trees", "warm_start +10 trees", "bootstrap refit", "distilled network", "forest",
-             "boosting", "logistic regression")  # fmt: skip
 
 
 if __name__ == "__main__":

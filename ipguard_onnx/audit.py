@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle, utc_timestamp
 from .errors import AuditError, UnsupportedModelError, UsageError
-from .models import Classifier, as_classifier
+from .models import Classifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words
 from .types import ANY_SIZE, Answers, FloatArray
@@ -158,32 +158,15 @@ def adapt_points(
 
 
 def map_labels(answers: Answers, bundle: Bundle, suspect_name: str) -> npt.NDArray[np.int64]:
-    """Suspect labels as the fingerprint's class indices; -1 where unanswered or not a known class.
-
-    A class label maps through the bundle's class names when it has them, else an integer label is
-    its own index (scikit-learn trained on 0..C-1).
-    """
-    indices = np.full(len(answers.labels), -1, dtype=np.int64)
-    names = bundle.class_names
-    lookup = {name: index for index, name in enumerate(names)} if names else None
-    for row, (label, answered) in enumerate(zip(answers.labels, answers.answered, strict=True)):
-        if not answered:
-            continue
-        if answers.kind == "index":
-            indices[row] = int(label)
-            continue
-        text = label.decode() if isinstance(label, bytes) else str(label)
-        if lookup is not None:
-            indices[row] = lookup.get(text, -1)
-            continue
-        try:
-            indices[row] = int(float(text)) if float(text).is_integer() else -1
-        except ValueError:
-            raise AuditError(
-                f"suspect {suspect_name} answers with class labels like {text!r} but the fingerprint has no "
-                "class names; re-create it with 'fingerprint --class-names' listing the classes in order"
-            ) from None
-    return indices
+    """Suspect labels as the fingerprint's class indices (``models.label_indices`` with the bundle's
+    class names); -1 where unanswered or not a known class."""
+    try:
+        return label_indices(answers, bundle.class_names)
+    except UnsupportedModelError as exc:
+        raise AuditError(
+            f"suspect {suspect_name} answers with {exc} but the fingerprint has no class names; "
+            "re-create it with 'fingerprint --class-names' listing the classes in order"
+        ) from None
 
 
 def audit(

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_points
-from .errors import SearchError, SurrogateError, UsageError
-from .models import OnnxClassifier, as_classifier, non_differentiable_ops
+from .errors import SearchError, SurrogateError, UnsupportedModelError, UsageError
+from .models import OnnxClassifier, as_classifier, label_indices, non_differentiable_ops
 from .preprocessing import Preprocessing
 from .search import (
     METHODS,
@@ -198,8 +198,11 @@ def fingerprint(
     tally = SearchTally()
     screening: dict[str, Any] = {}
     balance = ""
+    audit_labels = _audit_view(target, settings)
     if surrogate is None:
-        points, labels = _gradient_free_points(target, settings, k, data, rng, (low, high), tally, progress, say)
+        points, labels = _gradient_free_points(
+            target, audit_labels, settings, k, data, rng, (low, high), tally, progress, say
+        )
     elif unique:
         loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
         points, labels, screening = _unique_points(loop, settings, k, data, reference_paths)
@@ -209,6 +212,12 @@ def fingerprint(
         strategy = make_strategy(settings.method, options)
         assert isinstance(strategy, GradientSearch)  # a surrogate was built: the method follows a gradient
         points, labels, balance = _paper_points(loop, strategy, settings, data)
+    if len(points) and not (target.predict(points) == labels).all():  # effectiveness (Section 3.3)
+        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
+    agreed = audit_labels(points) == labels if len(points) else np.ones(0, np.bool_)  # the label output says j
+    if not agreed.all():
+        tally.disagreement += int((~agreed).sum())
+        points, labels = points[agreed], labels[agreed]
     if len(points) == 0:
         budget = "on the way to anchors of other classes" if surrogate is None else f"within {settings.max_iterations}"
         raise SearchError(
@@ -217,8 +226,6 @@ def fingerprint(
             if surrogate is not None
             else f"no point reached the boundary margin k={k} {budget}; lower --k, or pass owner data (--data)"
         )
-    if not (target.predict(points) == labels).all():  # effectiveness (Section 3.3): must match itself
-        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
     unique_seconds = float(screening.pop("seconds", 0.0))
     record = _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
                      unique_seconds, why_gradient_free)  # fmt: skip
@@ -264,6 +271,39 @@ def _open_target(
     if settings.init == "data" and data is None:
         raise UsageError("--init data needs --data FILE (.npy, .npz or a folder of images)")
     return target, data
+
+
+def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callable[[FloatArray], LabelArray]:
+    """The labels an audit of the target reads, as class indices. An audit reads a graph's label output
+    where it has one; the search reads its scores. The two can differ (an SVM with probabilities labels
+    by its decision function, not by the probabilities' argmax), so a point is kept only where both say j
+    and the target matches itself at 100 %."""
+    if not target.other_outputs:
+        return target.predict
+    view = OnnxClassifier(
+        target.path if target.path is not None else target.session, role="suspect", providers=settings.providers,
+        allow_spinning=False, input_shape=target.input_spec.sample_shape, num_classes=target.num_classes,
+    )  # fmt: skip
+    if view.output_spec.name == target.output_spec.name:
+        return target.predict
+
+    def labels(points: FloatArray) -> LabelArray:
+        answers = view.answer(points)
+        try:
+            indices = label_indices(answers, settings.class_names)
+        except UnsupportedModelError as exc:
+            raise UsageError(
+                f"{target.name} answers with {exc} on its label output; pass --class-names listing the classes in order"
+            ) from None
+        unknown = np.flatnonzero(answers.answered & (indices < 0))
+        if len(unknown):
+            raise UsageError(
+                f"{target.name}'s label output {view.output_spec.name!r} answers {answers.labels[unknown[0]]!r}, "
+                "which --class-names does not list; name the classes as that output does, in order"
+            )
+        return indices
+
+    return labels
 
 
 def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
@@ -391,6 +431,7 @@ def _surrogate_or_reason(
 
 def _gradient_free_points(
     target: OnnxClassifier,
+    audit_labels: Callable[[FloatArray], LabelArray],
     settings: FingerprintSettings,
     k: float,
     data: FloatArray | None,
@@ -446,9 +487,14 @@ def _gradient_free_points(
                 target.predict, scores, start[remaining[usable]], anchors[which[usable]], targets[usable],
                 progress=progress,
             )  # fmt: skip
+            converged = outcome.converged.copy()
+            if audit_labels is not target.predict and converged.any():  # the label output must say j too
+                converged[converged] = audit_labels(outcome.points[converged]) == outcome.target_labels[converged]
+                queries += int(outcome.converged.sum())
+                tally.disagreement += int((outcome.converged & ~converged).sum())
             queries += cost.queries
-            found_points.append(outcome.points[outcome.converged])
-            found_labels.append(outcome.target_labels[outcome.converged])
+            found_points.append(outcome.points[converged])
+            found_labels.append(outcome.target_labels[converged])
             remaining = remaining[usable][~outcome.converged]
         tally.queries += queries
         tally.seconds += time.perf_counter() - tick

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import AuditError
-from .base import Classifier, sha256_file, unanswered
+from .base import Classifier, label_indices, sha256_file, unanswered
 from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
 from .onnx import OnnxClassifier, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
@@ -38,6 +38,7 @@ __all__ = [
     "WireProtocol",
     "as_classifier",
     "binary_scores",
+    "label_indices",
     "choose_input",
     "choose_output",
     "choose_providers",

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import UnsupportedModelError
 from ..types import Answers, FloatArray, InputSpec, LabelKind
@@ -27,6 +29,32 @@ def sha256_file(path: Path) -> str:
 def unanswered(count: int, reason: str) -> Answers:
     """``count`` points that got no answer, all for ``reason`` (skipped, never a match or a mismatch)."""
     return Answers(np.zeros(count, object), "index", np.zeros(count, np.bool_), {reason: count} if count else {})
+
+
+def label_indices(answers: Answers, class_names: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Answers as class indices; -1 where unanswered or not a known class.
+
+    A class label maps through ``class_names`` when given, else an integer label is its own index
+    (scikit-learn trained on 0..C-1). A label that is not a number, with no names to look it up in,
+    raises ``UnsupportedModelError`` ("class labels like ...").
+    """
+    indices = np.full(len(answers.labels), -1, dtype=np.int64)
+    lookup = {name: index for index, name in enumerate(class_names)} if class_names else None
+    for row, (label, answered) in enumerate(zip(answers.labels, answers.answered, strict=True)):
+        if not answered:
+            continue
+        if answers.kind == "index":
+            indices[row] = int(label)
+            continue
+        text = label.decode() if isinstance(label, bytes) else str(label)
+        if lookup is not None:
+            indices[row] = lookup.get(text, -1)
+            continue
+        try:
+            indices[row] = int(float(text)) if float(text).is_integer() else -1
+        except ValueError:
+            raise UnsupportedModelError(f"class labels like {text!r}") from None
+    return indices
 
 
 class Classifier(ABC):

@@ -120,7 +120,12 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"in {result.rounds} round(s), {result.queries:,} queries, {result.search_seconds:.2f} s "
             f"({per_100:.2f} s per 100 points)",
         )
-        table.add_row("dropped", f"{result.dropped_unconverged} never satisfied Eq. 5 on the way to their anchor")
+        table.add_row(
+            "dropped",
+            f"{result.dropped_unconverged} never satisfied Eq. 5 on the way to their anchor"
+            + (f", {result.dropped_disagreement} where the label output disagrees with the scores"
+               if result.dropped_disagreement else ""),
+        )  # fmt: skip
     else:
         table.add_row(
             "search",

@@ -90,7 +90,7 @@ def test_fingerprinting_without_a_gradient_never_imports_torch(zoo: Zoo, forest:
 
 def test_the_cli_reports_queries_and_why(zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path, run_cli: RunCli) -> None:
     path, data = forest
-    names = ",".join(f"digit-{c}" for c in range(10))  # ZipMap maps name the classes: their count is known
+    names = ",".join(str(c) for c in range(10))  # as the label output names them; ZipMap maps give the count
     made = run_cli("fingerprint", path, "--data", data, "--k", "0.5", "--n", 10, "--key", zoo.private_key,
                    "--class-names", names, "-o", tmp_path / "f.fp", "--format", "json")  # fmt: skip
     assert made.code == 0, made.stderr
@@ -98,7 +98,8 @@ def test_the_cli_reports_queries_and_why(zoo: Zoo, forest: tuple[Path, Path], tm
     assert row["queries"] > 0 and "TreeEnsembleClassifier" in row["gradient_free_reason"]
     assert "gradient-free on onnxruntime" in made.stderr and "per 100 points" in made.stderr
     bundle = load_bundle(tmp_path / "f.fp")
-    assert bundle.num_classes == 10 and bundle.class_names[3] == "digit-3"
+    assert bundle.num_classes == 10 and bundle.class_names[3] == "3"
+    assert audit(bundle, path).matching_rate == 1.0  # the audit maps the label output through those names
 
 
 def test_decision_based_walk_needs_only_labels(zoo: Zoo) -> None:
@@ -153,3 +154,25 @@ def test_start_points_and_walk_are_reproducible(zoo: Zoo) -> None:
         return outcome.points
 
     assert np.array_equal(run(3), run(3))
+
+
+def test_points_where_the_label_output_disagrees_with_the_scores_are_dropped(zoo: Zoo, tmp_path: Path) -> None:
+    """An SVM with probabilities labels by its decision function, not the probabilities' argmax: the
+    search reads the probabilities, an audit the label output, so a point is kept only where both say j."""
+    from skl2onnx import to_onnx
+    from sklearn import datasets
+    from sklearn.svm import SVC
+
+    x, y = datasets.load_wine(return_X_y=True)
+    x = ((x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0))).astype(np.float32)
+    path = tmp_path / "svm.onnx"
+    path.write_bytes(to_onnx(SVC(probability=True, random_state=0).fit(x, y), x[:1]).SerializeToString())
+    data = tmp_path / "x.npy"
+    np.save(data, x)
+    made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=FingerprintSettings(n=100, init=StartKind.data), data_path=data)  # fmt: skip
+    assert "SVMClassifier" in made.gradient_free_reason
+    assert made.points == 100 and made.dropped_disagreement > 0
+    bundle = load_bundle(made.bundle_path)
+    assert _eq5_holds(path, bundle.points, bundle.labels, made.k).all()
+    assert audit(bundle, path).matching_rate == 1.0  # read through its label output, as every audit does
