@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ipguard_onnx import fingerprint
+from ipguard_onnx.errors import SearchError
 from ipguard_onnx.evaluate import evaluate
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key, write_keypair
@@ -127,6 +128,7 @@ def build(
 ) -> tuple[Path, np.ndarray, list[tuple[Path, str, str]]]:
     """The target, the owner's data, and (suspect, group, family) for every copy and independent model."""
     import lightgbm
+    import onnxruntime as ort
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -148,7 +150,14 @@ def build(
                          "re-export, onnxmltools"))  # fmt: skip
     for family, model in _copies(kind, target, seed, xo, yo, xt[: len(xt) // 2], yt[: len(yt) // 2]).items():
         name = family.replace(" ", "-").replace(",", "")
-        suspects.append((_export(model, xo, folder / f"{name}.onnx"), "positive", family))
+        exported = _export(model, xo, folder / f"{name}.onnx")
+        try:
+            ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # an exporter's bug, not the search's: reported, not audited
+            print(f"{kind} {world} seed {seed}: {family} skipped, onnxruntime refuses its export: "
+                  f"{str(exc).splitlines()[0][:120]}", flush=True)  # fmt: skip
+            continue
+        suspects.append((exported, "positive", family))
     student = MLPClassifier((64,), max_iter=600, random_state=seed).fit(xt, target.predict(xt))
     suspects.append((_export(student, xo, folder / "distilled.onnx"), "hard-positive", "distilled network"))
     for index in range(3):
@@ -198,8 +207,13 @@ def main() -> None:
                     for k in arguments.k:
                         settings = FingerprintSettings(n=arguments.n, k=k, seed=seed, init=StartKind.data)
                         started = time.perf_counter()
-                        made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key,
-                                           settings=settings, data_path=folder / "owner.npy")  # fmt: skip
+                        try:
+                            made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key,
+                                               settings=settings, data_path=folder / "owner.npy")  # fmt: skip
+                        except SearchError as exc:  # no point reached margin k: a result, not a crash
+                            print(f"{kind} {world} seed {seed} k={k:g}: no fingerprint ({exc})", flush=True)
+                            results.append({"target": kind, "world": world, "seed": seed, "k": k, "failed": str(exc)})
+                            continue
                         seconds = time.perf_counter() - started
                         evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
                         results.append({
@@ -214,6 +228,7 @@ def main() -> None:
                         print(f"{kind} {world} seed {seed} k={k:g}: ARUC {evaluation.aruc:.3f} "
                               f"gap {evaluation.gap:+.2f} queries {made.queries:,} {seconds:.1f} s",
                               flush=True)  # fmt: skip
+                        (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
     (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
     for kind in arguments.targets:
         _table(kind, [r for r in results if r["target"] == kind], arguments.worlds, arguments.k)
@@ -227,8 +242,10 @@ def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list
     print("|---|---|---|---|---|---|" + "---|" * len(columns))
     for world in worlds:
         for k in ks:
-            rows = [r for r in results if r["world"] == world and r["k"] == k]
+            failed = sum(1 for r in results if r["world"] == world and r["k"] == k and "failed" in r)
+            rows = [r for r in results if r["world"] == world and r["k"] == k and "failed" not in r]
             if not rows:
+                print(f"| {world} | {k:g} | no fingerprint on {failed} seed(s): no point reached margin k |")
                 continue
             arucs = [r["aruc"] for r in rows]
             spread = statistics.stdev(arucs) if len(arucs) > 1 else 0.0
@@ -239,8 +256,9 @@ def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list
             gap = statistics.mean(r["gap"] for r in rows)
             queries = statistics.median(r["queries"] for r in rows)
             per_100 = statistics.median(r["seconds_per_100"] for r in rows)
-            print(f"| {world} | {k:g} | {statistics.mean(arucs):.3f} ± {spread:.3f} | {gap:+.2f} | {queries:,.0f} | "
-                  f"{per_100:.2f} | " + " | ".join(cells) + " |")  # fmt: skip
+            note = f" ({failed} seed(s) without a fingerprint)" if failed else ""
+            print(f"| {world} | {k:g}{note} | {statistics.mean(arucs):.3f} ± {spread:.3f} | {gap:+.2f} | "
+                  f"{queries:,.0f} | {per_100:.2f} | " + " | ".join(cells) + " |")  # fmt: skip
 
 
 if __name__ == "__main__":

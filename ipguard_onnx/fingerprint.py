@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,6 +185,8 @@ def fingerprint(
     started = time.perf_counter()
     say = status or (lambda _: None)
     target, data = _open_target(model_path, settings, data_path, say)
+    if target.output_spec.kind == "labels" and settings.label == TargetLabelRule.least_likely:
+        settings = replace(settings, label=TargetLabelRule.random)  # labels rank no classes: j is drawn (-R)
     spec = target.input_spec
     low, high = _bounds(settings, spec, data)
     rng = np.random.default_rng(settings.seed)
@@ -195,6 +197,8 @@ def fingerprint(
     surrogate, why_gradient_free = _surrogate_or_reason(target, settings, parity_batch, blocking, say)
     unique = surrogate is not None and uses_unique(settings, data is not None, spec.sample_shape)
     k = settings.k if settings.k is not None else _default_k(unique, surrogate is None, bool(blocking))
+    if target.output_spec.kind == "labels":
+        k = 0.0  # decision-based: no margin to measure; the step past the boundary is a fixed share of the segment
     tally = SearchTally()
     screening: dict[str, Any] = {}
     balance = ""
@@ -212,7 +216,8 @@ def fingerprint(
         strategy = make_strategy(settings.method, options)
         assert isinstance(strategy, GradientSearch)  # a surrogate was built: the method follows a gradient
         points, labels, balance = _paper_points(loop, strategy, settings, data)
-    if len(points) and not (target.predict(points) == labels).all():  # effectiveness (Section 3.3)
+    own_labels = audit_labels if target.output_spec.kind == "labels" else target.predict
+    if len(points) and not (own_labels(points) == labels).all():  # effectiveness (Section 3.3)
         raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
     agreed = audit_labels(points) == labels if len(points) else np.ones(0, np.bool_)  # the label output says j
     if not agreed.all():
@@ -226,6 +231,9 @@ def fingerprint(
             if surrogate is not None
             else f"no point reached the boundary margin k={k} {budget}; lower --k, or pass owner data (--data)"
         )
+    if target.num_classes is None:  # labels only: the classes named, else the largest label seen
+        seen = [int(labels.max())] + ([int(audit_labels(data[:1024]).max())] if data is not None else [])
+        target.declared_classes = len(settings.class_names) if settings.class_names else max(seen) + 1
     unique_seconds = float(screening.pop("seconds", 0.0))
     record = _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
                      unique_seconds, why_gradient_free)  # fmt: skip
@@ -265,7 +273,7 @@ def _open_target(
             )
         target.resolve_input(data_sample_shape(Path(data_path)), "--data")
     classes = target.num_classes
-    if settings.class_names and len(settings.class_names) != classes:
+    if settings.class_names and classes is not None and len(settings.class_names) != classes:
         raise UsageError(f"--class-names lists {len(settings.class_names)} names; {target.name} has {classes} classes")
     data = load_points(Path(data_path), target.input_spec) if data_path is not None else None
     if settings.init == "data" and data is None:
@@ -278,14 +286,18 @@ def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callab
     where it has one; the search reads its scores. The two can differ (an SVM with probabilities labels
     by its decision function, not by the probabilities' argmax), so a point is kept only where both say j
     and the target matches itself at 100 %."""
-    if not target.other_outputs:
-        return target.predict
-    view = OnnxClassifier(
-        target.path if target.path is not None else target.session, role="suspect", providers=settings.providers,
-        allow_spinning=False, input_shape=target.input_spec.sample_shape, num_classes=target.num_classes,
-    )  # fmt: skip
-    if view.output_spec.name == target.output_spec.name:
-        return target.predict
+    if target.output_spec.kind == "labels":
+        view = target  # labels only: the search reads what an audit reads
+    else:
+        if not target.other_outputs:
+            return target.predict
+        view = OnnxClassifier(
+            target.path if target.path is not None else target.session, role="suspect",
+            providers=settings.providers, allow_spinning=False, input_shape=target.input_spec.sample_shape,
+            num_classes=target.num_classes,
+        )  # fmt: skip
+        if view.output_spec.name == target.output_spec.name:
+            return target.predict
 
     def labels(points: FloatArray) -> LabelArray:
         answers = view.answer(points)
@@ -409,6 +421,15 @@ def _surrogate_or_reason(
     strategy = STRATEGIES[settings.method]
     if not issubclass(strategy, GradientSearch):  # (--unique with another method is refused by the settings)
         return None, f"--method {settings.method}"
+    if target.output_spec.kind == "labels":
+        if settings.method != "ipguard" or settings.unique:
+            what = "--unique" if settings.unique else f"--method {settings.method}"
+            raise UsageError(
+                f"{what} follows class scores, and {target.name} answers with labels only; use --method gradient-free"
+            )
+        reason = f"{target.output_spec.name!r} gives labels only, no class scores: decision-based"
+        say(f"gradient-free search: {reason}")
+        return None, reason
     if blocking:
         if settings.method != "ipguard" or settings.unique:
             what = "--unique" if settings.unique else f"--method {settings.method}"
@@ -448,6 +469,9 @@ def _gradient_free_points(
     kind = target.output_spec.kind
 
     def scores(batch: FloatArray) -> FloatArray:
+        if kind == "labels":  # labels only: one-hot "scores" to choose j and anchors; the walk is decision-based
+            found = audit_labels(batch)
+            return np.eye(max(int(found.max()) + 1, target.num_classes or 0, 2), dtype=np.float32)[found]
         return search_scores(target.scores(batch), kind)
 
     strategy = BoundaryWalk(k=k)
@@ -465,6 +489,8 @@ def _gradient_free_points(
         start = start_points(count, rng, starts_from, low, high)
         anchors = np.concatenate([start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high), start])
         start_scores, anchor_scores = scores(start), scores(anchors)
+        width = max(start_scores.shape[1], anchor_scores.shape[1])  # one-hot widths follow the labels seen
+        start_scores, anchor_scores = _widen(start_scores, width), _widen(anchor_scores, width)
         seen = np.unique(np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)]))
         if len(seen) < 2:
             low_high = settings.domain if isinstance(settings.domain, tuple) else (0.0, 1.0)
@@ -473,7 +499,7 @@ def _gradient_free_points(
                 f"every input drawn from {source} is labelled class {int(seen[0])}, so there is no other class "
                 "to cross to; widen --domain, or pass owner data that holds other classes (--data)"
             )
-        least_likely = settings.label == TargetLabelRule.least_likely
+        least_likely = settings.label == TargetLabelRule.least_likely and kind != "labels"
         found_points, found_labels, queries = [], [], len(start) + len(anchors)
         remaining = np.arange(count)
         for sure_by in (0.0, k):  # the nearest anchor of j; for starts left short, the nearest one sure by k
@@ -484,11 +510,14 @@ def _gradient_free_points(
             )
             usable = targets >= 0
             outcome, cost = strategy.run_queries(
-                target.predict, scores, start[remaining[usable]], anchors[which[usable]], targets[usable],
+                audit_labels if kind == "labels" else target.predict, None if kind == "labels" else scores,
+                start[remaining[usable]], anchors[which[usable]], targets[usable],
                 progress=progress,
             )  # fmt: skip
             converged = outcome.converged.copy()
-            if audit_labels is not target.predict and converged.any():  # the label output must say j too
+            if (
+                audit_labels is not target.predict and kind != "labels" and converged.any()
+            ):  # the label output must say j too
                 converged[converged] = audit_labels(outcome.points[converged]) == outcome.target_labels[converged]
                 queries += int(outcome.converged.sum())
                 tally.disagreement += int((outcome.converged & ~converged).sum())
@@ -506,6 +535,13 @@ def _gradient_free_points(
         tally.iterations.extend([strategy.bisection_steps + 1] * len(kept_labels[-1]))
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+
+def _widen(scores: FloatArray, width: int) -> FloatArray:
+    """One-hot label scores padded with zero columns to ``width`` classes."""
+    if scores.shape[1] >= width:
+        return scores
+    return np.pad(scores, ((0, 0), (0, width - scores.shape[1])))
 
 
 def _paper_points(

@@ -81,6 +81,19 @@ def _linear_zipmap(tmp_path: Path) -> Path:
     return path
 
 
+def _labels_only(tmp_path: Path) -> Path:
+    """The logistic regression behind a ZipMap, with its label output only."""
+    import onnx
+
+    graph = onnx.load(_linear_zipmap(tmp_path))
+    kept = [output for output in graph.graph.output if output.name == "output_label"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    path = tmp_path / "labels-only.onnx"
+    onnx.save(graph, path)
+    return path
+
+
 def _bundle_copy(zoo: Zoo, tmp_path: Path) -> Path:
     path = tmp_path / "fp.safetensors"
     shutil.copy(zoo.bundle, path)
@@ -151,6 +164,8 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
     ("class names its label output does not use", lambda z, t: ["fingerprint", _linear_zipmap(t), "--class-names",
                                                               "no,yes", "--key", z.private_key], ExitCode.usage,
      "label output 'output_label' answers 0, which --class-names does not list"),
+    ("unique on labels only", lambda z, t: ["fingerprint", _labels_only(t), "--unique", "--key", z.private_key],
+     ExitCode.usage, "answers with labels only; use --method gradient-free"),
     ("repeated class names", lambda z, t: ["fingerprint", z.target, "--class-names", "a,a"], ExitCode.usage,
      "distinct, non-empty names"),
     ("class names count", lambda z, t: ["fingerprint", z.target, "--class-names", "a,b", "--n", 5], ExitCode.usage,

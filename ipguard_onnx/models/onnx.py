@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ..errors import UnsupportedModelError
 from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec
-from .base import Classifier, sha256_file
+from .base import Classifier, label_indices, sha256_file
 from .onnx_graph import (
     check_model_file,
     choose_input,
@@ -125,6 +125,8 @@ class OnnxClassifier(Classifier):
         self._outputs = outputs
         self._choice = {"need_scores": role == "target", "output_name": output_name, "num_classes": num_classes}
         self._map_classes: list[Any] | None = None
+        self.declared_classes: int | None = None
+        """For a label output, the class count the caller knows (a label output does not tell it)."""
         self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype)
@@ -153,6 +155,8 @@ class OnnxClassifier(Classifier):
         """The class count: the output's class axis, or for ZipMap probability maps the classes the
         maps name (read from one all-zero input the first time, once the input shape is known)."""
         spec = self.output_spec
+        if spec.kind == "labels":
+            return self.declared_classes
         if spec.kind != "probability-maps" or spec.num_classes is not None:
             return spec.num_classes
         if self._map_classes is None and self.input_spec.resolved:
@@ -272,7 +276,10 @@ class OnnxClassifier(Classifier):
         return self.output_spec.kind == "binary-probability"
 
     def predict(self, batch: npt.NDArray[np.floating]) -> LabelArray:
-        """Class indices: the argmax of the scores."""
+        """Class indices: the argmax of the scores; for a label output, its labels as indices
+        (``label_indices``: integer labels are their own index)."""
+        if self.output_spec.kind == "labels":
+            return label_indices(self.answer(np.asarray(batch, np.float32)), ())
         labels: LabelArray = self.scores(batch).argmax(axis=1).astype(np.int64)
         return labels
 

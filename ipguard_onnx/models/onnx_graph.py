@@ -313,6 +313,8 @@ def choose_output(
             return chosen
         if maps and len(maps) == 1:
             return replace(maps[0], chosen_because="probability maps (ZipMap), the only class scores")
+        if len(labels) == 1:  # the gradient-free search can still cross its boundaries, decision-based
+            return replace(labels[0], chosen_because="its only answer: labels, no class scores (decision-based)")
         raise UnsupportedModelError(
             f"{model_name} has no class-score output (a float N×C tensor with C ≥ 2, or a single unit); "
             f"outputs: {described}; export the classifier's logits or probabilities"

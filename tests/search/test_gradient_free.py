@@ -176,3 +176,32 @@ def test_points_where_the_label_output_disagrees_with_the_scores_are_dropped(zoo
     bundle = load_bundle(made.bundle_path)
     assert _eq5_holds(path, bundle.points, bundle.labels, made.k).all()
     assert audit(bundle, path).matching_rate == 1.0  # read through its label output, as every audit does
+
+
+def test_a_model_that_answers_only_labels_is_fingerprinted_decision_based(
+    zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import onnx
+
+    path, data = forest
+    graph = onnx.load(path)
+    kept = [output for output in graph.graph.output if output.name == "output_label"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    labels_only = tmp_path / "labels-only.onnx"
+    onnx.save(graph, labels_only)
+    made = fingerprint(labels_only, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=FingerprintSettings(n=40, init=StartKind.data), data_path=data)  # fmt: skip
+    assert "labels only" in made.gradient_free_reason and "decision-based" in made.gradient_free_reason
+    bundle = load_bundle(made.bundle_path)
+    assert made.points == 40 and bundle.num_classes == 10 and bundle.record.variant == "IPGuard-GF-TR"
+    assert bundle.record.search is not None and bundle.record.search.search_scores == "none"
+    assert audit(bundle, labels_only).matching_rate == 1.0
+    assert audit(bundle, path).matching_rate == 1.0  # the same forest with its probabilities
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    flat = zoo.x.reshape(len(zoo.x), -1)  # an independent forest, on data the target's owner never used
+    other = RandomForestClassifier(n_estimators=20, random_state=5).fit(flat[900:], zoo.y[900:])
+    (tmp_path / "other.onnx").write_bytes(to_onnx(other, flat[:1]).SerializeToString())
+    assert audit(bundle, tmp_path / "other.onnx").matching_rate < 0.9  # points sit at the target's own boundary
