@@ -235,7 +235,7 @@ def main() -> None:
 
 
 def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list[float]) -> None:
-    present = {family for r in results for family in r["families"].values()}
+    present = {family for r in results for family in r.get("families", {}).values()}
     columns = [f for f in (*POSITIVE_FAMILIES, *HARD_FAMILIES, *NEGATIVE_FAMILIES) if f in present]
     print(f"\n{kind} targets\n\n| world | k | ARUC (mean ± std) | gap | queries | s / 100 points | "
           + " | ".join(columns) + " |")  # fmt: skip
