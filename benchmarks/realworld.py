@@ -326,9 +326,10 @@ def main() -> None:
         except IPGuardError as error:
             self_rate = f"audit error: {' '.join(str(error).split())[:80]}"
         conversion = result.conversion
-        how = conversion.summary if conversion is not None else "?"
+        how = conversion.summary if conversion is not None else f"gradient-free: {result.gradient_free_reason[:90]}"
+        parity = f"{result.parity.max_abs_difference:.1e}" if result.parity is not None else "–"
         print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | {how} | "
-              f"{result.parity.max_abs_difference:.1e} | {result.points}/{result.requested} | "
+              f"{parity} | {result.points}/{result.requested} | "
               f"{result.total_seconds:.1f} | {self_rate} |", flush=True)  # fmt: skip
     total = fingerprinted + refused
     print(f"\nfingerprinted {fingerprinted} of {total} ({fingerprinted / max(total, 1):.0%}); refused {refused}\n")
