@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ipguard_onnx import FingerprintSettings, audit, fingerprint
 from ipguard_onnx.bundle import load_bundle
 from ipguard_onnx.errors import IPGuardError
+from ipguard_onnx.search import StartKind
 
 CACHE = Path(__file__).parent / "out" / "realworld"
 
@@ -46,6 +47,8 @@ class Model:
     classifier: bool = True
     notes: str = ""
     extra_members: tuple[str, ...] = field(default=())
+    owner_data: str = ""
+    """A builder in OWNER_DATA for inputs of the model's own kind (starts and anchors, -T)."""
 
 
 OWW = "openwakeword/resources/models/"
@@ -170,6 +173,8 @@ CORPUS: tuple[Model, ...] = (
         "magika/models/standard_v3_3/model.onnx",
         "tf2onnx 1.16",
         notes="file type from int32 bytes",
+        domain=(0.0, 256.0),
+        owner_data="file-bytes",
     ),
     Model(
         "silero-vad",
@@ -186,6 +191,36 @@ CORPUS: tuple[Model, ...] = (
         notes="tree ensemble, 7 outputs",
     ),
 )
+
+
+def _file_bytes(count: int = 600) -> np.ndarray:
+    """Magika's input for files on this machine (its config: the first and last 1,024 bytes of the first and
+    last 4 KiB block, whitespace stripped, padded with token 256): Python, text, ELF, gzip, images, ..."""
+    roots = [Path("/usr/lib/python3"), Path(sys.prefix) / "lib", Path("/usr/share/doc"), Path("/usr/bin"),
+             Path("/usr/share/common-licenses"), Path("/etc"), Path("/usr/share/icons"),
+             Path("/usr/include")]  # fmt: skip
+    files: list[Path] = []
+    for root in roots:
+        found = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()) if root.exists() else []
+        files.extend(found[:: max(len(found) // (count // len(roots)), 1)][: count // len(roots)])
+    rows = []
+    for path in files:
+        try:
+            content = path.read_bytes()
+        except OSError:
+            continue
+        if len(content) < 8:
+            continue
+        beg = content[:4096].lstrip()[:1024]
+        end = content[-4096:].rstrip()[-1024:]
+        row = np.full(2048, 256, dtype=np.int32)
+        row[: len(beg)] = np.frombuffer(beg, dtype=np.uint8)
+        row[2048 - len(end) :] = np.frombuffer(end, dtype=np.uint8)
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32)
+
+
+OWNER_DATA = {"file-bytes": _file_bytes}
 
 DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("ppocr-cls", "ppocr-cls-1.2.3", "the same file in an older release"),
@@ -305,13 +340,19 @@ def main() -> None:
         opset, shape = opset_and_input(path)
         bundle = CACHE / "bundles" / f"{model.name}.fingerprint.safetensors"
         bundle.parent.mkdir(parents=True, exist_ok=True)
+        data_path = None
+        if model.owner_data:
+            data_path = CACHE / "data" / f"{model.owner_data}.npy"
+            data_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(data_path, OWNER_DATA[model.owner_data]())
         settings = FingerprintSettings(
             n=arguments.n or model.n, input_shape=model.input_shape, domain=model.domain,
             max_iterations=arguments.max_iterations, seed=0,
+            init=StartKind.data if data_path is not None else StartKind.random,
         )  # fmt: skip
         started = time.perf_counter()
         try:
-            result = fingerprint(path, bundle, signing_key=key, settings=settings)
+            result = fingerprint(path, bundle, signing_key=key, settings=settings, data_path=data_path)
         except IPGuardError as error:
             refused += 1
             reason = " ".join(str(error).split())[:220].replace("|", "/")

@@ -421,6 +421,16 @@ def _surrogate_or_reason(
     strategy = STRATEGIES[settings.method]
     if not issubclass(strategy, GradientSearch):  # (--unique with another method is refused by the settings)
         return None, f"--method {settings.method}"
+    if target.input_spec.integer:
+        if settings.method != "ipguard" or settings.unique:
+            what = "--unique" if settings.unique else f"--method {settings.method}"
+            raise UsageError(
+                f"{what} follows a gradient, and {target.name} takes {target.input_spec.dtype} input "
+                "(bytes or token ids: no gradient); use --method gradient-free"
+            )
+        reason = f"input {target.input_spec.name!r} is {target.input_spec.dtype}: no gradient, points are whole numbers"
+        say(f"gradient-free search: {reason}")
+        return None, reason
     if target.output_spec.kind == "labels":
         if settings.method != "ipguard" or settings.unique:
             what = "--unique" if settings.unique else f"--method {settings.method}"
@@ -474,7 +484,8 @@ def _gradient_free_points(
             return np.eye(max(int(found.max()) + 1, target.num_classes or 0, 2), dtype=np.float32)[found]
         return search_scores(target.scores(batch), kind)
 
-    strategy = BoundaryWalk(k=k)
+    integer = target.input_spec.integer
+    strategy = BoundaryWalk(k=k, integer=integer)
     starts_from = data if settings.init == StartKind.data else None
     kept_points: list[FloatArray] = []
     kept_labels: list[LabelArray] = []
@@ -488,6 +499,8 @@ def _gradient_free_points(
         tick = time.perf_counter()
         start = start_points(count, rng, starts_from, low, high)
         anchors = np.concatenate([start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high), start])
+        if integer:  # whole numbers, as the model reads them
+            start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
         start_scores, anchor_scores = scores(start), scores(anchors)
         width = max(start_scores.shape[1], anchor_scores.shape[1])  # one-hot widths follow the labels seen
         start_scores, anchor_scores = _widen(start_scores, width), _widen(anchor_scores, width)

@@ -41,7 +41,7 @@ ANY_SIZE = -1
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The single float input of a classifier: name, per-sample shape, dtype and layout.
+    """The single data input of a classifier (float, or integer bytes or ids): name, per-sample shape, dtype, layout.
 
     ``sample_shape`` holds ``ANY_SIZE`` where the graph declares a symbolic per-sample dimension
     (an image model that resizes any size); ``resolve`` fixes them. ``layout`` matters only for
@@ -58,6 +58,11 @@ class InputSpec:
     @property
     def batch_shape(self) -> tuple[int | str, ...]:
         return ("N" if self.fixed_batch is None else self.fixed_batch, *self.sample_shape)
+
+    @property
+    def integer(self) -> bool:
+        """Integer inputs (bytes, token ids): no gradient, and every point must be whole numbers."""
+        return self.dtype.startswith(("int", "uint"))
 
     @property
     def resolved(self) -> bool:

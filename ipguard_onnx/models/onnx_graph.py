@@ -24,6 +24,8 @@ from ..types import (
 )
 
 _FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+_INTEGER_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
+                  "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16"}  # fmt: skip
 _LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
 _ONNX_ELEM_NAMES = {
     1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
@@ -94,12 +96,21 @@ def describe_graph(path: Path) -> tuple[list[ValueDescription], list[ValueDescri
     initializers = {init.name for init in graph.initializer}
     nodes = {out: node for node in graph.node for out in node.output}
 
+    def _is_exp(name: str) -> bool:
+        node = nodes.get(name)
+        while node is not None and node.op_type in _SHAPE_ONLY_OPS and node.input:
+            node = nodes.get(node.input[0])
+        return node is not None and node.op_type == "Exp"
+
     def producer(name: str) -> str | None:
-        """The op that computes ``name``, looking through reshapes, casts and identities."""
+        """The op that computes ``name``, looking through reshapes, casts and identities (a softmax
+        spelled out as Exp, ReduceSum and Div is a Softmax)."""
         for _ in range(16):
             node = nodes.get(name)
             if node is None:
                 return None
+            if node.op_type == "Div" and len(node.input) == 2 and _is_exp(node.input[0]):
+                return "Softmax"  # exp(z) / Σ exp(z), spelled out (jax2tf and tf2onnx graphs)
             if node.op_type not in _SHAPE_ONLY_OPS or not node.input:
                 return str(node.op_type)
             name = node.input[0]
@@ -165,11 +176,12 @@ def shape_text(dims: tuple[int | str | None, ...]) -> str:
 def choose_input(
     inputs: list[ValueDescription], model_name: str, *, input_shape: tuple[int, ...] | None = None
 ) -> InputSpec:
-    """The single float data input, of any rank ≥ 2 (vectors, sequences, spectrograms, images, volumes).
+    """The single data input, float or integer (bytes, token ids: searched gradient-free on integer
+    points), of any rank ≥ 2 (vectors, sequences, spectrograms, images, volumes).
 
     The first axis is the batch (free or fixed at any size); symbolic per-sample dimensions stay
     ``ANY_SIZE`` unless ``input_shape`` (``--input-shape``) fixes them. A model that needs other
-    inputs (state tensors, a sample rate, a second image) or takes integer tokens is refused by name.
+    inputs (state tensors, a sample rate, a second image) is refused by name.
     """
     if len(inputs) != 1:
         names = ", ".join(f"{value.name!r} {value.type.removeprefix('tensor(').removesuffix(')')}"
@@ -180,16 +192,11 @@ def choose_input(
             "must be wrapped or re-exported with those fixed"
         )
     value = inputs[0]
-    if value.type not in _FLOAT_TYPES:
+    if value.type not in _FLOAT_TYPES and value.type not in _INTEGER_TYPES:
         type_name = value.type.removeprefix("tensor(").removesuffix(")")
-        type_name = {"float": "float32", "double": "float64"}.get(type_name, type_name)
-        hint = (
-            "integer inputs are tokens or raw bytes, with no boundary a gradient or a small step can cross"
-            if type_name.startswith(("int", "uint"))
-            else "ipguard-onnx fingerprints classifiers over float inputs"
-        )
         raise UnsupportedModelError(
-            f"{model_name}: input {value.name!r} is {type_name}{shape_text(value.dims)}, not float; {hint}"
+            f"{model_name}: input {value.name!r} is {type_name}{shape_text(value.dims)}; ipguard-onnx "
+            "fingerprints classifiers over float or integer inputs"
         )
     dims = value.dims
     if len(dims) < 2:
@@ -207,7 +214,7 @@ def choose_input(
     spec = InputSpec(
         name=value.name,
         sample_shape=sample,
-        dtype=_FLOAT_TYPES[value.type],
+        dtype=_FLOAT_TYPES.get(value.type) or _INTEGER_TYPES[value.type],
         layout=guess_layout(sample) if len(sample) == 3 else "ND",
         fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
     )

@@ -5,7 +5,8 @@ graphs no converter reads): from each start x0 towards an anchor xa the model la
 segment to the first point labelled j, then walk on past it until Eq. 5 holds exactly — label j, a
 margin of at least k over the runner-up i, and i the label just before the boundary. Batched over all
 points: every bisection step and every walk is one onnxruntime call. Decision-based where the model
-gives only labels: past the boundary by a fixed fraction of the segment, and still labelled j.
+gives only labels: past the boundary by a fixed fraction of the segment, and still labelled j. On
+integer inputs (bytes, token ids) every point tried is rounded to whole numbers.
 """
 
 from __future__ import annotations
@@ -68,11 +69,17 @@ class BoundaryWalk(SearchStrategy):
         bisection_steps: int = 20,
         walk_steps: int = 32,
         decision_step: float = 0.02,
+        integer: bool = False,
     ) -> None:
         self.k = k
         self.bisection_steps = bisection_steps
         self.walk_steps = walk_steps
         self.decision_step = decision_step
+        self.integer = integer
+        """Round every point tried to whole numbers (integer inputs: bytes, token ids)."""
+
+    def _snap(self, points: FloatArray) -> FloatArray:
+        return np.rint(points).astype(np.float32) if self.integer else points
 
     @classmethod
     def from_options(cls, options: SearchOptions) -> BoundaryWalk:
@@ -97,7 +104,7 @@ class BoundaryWalk(SearchStrategy):
         queries, calls = 0, 0
 
         def along(t: npt.NDArray[np.float64]) -> FloatArray:
-            return (origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32)
+            return self._snap((origin + t.reshape(view).astype(np.float32) * direction).astype(np.float32))
 
         low_t, high_t = np.zeros(count), np.ones(count)
         for step in range(self.bisection_steps):
@@ -149,7 +156,9 @@ class BoundaryWalk(SearchStrategy):
                 break
             t = boundary_t[pending] + (1.0 - boundary_t[pending]) * fraction
             view = (len(pending),) + (1,) * (origin.ndim - 1)
-            candidate = (origin[pending] + t.reshape(view).astype(np.float32) * direction[pending]).astype(np.float32)
+            candidate = self._snap(
+                (origin[pending] + t.reshape(view).astype(np.float32) * direction[pending]).astype(np.float32)
+            )
             scores = scores_fn(candidate)
             queries, calls = queries + len(pending), calls + 1
             rows = np.arange(len(pending))

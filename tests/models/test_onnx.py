@@ -106,10 +106,15 @@ def test_integer_input(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
     )  # fmt: skip
-    with pytest.raises(
-        UnsupportedModelError, match=r"input 'input_ids' is int64\[\?, 3\], not float; integer inputs are tokens"
-    ):
-        OnnxClassifier(path)
+    spec = OnnxClassifier(path).input_spec  # token ids: searched gradient-free on whole numbers
+    assert (spec.dtype, spec.integer, spec.sample_shape) == ("int64", True, (3,))
+    booleans = _save(
+        tmp_path / "mask.onnx", [helper.make_node("Cast", ["mask"], ["y"], to=TensorProto.FLOAT)],
+        [helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
+    )  # fmt: skip
+    with pytest.raises(UnsupportedModelError, match=r"input 'mask' is bool\[\?, 3\]; ipguard-onnx fingerprints"):
+        OnnxClassifier(booleans)
 
 
 def test_unit_axes_of_an_output_are_squeezed(tmp_path: Path) -> None:

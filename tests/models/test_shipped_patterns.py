@@ -268,6 +268,53 @@ def test_zipmap_only_linear_model_is_fingerprinted_without_a_gradient(
     assert audit(bundle, path).matching_rate == 1.0
 
 
+def _byte_classifier(path: Path, seed: int) -> Path:
+    """magika's pattern (jax2tf → tf2onnx): int32 bytes [N, 16] (0–255, 256 pads) → embedding (Gather) →
+    mean → dense → a softmax spelled out as Exp / ReduceSum / Div, 4 classes."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Gather", ["embedding", "bytes"], ["embedded"]),
+        helper.make_node("ReduceMean", ["embedded"], ["pooled"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
+        helper.make_node("ReduceMax", ["logits"], ["top"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["logits", "top"], ["shifted"]),
+        helper.make_node("Exp", ["shifted"], ["exp"]),
+        helper.make_node("ReduceSum", ["exp", "axis"], ["total"], keepdims=1),
+        helper.make_node("Div", ["exp", "total"], ["target_label"]),
+    ]
+    graph = helper.make_graph(
+        nodes, path.stem, [helper.make_tensor_value_info("bytes", TensorProto.INT32, ["N", 16])],
+        [helper.make_tensor_value_info("target_label", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(rng.normal(0, 1, (257, 8)).astype(np.float32), "embedding"),
+         numpy_helper.from_array(rng.normal(0, 3, (8, 4)).astype(np.float32), "w"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_integer_byte_input_is_fingerprinted_on_whole_numbers(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
+    path = _byte_classifier(tmp_path / "bytes.onnx", seed=3)
+    files = RNG.integers(0, 257, (200, 16)).astype(np.float32)  # byte rows, as the owner's files give them
+    np.save(tmp_path / "files.npy", files)
+    made = _fingerprint(run_cli, path, tmp_path, "--data", tmp_path / "files.npy", "--domain", "0,256")
+    assert made.code == 0, made.stderr
+    result = json.loads(made.stdout)["fingerprint"]
+    assert "input 'bytes' is int32" in result["gradient_free_reason"] and result["points"] == 30
+    bundle = load_bundle(tmp_path / "bytes.fp")
+    assert np.array_equal(bundle.points, np.rint(bundle.points))  # whole numbers: what the model reads
+    assert bundle.points.min() >= 0 and bundle.points.max() <= 256
+    assert bundle.record.search is not None and bundle.record.search.search_scores == "log-probabilities"
+    assert audit(bundle, path).matching_rate == 1.0
+    other = audit(bundle, _byte_classifier(tmp_path / "other.onnx", seed=4)).matching_rate
+    assert other < 0.9
+    refused = run_cli("fingerprint", path, "--unique", "--data", tmp_path / "files.npy", "--key", key)
+    assert refused.code == ExitCode.usage and "takes int32 input" in refused.stderr
+
+
 def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> None:
     nodes = [helper.make_node("Add", ["input", "state"], ["output"])]
     path = _save(
