@@ -42,6 +42,7 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
     ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
     ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
+    ("zo-adam", {"k": 1.0}, "RL"), ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
 ]  # fmt: skip
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 

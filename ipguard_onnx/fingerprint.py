@@ -30,6 +30,7 @@ from .search import (
     SearchOptions,
     StartKind,
     TargetLabelRule,
+    ZerothOrderAdam,
     anchor_targets,
     choose_labels,
     make_strategy,
@@ -485,7 +486,16 @@ def _gradient_free_points(
         return search_scores(target.scores(batch), kind)
 
     integer = target.input_spec.integer
-    strategy = BoundaryWalk(k=k, integer=integer)
+    strategy: BoundaryWalk | ZerothOrderAdam = BoundaryWalk(k=k, integer=integer)
+    if settings.method == ZerothOrderAdam.name:  # measured against the walk (BENCHMARKS.md); by name only
+        if integer or kind == "labels":
+            raise UsageError(
+                f"--method zo-adam needs class scores over float inputs; {target.name} "
+                f"{'takes integer input' if integer else 'gives labels only'}: use --method gradient-free"
+            )
+        strategy = ZerothOrderAdam(
+            k=k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate, seed=settings.seed
+        )
     starts_from = data if settings.init == StartKind.data else None
     kept_points: list[FloatArray] = []
     kept_labels: list[LabelArray] = []
@@ -524,7 +534,7 @@ def _gradient_free_points(
             usable = targets >= 0
             outcome, cost = strategy.run_queries(
                 audit_labels if kind == "labels" else target.predict, None if kind == "labels" else scores,
-                start[remaining[usable]], anchors[which[usable]], targets[usable],
+                start[remaining[usable]], anchors[which[usable]], targets[usable], bounds=(low, high),
                 progress=progress,
             )  # fmt: skip
             converged = outcome.converged.copy()
@@ -545,7 +555,8 @@ def _gradient_free_points(
         tally.hit_rates.append(1.0 - len(remaining) / count)
         kept_points.append(np.concatenate(found_points)[:need])
         kept_labels.append(np.concatenate(found_labels)[:need])
-        tally.iterations.extend([strategy.bisection_steps + 1] * len(kept_labels[-1]))
+        per_point = strategy.bisection_steps + 1 if isinstance(strategy, BoundaryWalk) else settings.max_iterations
+        tally.iterations.extend([per_point] * len(kept_labels[-1]))
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
@@ -709,7 +720,8 @@ def _variant(settings: FingerprintSettings, unique: bool, *, gradient_free: bool
     for the gradient-free search (by name, or chosen because the graph has no usable gradient)."""
     if unique:
         return ConferrableSearch.paper_name
-    name = BoundaryWalk.paper_name if gradient_free else STRATEGIES[settings.method].paper_name
+    chosen = STRATEGIES[settings.method]
+    name = BoundaryWalk.paper_name if gradient_free and issubclass(chosen, GradientSearch) else chosen.paper_name
     return f"{name}-{settings.suffix}"
 
 

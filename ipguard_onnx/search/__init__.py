@@ -31,8 +31,11 @@ from .conferrable import ConferrableSearch, margin_scale, screen
 from .gradient_free import BoundaryWalk, QueryCost, anchor_targets, search_scores
 from .ipguard import IPGuardSearch, eq5_loss
 from .registry import STRATEGIES, register
+from .zeroth_order import ZerothOrderAdam, eq5_loss_numpy
 
 __all__ = [
+    "ZerothOrderAdam",
+    "eq5_loss_numpy",
     "CWL2",
     "BoundaryWalk",
     "QueryCost",

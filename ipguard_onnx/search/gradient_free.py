@@ -93,10 +93,12 @@ class BoundaryWalk(SearchStrategy):
         anchors: FloatArray,
         target_labels: LabelArray,
         *,
+        bounds: tuple[FloatArray, FloatArray] | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[SearchOutcome, QueryCost]:
         """Search from every ``start`` towards its ``anchor`` (labelled ``target_labels`` by the model).
-        Every point tried lies on the segment, so inside the domain when the start and anchor are."""
+        Every point tried lies on the segment, so inside the domain (``bounds``, unused) when the start
+        and anchor are."""
         count = len(start)
         origin = start.astype(np.float32)
         direction = (anchors - origin).astype(np.float32)
