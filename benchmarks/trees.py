@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--k", nargs="+", type=float, default=[0.1, 0.3, 1.0])
     parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--method", default="ipguard", help="ipguard (the walk, chosen by itself) or zo-adam")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     arguments = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -205,7 +206,9 @@ def main() -> None:
                     target, _, suspects = build(world, seed, folder, kind)
                     families = {path.name: family for path, _, family in suspects}
                     for k in arguments.k:
-                        settings = FingerprintSettings(n=arguments.n, k=k, seed=seed, init=StartKind.data)
+                        settings = FingerprintSettings(
+                            n=arguments.n, k=k, seed=seed, init=StartKind.data, method=arguments.method
+                        )
                         started = time.perf_counter()
                         try:
                             made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key,
