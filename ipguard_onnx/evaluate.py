@@ -1,4 +1,5 @@
-"""Evaluate a fingerprint like the paper: robustness, uniqueness, ARUC (Eq. 6–7) and the gap (Section 5.1.5).
+"""Evaluate a fingerprint like the paper: robustness, uniqueness, ARUC (Eq. 6–7) and the gap (Section 5.1.5),
+and like the newer literature: ROC AUC and TPR at 1 % and 5 % FPR over every copy, hard positives included.
 
 Positives are post-processed copies of the target, negatives independent models; hard positives
 (e.g. knowledge-distilled students) are reported beside them but kept out of ARUC and the gap.
@@ -47,6 +48,31 @@ def aruc(positive_rates: Sequence[float], negative_rates: Sequence[float], r: in
     )
 
 
+def roc_auc(positive_rates: Sequence[float], negative_rates: Sequence[float]) -> float:
+    """ROC AUC of the matching rate as a copy score: the chance that a random copy matches more than a
+    random independent model (ties count half; Mann–Whitney). NaN without both kinds."""
+    if not positive_rates or not negative_rates:
+        return float("nan")
+    positives = np.asarray(positive_rates, dtype=np.float64)[:, None]
+    negatives = np.asarray(negative_rates, dtype=np.float64)[None, :]
+    wins = (positives > negatives + _EPSILON).mean()
+    ties = (np.abs(positives - negatives) <= _EPSILON).mean()
+    return float(wins + 0.5 * ties)
+
+
+def tpr_at_fpr(positive_rates: Sequence[float], negative_rates: Sequence[float], fpr: float) -> float:
+    """The largest share of copies verified by a threshold that verifies at most ``fpr`` of the independent
+    models (no interpolation between thresholds: with 20 negatives, 1 % FPR means none may pass)."""
+    if not positive_rates or not negative_rates:
+        return float("nan")
+    candidates = sorted({*positive_rates, *negative_rates, 2.0})  # 2.0: a threshold nothing passes
+    best = 0.0
+    for threshold in candidates:
+        if 1.0 - uniqueness(negative_rates, threshold) <= fpr + _EPSILON:
+            best = max(best, robustness(positive_rates, threshold))
+    return best
+
+
 def gap(positive_rates: Sequence[float], negative_rates: Sequence[float]) -> float:
     """Smallest positive minus largest negative matching rate (Section 5.2): > 0 means a clean separation."""
     return float(min(positive_rates) - max(negative_rates))
@@ -77,6 +103,10 @@ class Evaluation:
     curve_thresholds: tuple[float, ...]
     robustness_curve: tuple[float, ...]
     uniqueness_curve: tuple[float, ...]
+    roc_auc: float = float("nan")
+    """ROC AUC with every copy (positives and hard positives, e.g. extracted students) against negatives."""
+    tpr_at_1_percent_fpr: float = float("nan")
+    tpr_at_5_percent_fpr: float = float("nan")
 
     def rates(self, group: Group) -> list[float]:
         return [row.matching_rate for row in self.rows if row.group == group]
@@ -124,4 +154,7 @@ def evaluate(
         curve_thresholds=taus,
         robustness_curve=tuple(robustness(positives, t) for t in taus),
         uniqueness_curve=tuple(uniqueness(negatives, t) for t in taus),
+        roc_auc=roc_auc(positives + hard, negatives),
+        tpr_at_1_percent_fpr=tpr_at_fpr(positives + hard, negatives, 0.01),
+        tpr_at_5_percent_fpr=tpr_at_fpr(positives + hard, negatives, 0.05),
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ipguard_onnx import UsageError
-from ipguard_onnx.evaluate import aruc, evaluate, gap, robustness, uniqueness
+from ipguard_onnx.evaluate import aruc, evaluate, gap, robustness, roc_auc, tpr_at_fpr, uniqueness
 
 from .conftest import RunCli, Zoo
 
@@ -29,6 +29,22 @@ def test_aruc_matches_an_independent_computation(seed: int) -> None:
     negatives = rng.integers(0, 90, size=rng.integers(1, 20)) / 100
     assert aruc(list(positives), list(negatives)) == pytest.approx(_reference_aruc(positives, negatives, 100))
     assert gap(list(positives), list(negatives)) == pytest.approx(positives.min() - negatives.max())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_auc_and_tpr_at_fpr_match_scikit_learn(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(seed)
+    positives = rng.integers(40, 101, size=rng.integers(2, 30)) / 100
+    negatives = rng.integers(0, 80, size=rng.integers(2, 120)) / 100
+    truth = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    scores = np.r_[positives, negatives]
+    assert roc_auc(list(positives), list(negatives)) == pytest.approx(roc_auc_score(truth, scores))
+    fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
+    for limit in (0.0, 0.01, 0.05, 0.2):
+        expected = tpr[fpr <= limit + 1e-12].max()
+        assert tpr_at_fpr(list(positives), list(negatives), limit) == pytest.approx(expected)
 
 
 def test_curves_are_monotone_and_bounded() -> None:
@@ -76,6 +92,10 @@ def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_
                       "b.onnx": "negative", "target.onnx": "hard-positive"}  # fmt: skip
     assert all(set(row) >= {"suspect", "group", "matching_rate"} for row in document["rows"])
     assert document["hard_positive_robustness"] == 1.0
+    rates = {row["suspect"]: row["matching_rate"] for row in document["rows"]}
+    copies = [rates["fine_tuned.onnx"], rates["pruned.onnx"], rates["target.onnx"]]  # the hard positive counts
+    assert document["roc_auc"] == pytest.approx(roc_auc(copies, [rates["a.onnx"], rates["b.onnx"]]))
+    assert document["tpr_at_1_percent_fpr"] == tpr_at_fpr(copies, [rates["a.onnx"], rates["b.onnx"]], 0.01)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = run_cli("evaluate", "-f", zoo.bundle, "--positive", zoo.pruned, "--negative", negatives)
-    assert text.code == 0 and "ARUC" in text.stdout and "gap" in text.stdout
+    assert text.code == 0 and "ARUC" in text.stdout and "gap" in text.stdout and "ROC AUC" in text.stdout

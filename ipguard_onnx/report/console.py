@@ -194,6 +194,11 @@ def render_evaluation(evaluation: Evaluation, console: Console) -> None:
         f"ARUC (Eq. 7, r = {evaluation.r}) [bold]{evaluation.aruc:.3f}[/]; gap (smallest positive − largest "
         f"negative) [{style}]{evaluation.gap:+.2f}[/]"
     )
+    if not np.isnan(evaluation.roc_auc):
+        console.print(
+            f"every copy (hard positives included) against the negatives: ROC AUC {evaluation.roc_auc:.3f}; "
+            f"TPR {evaluation.tpr_at_1_percent_fpr:.2f} at 1 % FPR, {evaluation.tpr_at_5_percent_fpr:.2f} at 5 % FPR"
+        )
 
 
 def plot_evaluation(evaluation: Evaluation, path: Path) -> None:

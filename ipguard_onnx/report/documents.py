@@ -67,7 +67,8 @@ def bundle_json(bundle: Bundle) -> str:
 
 
 def evaluation_json(evaluation: Evaluation) -> str:
-    """Top-level ``aruc`` and ``gap``, and one row per suspect with ``suspect``, ``group``, ``matching_rate``."""
+    """Top-level ``aruc``, ``gap``, ``roc_auc`` and TPR at 1 %/5 % FPR, and one row per suspect with
+    ``suspect``, ``group``, ``matching_rate``."""
     hard = evaluation.hard_positive_robustness
     return _dumps(
         envelope(
@@ -78,6 +79,9 @@ def evaluation_json(evaluation: Evaluation) -> str:
             robustness=evaluation.robustness,
             uniqueness=evaluation.uniqueness,
             hard_positive_robustness=None if np.isnan(hard) else hard,
+            roc_auc=None if np.isnan(evaluation.roc_auc) else evaluation.roc_auc,
+            tpr_at_1_percent_fpr=None if np.isnan(evaluation.tpr_at_1_percent_fpr) else evaluation.tpr_at_1_percent_fpr,
+            tpr_at_5_percent_fpr=None if np.isnan(evaluation.tpr_at_5_percent_fpr) else evaluation.tpr_at_5_percent_fpr,
             r=evaluation.r,
             rows=[dataclasses.asdict(row) for row in evaluation.rows],
         )
