@@ -7,6 +7,7 @@ method and parameter of the grid (n = 100, -RL), evaluate against all suspects, 
   * Table 4: the best ARUC per method (mean ± std over seeds, best parameter chosen on the mean),
   * Table 5: mean matching rate per suspect family for each method's best parameter,
   * Table 8: seconds to extract 100 points (median over seeds), and the share of points reaching j.
+  * ROC AUC and TPR at 1 %/5 % FPR over every copy, and over the extracted students alone (issue 14).
 Raw rows go to OUT/results.json.
 """
 
@@ -18,6 +19,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo as zoo_module  # noqa: E402
 
 from ipguard_onnx import fingerprint, load_bundle  # noqa: E402
-from ipguard_onnx.evaluate import evaluate  # noqa: E402
+from ipguard_onnx.evaluate import EvaluatedSuspect, evaluate, tpr_at_fpr  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
@@ -99,12 +101,29 @@ def main() -> None:
                     "families": {f: statistics.mean(v) for f, v in by_family.items()},
                     "family_min": {f: min(v) for f, v in by_family.items()},
                     "family_max": {f: max(v) for f, v in by_family.items()},
+                    "roc_auc": evaluation.roc_auc, "tpr_at_1": evaluation.tpr_at_1_percent_fpr,
+                    "tpr_at_5": evaluation.tpr_at_5_percent_fpr,
+                    "extraction_tpr_at_1": _extraction_tpr(evaluation.rows, families, 0.01),
+                    "extraction_tpr_at_5": _extraction_tpr(evaluation.rows, families, 0.05),
                 })  # fmt: skip
                 print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
                       f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
     results = args.out / ("results.json" if not args.only else f"results-{'+'.join(args.only).replace(' ', '_')}.json")
     results.write_text(json.dumps(rows, indent=1))
     print_tables(rows)
+
+
+EXTRACTION_FAMILIES = (
+    "label extraction 1k", "label extraction 1k, other arch", "label extraction 10k", "probability extraction",
+    "adversarial label extraction", "extraction + fine-tuning",
+)  # fmt: skip
+
+
+def _extraction_tpr(rows: Sequence[EvaluatedSuspect], families: dict[str, str], fpr: float) -> float:
+    """TPR at ``fpr`` counting only the students extracted through the API (issue 14) as positives."""
+    copies = [row.matching_rate for row in rows if families[row.suspect] in EXTRACTION_FAMILIES]
+    negatives = [row.matching_rate for row in rows if row.group == "negative"]
+    return tpr_at_fpr(copies, negatives, fpr) if copies else float("nan")
 
 
 def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
@@ -145,6 +164,18 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
             chosen = [r for r in here if r["config"] == config]
             print(f"| {config} | {statistics.median(r['search_seconds'] for r in chosen):.2f} | "
                   f"{statistics.mean(r['hit_rate'] for r in chosen):.2f} |")  # fmt: skip
+        print(
+            "\nThe newer literature's figures (issue 14): every copy, hard positives and extracted students "
+            "included, against the negatives; and the extracted students alone (mean over seeds)\n"
+        )
+        print("| setting | ROC AUC | TPR @ 1 % FPR | TPR @ 5 % FPR | extraction: TPR @ 1 % | extraction: TPR @ 5 % |")
+        print("|---|---|---|---|---|---|")
+        for config in dict.fromkeys(r["config"] for r in here):
+            chosen = [r for r in here if r["config"] == config and "roc_auc" in r]
+            if chosen:
+                keys = ("roc_auc", "tpr_at_1", "tpr_at_5", "extraction_tpr_at_1", "extraction_tpr_at_5")
+                cells = [statistics.mean(r[key] for r in chosen) for key in keys]
+                print(f"| {config} | " + " | ".join(f"{value:.2f}" for value in cells) + " |")
 
 
 if __name__ == "__main__":
