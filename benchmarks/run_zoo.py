@@ -42,6 +42,7 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("random", {}, "RL"),
     ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
     ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
+    ("ipguard", {"unique": True, "k": 1.0, "students": 4}, "TR"),  # issue 14: owner-made extracted students
     ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
     ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
     ("zo-adam", {"k": 1.0}, "RL"), ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", default=[], help="run only settings whose label contains one of these texts"
     )
+    parser.add_argument("--skip", nargs="*", default=[], help="skip settings whose label contains one of these")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     key_path = args.out / "bench-key.pem"
@@ -79,6 +81,8 @@ def main() -> None:
             np.save(owner_data, zoo.train)
             for method, params, suffix in GRID:
                 if args.only and not any(text in label(method, params, suffix) for text in args.only):
+                    continue
+                if any(text in label(method, params, suffix) for text in args.skip):
                     continue
                 init = "data" if suffix.startswith("T") else "random"
                 kind = "least-likely" if suffix.endswith("L") else "random"

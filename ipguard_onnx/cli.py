@@ -309,6 +309,13 @@ def fingerprint(
         ),
     ] = None,
     references: Annotated[int, typer.Option(help="With --unique: references to train on --data.")] = 16,
+    students: Annotated[
+        int,
+        typer.Option(
+            help="With --unique: owner-made extracted students (trained on --data plus synthetic queries "
+            "labelled by the target) among the positives, to catch copies stolen through an API."
+        ),
+    ] = 0,
     reference: Annotated[
         list[Path] | None, typer.Option(help="With --unique: an independent model to screen against (repeatable).")
     ] = None,
@@ -358,6 +365,7 @@ def fingerprint(
             epsilon=epsilon,
             unique=unique,
             references=references,
+            students=students,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
             input_shape=_shape(input_shape),
             output_name=output_name,

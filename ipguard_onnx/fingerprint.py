@@ -88,6 +88,9 @@ class FingerprintSettings:
     """Conferrable search with owner-made positives and references (``screening``); None = auto:
     on for IPGuard with owner data and inputs of at most ``UNIQUE_AUTO_MAX_FEATURES`` values."""
     references: int = 16
+    students: int = 0
+    """With ``--unique``: owner-made extracted students among the positives (``search.panel``), so points
+    also hold for models stolen through the API with synthetic queries (issue 14)."""
     pool_factor: int = 2
     input_shape: tuple[int, ...] | None = None
     """Per-sample input shape for graphs with symbolic dimensions (``--input-shape``); signed, used by audits."""
@@ -109,6 +112,10 @@ class FingerprintSettings:
             raise UsageError("--unique screens IPGuard points; use it with --method ipguard")
         if self.references < 0 or self.pool_factor < 1:
             raise UsageError("--references must be ≥ 0 and the pool factor ≥ 1")
+        if self.students < 0:
+            raise UsageError("--students must be ≥ 0")
+        if self.students and self.unique is False:
+            raise UsageError("--students adds positives to the --unique panel; use it with --unique")
         if self.epsilon <= 0:
             raise UsageError(f"--epsilon must be positive, got {self.epsilon}")
         if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
@@ -608,6 +615,7 @@ def _unique_points(
     panel = build_panel(
         surrogate.score_module, data, target.predict(data) if data is not None else None,
         references=settings.references if data is not None else 0, seed=settings.seed, supplied=supplied,
+        students=settings.students, label=target.predict,
     )  # fmt: skip
     build_seconds = time.perf_counter() - started
     loop.say("--unique: conferrable search")

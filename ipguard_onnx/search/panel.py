@@ -108,6 +108,23 @@ def train_until_agreement(
     return module, epochs
 
 
+STUDENT_QUERY_FACTOR = 4
+"""An owner-made student sees the owner's data and three times as many synthetic queries."""
+
+
+def extraction_queries(x: FloatArray, budget: int, seed: int) -> FloatArray:
+    """What an extraction attacker sends: their data, then synthetic points up to ``budget`` — half
+    rows with Gaussian noise (10 % of each feature's range), half mixtures of two rows — in the data's range."""
+    rng = np.random.default_rng(seed)
+    extra = max(budget - len(x), 0)
+    low, high = x.min(axis=0), x.max(axis=0)
+    noisy = x[rng.integers(0, len(x), extra // 2)] + rng.normal(0, 0.1, (extra // 2, *x.shape[1:])) * (high - low)
+    share = rng.random((extra - extra // 2,) + (1,) * (x.ndim - 1))
+    mixed = share * x[rng.integers(0, len(x), len(share))] + (1 - share) * x[rng.integers(0, len(x), len(share))]
+    queries: FloatArray = np.clip(np.concatenate([x, noisy, mixed]), low, high).astype(np.float32)
+    return queries
+
+
 def _pruning_levels(module: nn.Module, x: FloatArray, y: LabelArray) -> list[float]:
     """Magnitude-pruning levels a pirate could ship: 30% and the deepest of 10%, 20%, … that still
     labels the owner's data like the target within 3 points (Section 5.1.2's rule)."""
@@ -127,8 +144,15 @@ def build_panel(
     references: int,
     seed: int,
     supplied: Sequence[Classifier] = (),
+    students: int = 0,
+    label: Callable[[FloatArray], LabelArray] | None = None,
 ) -> list[PanelMember]:
-    """Owner-made positives from the surrogate, references trained on the owner's inputs, and supplied ones."""
+    """Owner-made positives from the surrogate, references trained on the owner's inputs, and supplied ones.
+
+    ``students`` > 0 adds positives an API thief would make (issue 14): models trained from scratch on the
+    owner's inputs plus synthetic queries (``extraction_queries``), all labelled by the target (``label``).
+    They copy the target off the data manifold, where the references — trained on the owner's inputs only —
+    do not, so the conferrable search puts points there."""
     import torch
     from torch import nn as tnn
 
@@ -198,6 +222,26 @@ def build_panel(
                 epochs += extra
             add(trained, f"reference-{index}", "reference", f"{shape}, bootstrap resample, {epochs} epochs, "
                 f"seed {reference_seed}")  # fmt: skip
+    if students and data is not None and label is not None:
+        features = int(np.prod(data.shape[1:]))
+        classes = max(int(data_labels.max()) + 1 if data_labels is not None else 2, 2)
+        for index in range(students):
+            student_seed = seed * 1000 + 500 + index
+            torch.manual_seed(student_seed)
+            queries = extraction_queries(data, STUDENT_QUERY_FACTOR * len(data), student_seed)
+            if index % 2 == 0:
+                module = _reset(copy.deepcopy(surrogate_module))
+                shape = "target architecture re-initialised"
+            else:
+                hidden = (64, 256)[index // 2 % 2]
+                module = tnn.Sequential(
+                    tnn.Flatten(), tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, classes)
+                )
+                shape = f"MLP {features}-{hidden}-{classes}"
+            student, epochs = train_until_agreement(module, queries, label(queries), seed=student_seed)
+            add(student, f"student-{index}", "positive", f"{shape}, extracted: owner data + "
+                f"{len(queries) - len(data)} synthetic queries labelled by the target, {epochs} epochs, "
+                f"seed {student_seed}")  # fmt: skip
     for classifier in supplied:
         digest = classifier.describe().get("sha256", "")[:16]
 

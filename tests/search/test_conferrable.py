@@ -59,6 +59,32 @@ def test_unique_mode_with_owner_data(zoo: Zoo, owner_data: Path, tmp_path: Path)
     assert record["positive_agreement"] >= reference_agreement + 0.5, record
 
 
+def test_extraction_queries_stay_in_the_datas_range() -> None:
+    from ipguard_onnx.search.panel import extraction_queries
+
+    x = np.random.default_rng(0).random((50, 3, 4)).astype(np.float32)
+    queries = extraction_queries(x, 400, seed=1)
+    assert queries.shape == (400, 3, 4) and np.array_equal(queries[:50], x)  # the data first, then synthetic
+    assert (queries >= x.min(axis=0)).all() and (queries <= x.max(axis=0)).all()
+    flat, rows = queries[50:].reshape(350, -1), x.reshape(50, -1)
+    copies = (np.abs(flat[:, None, :] - rows[None, :, :]).max(axis=2) == 0).any(axis=1)
+    assert copies.mean() < 0.1  # new points, not the data again
+
+
+def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
+    settings = FingerprintSettings(n=10, unique=True, references=2, students=2)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=owner_data)  # fmt: skip
+    record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
+    students = [member for member in record["panel"] if member["name"].startswith("student-")]
+    assert len(students) == 2 and all(member["role"] == "positive" for member in students)
+    assert all("1800 synthetic queries labelled by the target" in member["how"] for member in students)
+    assert all(member["agreement_with_target"] >= 0.9 for member in students)  # they learned the target
+    assert audit(load_bundle(made.bundle_path), zoo.target).matching_rate == 1.0
+    with pytest.raises(UsageError, match="use it with --unique"):
+        FingerprintSettings(unique=False, students=2)
+
+
 def test_unique_mode_is_reproducible_with_a_seed(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
     settings = FingerprintSettings(n=10, unique=True, references=2, seed=3)
     key = load_private_key(zoo.private_key)
