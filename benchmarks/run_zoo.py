@@ -70,6 +70,7 @@ def main() -> None:
         write_keypair(key_path, args.out / "bench-key.pub.pem")
     key = load_private_key(key_path)
     rows = []
+    results = args.out / ("results.json" if not args.only else f"results-{'+'.join(args.only).replace(' ', '_')}.json")
     for world in args.worlds:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -112,8 +113,7 @@ def main() -> None:
                 })  # fmt: skip
                 print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
                       f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
-    results = args.out / ("results.json" if not args.only else f"results-{'+'.join(args.only).replace(' ', '_')}.json")
-    results.write_text(json.dumps(rows, indent=1))
+                results.write_text(json.dumps(rows, indent=1))  # after every row: a stopped run keeps its rows
     print_tables(rows)
 
 
