@@ -63,7 +63,11 @@ def main() -> None:
         "--only", nargs="*", default=[], help="run only settings whose label contains one of these texts"
     )
     parser.add_argument("--skip", nargs="*", default=[], help="skip settings whose label contains one of these")
+    parser.add_argument("--tables-from", type=Path, help="print the tables of an earlier run's results JSON")
     args = parser.parse_args()
+    if args.tables_from is not None:
+        print_tables(json.loads(args.tables_from.read_text()))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     key_path = args.out / "bench-key.pem"
     if not key_path.exists():
@@ -156,7 +160,10 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
         for family in families:
             cells = []
             for method in best:
-                chosen = [r for r in here if r["config"] == best[method]]
+                chosen = [r for r in here if r["config"] == best[method] and family in r["families"]]
+                if not chosen:  # a family no seed shipped (a copy is shipped only when it works)
+                    cells.append("–")
+                    continue
                 mean = statistics.mean(r["families"][family] for r in chosen)
                 low = min(r["family_min"][family] for r in chosen)
                 high = max(r["family_max"][family] for r in chosen)
