@@ -13,6 +13,9 @@ test split C (accuracy, for the pruning stop rule of Section 5.1.2).
   (no filter pruning; other architectures are MLPs of other shapes and a logistic regression).
 * ``cancer``: the same recipe on scikit-learn's breast-cancer data (30 features, 2 classes), added after
   ``--unique`` was tuned, to check that it generalises beyond the worlds it was tuned on.
+* ``fashion``: 12,000 Fashion-MNIST images (Debian's ``dataset-fashion-mnist``, never a test dependency), a
+  28×28 CNN target, MLPs and narrower/wider CNNs as other architectures (issue 14's harder world).
+Every world also holds the students an API thief trains (``_extraction_copies``, hard positives).
 """
 
 from __future__ import annotations
@@ -62,6 +65,35 @@ def _tabular(world: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = (load_wine if world == "wine" else load_breast_cancer)(return_X_y=True)
     x = (x - x.min(0)) / (x.max(0) - x.min(0))
     return x.astype(np.float32), y.astype(np.int64)
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_IMAGES = 12_000
+"""Fashion-MNIST images used (the first of the 60,000 training images): 5,400 for the owner, 5,400 for
+independent parties, 1,200 for accuracy — so one world builds in well under an hour on 2 cores."""
+
+
+def _fashion() -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (idx files, read with numpy), N×1×28×28 in [0, 1]."""
+    import gzip
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").exists():
+        raise SystemExit(f"Fashion-MNIST is not in {FASHION}: apt-get install dataset-fashion-mnist")
+    with gzip.open(FASHION / "train-images-idx3-ubyte.gz") as handle:
+        images = np.frombuffer(handle.read(), dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as handle:
+        labels = np.frombuffer(handle.read(), dtype=np.uint8, offset=8)
+    return (images[:FASHION_IMAGES] / 255.0).astype(np.float32), labels[:FASHION_IMAGES].astype(np.int64)
+
+
+def _fashion_cnn(seed: int, width: int = 16) -> nn.Module:
+    """Two 3×3 convolutions each followed by 2×2 max-pooling, then two dense layers (28×28 → 7×7)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(2 * width * 49, 64), nn.ReLU(), nn.Linear(64, 10),
+    )  # fmt: skip
 
 
 def _mlp(inputs: int, hidden: tuple[int, ...], classes: int, seed: int) -> nn.Module:
@@ -279,9 +311,9 @@ def build(world: str, seed: int, root: Path) -> Zoo:
     """Build (or reuse) the zoo of ``world`` for ``seed`` under ``root``; returns its suspects."""
     folder = root / f"{world}-seed{seed}"
     manifest = folder / "manifest.json"
-    if world not in ("digits", "wine", "cancer"):
-        raise ValueError(f"unknown world {world!r}: digits, wine or cancer")
-    x, y = demo.digits() if world == "digits" else _tabular(world)
+    if world not in ("digits", "wine", "cancer", "fashion"):
+        raise ValueError(f"unknown world {world!r}: digits, wine, cancer or fashion")
+    x, y = demo.digits() if world == "digits" else _fashion() if world == "fashion" else _tabular(world)
     xa, ya, xb, yb, xc, yc = _split(x, y, seed)
     cached = json.loads(manifest.read_text()) if manifest.exists() else None
     if isinstance(cached, dict) and cached.get("version") == ZOO_VERSION:
@@ -302,6 +334,16 @@ def build(world: str, seed: int, root: Path) -> Zoo:
             ("cnn-wide", lambda s: demo.digits_cnn(seed=s, width=32)),
         ]
         epochs, student = 15, lambda s: _mlp(64, (256,), classes, s)
+    elif world == "fashion":  # 28×28 clothing images: a larger, harder world (issue 14)
+        make_target = lambda s: _fashion_cnn(s)  # noqa: E731
+        others = [
+            ("mlp-256", lambda s: _mlp(784, (256,), classes, s)),
+            ("mlp-512-128", lambda s: _mlp(784, (512, 128), classes, s)),
+            ("mlp-64", lambda s: _mlp(784, (64,), classes, s)),
+            ("cnn-narrow", lambda s: _fashion_cnn(s, width=8)),
+            ("cnn-wide", lambda s: _fashion_cnn(s, width=32)),
+        ]
+        epochs, student = 8, lambda s: _mlp(784, (256,), classes, s)
     else:  # tabular: wine (13 features, 3 classes) or breast cancer (30 features, 2 classes)
         width = x.shape[1]
         make_target = lambda s: _mlp(width, (64, 32), classes, s)  # noqa: E731
@@ -336,7 +378,7 @@ def build(world: str, seed: int, root: Path) -> Zoo:
         if base_accuracy - demo.accuracy(pruned, xc, yc) > 0.03:
             break
         export(pruned, f"weight-pruned-{step}0", "positive", "weight pruning")
-    if world == "digits":
+    if world in ("digits", "fashion"):  # convolutional targets
         for step in range(1, 16):
             pruned = _filter_pruned(target, step / 16)
             if base_accuracy - demo.accuracy(pruned, xc, yc) > 0.03:

@@ -27,6 +27,8 @@ def test_wine_zoo_has_every_family_and_evaluates(tmp_path: Path) -> None:
     assert families["random forest"] == 5 and families["distillation"] == 1
     for family in ("FTLL", "FTAL", "RTLL", "RTAL", "int8-dynamic", "int8-static", "float16", "weight pruning"):
         assert families[family] >= 1, family
+    extracted = [f for _, group, f in zoo.suspects if group == "hard-positive" and "extraction" in f]
+    assert len(extracted) >= 3, families  # students within 3 points of the target's accuracy were shipped
     key = load_private_key(write_keypair(tmp_path / "k.pem", tmp_path / "k.pub.pem").private_path)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=key, settings=FingerprintSettings(k=1.0))
     evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in zoo.suspects])
