@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo as zoo_module  # noqa: E402
 
 from ipguard_onnx import fingerprint, load_bundle  # noqa: E402
+from ipguard_onnx.errors import SearchError  # noqa: E402
 from ipguard_onnx.evaluate import EvaluatedSuspect, evaluate, tpr_at_fpr  # noqa: E402
 from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
@@ -94,8 +95,12 @@ def main() -> None:
                 chosen = {"unique": False, **params}  # plain unless the row asks for --unique
                 settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, label=kind, **chosen)  # type: ignore[arg-type]
                 name = f"fp-{label(method, params, suffix).replace(' ', '_')}.safetensors"
-                result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
-                                     data_path=owner_data if init == "data" else None)  # fmt: skip
+                try:
+                    result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
+                                         data_path=owner_data if init == "data" else None)  # fmt: skip
+                except SearchError as exc:  # e.g. random inputs all in one class: a result, not a crash
+                    print(f"  {label(method, params, suffix):25s} no fingerprint: {exc}", flush=True)
+                    continue
                 bundle_path = zoo.folder / name
                 evaluation = evaluate(load_bundle(bundle_path), [(path, group) for path, group, _ in zoo.suspects])
                 by_family: dict[str, list[float]] = defaultdict(list)
