@@ -416,6 +416,22 @@ def _default_k(unique: bool, gradient_free: bool, graph_without_gradient: bool) 
     return NO_GRADIENT_DEFAULT_K if graph_without_gradient else GRADIENT_FREE_DEFAULT_K
 
 
+def _without_gradient(target: OnnxClassifier, blocking: tuple[str, ...]) -> tuple[str, str] | None:
+    """Why no gradient search can run on the target, as (what it lacks, for an error; why the
+    gradient-free search runs, for the report), or None when a surrogate may be tried."""
+    spec = target.input_spec
+    if spec.integer:
+        return (f"takes {spec.dtype} input (bytes or token ids: no gradient)",
+                f"input {spec.name!r} is {spec.dtype}: no gradient, points are whole numbers")  # fmt: skip
+    if target.output_spec.kind == "labels":
+        return ("answers with labels only",
+                f"{target.output_spec.name!r} gives labels only, no class scores: decision-based")  # fmt: skip
+    if blocking:
+        ops = ", ".join(blocking)
+        return f"holds {ops} (no gradient)", f"the graph holds {ops}, which has no gradient"
+    return None
+
+
 def _surrogate_or_reason(
     target: OnnxClassifier,
     settings: FingerprintSettings,
@@ -429,33 +445,12 @@ def _surrogate_or_reason(
     strategy = STRATEGIES[settings.method]
     if not issubclass(strategy, GradientSearch):  # (--unique with another method is refused by the settings)
         return None, f"--method {settings.method}"
-    if target.input_spec.integer:
+    why_not = _without_gradient(target, blocking)
+    if why_not is not None:
+        lacks, reason = why_not
         if settings.method != "ipguard" or settings.unique:
             what = "--unique" if settings.unique else f"--method {settings.method}"
-            raise UsageError(
-                f"{what} follows a gradient, and {target.name} takes {target.input_spec.dtype} input "
-                "(bytes or token ids: no gradient); use --method gradient-free"
-            )
-        reason = f"input {target.input_spec.name!r} is {target.input_spec.dtype}: no gradient, points are whole numbers"
-        say(f"gradient-free search: {reason}")
-        return None, reason
-    if target.output_spec.kind == "labels":
-        if settings.method != "ipguard" or settings.unique:
-            what = "--unique" if settings.unique else f"--method {settings.method}"
-            raise UsageError(
-                f"{what} follows class scores, and {target.name} answers with labels only; use --method gradient-free"
-            )
-        reason = f"{target.output_spec.name!r} gives labels only, no class scores: decision-based"
-        say(f"gradient-free search: {reason}")
-        return None, reason
-    if blocking:
-        if settings.method != "ipguard" or settings.unique:
-            what = "--unique" if settings.unique else f"--method {settings.method}"
-            raise UsageError(
-                f"{what} follows a gradient, and {target.name} holds {', '.join(blocking)} (no gradient); "
-                "use --method gradient-free"
-            )
-        reason = f"the graph holds {', '.join(blocking)}, which has no gradient"
+            raise UsageError(f"{what} follows a gradient, and {target.name} {lacks}; use --method gradient-free")
         say(f"gradient-free search: {reason}")
         return None, reason
     try:
