@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ipguard_onnx import demo
+from ipguard_onnx.search.panel import extraction_queries
 
 ZOO_VERSION = 3
 """Bumped whenever the zoo changes; cached zoos of another version are rebuilt. 2: FT/RT copies keep accuracy.
@@ -179,22 +180,6 @@ def _distilled(teacher: nn.Module, student: nn.Module, x: np.ndarray, *, seed: i
     return student.eval()
 
 
-def _queries(x: np.ndarray, budget: int, seed: int) -> np.ndarray:
-    """An extraction attacker's queries: their own data first, then synthetic points up to ``budget`` —
-    half their rows with Gaussian noise, half mixtures of two rows (both clipped to the data's range)."""
-    rng = np.random.default_rng(seed)
-    if budget <= len(x):
-        return x[rng.permutation(len(x))[:budget]].astype(np.float32)
-    extra = budget - len(x)
-    low, high = x.min(axis=0), x.max(axis=0)
-    noisy = x[rng.integers(0, len(x), extra // 2)] + rng.normal(
-        0, 0.1 * (high - low + 1e-6), (extra // 2, *x.shape[1:])
-    )
-    share = rng.random((extra - extra // 2,) + (1,) * (x.ndim - 1))
-    mixed = share * x[rng.integers(0, len(x), len(share))] + (1 - share) * x[rng.integers(0, len(x), len(share))]
-    return np.clip(np.concatenate([x, noisy, mixed]), low, high).astype(np.float32)
-
-
 def _labels(teacher: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         labels: np.ndarray = teacher(torch.from_numpy(x)).argmax(1).numpy()
@@ -234,7 +219,7 @@ def _extraction_copies(target: nn.Module, make_target: Callable[[int], nn.Module
     extraction (1k queries, then 2 × 1k near the student's boundary); label extraction then fine-tuning
     on the thief's own labels."""
     copies: dict[str, nn.Module | None] = {}
-    q1k, q10k = _queries(xb, 1000, seed + 31), _queries(xb, 10000, seed + 32)
+    q1k, q10k = extraction_queries(xb, 1000, seed + 31), extraction_queries(xb, 10000, seed + 32)
     y1k, y10k = _labels(target, q1k), _labels(target, q10k)
     copies["label extraction 1k"] = _train_until(make_target(seed + 41), q1k, y1k, seed=seed + 41, epochs=epochs,
                                                  good_enough=good_enough)  # fmt: skip

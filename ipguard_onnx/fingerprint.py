@@ -27,6 +27,7 @@ from .search import (
     ConferrableSearch,
     GradientSearch,
     ProgressCallback,
+    QuerySearch,
     SearchOptions,
     StartKind,
     TargetLabelRule,
@@ -488,7 +489,7 @@ def _gradient_free_points(
         return search_scores(target.scores(batch), kind)
 
     integer = target.input_spec.integer
-    strategy: BoundaryWalk | ZerothOrderAdam = BoundaryWalk(k=k, integer=integer)
+    strategy: QuerySearch = BoundaryWalk(k=k, integer=integer)
     if settings.method == ZerothOrderAdam.name:  # measured against the walk (BENCHMARKS.md); by name only
         if integer or kind == "labels":
             raise UsageError(
@@ -525,7 +526,7 @@ def _gradient_free_points(
                 "to cross to; widen --domain, or pass owner data that holds other classes (--data)"
             )
         least_likely = settings.label == TargetLabelRule.least_likely and kind != "labels"
-        found_points, found_labels, queries = [], [], len(start) + len(anchors)
+        found_points, found_labels, found_iterations, queries = [], [], [], len(start) + len(anchors)
         remaining = np.arange(count)
         for sure_by in (0.0, k):  # the nearest anchor of j; for starts left short, the nearest one sure by k
             if not len(remaining):
@@ -549,6 +550,7 @@ def _gradient_free_points(
             queries += cost.queries
             found_points.append(outcome.points[converged])
             found_labels.append(outcome.target_labels[converged])
+            found_iterations.append(outcome.iterations[converged])
             remaining = remaining[usable][~outcome.converged]
         tally.queries += queries
         tally.seconds += time.perf_counter() - tick
@@ -557,8 +559,7 @@ def _gradient_free_points(
         tally.hit_rates.append(1.0 - len(remaining) / count)
         kept_points.append(np.concatenate(found_points)[:need])
         kept_labels.append(np.concatenate(found_labels)[:need])
-        per_point = strategy.bisection_steps + 1 if isinstance(strategy, BoundaryWalk) else settings.max_iterations
-        tally.iterations.extend([per_point] * len(kept_labels[-1]))
+        tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 

@@ -28,12 +28,13 @@ from .base import (
 )
 from .baselines import CWL2, FGSM, IGSM, RandomPoints
 from .conferrable import ConferrableSearch, margin_scale, screen
-from .gradient_free import BoundaryWalk, QueryCost, anchor_targets, search_scores
+from .gradient_free import BoundaryWalk, QueryCost, QuerySearch, anchor_targets, search_scores
 from .ipguard import IPGuardSearch, eq5_loss
 from .registry import STRATEGIES, register
 from .zeroth_order import ZerothOrderAdam, eq5_loss_numpy
 
 __all__ = [
+    "QuerySearch",
     "ZerothOrderAdam",
     "eq5_loss_numpy",
     "CWL2",

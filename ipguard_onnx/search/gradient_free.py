@@ -11,6 +11,7 @@ integer inputs (bytes, token ids) every point tried is rounded to whole numbers.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,8 +49,27 @@ class QueryCost:
     calls: int
 
 
+class QuerySearch(SearchStrategy):
+    """A strategy that asks the model itself (onnxruntime), no surrogate: the walk and zeroth-order Adam."""
+
+    @abstractmethod
+    def run_queries(
+        self,
+        labels_fn: LabelsFunction,
+        scores_fn: ScoresFunction | None,
+        start: FloatArray,
+        anchors: FloatArray,
+        target_labels: LabelArray,
+        *,
+        bounds: tuple[FloatArray, FloatArray] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[SearchOutcome, QueryCost]:
+        """Points from every ``start`` (labelled i by ``labels_fn``) that satisfy Eq. 5 for ``target_labels``
+        (j), with an anchor the model labels j for each; ``bounds`` is the input domain."""
+
+
 @register
-class BoundaryWalk(SearchStrategy):
+class BoundaryWalk(QuerySearch):
     """Bisection to the i/j boundary along x0 → xa, then the first point past it that satisfies Eq. 5.
 
     Score-based: the walk past the boundary tries ``walk_steps`` points, geometrically spaced from the

@@ -113,10 +113,14 @@ STUDENT_QUERY_FACTOR = 4
 
 
 def extraction_queries(x: FloatArray, budget: int, seed: int) -> FloatArray:
-    """What an extraction attacker sends: their data, then synthetic points up to ``budget`` — half
-    rows with Gaussian noise (10 % of each feature's range), half mixtures of two rows — in the data's range."""
+    """What an extraction attacker sends: their data (or ``budget`` of its rows), then synthetic points up to
+    ``budget`` — half rows with Gaussian noise (10 % of each feature's range), half mixtures of two rows — in the
+    data's range. Also the queries of the benchmark zoo's extracted students (``benchmarks/zoo.py``)."""
     rng = np.random.default_rng(seed)
-    extra = max(budget - len(x), 0)
+    if budget <= len(x):  # a budget the attacker's own data covers: that many of their rows
+        subset: FloatArray = x[rng.permutation(len(x))[:budget]].astype(np.float32)
+        return subset
+    extra = budget - len(x)
     low, high = x.min(axis=0), x.max(axis=0)
     noisy = x[rng.integers(0, len(x), extra // 2)] + rng.normal(0, 0.1, (extra // 2, *x.shape[1:])) * (high - low)
     share = rng.random((extra - extra // 2,) + (1,) * (x.ndim - 1))

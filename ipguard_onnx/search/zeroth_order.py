@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..types import FloatArray, LabelArray
-from .base import ProgressCallback, SearchOptions, SearchOutcome, SearchStrategy
-from .gradient_free import LabelsFunction, QueryCost, ScoresFunction
+from .base import ProgressCallback, SearchOptions, SearchOutcome
+from .gradient_free import LabelsFunction, QueryCost, QuerySearch, ScoresFunction
 from .registry import register
 
 
@@ -33,7 +33,7 @@ def eq5_loss_numpy(scores: FloatArray, source: LabelArray, target: LabelArray, k
 
 
 @register
-class ZerothOrderAdam(SearchStrategy):
+class ZerothOrderAdam(QuerySearch):
     """Adam on Eq. 5 with the gradient estimated from ``directions`` antithetic Gaussian pairs of scale
     ``sigma`` (in input units), clipped to the domain; needs class scores, not labels alone."""
 

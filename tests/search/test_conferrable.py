@@ -69,6 +69,9 @@ def test_extraction_queries_stay_in_the_datas_range() -> None:
     flat, rows = queries[50:].reshape(350, -1), x.reshape(50, -1)
     copies = (np.abs(flat[:, None, :] - rows[None, :, :]).max(axis=2) == 0).any(axis=1)
     assert copies.mean() < 0.1  # new points, not the data again
+    few = extraction_queries(x, 20, seed=1)  # a budget the data covers: that many distinct rows of it
+    assert few.shape == (20, 3, 4) and len({row.tobytes() for row in few}) == 20
+    assert all(any(np.array_equal(row, data) for data in x) for row in few)
 
 
 def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
