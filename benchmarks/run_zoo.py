@@ -44,6 +44,12 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
     ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
     ("ipguard", {"unique": True, "k": 1.0, "students": 4}, "TR"),  # issue 14: owner-made extracted students
+    # issue 14: owner data with its labels (owner-labelled.npz): references trained on the ground truth, and the
+    # target's own mistakes (AKH-style) alone or as a share of the points
+    ("ipguard", {"unique": True, "k": 1.0, "students": 4, "truth": True}, "TR"),
+    ("ipguard", {"unique": True, "k": 1.0, "truth": True}, "TR"),
+    ("ipguard", {"mistakes": 1.0}, "RL"), ("ipguard", {"k": 1.0, "mistakes": 0.3}, "RL"),
+    ("gradient-free", {"k": 1.0, "mistakes": 0.3}, "RL"),
     ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
     ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
     ("zo-adam", {"k": 1.0}, "RL"), ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
@@ -85,6 +91,8 @@ def main() -> None:
             families = {path.name: family for path, _, family in zoo.suspects}
             owner_data = zoo.folder / "owner-data.npy"
             np.save(owner_data, zoo.train)
+            labelled = zoo.folder / "owner-labelled.npz"  # the same inputs with the owner's ground truth
+            np.savez(labelled, x=zoo.train, y=zoo.train_labels)
             for method, params, suffix in GRID:
                 if args.only and not any(text in label(method, params, suffix) for text in args.only):
                     continue
@@ -93,11 +101,13 @@ def main() -> None:
                 init = "data" if suffix.startswith("T") else "random"
                 kind = "least-likely" if suffix.endswith("L") else "random"
                 chosen = {"unique": False, **params}  # plain unless the row asks for --unique
+                with_truth = bool(chosen.pop("truth", False)) or bool(chosen.get("mistakes"))
                 settings = FingerprintSettings(n=100, seed=seed, method=method, init=init, label=kind, **chosen)  # type: ignore[arg-type]
                 name = f"fp-{label(method, params, suffix).replace(' ', '_')}.safetensors"
+                data_path = labelled if with_truth else owner_data if init == "data" else None
                 try:
                     result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
-                                         data_path=owner_data if init == "data" else None)  # fmt: skip
+                                         data_path=data_path)  # fmt: skip
                 except SearchError as exc:  # e.g. random inputs all in one class: a result, not a crash
                     print(f"  {label(method, params, suffix):25s} no fingerprint: {exc}", flush=True)
                     continue

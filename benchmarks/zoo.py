@@ -50,6 +50,7 @@ class Zoo:
     folder: Path
     target: Path
     train: np.ndarray  # the owner's split A (for -T initialisation)
+    train_labels: np.ndarray  # its ground truth (references trained on it, the target's mistakes: issue 14)
     suspects: tuple[tuple[Path, str, str], ...]  # (path, group, family)
 
 
@@ -303,7 +304,7 @@ def build(world: str, seed: int, root: Path) -> Zoo:
     cached = json.loads(manifest.read_text()) if manifest.exists() else None
     if isinstance(cached, dict) and cached.get("version") == ZOO_VERSION:
         entries = cached["suspects"]
-        return Zoo(world, seed, folder, folder / "target.onnx", xa,
+        return Zoo(world, seed, folder, folder / "target.onnx", xa, ya,
                    tuple((folder / p, g, f) for p, g, f in entries))  # fmt: skip
     if folder.exists():  # an older zoo: rebuild it from scratch
         shutil.rmtree(folder)
@@ -392,4 +393,4 @@ def build(world: str, seed: int, root: Path) -> Zoo:
         )
     entries.extend((p.name, "negative", "random forest") for p in _random_forests(xb, yb, folder, seed, 5))
     manifest.write_text(json.dumps({"version": ZOO_VERSION, "suspects": entries}, indent=1))
-    return Zoo(world, seed, folder, folder / "target.onnx", xa, tuple((folder / p, g, f) for p, g, f in entries))
+    return Zoo(world, seed, folder, folder / "target.onnx", xa, ya, tuple((folder / p, g, f) for p, g, f in entries))

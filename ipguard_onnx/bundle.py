@@ -94,6 +94,8 @@ class SearchRecord:
     binary_balance: str = ""
     gradient_free_reason: str = ""
     """Why the gradient-free search ran ("" where the surrogate's gradient search did)."""
+    mistakes: int = 0
+    """Points that are the target's own mistakes on labelled owner data (``--mistakes``; AKH-style, issue 14)."""
     queries: int = 0
     """Points the gradient-free search sent to onnxruntime (0 for the gradient search)."""
     seconds_per_100_points: float = 0.0

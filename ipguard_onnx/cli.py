@@ -316,6 +316,13 @@ def fingerprint(
             "labelled by the target) among the positives, to catch copies stolen through an API."
         ),
     ] = 0,
+    mistakes: Annotated[
+        float,
+        typer.Option(
+            help="Share of --n taken from the target's own mistakes on labelled --data (.npz with x and y; "
+            "AKH-style, catches students extracted through an API); the search makes the rest. 1: mistakes alone."
+        ),
+    ] = 0.0,
     reference: Annotated[
         list[Path] | None, typer.Option(help="With --unique: an independent model to screen against (repeatable).")
     ] = None,
@@ -366,6 +373,7 @@ def fingerprint(
             unique=unique,
             references=references,
             students=students,
+            mistakes=mistakes,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
             input_shape=_shape(input_shape),
             output_name=output_name,

@@ -16,7 +16,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
-from .data import data_sample_shape, load_points
+from .data import data_sample_shape, load_labels, load_points
 from .errors import SearchError, SurrogateError, UnsupportedModelError, UsageError
 from .models import OnnxClassifier, as_classifier, label_indices, non_differentiable_ops
 from .preprocessing import Preprocessing
@@ -93,6 +93,10 @@ class FingerprintSettings:
     """With ``--unique``: owner-made extracted students among the positives (``search.panel``), so points
     also hold for models stolen through the API with synthetic queries (issue 14)."""
     pool_factor: int = 2
+    mistakes: float = 0.0
+    """Share of the ``n`` points taken from the target's own mistakes on labelled ``--data`` (AKH-style, issue
+    14: a student that learned the target's labels repeats them, an independent model mostly does not); the
+    search makes the rest. 1.0: the mistakes alone."""
     input_shape: tuple[int, ...] | None = None
     """Per-sample input shape for graphs with symbolic dimensions (``--input-shape``); signed, used by audits."""
     output_name: str | None = None
@@ -117,6 +121,8 @@ class FingerprintSettings:
             raise UsageError("--students must be ≥ 0")
         if self.students and self.unique is False:
             raise UsageError("--students adds positives to the --unique panel; use it with --unique")
+        if not 0.0 <= self.mistakes <= 1.0:
+            raise UsageError(f"--mistakes is a share of --n and must lie in [0, 1], got {self.mistakes}")
         if self.epsilon <= 0:
             raise UsageError(f"--epsilon must be positive, got {self.epsilon}")
         if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
@@ -165,6 +171,8 @@ class FingerprintResult:
     """Why the gradient-free search ran instead of the surrogate's gradient ("" where it did not)."""
     queries: int = 0
     """Points the gradient-free search sent to onnxruntime."""
+    mistakes: int = 0
+    """Points that are the target's own mistakes on labelled owner data (``--mistakes``)."""
 
 
 def uses_unique(settings: FingerprintSettings, has_data: bool, sample_shape: tuple[int, ...]) -> bool:
@@ -194,6 +202,7 @@ def fingerprint(
     started = time.perf_counter()
     say = status or (lambda _: None)
     target, data = _open_target(model_path, settings, data_path, say)
+    truth = _ground_truth(target, settings, data, data_path)
     if target.output_spec.kind == "labels" and settings.label == TargetLabelRule.least_likely:
         settings = replace(settings, label=TargetLabelRule.random)  # labels rank no classes: j is drawn (-R)
     spec = target.input_spec
@@ -212,19 +221,25 @@ def fingerprint(
     screening: dict[str, Any] = {}
     balance = ""
     audit_labels = _audit_view(target, settings)
-    if surrogate is None:
+    mistake_points, mistake_labels = _mistake_points(target, audit_labels, settings, data, truth)
+    to_search = 0 if settings.mistakes == 1.0 else settings.n - len(mistake_points)
+    searched = replace(settings, n=max(to_search, 1))
+    if to_search == 0:
+        points, labels = mistake_points[:0], mistake_labels[:0]
+    elif surrogate is None:
         points, labels = _gradient_free_points(
-            target, audit_labels, settings, k, data, rng, (low, high), tally, progress, say
+            target, audit_labels, searched, k, data, rng, (low, high), tally, progress, say
         )
     elif unique:
         loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
-        points, labels, screening = _unique_points(loop, settings, k, data, reference_paths)
+        points, labels, screening = _unique_points(loop, searched, k, data, truth, reference_paths)
     else:
         loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
         options = SearchOptions(k, settings.epsilon, settings.max_iterations, settings.learning_rate)
         strategy = make_strategy(settings.method, options)
         assert isinstance(strategy, GradientSearch)  # a surrogate was built: the method follows a gradient
-        points, labels, balance = _paper_points(loop, strategy, settings, data)
+        points, labels, balance = _paper_points(loop, strategy, searched, data)
+    points, labels = np.concatenate([points, mistake_points]), np.concatenate([labels, mistake_labels])
     own_labels = audit_labels if target.output_spec.kind == "labels" else target.predict
     if len(points) and not (own_labels(points) == labels).all():  # effectiveness (Section 3.3)
         raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
@@ -245,7 +260,7 @@ def fingerprint(
         target.declared_classes = len(settings.class_names) if settings.class_names else max(seen) + 1
     unique_seconds = float(screening.pop("seconds", 0.0))
     record = _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
-                     unique_seconds, why_gradient_free)  # fmt: skip
+                     unique_seconds, why_gradient_free, len(mistake_points))  # fmt: skip
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, record, signing_key)
     return FingerprintResult(
@@ -257,7 +272,7 @@ def fingerprint(
         settings=settings, screening_seconds=unique_seconds, variant=record.variant, k=k,
         screening=record.search.screening if record.search else "",
         conversion=surrogate.conversion if surrogate else None, gradient_free_reason=why_gradient_free,
-        queries=tally.queries,
+        queries=tally.queries, mistakes=len(mistake_points),
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
@@ -288,6 +303,50 @@ def _open_target(
     if settings.init == "data" and data is None:
         raise UsageError("--init data needs --data FILE (.npy, .npz or a folder of images)")
     return target, data
+
+
+def _ground_truth(
+    target: OnnxClassifier, settings: FingerprintSettings, data: FloatArray | None,
+    data_path: str | os.PathLike[str] | None,
+) -> LabelArray | None:  # fmt: skip
+    """Class indices stored beside the owner's inputs (a .npz with ``y``), checked against the target's classes."""
+    truth = load_labels(Path(data_path), len(data)) if data is not None and data_path is not None else None
+    if settings.mistakes and truth is None:
+        raise UsageError(
+            "--mistakes needs labelled owner data: --data FILE.npz with the inputs under 'x' and one integer "
+            "class index per sample under 'y'"
+        )
+    classes = target.num_classes
+    if truth is not None and classes is not None and (truth.min() < 0 or truth.max() >= classes):
+        raise UsageError(
+            f"--data's labels run from {truth.min()} to {truth.max()}; {target.name} has {classes} classes, "
+            f"so labels must be class indices 0 to {classes - 1}"
+        )
+    return truth
+
+
+def _mistake_points(
+    target: OnnxClassifier, audit_labels: Callable[[FloatArray], LabelArray], settings: FingerprintSettings,
+    data: FloatArray | None, truth: LabelArray | None,
+) -> tuple[FloatArray, LabelArray]:  # fmt: skip
+    """Up to ``mistakes · n`` samples of the owner's data the target labels wrong, most confident first
+    (AKH-style, as in QuRD's baseline): the wrong label is the point's label. Only where the scores and
+    the label output agree, so the target matches itself."""
+    wanted = round(settings.mistakes * settings.n)
+    if not wanted or data is None or truth is None:
+        return np.zeros((0, *target.input_spec.sample_shape), np.float32), np.zeros(0, np.int64)
+    said = audit_labels(data)
+    wrong = np.flatnonzero((said != truth) & (target.predict(data) == said))
+    if target.output_spec.kind != "labels" and len(wrong):
+        top = np.sort(search_scores(target.scores(data[wrong]), target.output_spec.kind), axis=1)
+        wrong = wrong[np.argsort(-(top[:, -1] - top[:, -2]), kind="stable")]
+    if not len(wrong) and settings.mistakes == 1.0:
+        raise SearchError(
+            f"{target.name} labels all {len(data)} samples of --data as their labels say: no mistakes to "
+            "fingerprint with; lower --mistakes so the search makes the points"
+        )
+    chosen = wrong[:wanted]
+    return data[chosen].astype(np.float32), said[chosen].astype(np.int64)
 
 
 def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callable[[FloatArray], LabelArray]:
@@ -594,6 +653,7 @@ def _unique_points(
     settings: FingerprintSettings,
     k: float,
     data: FloatArray | None,
+    truth: LabelArray | None,
     reference_paths: Sequence[str | os.PathLike[str]],
 ) -> tuple[FloatArray, LabelArray, dict[str, Any]]:
     """``--unique``: the panel, a conferrable search over a ``pool_factor · n`` pool through the same
@@ -611,7 +671,7 @@ def _unique_points(
     panel = build_panel(
         surrogate.score_module, data, target.predict(data) if data is not None else None,
         references=settings.references if data is not None else 0, seed=settings.seed, supplied=supplied,
-        students=settings.students, label=target.predict,
+        students=settings.students, label=target.predict, reference_labels=truth,
     )  # fmt: skip
     build_seconds = time.perf_counter() - started
     loop.say("--unique: conferrable search")
@@ -634,6 +694,7 @@ def _unique_points(
         "reference_disagreement": round(disagreement, 4),
         "positive_agreement": round(agreement, 4),
         "panel_seconds": round(build_seconds, 2),
+        "reference_labels": "ground truth from --data" if truth is not None else "the target's",
         "panel": [
             {"name": m.name, "role": m.role, "how": m.how, "digest": m.digest}
             | ({"agreement_with_target": round(m.agreement, 4)} if m.agreement is not None else {})
@@ -656,6 +717,7 @@ def _record(
     balance: str,
     seconds: float,
     why_gradient_free: str,
+    mistakes: int,
 ) -> FingerprintRecord:
     """The signed record: what the points were made from, how, and what an audit needs to ask for them."""
     spec, output = target.input_spec, target.output_spec
@@ -675,7 +737,9 @@ def _record(
         num_classes=target.num_classes or 0,
         class_names=settings.class_names,
         method=settings.method,
-        variant=_variant(settings, unique, gradient_free=surrogate is None),
+        variant="AKH-mistakes"
+        if settings.mistakes == 1.0
+        else _variant(settings, unique, gradient_free=surrogate is None) + ("+mistakes" if mistakes else ""),
         threshold=settings.threshold,
         domain="per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
         null_agreement=UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT,
@@ -693,7 +757,7 @@ def _record(
             n_requested=settings.n,
             n_points=points,
             search_scores=_SEARCH_SCORES[output.kind],
-            hit_rate=round(float(np.mean(tally.hit_rates)), 3),
+            hit_rate=round(float(np.mean(tally.hit_rates)), 3) if tally.hit_rates else 0.0,
             candidates_searched=tally.searched,
             dropped_unconverged=tally.unconverged,
             dropped_disagreement=tally.disagreement,
@@ -712,6 +776,7 @@ def _record(
             binary_balance=balance,
             gradient_free_reason=why_gradient_free,
             queries=tally.queries,
+            mistakes=mistakes,
             seconds_per_100_points=0.0
             if surrogate is not None or reproducible()
             else round(100 * tally.seconds / max(points, 1), 3),

@@ -106,6 +106,21 @@ def _data(zoo: Zoo, tmp_path: Path, rows: int) -> Path:
     return path
 
 
+def _said(zoo: Zoo, rows: int) -> np.ndarray:
+    """The target's own labels on the first ``rows`` samples (onnxruntime, not the package)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(zoo.target), providers=["CPUExecutionProvider"])
+    labels: np.ndarray = session.run(None, {session.get_inputs()[0].name: zoo.x[:rows]})[0].argmax(axis=1)
+    return labels
+
+
+def _labelled(zoo: Zoo, tmp_path: Path, labels: np.ndarray) -> Path:
+    path = tmp_path / "labelled.npz"
+    np.savez(path, x=zoo.x[: len(labels)], y=labels)
+    return path
+
+
 def _registry(tmp_path: Path, *licensees: str) -> Path:
     """A registry folder holding entries for ``licensees`` (their content does not matter to the check)."""
     folder = tmp_path / "registry"
@@ -169,6 +184,17 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
     ("zo-adam on labels only", lambda z, t: ["fingerprint", _labels_only(t), "--method", "zo-adam", "--key",
                                              z.private_key], ExitCode.usage,
      "--method zo-adam needs class scores over float inputs; labels-only.onnx gives labels only"),
+    ("mistakes beyond one", lambda z, t: ["fingerprint", z.target, "--mistakes", "1.5"], ExitCode.usage,
+     "--mistakes is a share of --n and must lie in \\[0, 1\\]"),
+    ("mistakes without labels", lambda z, t: ["fingerprint", z.target, "--data", _data(z, t, 50), "--mistakes",
+                                              "0.3", "--key", z.private_key], ExitCode.usage,
+     "--mistakes needs labelled owner data: --data FILE.npz with the inputs under 'x'"),
+    ("labels outside the classes", lambda z, t: ["fingerprint", z.target, "--data",
+                                                 _labelled(z, t, np.arange(50) % 12), "--key", z.private_key],
+     ExitCode.usage, "labels must be class indices 0 to 9"),
+    ("no mistakes to use", lambda z, t: ["fingerprint", z.target, "--data", _labelled(z, t, _said(z, 50)),
+                                         "--mistakes", "1", "--key", z.private_key], ExitCode.input,
+     "labels all 50 samples of --data as their labels say: no mistakes to fingerprint with; lower --mistakes"),
     ("repeated class names", lambda z, t: ["fingerprint", z.target, "--class-names", "a,a"], ExitCode.usage,
      "distinct, non-empty names"),
     ("class names count", lambda z, t: ["fingerprint", z.target, "--class-names", "a,b", "--n", 5], ExitCode.usage,

@@ -103,6 +103,11 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         "points",
         f"{result.points} of {result.requested} requested ({result.variant}, k={result.k:g}, seed {settings.seed})",
     )
+    if result.mistakes:
+        table.add_row(
+            "mistakes",
+            f"{result.mistakes} of the points are the target's own mistakes on --data (it disagrees with the labels)",
+        )
     if result.screening:
         record = json.loads(result.screening)
         roles = [member["role"] for member in record["panel"]]
@@ -112,7 +117,7 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"({record['panel_seconds']:.1f} s); on the chosen points copies agree {record['positive_agreement']:.0%}"
             f", references disagree {record['reference_disagreement']:.0%}",
         )
-    if result.parity is None:
+    if result.rounds and result.parity is None:  # no rounds: no search ran (--mistakes 1)
         per_100 = 100 * result.search_seconds / max(result.points, 1)
         table.add_row(
             "search",
@@ -126,7 +131,7 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             + (f", {result.dropped_disagreement} where the label output disagrees with the scores"
                if result.dropped_disagreement else ""),
         )  # fmt: skip
-    else:
+    elif result.rounds:
         table.add_row(
             "search",
             f"{result.candidates_searched} candidates in {result.rounds} round(s), "

@@ -150,13 +150,17 @@ def build_panel(
     supplied: Sequence[Classifier] = (),
     students: int = 0,
     label: Callable[[FloatArray], LabelArray] | None = None,
+    reference_labels: LabelArray | None = None,
 ) -> list[PanelMember]:
     """Owner-made positives from the surrogate, references trained on the owner's inputs, and supplied ones.
 
     ``students`` > 0 adds positives an API thief would make (issue 14): models trained from scratch on the
     owner's inputs plus synthetic queries (``extraction_queries``), all labelled by the target (``label``).
     They copy the target off the data manifold, where the references — trained on the owner's inputs only —
-    do not, so the conferrable search puts points there."""
+    do not, so the conferrable search puts points there.
+
+    ``reference_labels`` (the owner's ground truth) trains the references on the true classes instead of the
+    target's labels, so they behave like models trained independently rather than like extracted students."""
     import torch
     from torch import nn as tnn
 
@@ -206,6 +210,7 @@ def build_panel(
                 )
         features = int(np.prod(data.shape[1:]))
         classes = max(int(data_labels.max()) + 1, 2)
+        truth = reference_labels if reference_labels is not None else y
         for index in range(references):
             reference_seed = seed * 1000 + index
             torch.manual_seed(reference_seed)
@@ -219,13 +224,14 @@ def build_panel(
                     tnn.Flatten(), tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, classes)
                 )
                 shape = f"MLP {features}-{hidden}-{classes}"
-            trained, epochs = train_until_agreement(module, x[resample], y[resample], seed=reference_seed)
+            trained, epochs = train_until_agreement(module, x[resample], truth[resample], seed=reference_seed)
             extra = epochs * (index // 2 % 3)  # trained 1×, 2× or 3× as long as needed: logit scales vary
             if extra:
-                train(trained, x[resample], y[resample], seed=reference_seed + 1, epochs=extra)
+                train(trained, x[resample], truth[resample], seed=reference_seed + 1, epochs=extra)
                 epochs += extra
-            add(trained, f"reference-{index}", "reference", f"{shape}, bootstrap resample, {epochs} epochs, "
-                f"seed {reference_seed}")  # fmt: skip
+            labelled = "ground-truth labels" if reference_labels is not None else "the target's labels"
+            add(trained, f"reference-{index}", "reference", f"{shape}, bootstrap resample, {labelled}, "
+                f"{epochs} epochs, seed {reference_seed}")  # fmt: skip
     if students and data is not None and label is not None:
         features = int(np.prod(data.shape[1:]))
         classes = max(int(data_labels.max()) + 1 if data_labels is not None else 2, 2)

@@ -149,3 +149,23 @@ def test_unique_mode_needs_data_or_references(zoo: Zoo, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="use it with --method ipguard"):
         FingerprintSettings(unique=True, method="fgsm")
     assert not (tmp_path / "fp.safetensors").exists()
+
+
+def test_references_learn_the_owners_ground_truth_when_data_has_labels(zoo: Zoo, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    x = zoo.x[:400]
+    session = ort.InferenceSession(str(zoo.target), providers=["CPUExecutionProvider"])
+    said = session.run(None, {session.get_inputs()[0].name: x})[0].argmax(axis=1)
+    data = tmp_path / "labelled.npz"
+    np.savez(data, x=x, y=(said + 1) % 10)  # a ground truth the target never says: references must follow it
+    settings = FingerprintSettings(n=10, unique=True, references=2)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+    record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
+    assert record["reference_labels"] == "ground truth from --data"
+    references = [member for member in record["panel"] if member["role"] == "reference"]
+    positives = [member for member in record["panel"] if member["role"] == "positive"]
+    assert len(references) == 2 and all("ground-truth labels" in member["how"] for member in references)
+    assert all(member["agreement_with_target"] <= 0.2 for member in references), references
+    assert all(member["agreement_with_target"] >= 0.9 for member in positives), positives

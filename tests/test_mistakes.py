@@ -1,0 +1,71 @@
+"""--mistakes: the target's own mistakes on labelled owner data as fingerprint points (AKH-style, issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ipguard_onnx import audit, fingerprint, load_bundle
+from ipguard_onnx.fingerprint import FingerprintSettings
+from ipguard_onnx.keys import load_private_key
+
+from .conftest import RunCli, Zoo
+
+ROWS, FLIPPED = 300, 7
+
+
+def _logits(model: Path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    logits: np.ndarray = session.run(None, {session.get_inputs()[0].name: x})[0]
+    return logits
+
+
+def _labelled(zoo: Zoo, folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Owner data whose labels disagree with the target on ``FLIPPED`` rows: the target's mistakes."""
+    x = zoo.x[:ROWS]
+    said = _logits(zoo.target, x).argmax(axis=1)
+    flipped = np.random.default_rng(0).choice(ROWS, FLIPPED, replace=False)
+    y = said.copy()
+    y[flipped] = (y[flipped] + 1) % 10
+    path = folder / "labelled.npz"
+    np.savez(path, x=x, y=y)
+    return path, flipped, said
+
+
+def _rows_of(points: np.ndarray, x: np.ndarray) -> list[int]:
+    """The row of ``x`` each point is (-1 where it is none of them)."""
+    flat = x.reshape(len(x), -1)
+    return [next((i for i, row in enumerate(flat) if np.array_equal(row, point.ravel())), -1) for point in points]
+
+
+def test_a_share_of_the_points_are_the_most_confident_mistakes(zoo: Zoo, tmp_path: Path) -> None:
+    data, flipped, said = _labelled(zoo, tmp_path)
+    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+    bundle = load_bundle(made.bundle_path)
+    assert made.points == 20 and made.mistakes == 5 and bundle.metadata["mistakes"] == "5"
+    assert bundle.metadata["variant"].endswith("+mistakes")
+    rows = _rows_of(bundle.points, zoo.x[:ROWS])
+    mistakes = [(index, row) for index, row in enumerate(rows) if row in set(flipped.tolist())]
+    assert len(mistakes) == 5  # the other 15 are searched points, not rows of the data
+    logits = _logits(zoo.target, zoo.x[:ROWS][flipped])
+    top = np.sort(logits, axis=1)
+    confident = set(flipped[np.argsort(-(top[:, -1] - top[:, -2]))[:5]].tolist())
+    assert {row for _, row in mistakes} == confident
+    assert all(int(bundle.labels[index]) == int(said[row]) for index, row in mistakes)  # the target's wrong label
+    assert audit(bundle, zoo.target).matching_rate == 1.0
+
+
+def test_mistakes_alone_through_the_cli(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    data, flipped, _ = _labelled(zoo, tmp_path)
+    bundle_path = tmp_path / "akh.safetensors"
+    result = run_cli("fingerprint", zoo.target, "--data", data, "--plain", "--mistakes", "1", "--n", 50,
+                     "--key", zoo.private_key, "-o", bundle_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert f"{FLIPPED} of the points are the target's own mistakes" in result.stderr
+    bundle = load_bundle(bundle_path)
+    assert bundle.metadata["variant"] == "AKH-mistakes" and len(bundle.points) == FLIPPED  # fewer than --n: all
+    assert sorted(_rows_of(bundle.points, zoo.x[:ROWS])) == sorted(flipped.tolist())
