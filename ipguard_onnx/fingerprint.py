@@ -31,6 +31,7 @@ from .search import (
     SearchOptions,
     StartKind,
     TargetLabelRule,
+    TrajectoryWalk,
     ZerothOrderAdam,
     anchor_targets,
     choose_labels,
@@ -538,6 +539,8 @@ def _gradient_free_points(
     """Rounds of the gradient-free search (``search.gradient_free``) on onnxruntime itself until ``n``
     points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain (the
     starts are anchors too)."""
+    if settings.method == TrajectoryWalk.name:
+        return _trajectory_points(target, audit_labels, settings, data, rng, bounds, tally, progress, say)
     low, high = bounds
     kind = target.output_spec.kind
 
@@ -620,6 +623,53 @@ def _gradient_free_points(
         kept_labels.append(np.concatenate(found_labels)[:need])
         tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
+    return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+
+def _trajectory_points(
+    target: OnnxClassifier,
+    audit_labels: Callable[[FloatArray], LabelArray],
+    settings: FingerprintSettings,
+    data: FloatArray | None,
+    rng: np.random.Generator,
+    bounds: tuple[FloatArray, FloatArray],
+    tally: SearchTally,
+    progress: ProgressCallback | None,
+    say: StatusCallback,
+) -> tuple[FloatArray, LabelArray]:
+    """``--method trajectory``: ADV-TRA-style trajectories (``search.trajectory``), each point labelled as the
+    audit reads the target; rounds add trajectories until ``n`` points (the last one may be cut short)."""
+    low, high = bounds
+    walk = TrajectoryWalk(integer=target.input_spec.integer)
+    kept_points: list[FloatArray] = []
+    kept_labels: list[LabelArray] = []
+    for attempt in range(1, settings.max_rounds + 1):
+        need = settings.n - sum(len(labels) for labels in kept_labels)
+        if need <= 0:
+            break
+        count = -(-need // walk.length) * (1 if attempt == 1 else 2)
+        tally.rounds += 1
+        say(f"trajectory search, round {attempt}: {count} trajectories of up to {walk.length} points")
+        tick = time.perf_counter()
+        start = start_points(count, rng, data if settings.init == StartKind.data else None, low, high)
+        anchors = start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high)
+        if walk.integer:
+            start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
+        found, cost = walk.trace(audit_labels, start, anchors, audit_labels(anchors), progress=progress)
+        keep = np.ones(len(found.points), np.bool_)
+        if target.output_spec.kind != "labels":  # the scores must say what the label output says
+            keep = target.predict(found.points) == found.labels
+            tally.disagreement += int((~keep).sum())
+        kept_points.append(found.points[keep][:need])
+        kept_labels.append(found.labels[keep][:need])
+        tally.queries += cost.queries + len(found.points)
+        tally.seconds += time.perf_counter() - tick
+        tally.searched += count
+        tally.unconverged += count - found.complete
+        tally.hit_rates.append(found.complete / count)
+        tally.iterations.extend([walk.crossings * walk.bisection_steps] * int(keep.sum()))
+    empty = np.zeros((0, *low.shape), np.float32)
+    points = np.concatenate(kept_points) if kept_points else empty
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
 

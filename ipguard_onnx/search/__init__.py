@@ -5,6 +5,7 @@
 * ``baselines``   Random, FGSM, IGSM, CW-L2 (Section 5.1.3)
 * ``conferrable`` the ``--unique`` search over a panel, and its screening
 * ``gradient_free`` Eq. 5 points from the model's own answers (bisection and a walk past the boundary)
+* ``trajectory``  ADV-TRA-style trajectories across several boundaries, from labels alone
 * ``panel``       the owner-made positives and references of ``--unique``
 
 A new strategy is a new file with a ``@register``-ed ``SearchStrategy`` subclass (``GradientSearch`` when
@@ -31,10 +32,13 @@ from .conferrable import ConferrableSearch, margin_scale, screen
 from .gradient_free import BoundaryWalk, QueryCost, QuerySearch, anchor_targets, search_scores
 from .ipguard import IPGuardSearch, eq5_loss
 from .registry import STRATEGIES, register
+from .trajectory import Trajectories, TrajectoryWalk
 from .zeroth_order import ZerothOrderAdam, eq5_loss_numpy
 
 __all__ = [
     "QuerySearch",
+    "Trajectories",
+    "TrajectoryWalk",
     "ZerothOrderAdam",
     "eq5_loss_numpy",
     "CWL2",
