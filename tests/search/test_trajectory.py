@@ -17,7 +17,8 @@ from ..conftest import RunCli, Zoo
 
 def _stripes(points: np.ndarray) -> np.ndarray:
     """Three classes as vertical stripes of the unit square: x < 0.3, 0.3 ≤ x < 0.7, x ≥ 0.7."""
-    return np.digitize(points[:, 0], [0.3, 0.7]).astype(np.int64)
+    labels: np.ndarray = np.digitize(points[:, 0], [0.3, 0.7]).astype(np.int64)
+    return labels
 
 
 @pytest.mark.parametrize("crossings", [1, 2])
