@@ -50,6 +50,9 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     ("ipguard", {"unique": True, "k": 1.0, "truth": True}, "TR"),
     ("ipguard", {"mistakes": 1.0}, "RL"), ("ipguard", {"k": 1.0, "mistakes": 0.3}, "RL"),
     ("gradient-free", {"k": 1.0, "mistakes": 0.3}, "RL"),
+    ("trajectory", {}, "RL"), ("trajectory", {}, "TL"),  # issue 14: ADV-TRA-style trajectories, labels only
+    ("ipguard", {"unique": True, "k": 1.0, "mistakes": 0.2}, "TR"),  # issue 14: parts, one combined p-value
+    ("ipguard", {"unique": True, "k": 1.0, "students": 4, "mistakes": 0.2}, "TR"),
     ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
     ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
     ("zo-adam", {"k": 1.0}, "RL"), ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
@@ -144,8 +147,8 @@ EXTRACTION_FAMILIES = (
 
 def _extraction_tpr(rows: Sequence[EvaluatedSuspect], families: dict[str, str], fpr: float) -> float:
     """TPR at ``fpr`` counting only the students extracted through the API (issue 14) as positives."""
-    copies = [row.matching_rate for row in rows if families[row.suspect] in EXTRACTION_FAMILIES]
-    negatives = [row.matching_rate for row in rows if row.group == "negative"]
+    copies = [row.copy_score for row in rows if families[row.suspect] in EXTRACTION_FAMILIES]
+    negatives = [row.copy_score for row in rows if row.group == "negative"]
     return tpr_at_fpr(copies, negatives, fpr) if copies else float("nan")
 
 

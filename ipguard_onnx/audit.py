@@ -20,7 +20,7 @@ from .bundle import Bundle, load_bundle, utc_timestamp
 from .errors import AuditError, UnsupportedModelError, UsageError
 from .models import Classifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
-from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words
+from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, combined_p_value, plain_words
 from .types import ANY_SIZE, Answers, FloatArray
 
 Verdict = Literal["match", "no match", "inconclusive"]
@@ -37,6 +37,19 @@ OUT_OF_RANGE_LIMIT = 0.02
 """More answers than this outside the fingerprint's classes means the wrong output was read."""
 DEFAULT_MIN_ANSWERED = 0.8
 """Below this fraction of answered points a verdict would rest on too little: inconclusive."""
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """One part of a bundle tested in parts (``Bundle.parts``): its own matches, null agreement and p-value."""
+
+    name: str
+    points: int
+    answered: int
+    matched: int
+    matching_rate: float
+    null_agreement: float
+    p_value: float
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,9 @@ class AuditResult:
     """Every setting that shaped this result (threshold, min answered, preprocessing, providers)."""
     licensee: str = ""
     """For a licensee trigger set (``issue``): whose copy it marks."""
+    parts: tuple[PartResult, ...] = ()
+    """For a bundle tested in parts (searched points and the target's mistakes): each part on its own; the
+    verdict is a match when any part reaches the threshold and ``p_value`` combines theirs (Bonferroni)."""
 
     @property
     def matched(self) -> bool:
@@ -225,14 +241,18 @@ def audit(
     answered = int(valid.sum())
     matched_points = int(((indices == bundle.labels) & valid).sum())
     rate = matched_points / answered if answered else 0.0
+    parts = _parts(bundle, indices == bundle.labels, valid)
     verdict: Verdict
     if answered < min_answered * queried or wrong_output:  # > 2 % out of range: no verdict on a guess
         verdict = "inconclusive"
     else:
-        verdict = "match" if rate >= threshold else "no match"
+        reached = rate >= threshold or any(part.matching_rate >= threshold for part in parts)
+        verdict = "match" if reached else "no match"
     details = classifier.describe()
     null = bundle.null_agreement
     p_value = binomial_tail(matched_points, answered, null) if answered else 1.0
+    if parts:
+        p_value = combined_p_value([part.p_value for part in parts])
     return AuditResult(
         suspect=classifier.name,
         suspect_sha256=details.get("sha256"),
@@ -257,6 +277,7 @@ def audit(
         evidence=plain_words(p_value),
         audited_at=utc_timestamp(),
         licensee=bundle.licensee,
+        parts=parts,
         parameters={
             "threshold": repr(threshold),
             "min_answered": repr(min_answered),
@@ -267,6 +288,22 @@ def audit(
             "bgr": str(bgr).lower(),
         },
     )
+
+
+def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.bool_]) -> tuple[PartResult, ...]:
+    """Each part of a bundle tested in parts, on the answered points (empty for a bundle of one kind)."""
+    results = []
+    for part in bundle.parts:
+        answered = int(valid[part.start : part.stop].sum())
+        matched = int((agrees & valid)[part.start : part.stop].sum())
+        results.append(
+            PartResult(
+                name=part.name, points=part.stop - part.start, answered=answered, matched=matched,
+                matching_rate=matched / answered if answered else 0.0, null_agreement=part.null_agreement,
+                p_value=binomial_tail(matched, answered, part.null_agreement) if answered else 1.0,
+            )
+        )  # fmt: skip
+    return tuple(results)
 
 
 def audit_many(

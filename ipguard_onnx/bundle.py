@@ -28,7 +28,7 @@ from ._version import __version__
 from .errors import BundleError, SignatureError
 from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
-from .stats import DEFAULT_NULL_AGREEMENT
+from .stats import DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
 from .types import FloatArray, InputSpec, LabelArray, Layout
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
@@ -122,6 +122,16 @@ _SIGNATURE_FIELDS = ("signer_key_id", "signer_public_key", SIGNATURE_FIELD)
 
 
 @dataclass(frozen=True)
+class BundlePart:
+    """Points ``start:stop`` of a bundle, tested on their own with null agreement ``null_agreement``."""
+
+    name: str
+    start: int
+    stop: int
+    null_agreement: float
+
+
+@dataclass(frozen=True)
 class FingerprintRecord:
     """Everything a bundle says besides its tensors: the one schema of the signed metadata.
 
@@ -149,6 +159,8 @@ class FingerprintRecord:
     null_agreement: float | None = None
     """q0; None: ``stats.DEFAULT_NULL_AGREEMENT``."""
     null_agreement_source: str = ""
+    mistakes_null_agreement: float | None = None
+    """q0 of the target's-mistakes part (``--mistakes`` with a search); None: ``stats.MISTAKES_NULL_AGREEMENT``."""
     class_names: tuple[str, ...] = ()
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     input_shape_source: str = ""
@@ -310,6 +322,21 @@ class Bundle:
         return DEFAULT_NULL_AGREEMENT if null is None else null
 
     @property
+    def parts(self) -> tuple[BundlePart, ...]:
+        """The bundle's points in parts that each carry their own null agreement: the searched points and the
+        target's mistakes (``--mistakes`` with a search; issue 14). Empty for a bundle of one kind of point."""
+        search = self.record.search
+        mistakes = search.mistakes if search is not None else 0
+        if not 0 < mistakes < len(self.points):
+            return ()
+        other = self.record.mistakes_null_agreement
+        return (
+            BundlePart("searched", 0, len(self.points) - mistakes, self.null_agreement),
+            BundlePart("mistakes", len(self.points) - mistakes, len(self.points),
+                       MISTAKES_NULL_AGREEMENT if other is None else other),
+        )  # fmt: skip
+
+    @property
     def null_agreement_source(self) -> str:
         return self.record.null_agreement_source or "default (uncalibrated; see README)"
 
@@ -446,8 +473,9 @@ def _validated(
     try:
         record = FingerprintRecord.from_metadata(metadata)
         null = record.null_agreement
-        if null is not None and not 0.0 < null < 1.0:
-            raise ValueError(f"null_agreement {null} outside (0, 1)")
+        for name, value in (("null_agreement", null), ("mistakes_null_agreement", record.mistakes_null_agreement)):
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} {value} outside (0, 1)")
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
     except (KeyError, ValueError, TypeError) as exc:

@@ -67,6 +67,7 @@ def calibrate(
             "calibrate with the key that signed the fingerprint"
         )
     measured = []
+    part_rates: dict[str, list[float]] = {}
     for negative in negatives:
         result = audit(
             bundle,
@@ -76,10 +77,16 @@ def calibrate(
         if result.verdict == "inconclusive":
             raise AuditError(f"{result.suspect} answered too few points to calibrate with; check it or leave it out")
         measured.append(CalibratedNegative(result.suspect, result.suspect_sha256, result.matching_rate))
+        for part in result.parts:
+            part_rates.setdefault(part.name, []).append(part.matching_rate)
     highest = max(n.matching_rate for n in measured)
     null = round(min(0.999, highest + margin), 6)
     points = len(bundle.points)
     threshold = threshold_for(points, null, false_accusation_rate)
+    searched_null, mistakes_null = null, bundle.record.mistakes_null_agreement
+    if part_rates:  # tested in parts: each part's q0 from its own highest match (the threshold stays overall)
+        searched_null = round(min(0.999, max(part_rates["searched"]) + margin), 6)
+        mistakes_null = round(min(0.999, max(part_rates["mistakes"]) + margin), 6)
     if threshold is None:
         raise UsageError(
             f"with {points} points and null agreement {null:.3f} (highest independent match {highest:.1%} + "
@@ -88,9 +95,11 @@ def calibrate(
         )
     record = replace(
         bundle.record,
-        null_agreement=null,
+        null_agreement=searched_null,
+        mistakes_null_agreement=mistakes_null,
         null_agreement_source=f"calibrated on {len(measured)} independent model(s): highest matching rate "
-        f"{highest:.4f} + margin {margin:g}",
+        f"{highest:.4f} + margin {margin:g}"
+        + ("; per part, highest searched + margin, highest on the mistakes + margin" if part_rates else ""),
         calibration=json.dumps(
             {
                 "calibrated_at": utc_timestamp(),

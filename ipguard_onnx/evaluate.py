@@ -8,6 +8,7 @@ Never imports torch.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def tpr_at_fpr(positive_rates: Sequence[float], negative_rates: Sequence[float],
     models (no interpolation between thresholds: with 20 negatives, 1 % FPR means none may pass)."""
     if not positive_rates or not negative_rates:
         return float("nan")
-    candidates = sorted({*positive_rates, *negative_rates, 2.0})  # 2.0: a threshold nothing passes
+    candidates = sorted({*positive_rates, *negative_rates, math.inf})  # inf: a threshold nothing passes
     best = 0.0
     for threshold in candidates:
         if 1.0 - uniqueness(negative_rates, threshold) <= fpr + _EPSILON:
@@ -85,6 +86,13 @@ class EvaluatedSuspect:
     matching_rate: float
     verdict: str
     points_skipped: int
+    score: float | None = None
+    """What ROC AUC and TPR rank suspects by: the matching rate, or for a bundle tested in parts (whose parts
+    have different null agreements) the evidence −log10 p of the combined p-value."""
+
+    @property
+    def copy_score(self) -> float:
+        return self.matching_rate if self.score is None else self.score
 
 
 @dataclass(frozen=True)
@@ -134,12 +142,17 @@ def evaluate(
             as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
             threshold=threshold,
         )
+        evidence = -math.log10(max(result.p_value, 1e-300)) if result.parts else None
         rows.append(
-            EvaluatedSuspect(result.suspect, group, result.matching_rate, result.verdict, result.points_skipped)
+            EvaluatedSuspect(
+                result.suspect, group, result.matching_rate, result.verdict, result.points_skipped, evidence
+            )
         )
     positives = [row.matching_rate for row in rows if row.group == "positive"]
     negatives = [row.matching_rate for row in rows if row.group == "negative"]
     hard = [row.matching_rate for row in rows if row.group == "hard-positive"]
+    copies = [row.copy_score for row in rows if row.group != "negative"]
+    independent = [row.copy_score for row in rows if row.group == "negative"]
     taus = tuple(t / r for t in range(0, r + 1))
     return Evaluation(
         fingerprint=bundle.name,
@@ -154,7 +167,7 @@ def evaluate(
         curve_thresholds=taus,
         robustness_curve=tuple(robustness(positives, t) for t in taus),
         uniqueness_curve=tuple(uniqueness(negatives, t) for t in taus),
-        roc_auc=roc_auc(positives + hard, negatives),
-        tpr_at_1_percent_fpr=tpr_at_fpr(positives + hard, negatives, 0.01),
-        tpr_at_5_percent_fpr=tpr_at_fpr(positives + hard, negatives, 0.05),
+        roc_auc=roc_auc(copies, independent),
+        tpr_at_1_percent_fpr=tpr_at_fpr(copies, independent, 0.01),
+        tpr_at_5_percent_fpr=tpr_at_fpr(copies, independent, 0.05),
     )

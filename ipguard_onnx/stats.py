@@ -16,6 +16,9 @@ DEFAULT_NULL_AGREEMENT = 0.99
 where the paper's points are least unique, so the default assumes the worst and asks you to calibrate."""
 UNIQUE_NULL_AGREEMENT = 0.8
 """q0 of uncalibrated ``--unique`` bundles: highest independent match on the zoos 0.71, + 0.05, rounded up."""
+MISTAKES_NULL_AGREEMENT = 0.9
+"""q0 of an uncalibrated bundle's target's-mistakes part (``--mistakes``): on the digits zoos an independent
+model agreed with the target's mistakes on up to 0.83 of them (BENCHMARKS.md, issue 14), + 0.05, rounded up."""
 CALIBRATION_MARGIN = 0.05
 """calibrate sets q0 = (highest matching rate among the owner's independent models) + this margin."""
 DEFAULT_FALSE_ACCUSATION_RATE = 1e-6
@@ -57,3 +60,9 @@ def plain_words(p_value: float) -> str:
         return f"an independent model would agree this often with probability {p_value:.0%}: weak evidence"
     exponent = math.floor(-math.log10(p_value))
     return f"an independent model would agree this often less than once in 10^{exponent} tries"
+
+
+def combined_p_value(p_values: list[float]) -> float:
+    """One p-value for a bundle tested in parts (Bonferroni): min(1, parts × the smallest part's p-value).
+    Valid whatever the dependence between the parts: under the null each part's p-value is valid."""
+    return min(1.0, len(p_values) * min(p_values)) if p_values else 1.0

@@ -69,3 +69,61 @@ def test_mistakes_alone_through_the_cli(zoo: Zoo, tmp_path: Path, run_cli: RunCl
     bundle = load_bundle(bundle_path)
     assert bundle.metadata["variant"] == "AKH-mistakes" and len(bundle.points) == FLIPPED  # fewer than --n: all
     assert sorted(_rows_of(bundle.points, zoo.x[:ROWS])) == sorted(flipped.tolist())
+
+
+def test_a_bundle_with_mistakes_is_tested_in_parts_with_one_combined_p_value(zoo: Zoo, tmp_path: Path) -> None:
+    from ipguard_onnx.stats import MISTAKES_NULL_AGREEMENT, binomial_tail
+
+    data, _, _ = _labelled(zoo, tmp_path)
+    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+    bundle = load_bundle(made.bundle_path)
+    said = _logits(zoo.independent, bundle.points).argmax(axis=1)
+    result = audit(bundle, zoo.independent)
+    searched, mistakes = result.parts
+    assert (searched.name, searched.points, mistakes.name, mistakes.points) == ("searched", 15, "mistakes", 5)
+    assert searched.matched == int((said[:15] == bundle.labels[:15]).sum())
+    assert mistakes.matched == int((said[15:] == bundle.labels[15:]).sum())
+    assert mistakes.null_agreement == MISTAKES_NULL_AGREEMENT and searched.null_agreement == bundle.null_agreement
+    expected = [binomial_tail(part.matched, part.points, part.null_agreement) for part in result.parts]
+    assert result.p_value == min(1.0, 2 * min(expected))
+    assert result.points_matched == searched.matched + mistakes.matched  # the verdict's rate is still overall
+
+
+def test_calibrating_a_bundle_in_parts_measures_each_parts_null_agreement(zoo: Zoo, tmp_path: Path) -> None:
+    from ipguard_onnx import calibrate
+
+    data, _, _ = _labelled(zoo, tmp_path)
+    key = load_private_key(zoo.private_key)
+    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=key, settings=settings, data_path=data)
+    negatives = [zoo.independent, zoo.other_architecture]
+    before = [audit(load_bundle(made.bundle_path), negative).parts for negative in negatives]
+    calibrate(made.bundle_path, negatives, key, margin=0.05, false_accusation_rate=0.5)
+    record = load_bundle(made.bundle_path).record
+    assert record.mistakes_null_agreement == round(min(0.999, max(p[1].matching_rate for p in before) + 0.05), 6)
+    assert record.null_agreement == round(min(0.999, max(p[0].matching_rate for p in before) + 0.05), 6)
+
+
+def test_evaluate_ranks_a_bundle_in_parts_by_its_combined_evidence(zoo: Zoo, tmp_path: Path) -> None:
+    import math
+
+    from ipguard_onnx.evaluate import Group, evaluate, roc_auc
+
+    data, _, _ = _labelled(zoo, tmp_path)
+    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+    suspects: list[tuple[object, Group]] = [
+        (zoo.pruned, "positive"), (zoo.fine_tuned, "positive"),
+        (zoo.independent, "negative"), (zoo.other_architecture, "negative"),
+    ]  # fmt: skip
+    evaluation = evaluate(made.bundle_path, suspects)
+    for (suspect, _), row in zip(suspects, evaluation.rows, strict=True):
+        assert row.score == -math.log10(max(audit(made.bundle_path, suspect).p_value, 1e-300))
+    copies = [row.copy_score for row in evaluation.rows if row.group == "positive"]
+    negatives = [row.copy_score for row in evaluation.rows if row.group == "negative"]
+    assert evaluation.roc_auc == roc_auc(copies, negatives)
+    plain = evaluate(zoo.bundle, suspects)  # one kind of point: ranked by the matching rate, as before
+    assert all(row.score is None and row.copy_score == row.matching_rate for row in plain.rows)

@@ -73,9 +73,19 @@ def _render_one(result: AuditResult, console: Console) -> None:
     )
     table.add_row(
         "evidence",
-        f"p = {result.p_value:.1e}: {result.evidence} (null agreement q0 = {result.null_agreement:.2f}, "
-        f"{result.null_agreement_source})",
+        f"p = {result.p_value:.1e}: {result.evidence} ("
+        + (
+            f"null agreement q0 = {result.null_agreement:.2f}, {result.null_agreement_source})"
+            if not result.parts
+            else "the parts' p-values combined, Bonferroni)"
+        ),
     )
+    for part in result.parts:
+        table.add_row(
+            f"  {part.name}",
+            f"{part.matching_rate:.1%} ({part.matched}/{part.answered}), p = {part.p_value:.1e} "
+            f"(null agreement q0 = {part.null_agreement:.2f})",
+        )
     table.add_row("suspect", f"{result.suspect}  sha256 {result.suspect_sha256 or 'n/a'}")
     for key, value in result.suspect_details.items():
         if key != "path":

@@ -1,0 +1,79 @@
+"""TPR at 1 % and 5 % FPR per copy family, from the bundles an earlier ``run_zoo.py`` left in the zoo folders.
+
+    python benchmarks/by_family.py [--worlds digits wine] [--seeds 0 1 2] [--configs "ipguard-RL k=1" ...]
+
+For every world, seed and setting (the setting's bundle ``fp-<setting>.safetensors`` in the zoo folder), audit
+every suspect again and count, per family, the share of its copies that a threshold admitting at most 1 % (5 %)
+of the 20 independent models verifies — the threshold is set per seed, on that seed's negatives, as the
+newer literature does; families pool their copies over seeds. Also the points (= queries) per verification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ipguard_onnx import load_bundle  # noqa: E402
+from ipguard_onnx.evaluate import evaluate, tpr_at_fpr  # noqa: E402
+
+FAMILY_ORDER = (
+    "FTLL", "FTAL", "RTLL", "RTAL", "weight pruning", "filter pruning", "int8-dynamic", "int8-static", "float16",
+    "distillation", "label extraction 1k", "label extraction 1k, other arch", "label extraction 10k",
+    "probability extraction", "adversarial label extraction", "extraction + fine-tuning",
+)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worlds", nargs="+", default=["digits", "wine"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="+", required=True, help="settings as run_zoo.py labels them")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    args = parser.parse_args()
+    for world in args.worlds:
+        # (config, family) -> [verified at 1 %, verified at 5 %] per copy; config -> points per verification
+        verified: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        points: dict[str, list[int]] = defaultdict(list)
+        for seed in args.seeds:
+            folder = args.out / f"{world}-seed{seed}"
+            entries = json.loads((folder / "manifest.json").read_text())["suspects"]
+            families = {path: family for path, _, family in entries}
+            for config in args.configs:
+                bundle_path = folder / f"fp-{config.replace(' ', '_')}.safetensors"
+                if not bundle_path.exists():
+                    continue
+                bundle = load_bundle(bundle_path)
+                points[config].append(len(bundle.points))
+                rows = evaluate(bundle, [(folder / path, group) for path, group, _ in entries]).rows
+                negatives = [row.copy_score for row in rows if row.group == "negative"]
+                for row in rows:
+                    if row.group == "negative":
+                        continue
+                    at = [tpr_at_fpr([row.copy_score], negatives, fpr) for fpr in (0.01, 0.05)]
+                    verified[(config, families[row.suspect])].append((at[0], at[1]))
+        present = [f for f in FAMILY_ORDER if any((c, f) in verified for c in args.configs)]
+        configs = [c for c in args.configs if points[c]]
+        print(f"\n### {world}: TPR at 1 % / 5 % FPR per family ({len(args.seeds)} seeds; copies pooled)\n")
+        print("| family | " + " | ".join(configs) + " |\n|---|" + "---|" * len(configs))
+        for family in present:
+            cells = []
+            for config in configs:
+                marks = verified.get((config, family), [])
+                cells.append(
+                    f"{sum(m[0] for m in marks) / len(marks):.2f} / {sum(m[1] for m in marks) / len(marks):.2f}"
+                    if marks
+                    else "–"
+                )
+            print(f"| {family} ({len(verified.get((configs[0], family), []))}) | " + " | ".join(cells) + " |")
+        print("| points (= queries) per verification | " + " | ".join(
+            f"{min(points[c])}–{max(points[c])}" if min(points[c]) != max(points[c]) else str(points[c][0])
+            for c in configs) + " |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
