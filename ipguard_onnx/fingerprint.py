@@ -224,7 +224,7 @@ def fingerprint(
     audit_labels = _audit_view(target, settings)
     mistake_points, mistake_labels = _mistake_points(target, audit_labels, settings, data, truth)
     to_search = 0 if settings.mistakes == 1.0 else settings.n - len(mistake_points)
-    searched = replace(settings, n=max(to_search, 1))
+    searched = replace(settings, n=to_search) if to_search else settings  # the search makes what mistakes do not
     if to_search == 0:
         points, labels = mistake_points[:0], mistake_labels[:0]
     elif surrogate is None:
@@ -415,6 +415,14 @@ class SearchTally:
     def mean_iterations(self) -> float:
         return float(np.mean(self.iterations)) if self.iterations else 0.0
 
+    def add_round(self, searched: int, unreached: int, seconds: float, *, hit_rate: float, queries: int = 0) -> None:
+        """Count one search round: candidates searched, those that never reached a point, time and queries."""
+        self.searched += searched
+        self.unconverged += unreached
+        self.seconds += seconds
+        self.hit_rates.append(hit_rate)
+        self.queries += queries
+
 
 @dataclass
 class CandidateLoop:
@@ -450,10 +458,8 @@ class CandidateLoop:
             outcome = strategy.run(
                 self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=self.progress
             )
-            self.tally.seconds += time.perf_counter() - tick
-            self.tally.searched += count
-            self.tally.unconverged += int((~outcome.converged).sum())
-            self.tally.hit_rates.append(outcome.hit_rate)
+            unreached = int((~outcome.converged).sum())
+            self.tally.add_round(count, unreached, time.perf_counter() - tick, hit_rate=outcome.hit_rate)
             candidates = np.flatnonzero(outcome.converged)
             found = outcome.points[candidates]
             true_labels = self.target.predict(found) if len(found) else np.zeros(0, np.int64)
@@ -614,11 +620,8 @@ def _gradient_free_points(
             found_labels.append(outcome.target_labels[converged])
             found_iterations.append(outcome.iterations[converged])
             remaining = remaining[usable][~outcome.converged]
-        tally.queries += queries
-        tally.seconds += time.perf_counter() - tick
-        tally.searched += count
-        tally.unconverged += len(remaining)
-        tally.hit_rates.append(1.0 - len(remaining) / count)
+        tally.add_round(count, len(remaining), time.perf_counter() - tick, hit_rate=1.0 - len(remaining) / count,
+                        queries=queries)  # fmt: skip
         kept_points.append(np.concatenate(found_points)[:need])
         kept_labels.append(np.concatenate(found_labels)[:need])
         tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
@@ -656,17 +659,14 @@ def _trajectory_points(
         if walk.integer:
             start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
         found, cost = walk.trace(audit_labels, start, anchors, audit_labels(anchors), progress=progress)
-        keep = np.ones(len(found.points), np.bool_)
+        keep, checked = np.ones(len(found.points), np.bool_), 0
         if target.output_spec.kind != "labels":  # the scores must say what the label output says
-            keep = target.predict(found.points) == found.labels
+            keep, checked = target.predict(found.points) == found.labels, len(found.points)
             tally.disagreement += int((~keep).sum())
         kept_points.append(found.points[keep][:need])
         kept_labels.append(found.labels[keep][:need])
-        tally.queries += cost.queries + len(found.points)
-        tally.seconds += time.perf_counter() - tick
-        tally.searched += count
-        tally.unconverged += count - found.complete
-        tally.hit_rates.append(found.complete / count)
+        tally.add_round(count, count - found.complete, time.perf_counter() - tick, hit_rate=found.complete / count,
+                        queries=cost.queries + checked)  # fmt: skip
         tally.iterations.extend([walk.crossings * walk.bisection_steps] * int(keep.sum()))
     empty = np.zeros((0, *low.shape), np.float32)
     points = np.concatenate(kept_points) if kept_points else empty
