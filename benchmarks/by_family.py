@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ipguard_onnx import load_bundle  # noqa: E402
+from ipguard_onnx import Bundle, audit, load_bundle  # noqa: E402
 from ipguard_onnx.evaluate import evaluate, tpr_at_fpr  # noqa: E402
+from ipguard_onnx.stats import CALIBRATION_MARGIN, binomial_tail, combined_p_value  # noqa: E402
 
 FAMILY_ORDER = (
     "FTLL", "FTAL", "RTLL", "RTAL", "weight pruning", "filter pruning", "int8-dynamic", "int8-static", "float16",
@@ -34,6 +36,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", required=True, help="settings as run_zoo.py labels them")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument(
+        "--calibrated-parts",
+        action="store_true",
+        help="rank bundles tested in parts by their combined p-value with each part's q0 calibrated as "
+        "`calibrate` would on the seed's independent models (highest part matching rate + 0.05)",
+    )
     args = parser.parse_args()
     for world in args.worlds:
         # (config, family) -> [verified at 1 %, verified at 5 %] per copy; config -> points per verification
@@ -49,13 +57,18 @@ def main() -> None:
                     continue
                 bundle = load_bundle(bundle_path)
                 points[config].append(len(bundle.points))
-                rows = evaluate(bundle, [(folder / path, group) for path, group, _ in entries]).rows
-                negatives = [row.copy_score for row in rows if row.group == "negative"]
-                for row in rows:
-                    if row.group == "negative":
+                if args.calibrated_parts and bundle.parts:
+                    scores = _calibrated_evidence(bundle, folder, entries)
+                else:
+                    rows = evaluate(bundle, [(folder / path, group) for path, group, _ in entries]).rows
+                    scores = {row.suspect: row.copy_score for row in rows}
+                groups = {path: group for path, group, _ in entries}
+                negatives = [score for suspect, score in scores.items() if groups[suspect] == "negative"]
+                for suspect, score in scores.items():
+                    if groups[suspect] == "negative":
                         continue
-                    at = [tpr_at_fpr([row.copy_score], negatives, fpr) for fpr in (0.01, 0.05)]
-                    verified[(config, families[row.suspect])].append((at[0], at[1]))
+                    at = [tpr_at_fpr([score], negatives, fpr) for fpr in (0.01, 0.05)]
+                    verified[(config, families[suspect])].append((at[0], at[1]))
         present = [f for f in FAMILY_ORDER if any((c, f) in verified for c in args.configs)]
         configs = [c for c in args.configs if points[c]]
         print(f"\n### {world}: TPR at 1 % / 5 % FPR per family ({len(args.seeds)} seeds; copies pooled)\n")
@@ -73,6 +86,19 @@ def main() -> None:
         print("| points (= queries) per verification | " + " | ".join(
             f"{min(points[c])}–{max(points[c])}" if min(points[c]) != max(points[c]) else str(points[c][0])
             for c in configs) + " |")  # fmt: skip
+
+
+def _calibrated_evidence(bundle: Bundle, folder: Path, entries: list[list[str]]) -> dict[str, float]:
+    """−log10 of the combined p-value per suspect, each part's q0 = its highest independent match + 0.05."""
+    parts = {path: audit(bundle, folder / path).parts for path, _, _ in entries}
+    negatives = [parts[path] for path, group, _ in entries if group == "negative"]
+    nulls = [min(0.999, max(found[index].matching_rate for found in negatives) + CALIBRATION_MARGIN)
+             for index in range(len(bundle.parts))]  # fmt: skip
+    evidence = {}
+    for path, found in parts.items():
+        p_values = [binomial_tail(part.matched, part.answered, null) for part, null in zip(found, nulls, strict=True)]
+        evidence[path] = -math.log10(max(combined_p_value(p_values), 1e-300))
+    return evidence
 
 
 if __name__ == "__main__":

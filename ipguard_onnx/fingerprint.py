@@ -330,9 +330,11 @@ def _mistake_points(
     target: OnnxClassifier, audit_labels: Callable[[FloatArray], LabelArray], settings: FingerprintSettings,
     data: FloatArray | None, truth: LabelArray | None,
 ) -> tuple[FloatArray, LabelArray]:  # fmt: skip
-    """Up to ``mistakes · n`` samples of the owner's data the target labels wrong, most confident first
-    (AKH-style, as in QuRD's baseline): the wrong label is the point's label. Only where the scores and
-    the label output agree, so the target matches itself."""
+    """Up to ``mistakes · n`` samples of the owner's data the target labels wrong (AKH-style, as in QuRD's
+    baseline), the wrong label being the point's label; only where the scores and the label output agree,
+    so the target matches itself. Mistakes of middling confidence come first (the margin nearest the
+    median of all the mistakes'): the most confident ones are mostly label noise every model repeats, the
+    least confident flip under fine-tuning (measured per quartile on the Fashion-MNIST zoo, BENCHMARKS.md)."""
     wanted = round(settings.mistakes * settings.n)
     if not wanted or data is None or truth is None:
         return np.zeros((0, *target.input_spec.sample_shape), np.float32), np.zeros(0, np.int64)
@@ -340,7 +342,8 @@ def _mistake_points(
     wrong = np.flatnonzero((said != truth) & (target.predict(data) == said))
     if target.output_spec.kind != "labels" and len(wrong):
         top = np.sort(search_scores(target.scores(data[wrong]), target.output_spec.kind), axis=1)
-        wrong = wrong[np.argsort(-(top[:, -1] - top[:, -2]), kind="stable")]
+        margin = top[:, -1] - top[:, -2]
+        wrong = wrong[np.argsort(np.abs(margin - np.median(margin)), kind="stable")]
     if not len(wrong) and settings.mistakes == 1.0:
         raise SearchError(
             f"{target.name} labels all {len(data)} samples of --data as their labels say: no mistakes to "

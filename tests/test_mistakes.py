@@ -40,7 +40,7 @@ def _rows_of(points: np.ndarray, x: np.ndarray) -> list[int]:
     return [next((i for i, row in enumerate(flat) if np.array_equal(row, point.ravel())), -1) for point in points]
 
 
-def test_a_share_of_the_points_are_the_most_confident_mistakes(zoo: Zoo, tmp_path: Path) -> None:
+def test_a_share_of_the_points_are_the_mistakes_of_middling_confidence(zoo: Zoo, tmp_path: Path) -> None:
     data, flipped, said = _labelled(zoo, tmp_path)
     settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
@@ -53,8 +53,9 @@ def test_a_share_of_the_points_are_the_most_confident_mistakes(zoo: Zoo, tmp_pat
     assert len(mistakes) == 5  # the other 15 are searched points, not rows of the data
     logits = _logits(zoo.target, zoo.x[:ROWS][flipped])
     top = np.sort(logits, axis=1)
-    confident = set(flipped[np.argsort(-(top[:, -1] - top[:, -2]))[:5]].tolist())
-    assert {row for _, row in mistakes} == confident
+    margin = top[:, -1] - top[:, -2]
+    middling = set(flipped[np.argsort(np.abs(margin - np.median(margin)))[:5]].tolist())
+    assert {row for _, row in mistakes} == middling  # not the 2 with the margins farthest from the median
     assert all(int(bundle.labels[index]) == int(said[row]) for index, row in mistakes)  # the target's wrong label
     assert audit(bundle, zoo.target).matching_rate == 1.0
 
