@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--worlds", nargs="+", default=["digits", "wine"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--configs", nargs="+", required=True, help="settings as run_zoo.py labels them")
+    parser.add_argument("--configs", nargs="*", default=[], help="settings as run_zoo.py labels them")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument(
         "--calibrated-parts",
@@ -42,7 +42,18 @@ def main() -> None:
         help="rank bundles tested in parts by their combined p-value with each part's q0 calibrated as "
         "`calibrate` would on the seed's independent models (highest part matching rate + 0.05)",
     )
+    parser.add_argument(
+        "--mistake-quartiles",
+        action="store_true",
+        help="instead: how often each group repeats the target's mistakes on owner-labelled.npz, per quartile "
+        "of the target's confidence in them (most confident first)",
+    )
     args = parser.parse_args()
+    if args.mistake_quartiles:
+        for world in args.worlds:
+            for seed in args.seeds:
+                _mistake_quartiles(args.out / f"{world}-seed{seed}", f"{world} seed {seed}")
+        return
     for world in args.worlds:
         # (config, family) -> [verified at 1 %, verified at 5 %] per copy; config -> points per verification
         verified: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
@@ -99,6 +110,32 @@ def _calibrated_evidence(bundle: Bundle, folder: Path, entries: list[list[str]])
         p_values = [binomial_tail(part.matched, part.answered, null) for part, null in zip(found, nulls, strict=True)]
         evidence[path] = -math.log10(max(combined_p_value(p_values), 1e-300))
     return evidence
+
+
+def _mistake_quartiles(folder: Path, name: str) -> None:
+    """Share of the target's mistakes on the owner's labelled data each group repeats, per confidence quartile."""
+    import numpy as np
+
+    from ipguard_onnx import OnnxClassifier
+
+    owner = np.load(folder / "owner-labelled.npz")
+    target = OnnxClassifier(folder / "target.onnx")
+    scores = target.scores(owner["x"])
+    said = scores.argmax(axis=1)
+    wrong = np.flatnonzero(said != owner["y"])
+    top = np.sort(scores[wrong], axis=1)
+    wrong = wrong[np.argsort(-(top[:, -1] - top[:, -2]), kind="stable")]  # most confident first
+    quarter = max(len(wrong) // 4, 1)
+    entries = json.loads((folder / "manifest.json").read_text())["suspects"]
+    repeats: dict[str, list[np.ndarray]] = defaultdict(list)
+    for path, group, _ in entries:
+        suspect = OnnxClassifier(folder / path)
+        answers = suspect.answer(owner["x"][wrong].reshape(len(wrong), *suspect.input_spec.sample_shape))
+        repeats[group].append(np.asarray(answers.labels).astype(np.int64) == said[wrong])
+    cells = {group: [float(np.stack(rows)[:, q * quarter : (q + 1) * quarter].mean()) for q in range(4)]
+             for group, rows in repeats.items()}  # fmt: skip
+    print(f"{name}: {len(wrong)} mistakes; quartiles most confident first: " + "; ".join(
+        f"{group} " + " / ".join(f"{v:.2f}" for v in values) for group, values in cells.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
