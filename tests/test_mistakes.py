@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ipguard_onnx import audit, fingerprint, load_bundle
-from ipguard_onnx.fingerprint import FingerprintSettings
+from ipguard_onnx.fingerprint import FingerprintResult, FingerprintSettings
 from ipguard_onnx.keys import load_private_key
 
 from .conftest import RunCli, Zoo
@@ -34,6 +34,13 @@ def _labelled(zoo: Zoo, folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return path, flipped, said
 
 
+def _parted(zoo: Zoo, data: Path, folder: Path) -> FingerprintResult:
+    """20 points: 15 searched, 5 of the target's mistakes (a bundle tested in parts)."""
+    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    return fingerprint(zoo.target, folder / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
+                       settings=settings, data_path=data)  # fmt: skip
+
+
 def _rows_of(points: np.ndarray, x: np.ndarray) -> list[int]:
     """The row of ``x`` each point is (-1 where it is none of them)."""
     flat = x.reshape(len(x), -1)
@@ -42,9 +49,7 @@ def _rows_of(points: np.ndarray, x: np.ndarray) -> list[int]:
 
 def test_a_share_of_the_points_are_the_mistakes_of_middling_confidence(zoo: Zoo, tmp_path: Path) -> None:
     data, flipped, said = _labelled(zoo, tmp_path)
-    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = _parted(zoo, data, tmp_path)
     bundle = load_bundle(made.bundle_path)
     assert made.points == 20 and made.mistakes == 5 and bundle.metadata["mistakes"] == "5"
     assert bundle.metadata["variant"].endswith("+mistakes")
@@ -76,9 +81,7 @@ def test_a_bundle_with_mistakes_is_tested_in_parts_with_one_combined_p_value(zoo
     from ipguard_onnx.stats import MISTAKES_NULL_AGREEMENT, binomial_tail
 
     data, _, _ = _labelled(zoo, tmp_path)
-    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = _parted(zoo, data, tmp_path)
     bundle = load_bundle(made.bundle_path)
     said = _logits(zoo.independent, bundle.points).argmax(axis=1)
     result = audit(bundle, zoo.independent)
@@ -96,12 +99,10 @@ def test_calibrating_a_bundle_in_parts_measures_each_parts_null_agreement(zoo: Z
     from ipguard_onnx import calibrate
 
     data, _, _ = _labelled(zoo, tmp_path)
-    key = load_private_key(zoo.private_key)
-    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=key, settings=settings, data_path=data)
+    made = _parted(zoo, data, tmp_path)
     negatives = [zoo.independent, zoo.other_architecture]
     before = [audit(load_bundle(made.bundle_path), negative).parts for negative in negatives]
-    calibrate(made.bundle_path, negatives, key, margin=0.05, false_accusation_rate=0.5)
+    calibrate(made.bundle_path, negatives, load_private_key(zoo.private_key), margin=0.05, false_accusation_rate=0.5)
     record = load_bundle(made.bundle_path).record
     assert record.mistakes_null_agreement == round(min(0.999, max(p[1].matching_rate for p in before) + 0.05), 6)
     assert record.null_agreement == round(min(0.999, max(p[0].matching_rate for p in before) + 0.05), 6)
@@ -113,9 +114,7 @@ def test_evaluate_ranks_a_bundle_in_parts_by_its_combined_evidence(zoo: Zoo, tmp
     from ipguard_onnx.evaluate import Group, evaluate, roc_auc
 
     data, _, _ = _labelled(zoo, tmp_path)
-    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = _parted(zoo, data, tmp_path)
     suspects: list[tuple[object, Group]] = [
         (zoo.pruned, "positive"), (zoo.fine_tuned, "positive"),
         (zoo.independent, "negative"), (zoo.other_architecture, "negative"),
