@@ -197,6 +197,15 @@ class BoundaryWalk(QuerySearch):
         return chosen, found, QueryCost(queries, calls)
 
 
+def squared_distances(points: FloatArray, anchors: FloatArray) -> npt.NDArray[np.float64]:
+    """Squared L2 distance of every point (row) to every anchor (column), samples of any shape flattened."""
+    flat_points = points.reshape(len(points), -1).astype(np.float64)
+    flat_anchors = anchors.reshape(len(anchors), -1).astype(np.float64)
+    squares = (flat_points**2).sum(axis=1)[:, None] + (flat_anchors**2).sum(axis=1)[None, :]
+    distances: npt.NDArray[np.float64] = squares - 2 * flat_points @ flat_anchors.T
+    return distances
+
+
 def anchor_targets(
     starts: FloatArray,
     start_scores: FloatArray,
@@ -220,13 +229,7 @@ def anchor_targets(
     ordered = np.sort(anchor_scores, axis=1)
     sure = ordered[:, -1] - ordered[:, -2] >= k if anchor_scores.shape[1] > 1 else np.ones(len(anchors), np.bool_)
     classes = np.unique(anchor_labels)
-    flat_starts = starts.reshape(len(starts), -1).astype(np.float64)
-    flat_anchors = anchors.reshape(len(anchors), -1).astype(np.float64)
-    distances = (
-        (flat_starts**2).sum(axis=1)[:, None]
-        + (flat_anchors**2).sum(axis=1)[None, :]
-        - 2 * flat_starts @ flat_anchors.T
-    )
+    distances = squared_distances(starts, anchors)
     targets = np.full(len(starts), -1, dtype=np.int64)
     chosen = np.zeros(len(starts), dtype=np.int64)
     for row, label in enumerate(start_labels):

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from ..types import FloatArray, LabelArray
 from .base import ProgressCallback, SearchOptions, SearchStrategy
-from .gradient_free import LabelsFunction, QueryCost
+from .gradient_free import LabelsFunction, QueryCost, squared_distances
 from .registry import register
 
 
@@ -93,13 +93,11 @@ class TrajectoryWalk(SearchStrategy):
         current = start.astype(np.float32)
         visited = [labels_fn(current)]
         queries, calls = count, 1
-        flat_anchors = anchors.reshape(len(anchors), -1).astype(np.float64)
         offsets = np.geomspace(self.farthest, self.nearest, self.points_per_side)  # approaching the boundary
         alive = np.ones(count, dtype=np.bool_)
         pieces: list[tuple[FloatArray, npt.NDArray[np.int64]]] = []
         for crossing in range(self.crossings):
-            flat = current.reshape(count, -1).astype(np.float64)
-            distances = (flat**2).sum(1)[:, None] + (flat_anchors**2).sum(1)[None, :] - 2 * flat @ flat_anchors.T
+            distances = squared_distances(current, anchors)
             for seen in visited:  # only classes this trajectory has not visited yet
                 distances[anchor_labels[None, :] == seen[:, None]] = np.inf
             nearest = distances.argmin(axis=1)
