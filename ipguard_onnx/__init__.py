@@ -1,32 +1,73 @@
 """ipguard-onnx: prove that a deployed classifier is a copy of yours (IPGuard, Cao et al. AsiaCCS 2021).
 
-The public API; everything else lives in submodules. Importing this package does not import torch.
+The public API; everything else lives in submodules. Names are imported on first use (PEP 562), so
+``import ipguard_onnx`` costs almost nothing and an audit never imports torch or the search.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .audit import AuditResult, audit
-from .bundle import Bundle, load_bundle
-from .calibrate import Calibration, calibrate
-from .errors import (
-    AuditError,
-    BundleError,
-    IPGuardError,
-    ModelLoadError,
-    ReportError,
-    SearchError,
-    SignatureError,
-    SigningKeyError,
-    SurrogateError,
-    UnsupportedModelError,
-    UsageError,
-)
-from .evidence import sign_report, verify_report
-from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
-from .licensing import IssuedCopy, issue
-from .models import Classifier, OnnxClassifier
-from .types import Answers
+
+if TYPE_CHECKING:
+    from .audit import AuditResult, audit
+    from .bundle import Bundle, load_bundle
+    from .calibrate import Calibration, calibrate
+    from .errors import (
+        AuditError,
+        BundleError,
+        IPGuardError,
+        MissingDependencyError,
+        ModelLoadError,
+        ReportError,
+        SearchError,
+        SignatureError,
+        SigningKeyError,
+        SurrogateError,
+        UnsupportedModelError,
+        UsageError,
+    )
+    from .evidence import sign_report, verify_report
+    from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
+    from .licensing import IssuedCopy, issue
+    from .models import Classifier, OnnxClassifier
+    from .types import Answers
+
+_HOMES = {
+    "Answers": "types",
+    "AuditError": "errors",
+    "AuditResult": "audit",
+    "Bundle": "bundle",
+    "BundleError": "errors",
+    "Calibration": "calibrate",
+    "Classifier": "models",
+    "FingerprintResult": "fingerprint",
+    "FingerprintSettings": "fingerprint",
+    "IPGuardError": "errors",
+    "IssuedCopy": "licensing",
+    "MissingDependencyError": "errors",
+    "ModelLoadError": "errors",
+    "OnnxClassifier": "models",
+    "ReportError": "errors",
+    "SearchError": "errors",
+    "SignatureError": "errors",
+    "SigningKeyError": "errors",
+    "SurrogateError": "errors",
+    "UnsupportedModelError": "errors",
+    "UsageError": "errors",
+    "audit": "audit",
+    "calibrate": "calibrate",
+    "fingerprint": "fingerprint",
+    "issue": "licensing",
+    "load_bundle": "bundle",
+    "sign_report": "evidence",
+    "verify_report": "evidence",
+}
+"""Each public name and the submodule it lives in."""
 
 __all__ = [
     "Answers",
@@ -40,6 +81,7 @@ __all__ = [
     "FingerprintSettings",
     "IPGuardError",
     "IssuedCopy",
+    "MissingDependencyError",
     "ModelLoadError",
     "OnnxClassifier",
     "ReportError",
@@ -58,3 +100,33 @@ __all__ = [
     "sign_report",
     "verify_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's submodule on first use (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ipguard_onnx' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+class _PublicApi(types.ModuleType):
+    """The package, where ``audit``, ``calibrate`` and ``fingerprint`` stay the functions.
+
+    Importing a submodule sets the package attribute of the same name to the module; the public API
+    names the function there, so that assignment is skipped (the module stays in ``sys.modules``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _HOMES.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicApi

@@ -18,8 +18,9 @@ import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle, utc_timestamp
 from .errors import AuditError, UnsupportedModelError, UsageError
-from .models import Classifier, as_classifier, label_indices
+from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
+from .sequential import EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, combined_p_value, plain_words
 from .types import ANY_SIZE, Answers, FloatArray
 
@@ -84,6 +85,8 @@ class AuditResult:
     """Every setting that shaped this result (threshold, min answered, preprocessing, providers)."""
     licensee: str = ""
     """For a licensee trigger set (``issue``): whose copy it marks."""
+    sequential: SequentialRecord | None = None
+    """For ``--sequential``: queries used, why it stopped, and the tests' evidence at the stop."""
     parts: tuple[PartResult, ...] = ()
     """For a bundle tested in parts (searched points and the target's mistakes): each part on its own; the
     verdict is a match when any part reaches the threshold and ``p_value`` combines theirs (Bonferroni)."""
@@ -196,12 +199,15 @@ def audit(
     output_name: str | None = None,
     suspect_layout: str | None = None,
     bgr: bool = False,
+    sequential: SequentialSettings | None = None,
 ) -> AuditResult:
     """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
 
     ``suspect`` is an ONNX path, an onnxruntime session, a callable (batch → labels or scores) or a
     ``Classifier`` (e.g. ``models.HttpClassifier``). Unanswered points are skipped, not mismatches;
     with fewer than ``min_answered`` of the points answered, the verdict is "inconclusive".
+    ``sequential`` asks the points a batch at a time in the bundle's order and stops once the verdict is
+    settled (``sequential``); the p-value is then the anytime-valid one.
     """
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
@@ -217,16 +223,20 @@ def audit(
     points, steps = adapt_points(points, bundle, classifier, layout=layout, bgr=bgr)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
-    try:
-        answers = classifier.answer(points)
-    except UnsupportedModelError as exc:
-        raise AuditError(str(exc)) from None
-    if len(answers.labels) != len(points):
-        raise AuditError(f"suspect {classifier.name} answered {len(answers.labels)} of {len(points)} points")
-    indices = map_labels(answers, bundle, classifier.name)
-    valid = answers.answered & (indices >= 0) & (indices < bundle.num_classes)
+    if sequential is None:
+        asked = np.arange(len(points))
+        answers = _ask(classifier, points)
+        record: SequentialRecord | None = None
+        anytime_p = 1.0
+    else:
+        answers, asked, record, anytime_p = _ask_sequentially(classifier, points, bundle, threshold, sequential)
+    indices = np.full(len(points), -1, np.int64)
+    indices[asked] = map_labels(answers, bundle, classifier.name)
+    was_answered = np.zeros(len(points), np.bool_)
+    was_answered[asked] = answers.answered
+    valid = was_answered & (indices >= 0) & (indices < bundle.num_classes)
     skipped_reasons = dict(answers.skipped)
-    invalid = int((answers.answered & ~valid).sum())
+    invalid = int((was_answered & ~valid).sum())
     wrong_output = invalid > OUT_OF_RANGE_LIMIT * max(int(answers.answered.sum()), 1)
     if invalid:  # a label that is no class of the target is no answer (a lying or mismatched API)
         reason = f"label outside the fingerprint's {bundle.num_classes} classes"
@@ -237,7 +247,7 @@ def audit(
                 f", other outputs: {others})" if others else ")"
             )
         skipped_reasons[reason] = skipped_reasons.get(reason, 0) + invalid
-    queried = len(points)
+    queried = len(asked)
     answered = int(valid.sum())
     matched_points = int(((indices == bundle.labels) & valid).sum())
     rate = matched_points / answered if answered else 0.0
@@ -253,6 +263,8 @@ def audit(
     p_value = binomial_tail(matched_points, answered, null) if answered else 1.0
     if parts:
         p_value = combined_p_value([part.p_value for part in parts])
+    if record is not None:  # stopped on the data: only the anytime-valid p-value holds there
+        p_value = anytime_p
     return AuditResult(
         suspect=classifier.name,
         suspect_sha256=details.get("sha256"),
@@ -278,6 +290,7 @@ def audit(
         audited_at=utc_timestamp(),
         licensee=bundle.licensee,
         parts=parts,
+        sequential=record,
         parameters={
             "threshold": repr(threshold),
             "min_answered": repr(min_answered),
@@ -286,8 +299,81 @@ def audit(
             "output_name": output_name or "",
             "suspect_layout": layout or "",
             "bgr": str(bgr).lower(),
+            "sequential": ""
+            if sequential is None
+            else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
         },
     )
+
+
+def _ask(classifier: Classifier, points: FloatArray) -> Answers:
+    try:
+        answers = classifier.answer(points)
+    except UnsupportedModelError as exc:
+        raise AuditError(str(exc)) from None
+    if len(answers.labels) != len(points):
+        raise AuditError(f"suspect {classifier.name} answered {len(answers.labels)} of {len(points)} points")
+    return answers
+
+
+def _ask_sequentially(
+    classifier: Classifier, points: FloatArray, bundle: Bundle, threshold: float, settings: SequentialSettings
+) -> tuple[Answers, npt.NDArray[np.int64], SequentialRecord, float]:
+    """Ask ``settings.batch`` points at a time in the bundle's order until the verdict is settled (``sequential``).
+
+    The verdict tests cover the whole bundle and each of its parts (a match when any part settles as one,
+    as in the fixed-n rule), each at δ / (number of tests). Once a point goes unanswered nothing stops
+    early: the population of answered points is no longer known, so every point is asked.
+    """
+    order = query_order(bundle.sha256, len(points))
+    parts = bundle.parts
+    groups = [np.arange(len(points))] + [np.arange(part.start, part.stop) for part in parts]
+    tests = [ThresholdTest(len(group), threshold, settings.verdict_error / len(groups)) for group in groups]
+    member = [np.zeros(len(points), np.bool_) for _ in groups]
+    for flags, group in zip(member, groups, strict=True):
+        flags[group] = True
+    null_of_point = np.full(len(points), bundle.null_agreement)
+    for part in parts:
+        null_of_point[part.start : part.stop] = part.null_agreement
+    evidence = EvidenceTest()
+    batches: list[Answers] = []
+    asked: list[int] = []
+    any_skipped = False
+    stopped_because = "all points asked"
+    for start in range(0, len(order), settings.batch):
+        chunk = order[start : start + settings.batch]
+        answers = _ask(classifier, points[chunk])
+        batches.append(answers)
+        asked.extend(int(i) for i in chunk)
+        indices = map_labels(answers, bundle, classifier.name)
+        agrees = answers.answered & (indices == bundle.labels[chunk])
+        any_skipped = any_skipped or not bool(answers.answered.all())
+        for point, agree in zip(chunk, agrees, strict=True):
+            for flags, test in zip(member, tests, strict=True):
+                if flags[point]:
+                    test.observe(int(agree))
+            evidence.observe(int(agree), float(null_of_point[point]))
+        if any_skipped:
+            continue
+        decisions = [test.decision for test in tests]
+        if "match" in decisions:
+            stopped_because = "match settled"
+            break
+        if all(decision == "no match" for decision in decisions):
+            stopped_because = "no match settled"
+            break
+    kinds = {b.kind for b in batches if b.answered.any()}
+    if len(kinds) > 1:
+        raise AuditError(
+            f"{classifier.name} answered some batches with labels and others with scores; "
+            "pin one answer format (for a remote API, --output-name)"
+        )
+    record = SequentialRecord(
+        queries=len(asked), points=len(points), stopped_because=stopped_because,
+        verdict_error=settings.verdict_error, match_wealth=max(t.best_match for t in tests),
+        no_match_wealth=min(t.best_no_match for t in tests), evidence_wealth=evidence.best, batch=settings.batch,
+    )  # fmt: skip
+    return Answers.concatenate(batches, kinds.pop() if kinds else "index"), np.asarray(asked), record, evidence.p_value
 
 
 def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.bool_]) -> tuple[PartResult, ...]:
@@ -309,9 +395,16 @@ def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.
 def audit_many(
     bundles: Sequence[Bundle],
     suspects: Sequence[object],
+    *,
+    sequential: bool | None = None,
+    sequential_settings: SequentialSettings | None = None,
     **options: Any,
 ) -> list[AuditResult]:
-    """Every suspect against every bundle, each suspect opened once; ranked by matching rate."""
+    """Every suspect against every bundle, each suspect opened once; ranked by matching rate.
+
+    ``sequential``: True for every suspect, False for none, None (the default) for remote prediction
+    APIs only — where every query is paid for.
+    """
     results: list[AuditResult] = []
     providers = options.get("providers", "auto")
     counts = {bundle.num_classes for bundle in bundles}
@@ -320,5 +413,7 @@ def audit_many(
         classifier = as_classifier(
             suspect, providers=providers, output_name=options.get("output_name"), num_classes=num_classes
         )
-        results.extend(audit(bundle, classifier, **options) for bundle in bundles)
+        asks_sequentially = sequential if sequential is not None else isinstance(classifier, HttpClassifier)
+        settings = (sequential_settings or SequentialSettings()) if asks_sequentially else None
+        results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))

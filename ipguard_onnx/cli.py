@@ -6,6 +6,7 @@ the exit codes are decided here (``ExitCode``, README "Exit codes"), not in the 
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import warnings
@@ -17,15 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from typer._click.exceptions import ClickException  # typer's own (vendored) click
 from typer.core import TyperGroup
 
+from . import requirements
 from .audit import Expectation
-from .errors import IPGuardError, SignatureError, SigningKeyError, UsageError
+from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
 from .models import Providers, WireProtocol
 from .report import AuditFormat, DocumentFormat
 from .search import METHODS, StartKind, TargetLabelRule
+from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -48,10 +51,14 @@ class ExitCode(IntEnum):
     """A bad, missing or untrusted signature, or an unusable key."""
     internal = 5
     """An exception nobody planned (a bug here or in a dependency): never a verdict."""
+    environment = 6
+    """A package the command needs is not installed (onnxruntime: [cpu]/[gpu]; torch: [fingerprint])."""
 
 
 def error_exit_code(error: IPGuardError) -> ExitCode:
-    """The exit code of an error: usage 2, trust 4, every other stage 3."""
+    """The exit code of an error: usage 2, trust 4, a missing package 6, every other stage 3."""
+    if isinstance(error, MissingDependencyError):
+        return ExitCode.environment
     if isinstance(error, UsageError):
         return ExitCode.usage
     if isinstance(error, (SignatureError, SigningKeyError)):
@@ -99,7 +106,7 @@ class _OneLineUsageErrors(TyperGroup):
                 context = getattr(error, "ctx", None)
                 hint = f" (see '{context.command_path} --help')" if context is not None else ""
                 stderr.print(
-                    f"[bold red]error:[/] {error.format_message().replace('Value error, ', '')}{hint}",
+                    f"[bold red]error:[/] {escape(error.format_message().replace('Value error, ', '') + hint)}",
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -144,7 +151,7 @@ def _main(
 
 
 def _fatal(error: IPGuardError) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(error_exit_code(error)) from None
 
 
@@ -175,7 +182,7 @@ def _internal_error(error: BaseException) -> NoReturn:
     where = f" ({type(error).__module__}.{type(error).__name__})" if type(error).__module__ != "builtins" else ""
     text = " ".join(str(error).split())[:300] or type(error).__name__
     stderr.print(
-        f"[bold red]internal error:[/] {type(error).__name__}: {text}{where}; this is a bug in ipguard-onnx or a "
+        f"[bold red]internal error:[/] {escape(f'{type(error).__name__}: {text}{where}')}; this is a bug in ipguard-onnx or a "
         "dependency, not a verdict: rerun with --debug for the traceback and report it",
         markup=True, highlight=False, soft_wrap=True,
     )  # fmt: skip
@@ -378,6 +385,7 @@ def fingerprint(
             input_shape=_shape(input_shape),
             output_name=output_name,
         )
+        settings.require_installed()
         inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
         choose_input(inputs, model.name, input_shape=settings.input_shape)
         signing_key, key_note = _signing_key(key)
@@ -405,6 +413,8 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
     """Progress on stderr: a rich bar on a terminal; otherwise a line every ~10 s
     (``IPGUARD_ONNX_PROGRESS_SECONDS``) with what is running and how far it is."""
     if stderr.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -586,6 +596,17 @@ def audit(
     sign_report: Annotated[
         Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
     ] = None,
+    sequential: Annotated[
+        bool | None,
+        typer.Option(
+            "--sequential/--no-sequential",
+            help="Ask a few points at a time and stop once the verdict is settled [default: on for --endpoint, off for files].",
+        ),
+    ] = None,
+    sequential_batch: Annotated[int, typer.Option(help="Points per round of a sequential audit.")] = DEFAULT_BATCH,
+    verdict_error: Annotated[
+        float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
+    ] = DEFAULT_VERDICT_ERROR,
 ) -> None:
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
     from .audit import audit_many
@@ -625,10 +646,11 @@ def audit(
             )  # fmt: skip
             for url in endpoints or []
         )
+        settings = SequentialSettings(batch=sequential_batch, verdict_error=verdict_error)
         results = audit_many(
             bundles, targets, threshold=threshold, providers=providers,
             preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
-            suspect_layout=suspect_layout, bgr=bgr,
+            suspect_layout=suspect_layout, bgr=bgr, sequential=sequential, sequential_settings=settings,
         )  # fmt: skip
         if output_format is AuditFormat.json:
             document = audit_document(results)
@@ -750,6 +772,8 @@ def issue_command(
         bounds = _parse_domain(domain)
         if bounds == "data":
             raise UsageError("--domain for issue takes LOW,HIGH")
+        requirements.onnxruntime()
+        requirements.surrogate_converter()  # before a key is made
         signing_key, key_note = _signing_key(key)
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
         result = issue(
@@ -836,11 +860,30 @@ def inspect(
             render_bundle(bundle, Console(highlight=False))
 
 
+def _only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
+    """``app`` with only the command being run (the first argument that is not an option), when it is one.
+
+    typer inspects the signature of every registered command before running any: ~35 ms of a whole
+    audit process (BENCHMARKS.md "Audit start-up"). ``--help``, a typo or no command keep them all.
+    """
+    name = next((argument for argument in arguments if not argument.startswith("-")), None)
+    chosen = [
+        command
+        for command in app.registered_commands
+        if name == (command.name or getattr(command.callback, "__name__", "").replace("_", "-"))
+    ]
+    if not chosen:
+        return app
+    invoked = copy.copy(app)
+    invoked.registered_commands = chosen
+    return invoked
+
+
 def main() -> None:
     """The console script: whatever escapes the commands is an internal error (exit 5), never 0 or 1."""
     _debug["on"] = "--debug" in sys.argv[1:]
     try:
-        app()
+        _only_the_invoked_command(sys.argv[1:])()
     except (SystemExit, KeyboardInterrupt):
         raise
     except Exception as error:

@@ -48,3 +48,7 @@ class AuditError(IPGuardError):
 
 class ReportError(IPGuardError):
     """An audit report to verify is missing or not an ipguard-onnx JSON report."""
+
+
+class MissingDependencyError(IPGuardError):
+    """A package this command needs is not installed; the message names the extra that installs it."""

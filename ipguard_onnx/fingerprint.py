@@ -15,9 +15,10 @@ from typing import Any, Literal
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import requirements
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points
-from .errors import SearchError, SurrogateError, UnsupportedModelError, UsageError
+from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
 from .models import OnnxClassifier, as_classifier, label_indices, non_differentiable_ops
 from .preprocessing import Preprocessing
 from .search import (
@@ -132,6 +133,16 @@ class FingerprintSettings:
     @property
     def suffix(self) -> str:
         return ("T" if self.init == "data" else "R") + ("L" if self.label == "least-likely" else "R")
+
+    def require_installed(self) -> None:
+        """Fail before any key or file is made when a package this run needs is missing (README "Install"):
+        onnxruntime always; torch and the converter when the method follows a gradient."""
+        requirements.onnxruntime()
+        if issubclass(STRATEGIES[self.method], GradientSearch):
+            try:
+                requirements.surrogate_converter()
+            except MissingDependencyError as error:
+                raise MissingDependencyError(f"{error}; or --method gradient-free, which needs no torch") from None
 
 
 @dataclass(frozen=True)
@@ -523,6 +534,7 @@ def _surrogate_or_reason(
             raise UsageError(f"{what} follows a gradient, and {target.name} {lacks}; use --method gradient-free")
         say(f"gradient-free search: {reason}")
         return None, reason
+    requirements.surrogate_converter()  # missing torch names [fingerprint]; it is no reason to go gradient-free
     try:
         return Surrogate(target, parity_batch=parity_batch, status=say), ""
     except SurrogateError as exc:

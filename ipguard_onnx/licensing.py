@@ -38,6 +38,7 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import requirements
 from .bundle import FingerprintRecord, LicenceRecord, save_bundle
 from .data import load_labels, load_points
 from .errors import SurrogateError, UsageError
@@ -260,6 +261,7 @@ def issue(
     force: bool = False,
 ) -> IssuedCopy:
     """Issue ``licensee`` a marked copy of the ONNX model and register its signed trigger set."""
+    requirements.surrogate_converter()  # before anything is read or written: names [fingerprint] if missing
     import torch
 
     started = time.perf_counter()

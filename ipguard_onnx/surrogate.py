@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import requirements
 from .errors import SurrogateError
 from .models import OnnxClassifier
 from .types import ANY_SIZE, FloatArray, LabelArray, OutputKind
@@ -158,7 +159,8 @@ def _prepass_onnxruntime_basic(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnxruntime's basic optimisation written back out: folds Constant nodes, ConstantOfShape and
     shape arithmetic into initializers, which converters read far more reliably."""
     import onnx
-    import onnxruntime as ort
+
+    ort = requirements.onnxruntime()
 
     with tempfile.TemporaryDirectory(prefix="ipguard-prepass-") as folder:
         source, optimised = Path(folder) / "in.onnx", Path(folder) / "out.onnx"

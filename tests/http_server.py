@@ -28,7 +28,11 @@ class Behaviour:
     not_json: bool = False
     token: str | None = None
     answer: str = "scores"  # scores, labels, or alternate (scores, then labels, then scores, ...)
+    rate_limit: float = 0.0  # inference requests per second; faster ones get 429 with Retry-After
     requests: int = 0
+    answered_points: int = 0  # points in the inference requests that were answered
+    rejected: int = 0  # requests refused with 429
+    next_allowed: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -70,7 +74,21 @@ class PredictionServer:
                 with behaviour.lock:
                     behaviour.requests += 1
                     count = behaviour.requests
+                    now = time.monotonic()
+                    limited = bool(behaviour.rate_limit) and now < behaviour.next_allowed
+                    if limited:
+                        behaviour.rejected += 1
+                    elif behaviour.rate_limit:
+                        behaviour.next_allowed = now + 1.0 / behaviour.rate_limit
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if limited:
+                    wait = f"{max(behaviour.next_allowed - time.monotonic(), 0.0):.3f}"
+                    self.send_response(429)
+                    self.send_header("Retry-After", wait)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
                 if behaviour.fail_every and count % behaviour.fail_every == 0:
@@ -81,6 +99,8 @@ class PredictionServer:
                     return
                 if self.path == "/predict":
                     batch = np.asarray(body["instances"], dtype=np.float32)
+                    with behaviour.lock:
+                        behaviour.answered_points += len(batch)
                     scores = server.session.run(None, {server.input.name: batch})[0]
                     labels = behaviour.answer == "labels" or (behaviour.answer == "alternate" and count % 2 == 0)
                     predictions = scores.argmax(1).tolist() if labels else scores.tolist()
@@ -88,6 +108,8 @@ class PredictionServer:
                 elif self.path == f"/v2/models/{server.name}/infer":
                     tensor = body["inputs"][0]
                     batch = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+                    with behaviour.lock:
+                        behaviour.answered_points += len(batch)
                     scores = server.session.run(None, {server.input.name: batch})[0]
                     outputs = [
                         {

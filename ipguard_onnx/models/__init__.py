@@ -13,6 +13,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..errors import AuditError
@@ -67,9 +68,8 @@ def as_classifier(
         return OnnxClassifier(
             Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes
         )
-    import onnxruntime as ort
-
-    if isinstance(suspect, ort.InferenceSession):
+    onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
+    if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
         return OnnxClassifier(suspect, role="suspect", output_name=output_name, num_classes=num_classes)
     if callable(suspect):
         return CallableClassifier(suspect)

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -45,6 +42,7 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16"}
 _OIP_LABEL_TYPES = {"INT64", "INT32", "INT16", "INT8", "UINT8", "BYTES"}
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 60.0
 TOKEN_VARIABLE = "IPGUARD_ONNX_AUTH_TOKEN"
 HEADERS_VARIABLE = "IPGUARD_ONNX_HTTP_HEADERS"
 
@@ -52,10 +50,21 @@ HEADERS_VARIABLE = "IPGUARD_ONNX_HTTP_HEADERS"
 class _Skip(Exception):
     """A batch that could not be answered; the message is the reason shown in reports."""
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, wait: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
+        self.wait = wait
+        """The server's Retry-After in seconds (429, 503), waited instead of the backoff."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A Retry-After header in seconds (HTTP dates are not honoured: the backoff applies), capped."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER)
 
 
 def headers_from_environment() -> dict[str, str]:
@@ -146,6 +155,10 @@ class HttpClassifier(Classifier):
             self.input_spec = InputSpec(self._input_name or "input", sample, dtype, guess_layout(sample), None)
 
     def _request(self, method: str, url: str, payload: object | None) -> Any:
+        import socket  # here, not at module level: an audit of a file never pays for urllib.request
+        import urllib.error
+        import urllib.request
+
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(url, data=data, method=method, headers=self.headers)
         deadline = time.monotonic() + self.timeout
@@ -164,7 +177,9 @@ class HttpClassifier(Classifier):
         except urllib.error.HTTPError as error:
             snippet = error.read(200).decode(errors="replace").strip().replace("\n", " ")
             raise _Skip(
-                f"HTTP {error.code}" + (f": {snippet[:80]}" if snippet else ""), retry=error.code in _RETRY_STATUS
+                f"HTTP {error.code}" + (f": {snippet[:80]}" if snippet else ""),
+                retry=error.code in _RETRY_STATUS,
+                wait=_retry_after(error.headers.get("Retry-After")) if error.code in (429, 503) else None,
             ) from None
         except TimeoutError:
             raise _Skip(f"timeout after {self.timeout:g} s", retry=True) from None
@@ -191,7 +206,7 @@ class HttpClassifier(Classifier):
             except _Skip as skip:
                 if not skip.retry or attempt >= self.retries:
                     raise
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(skip.wait if skip.wait is not None else self.backoff * 2**attempt)
                 attempt += 1
 
     def _payload(self, chunk: FloatArray) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .. import requirements
 from ..errors import UnsupportedModelError
 from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec
 from .base import Classifier, label_indices, sha256_file
@@ -56,7 +57,7 @@ def installed_onnxruntime_wheels() -> list[str]:
 
 def choose_providers(requested: str = "auto") -> list[str]:
     """CUDA when present (or asked for), else CPU; a request that cannot be met falls back to CPU loudly."""
-    import onnxruntime as ort
+    ort = requirements.onnxruntime()
 
     available = ort.get_available_providers()
     if requested == "cpu":
@@ -101,7 +102,7 @@ class OnnxClassifier(Classifier):
         output_name: str | None = None,
         num_classes: int | None = None,
     ) -> None:
-        import onnxruntime as ort
+        ort = requirements.onnxruntime()
 
         if isinstance(model, ort.InferenceSession):
             self.path: Path | None = None
@@ -193,7 +194,7 @@ class OnnxClassifier(Classifier):
 
     @staticmethod
     def _open(path: Path, providers: str, allow_spinning: bool) -> Any:
-        import onnxruntime as ort
+        ort = requirements.onnxruntime()
 
         options = ort.SessionOptions()
         options.log_severity_level = 3

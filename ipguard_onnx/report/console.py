@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -15,8 +16,10 @@ from ..bundle import Bundle
 from ..calibrate import Calibration
 from ..errors import UsageError
 from ..evaluate import GROUPS, Evaluation
-from ..fingerprint import FingerprintResult
-from ..licensing import IssuedCopy
+
+if TYPE_CHECKING:
+    from ..fingerprint import FingerprintResult
+    from ..licensing import IssuedCopy
 
 
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
@@ -71,15 +74,22 @@ def _render_one(result: AuditResult, console: Console) -> None:
         f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{answered} answered points)"
         f"  threshold {result.threshold:.0%}",
     )
-    table.add_row(
-        "evidence",
-        f"p = {result.p_value:.1e}: {result.evidence} ("
-        + (
-            f"null agreement q0 = {result.null_agreement:.2f}, {result.null_agreement_source})"
-            if not result.parts
-            else "the parts' p-values combined, Bonferroni)"
-        ),
+    how = (
+        "anytime-valid: the evidence martingale's peak"
+        if result.sequential is not None
+        else "the parts' p-values combined, Bonferroni"
+        if result.parts
+        else f"null agreement q0 = {result.null_agreement:.2f}, {result.null_agreement_source}"
     )
+    table.add_row("evidence", f"p = {result.p_value:.1e}: {result.evidence} ({how})")
+    if result.sequential is not None:
+        run = result.sequential
+        table.add_row(
+            "sequential",
+            f"{run.queries} of {run.points} points asked ({run.batch} per round): {run.stopped_because}"
+            f" (verdict error ≤ {run.verdict_error:g}; martingales at the stop: match {run.match_wealth:.3g},"
+            f" no match {run.no_match_wealth:.3g})",
+        )
     for part in result.parts:
         table.add_row(
             f"  {part.name}",

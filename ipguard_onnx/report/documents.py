@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,8 +14,10 @@ from ..audit import AuditResult
 from ..bundle import Bundle
 from ..calibrate import Calibration
 from ..evaluate import Evaluation
-from ..fingerprint import FingerprintResult
-from ..licensing import IssuedCopy
+
+if TYPE_CHECKING:
+    from ..fingerprint import FingerprintResult
+    from ..licensing import IssuedCopy
 
 
 def envelope(**payload: Any) -> dict[str, Any]:
