@@ -665,6 +665,150 @@ def audit(
     raise typer.Exit(exit_code(results, expect))
 
 
+@app.command()
+def scan(
+    suspects: Annotated[
+        list[str] | None,
+        typer.Argument(help="Suspects: ONNX paths, folders (searched recursively), quoted globs, URLs."),
+    ] = None,
+    manifest: Annotated[
+        list[Path] | None, typer.Option(help="A text file with one suspect per line (repeatable).")
+    ] = None,
+    fingerprint_paths: Annotated[
+        list[Path] | None, typer.Option("--fingerprint", "-f", help="A fingerprint bundle (repeatable).")
+    ] = None,
+    fingerprints_dir: Annotated[
+        Path | None, typer.Option("--fingerprints", help="A folder of bundles: scan against every one.")
+    ] = None,
+    licensees: Annotated[Path | None, typer.Option(help="A licensee registry folder (made by 'issue').")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The JSON Lines journal: one line per suspect × bundle.")
+    ] = Path("scan.jsonl"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the scan in --output: skip pairs it holds.")
+    ] = False,
+    trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundles must be signed by.")] = None,
+    providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
+    min_answered: Annotated[
+        float, typer.Option(help="Fraction of points that must be answered, else inconclusive.")
+    ] = 0.8,
+    sequential: Annotated[
+        bool | None,
+        typer.Option("--sequential/--no-sequential", help="As for audit [default: on for URLs, off for files]."),
+    ] = None,
+    sequential_batch: Annotated[int, typer.Option(help="Points per round of a sequential audit.")] = DEFAULT_BATCH,
+    verdict_error: Annotated[
+        float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
+    ] = DEFAULT_VERDICT_ERROR,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on Ray: 'auto' starts a local instance, an address (ray://host:10001 or host:6379) joins a cluster."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="With --ray: actors in the pool (each holds the bundles once).")] = 2,
+    output_format: Annotated[
+        DocumentFormat, typer.Option("--format", help="json: the summary to stdout.")
+    ] = DocumentFormat.text,
+) -> None:
+    """Audit many suspects against many bundles; one JSON line per pair, written as each suspect ends."""
+    from .bundle import load_bundle
+    from .report import render_scan, scan_json
+    from .scan import ScanOptions, read_manifest
+    from .scan import scan as run_scan
+
+    with _errors():
+        patterns = list(suspects or [])
+        for path in manifest or []:
+            patterns.extend(read_manifest(path))
+        references = _scan_suspects(patterns)
+        if not references:
+            raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
+        pinned = _trusted(trusted_key)
+        bundles = [
+            load_bundle(path, trusted_key=pinned)
+            for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        ]
+        options = ScanOptions(
+            providers=providers, min_answered=min_answered, sequential=sequential,
+            sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
+        )  # fmt: skip
+        runner = None
+        if ray is not None:
+            from .fleet import ray_runner
+
+            runner = ray_runner(ray, workers=workers, bundle_paths=[b.path for b in bundles], trusted_key=trusted_key)
+        with _count_progress("suspects") as progress:
+            summary = run_scan(
+                references, bundles, output, options=options, resume=resume, progress=progress,
+                **({"runner": runner} if runner is not None else {}),
+            )  # fmt: skip
+        if output_format is DocumentFormat.json:
+            _emit(scan_json(summary), None)
+        render_scan(summary, stderr if output_format is DocumentFormat.json else Console(highlight=False))
+    if summary.internal_errors:
+        raise typer.Exit(ExitCode.internal)
+    if summary.matches:
+        raise typer.Exit(ExitCode.match)
+    raise typer.Exit(ExitCode.input if summary.errors else ExitCode.no_match)
+
+
+def _scan_suspects(patterns: list[str]) -> list[str]:
+    """Scan suspects: URLs, folders (every .onnx below, recursively), quoted globs, and paths (even missing
+    ones: they are reported as failures); a glob or folder that finds nothing is a usage error."""
+    import glob
+
+    found: list[str] = []
+    for pattern in patterns:
+        if pattern.startswith(("http://", "https://")):
+            found.append(pattern)
+            continue
+        path = Path(pattern)
+        if path.is_dir():
+            matches = sorted(str(p) for p in path.rglob("*.onnx"))
+            if not matches:
+                raise UsageError(f"folder {pattern} holds no .onnx model")
+        elif glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise UsageError(f"{pattern} matches no file")
+        else:
+            matches = [pattern]
+        found.extend(matches)
+    return found
+
+
+@contextmanager
+def _count_progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """Progress of a count on stderr: a rich bar on a terminal, else a line every ~10 s."""
+    import time
+
+    if stderr.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr,
+                      transient=True) as bar:  # fmt: skip
+            task = bar.add_task(what, total=None)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            yield update
+        return
+    interval = float(os.environ.get(_PROGRESS_SECONDS_VARIABLE, "10") or 10)
+    started = time.monotonic()
+    last = [started]
+
+    def line(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= interval or done == total:
+            last[0] = now
+            sys.stderr.write(f"ipguard-onnx [{now - started:6.0f} s] {done}/{total} {what} scanned\n")
+            sys.stderr.flush()
+
+    yield line
+
+
 def _expand_suspects(patterns: list[str], option: str) -> list[object]:
     """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints."""
     import glob

@@ -14,6 +14,7 @@ from .errors import MissingDependencyError
 
 RUNTIME_HINT = 'pip install "ipguard-onnx[cpu]" (or "ipguard-onnx[gpu]" for CUDA; never both)'
 SURROGATE_HINT = 'pip install "ipguard-onnx[fingerprint]"'
+FLEET_HINT = 'pip install "ipguard-onnx[fleet]"'
 
 
 def _require(module: str, what: str, hint: str) -> ModuleType:
@@ -38,3 +39,8 @@ def surrogate_converter() -> ModuleType:
     """``onnx2pytorch``, the ONNX→PyTorch converter behind the surrogate, or the extra to install."""
     torch()
     return _require("onnx2pytorch", "the PyTorch surrogate (fingerprint, issue, --unique)", SURROGATE_HINT)
+
+
+def ray_data() -> ModuleType:
+    """``ray.data`` for ``scan --ray``, or the extra to install."""
+    return _require("ray.data", "scan --ray", FLEET_HINT)

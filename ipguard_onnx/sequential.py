@@ -35,7 +35,7 @@ from .errors import UsageError
 
 DEFAULT_VERDICT_ERROR = 0.01
 """δ: the chance, over the bundle's secret order, that stopping early gives another verdict than asking all N."""
-DEFAULT_BATCH = 10
+DEFAULT_BATCH = 5
 """Points per round of questions: each round's answers are in before the tests decide whether to stop."""
 BET_CAP = 0.9
 

@@ -68,6 +68,7 @@ class PredictionServer:
 
             def do_POST(self) -> None:
                 behaviour = server.behaviour
+                self.path = self.path.split("?", 1)[0]  # ?copy=N names the same model as another suspect
                 if behaviour.token and self.headers.get("Authorization") != f"Bearer {behaviour.token}":
                     self._send(401, b'{"error": "unauthorized"}')
                     return

@@ -43,6 +43,14 @@ MAX_THREADS = 8
 """onnxruntime intra-op threads at most (models are untrusted input)."""
 
 
+def intra_op_threads() -> int:
+    """The cores, at most ``MAX_THREADS``, and at most ``OMP_NUM_THREADS`` when set — as Ray sets it to an
+    actor's CPUs, so a pool of scan actors does not oversubscribe the machine."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    cores = min(os.cpu_count() or 1, MAX_THREADS)
+    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
+
+
 def installed_onnxruntime_wheels() -> list[str]:
     """Which onnxruntime distributions are installed (two at once break each other)."""
     found = []
@@ -203,7 +211,7 @@ class OnnxClassifier(Classifier):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         # Models are untrusted input: bounded threads, no arena that keeps a hostile graph's peak memory.
-        options.intra_op_num_threads = min(os.cpu_count() or 1, MAX_THREADS)
+        options.intra_op_num_threads = intra_op_threads()
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = False
         try:

@@ -17,6 +17,7 @@ from .console import (
     render_evaluation,
     render_fingerprint,
     render_issued,
+    render_scan,
 )
 from .documents import (
     audit_document,
@@ -27,6 +28,7 @@ from .documents import (
     evaluation_json,
     fingerprint_json,
     issued_json,
+    scan_json,
 )
 from .sarif import audit_sarif
 
@@ -42,6 +44,7 @@ __all__ = [
     "evaluation_json",
     "fingerprint_json",
     "issued_json",
+    "scan_json",
     "plot_evaluation",
     "render_audit",
     "render_bundle",
@@ -49,6 +52,7 @@ __all__ = [
     "render_evaluation",
     "render_fingerprint",
     "render_issued",
+    "render_scan",
 ]
 
 

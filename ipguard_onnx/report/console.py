@@ -20,6 +20,7 @@ from ..evaluate import GROUPS, Evaluation
 if TYPE_CHECKING:
     from ..fingerprint import FingerprintResult
     from ..licensing import IssuedCopy
+    from ..scan import ScanSummary
 
 
 def render_audit(results: Sequence[AuditResult], console: Console) -> None:
@@ -292,3 +293,14 @@ def render_issued(result: IssuedCopy, console: Console) -> None:
     table.add_row("training", f"{result.epochs} epochs, parity {result.parity_max_abs_difference:.1e}, "
                   f"{result.seconds:.1f} s")  # fmt: skip
     console.print(table)
+
+
+def render_scan(summary: ScanSummary, console: Console) -> None:
+    console.print(
+        f"scanned {summary.suspects} suspects × {summary.bundles} bundles in {summary.seconds:.1f} s: "
+        f"{summary.written} results written, {summary.already_done} already in {summary.journal}; "
+        f"{summary.matches} matches, {summary.errors} failed or inconclusive, "
+        f"{summary.internal_errors} internal errors",
+        soft_wrap=True,
+        highlight=False,
+    )

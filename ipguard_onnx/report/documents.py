@@ -18,6 +18,7 @@ from ..evaluate import Evaluation
 if TYPE_CHECKING:
     from ..fingerprint import FingerprintResult
     from ..licensing import IssuedCopy
+    from ..scan import ScanSummary
 
 
 def envelope(**payload: Any) -> dict[str, Any]:
@@ -102,3 +103,10 @@ def issued_json(result: IssuedCopy) -> str:
     row["registry_bundle"] = str(result.registry_bundle)
     row["accuracy_change_points"] = result.accuracy_change
     return _dumps(envelope(issued=row))
+
+
+def scan_json(summary: ScanSummary) -> str:
+    """The scan's summary; the results themselves are the journal's lines (README "Scan a model hub")."""
+    row = dataclasses.asdict(summary)
+    row["journal"] = str(summary.journal)
+    return _dumps(envelope(scan=row))

@@ -49,6 +49,8 @@ def _format_run(name: str, zoo: Zoo, tmp_path: Path) -> tuple[list[object], Exit
         "issue": (["issue", zoo.target, "--licensee", "acme", "--data", data, "--registry", tmp_path / "registry",
                    "--key", zoo.private_key, "--max-epochs", 1, "--triggers", 20, "-o", tmp_path / "acme.onnx"],
                   ExitCode.no_match),
+        "scan": (["scan", zoo.pruned, zoo.independent, "-f", zoo.bundle, "-o", tmp_path / "scan.jsonl"],
+                 ExitCode.match),
     }  # fmt: skip
     return runs[name]
 
@@ -73,4 +75,4 @@ def test_every_format_of_every_command(
 
 
 def test_every_command_with_a_report_has_a_format() -> None:
-    assert set(_format_enums()) == {"fingerprint", "inspect", "audit", "evaluate", "calibrate", "issue"}
+    assert set(_format_enums()) == {"fingerprint", "inspect", "audit", "evaluate", "calibrate", "issue", "scan"}

@@ -1,0 +1,260 @@
+"""Scan many suspects against many bundles, streaming one JSON line per suspect × bundle as each suspect ends.
+
+The journal (a JSON Lines file) is also the scan's memory: ``resume`` reads it back and audits only the
+pairs it lacks, so every suspect × bundle is reported exactly once — failures included, with their reason.
+The unit of work is one suspect against every bundle (``scan_suspect``): the single process runs it in a
+loop, ``fleet`` runs it on Ray actors; both write through the same journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .audit import AuditResult, audit
+from .bundle import Bundle
+from .errors import IPGuardError, UsageError
+from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
+from .sequential import SequentialSettings
+
+Status = Literal["ok", "error", "internal-error"]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What every audit of a scan shares (the ``audit`` options that make sense for a fleet)."""
+
+    providers: str = "auto"
+    min_answered: float = 0.8
+    sequential: bool | None = None
+    """True for every suspect, False for none, None for remote APIs only (as ``audit``)."""
+    sequential_settings: SequentialSettings = field(default_factory=SequentialSettings)
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    """One suspect × bundle: the verdict and its evidence, or why there is none."""
+
+    suspect: str
+    fingerprint: str
+    fingerprint_sha256: str
+    status: Status
+    verdict: str = ""
+    matching_rate: float | None = None
+    p_value: float | None = None
+    points_queried: int = 0
+    points_matched: int = 0
+    points_skipped: int = 0
+    threshold: float | None = None
+    licensee: str = ""
+    suspect_sha256: str | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.suspect, self.fingerprint_sha256
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+
+    @staticmethod
+    def from_json(line: str) -> ScanRow:
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return ScanRow(**data)
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What a scan did: rows written now, pairs already in the journal, and the verdict counts."""
+
+    journal: Path
+    suspects: int
+    bundles: int
+    written: int
+    already_done: int
+    matches: int
+    errors: int
+    internal_errors: int
+    seconds: float
+
+
+def suspect_reference(suspect: str | os.PathLike[str]) -> str:
+    """How a suspect is named in the journal: its absolute path, or the URL as given."""
+    text = os.fspath(suspect)
+    return text if text.startswith(("http://", "https://")) else str(Path(text).resolve())
+
+
+def _row(result: AuditResult, reference: str) -> ScanRow:
+    return ScanRow(
+        suspect=reference, fingerprint=result.fingerprint, fingerprint_sha256=result.fingerprint_sha256,
+        status="ok", verdict=result.verdict, matching_rate=result.matching_rate, p_value=result.p_value,
+        points_queried=result.points_queried, points_matched=result.points_matched,
+        points_skipped=result.points_skipped, threshold=result.threshold, licensee=result.licensee,
+        suspect_sha256=result.suspect_sha256, seconds=result.seconds,
+    )  # fmt: skip
+
+
+def _failed(reference: str, bundle: Bundle, status: Status, error: str) -> ScanRow:
+    return ScanRow(
+        suspect=reference, fingerprint=bundle.name, fingerprint_sha256=bundle.sha256, status=status,
+        error=error, licensee=bundle.licensee,
+    )  # fmt: skip
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:300]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions) -> list[ScanRow]:
+    """One suspect against every bundle; a suspect that cannot be opened or queried gives a failed row per
+    bundle with the reason. Exceptions nobody planned become ``internal-error`` rows (never a verdict)."""
+    counts = {bundle.num_classes for bundle in bundles}
+    try:
+        classifier: Classifier = (
+            HttpClassifier(reference, headers=headers_from_environment())
+            if reference.startswith(("http://", "https://"))
+            else as_classifier(
+                reference, providers=options.providers, num_classes=next(iter(counts)) if len(counts) == 1 else None
+            )
+        )
+    except IPGuardError as error:
+        return [_failed(reference, bundle, "error", str(error)) for bundle in bundles]
+    except Exception as error:  # a hostile or broken file must not stop a fleet scan
+        return [_failed(reference, bundle, "internal-error", _one_line(error)) for bundle in bundles]
+    asks_sequentially = options.sequential if options.sequential is not None else isinstance(classifier, HttpClassifier)
+    rows = []
+    for bundle in bundles:
+        try:
+            result = audit(
+                bundle, classifier, providers=options.providers, min_answered=options.min_answered,
+                sequential=options.sequential_settings if asks_sequentially else None,
+            )  # fmt: skip
+            rows.append(_row(result, reference))
+        except IPGuardError as error:
+            rows.append(_failed(reference, bundle, "error", str(error)))
+        except Exception as error:
+            rows.append(_failed(reference, bundle, "internal-error", _one_line(error)))
+            if os.environ.get("IPGUARD_ONNX_DEBUG"):
+                traceback.print_exc()
+    return rows
+
+
+class Journal:
+    """The JSON Lines file of a scan: read back for ``resume``, appended one suspect at a time."""
+
+    def __init__(self, path: Path, *, resume: bool) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], ScanRow] = {}
+        if path.exists() and not resume:
+            raise UsageError(f"{path} exists: pass --resume to continue that scan, or another --output")
+        if path.exists():
+            self._read()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _read(self) -> None:
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]  # a line cut by a crash is dropped, and its pair re-run
+        for number, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = ScanRow.from_json(line)
+            except (ValueError, TypeError) as error:
+                raise UsageError(
+                    f"{self.path} line {number} is not a scan result ({error}); pass a scan's own --output to --resume"
+                ) from None
+            self.done[row.key] = row
+        if len(complete) != len(raw):
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(complete))
+
+    def missing(self, reference: str, bundles: Sequence[Bundle]) -> list[Bundle]:
+        return [bundle for bundle in bundles if (reference, bundle.sha256) not in self.done]
+
+    def write(self, rows: Iterable[ScanRow]) -> int:
+        fresh = [row for row in rows if row.key not in self.done]
+        if not fresh:
+            return 0
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(row.to_json() + "\n" for row in fresh))
+            handle.flush()
+            os.fsync(handle.fileno())
+        for row in fresh:
+            self.done[row.key] = row
+        return len(fresh)
+
+
+Runner = Callable[[Sequence[tuple[str, Sequence[Bundle]]], ScanOptions], Iterator[list[ScanRow]]]
+"""Runs suspects (each with the bundles it still lacks) and yields each suspect's rows as it finishes."""
+
+
+def run_in_process(work: Sequence[tuple[str, Sequence[Bundle]]], options: ScanOptions) -> Iterator[list[ScanRow]]:
+    for reference, bundles in work:
+        yield scan_suspect(reference, bundles, options)
+
+
+def scan(
+    suspects: Sequence[str | os.PathLike[str]],
+    bundles: Sequence[Bundle],
+    journal_path: str | os.PathLike[str],
+    *,
+    options: ScanOptions | None = None,
+    resume: bool = False,
+    runner: Runner = run_in_process,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanSummary:
+    """Every suspect × every bundle, each pair once in the journal (``resume`` skips the pairs it holds)."""
+    started = time.perf_counter()
+    if not bundles:
+        raise UsageError("a scan needs at least one fingerprint bundle")
+    options = options or ScanOptions()
+    unique: dict[str, Bundle] = {}
+    for bundle in bundles:  # the same bytes under two names are one bundle, named as first given
+        unique.setdefault(bundle.sha256, bundle)
+    bundles = list(unique.values())
+    journal = Journal(Path(journal_path), resume=resume)
+    references = list(dict.fromkeys(suspect_reference(s) for s in suspects))  # each suspect once
+    work = [(ref, missing) for ref in references if (missing := journal.missing(ref, bundles))]
+    already = len(references) * len(bundles) - sum(len(missing) for _, missing in work)
+    written = 0
+    for finished, rows in enumerate(runner(work, options), start=1):
+        written += journal.write(rows)
+        if progress is not None:
+            progress(finished, len(work))
+    wanted = {(ref, bundle.sha256) for ref in references for bundle in bundles}
+    rows_now = [row for key, row in journal.done.items() if key in wanted]
+    return ScanSummary(
+        journal=journal.path, suspects=len(references), bundles=len(bundles), written=written, already_done=already,
+        matches=sum(row.verdict == "match" for row in rows_now),
+        errors=sum(row.status == "error" or row.verdict == "inconclusive" for row in rows_now),
+        internal_errors=sum(row.status == "internal-error" for row in rows_now),
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def read_manifest(path: Path) -> list[str]:
+    """A manifest: one suspect per line (path, glob, folder or URL); blank lines and ``#`` comments skipped.
+    Relative paths are relative to the manifest's folder."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--manifest {path} could not be read ({type(error).__name__}); pass a text file") from None
+    entries = []
+    for line in lines:
+        entry = line.split("#", 1)[0].strip() if not line.lstrip().startswith("http") else line.strip()
+        if not entry:
+            continue
+        if not entry.startswith(("http://", "https://")) and not Path(entry).is_absolute():
+            entry = str(path.parent / entry)
+        entries.append(entry)
+    return entries

@@ -1,0 +1,133 @@
+"""``scan``: many suspects × many bundles into a JSON Lines journal, each pair exactly once, resumable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ipguard_onnx import FingerprintSettings, audit, fingerprint
+from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.keys import load_private_key
+
+from .conftest import RunCli, Zoo
+from .http_server import PredictionServer
+
+
+def _rows(journal: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in journal.read_text().splitlines()]
+
+
+def _hub(zoo: Zoo, folder: Path) -> Path:
+    """A model hub: copies and an independent model in nested folders, and a file that is not ONNX."""
+    (folder / "team-a" / "v2").mkdir(parents=True)
+    (folder / "team-b").mkdir()
+    shutil.copy(zoo.fine_tuned, folder / "team-a" / "classifier.onnx")
+    shutil.copy(zoo.pruned, folder / "team-a" / "v2" / "classifier.onnx")
+    shutil.copy(zoo.independent, folder / "team-b" / "classifier.onnx")
+    (folder / "team-b" / "broken.onnx").write_bytes(b"not a model")
+    return folder
+
+
+def _bundles(zoo: Zoo, folder: Path) -> Path:
+    """The zoo's bundle, and a second one of the same target (another seed, 30 points)."""
+    folder.mkdir()
+    shutil.copy(zoo.bundle, folder / "digits.fingerprint.safetensors")
+    fingerprint(
+        zoo.target, folder / "digits-seed1.fingerprint.safetensors", signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=30, seed=1),
+    )  # fmt: skip
+    return folder
+
+
+def test_scan_reports_every_suspect_and_bundle_once_with_failures(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    hub = _hub(zoo, tmp_path / "hub")
+    fingerprints = _bundles(zoo, tmp_path / "fingerprints")
+    journal = tmp_path / "scan.jsonl"
+    result = run_cli("scan", hub, "--fingerprints", fingerprints, "-f", zoo.bundle, "--output", journal)
+    assert result.code == ExitCode.match, result.stderr
+    rows = _rows(journal)
+    suspects = sorted(str(p.resolve()) for p in hub.rglob("*.onnx"))
+    # Two bundles in the folder; the -f one is the same bytes as one of them under another name: one
+    # bundle (named as given first, -f), so two rows per suspect.
+    assert sorted(str(r["suspect"]) for r in rows) == sorted(suspects * 2)
+    assert {r["fingerprint"] for r in rows} == {zoo.bundle.name, "digits-seed1.fingerprint.safetensors"}
+    assert len({(r["suspect"], r["fingerprint_sha256"]) for r in rows}) == len(rows)
+    broken = [r for r in rows if str(r["suspect"]).endswith("broken.onnx")]
+    assert broken and all(r["status"] == "error" and "not a readable ONNX model" in str(r["error"]) for r in broken)
+    for row in rows:
+        if row["status"] == "ok":
+            bundle = zoo.bundle if row["fingerprint"] == zoo.bundle.name else fingerprints / str(row["fingerprint"])
+            expected = audit(bundle, Path(str(row["suspect"])))
+            assert row["verdict"] == expected.verdict and row["matching_rate"] == expected.matching_rate
+    assert "4 suspects" in result.stdout
+
+
+def test_resume_skips_what_the_journal_holds_and_reruns_a_cut_line(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    hub = _hub(zoo, tmp_path / "hub")
+    journal = tmp_path / "scan.jsonl"
+    first = run_cli("scan", hub / "team-a", "-f", zoo.bundle, "--output", journal)
+    assert first.code == ExitCode.match, first.stderr
+    assert len(_rows(journal)) == 2
+    refused = run_cli("scan", hub, "-f", zoo.bundle, "--output", journal)
+    assert refused.code == ExitCode.usage and "--resume" in refused.stderr
+    assert len(_rows(journal)) == 2  # nothing written without --resume
+    # a crash cut the last line short: that pair is run again, and only that one is new besides team-b's
+    text = journal.read_text()
+    journal.write_text(text[: text.rfind("\n", 0, len(text) - 1) + 1] + text.splitlines()[-1][:40])
+    resumed = run_cli("scan", hub, "-f", zoo.bundle, "--output", journal, "--resume")
+    assert resumed.code == ExitCode.match, resumed.stderr
+    rows = _rows(journal)
+    assert len(rows) == 4 and len({r["suspect"] for r in rows}) == 4
+    assert "3 results written, 1 already" in resumed.stdout
+    again = run_cli("scan", hub, "-f", zoo.bundle, "--output", journal, "--resume")
+    assert "0 results written, 4 already" in again.stdout and len(_rows(journal)) == 4
+
+
+def test_manifest_lists_paths_and_endpoints(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    (tmp_path / "models").mkdir()
+    shutil.copy(zoo.independent, tmp_path / "models" / "theirs.onnx")
+    journal = tmp_path / "out" / "scan.jsonl"
+    with PredictionServer(zoo.target) as server:
+        manifest = tmp_path / "suspects.txt"
+        manifest.write_text(
+            f"# shipped by partners\nmodels/theirs.onnx\n\nmodels/gone.onnx  # removed since\n{server.base}/predict\n"
+        )
+        result = run_cli("scan", "--manifest", manifest, "-f", zoo.bundle, "--output", journal, "--format", "json")
+    assert result.code == ExitCode.match, result.stderr
+    rows = {str(r["suspect"]): r for r in _rows(journal)}
+    assert rows[f"{server.base}/predict"]["verdict"] == "match"
+    assert int(str(rows[f"{server.base}/predict"]["points_queried"])) < 100  # endpoints are sequential
+    assert rows[str((tmp_path / "models" / "theirs.onnx").resolve())]["verdict"] == "no match"
+    gone = rows[str((tmp_path / "models" / "gone.onnx").resolve())]
+    assert gone["status"] == "error" and "not found" in str(gone["error"])
+    summary = json.loads(result.stdout)["scan"]
+    assert summary["suspects"] == 3 and summary["written"] == 3 and summary["errors"] == 1
+
+
+def test_scan_exit_codes_without_matches(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    clean = run_cli("scan", zoo.independent, "-f", zoo.bundle, "--output", tmp_path / "a.jsonl")
+    assert clean.code == ExitCode.no_match, clean.stderr
+    (tmp_path / "broken.onnx").write_bytes(b"x")
+    failed = run_cli(
+        "scan", zoo.independent, tmp_path / "broken.onnx", "-f", zoo.bundle, "--output", tmp_path / "b.jsonl"
+    )
+    assert failed.code == ExitCode.input
+
+
+def test_scan_usage_errors_are_one_line(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for arguments in (
+        ("scan", empty, "-f", zoo.bundle),
+        ("scan", str(tmp_path / "*.onnx"), "-f", zoo.bundle),
+        ("scan", zoo.target, "--output", tmp_path / "x.jsonl"),
+        ("scan", "-f", zoo.bundle),
+    ):
+        result = run_cli(*arguments)
+        assert result.code == ExitCode.usage, (arguments, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    not_a_journal = tmp_path / "notes.jsonl"
+    not_a_journal.write_text("hello\n")
+    result = run_cli("scan", zoo.target, "-f", zoo.bundle, "--output", not_a_journal, "--resume")
+    assert result.code == ExitCode.usage and not_a_journal.read_text() == "hello\n"
