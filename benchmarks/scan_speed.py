@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,18 +46,27 @@ def _bundles(zoo: Path, count: int) -> Path:
     return folder
 
 
-def _scan(hub: Path, bundles: Path, journal: Path, *ray: str) -> float:
+def _scan(hub: Path, bundles: Path, journal: Path, threads: str | None, *ray: str) -> float:
+    """The whole ``scan`` process's wall time."""
     journal.unlink(missing_ok=True)
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-m", "ipguard_onnx", "scan", str(hub), "--fingerprints", str(bundles), "--output",
          str(journal), "--format", "json", *ray],
-        capture_output=True, text=True, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
+        capture_output=True, text=True, env=_environment(threads),
     )  # fmt: skip
     wall = time.perf_counter() - started
     if completed.returncode not in (0, 1, 3):
         raise SystemExit(f"scan failed ({completed.returncode}): {completed.stderr[-2000:]}")
     return wall
+
+
+def _environment(threads: str | None) -> dict[str, str]:
+    environment = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    environment.pop("OMP_NUM_THREADS", None)
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = threads
+    return environment
 
 
 def main() -> None:
@@ -66,6 +77,7 @@ def main() -> None:
     parser.add_argument("--bundles", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--no-resnet", action="store_true", help="skip the ResNet-18 cost measurement")
     args = parser.parse_args()
     zoo = args.out / f"{args.world}-seed{args.seed}"
     if not (zoo / "manifest.json").exists():
@@ -98,33 +110,88 @@ def main() -> None:
           f"per bundle: one 100-point audit {per_bundle * 1e3:.2f} ms "
           f"= {per_bundle / 100 * 1e6:.1f} µs per point")  # fmt: skip
 
-    configurations = {
-        "one process": (),
-        "Ray, 1 worker": ("--ray", "auto", "--workers", "1"),
-        "Ray, 2 workers": ("--ray", "auto", "--workers", "2"),
+    configurations: dict[str, tuple[str | None, ...]] = {  # OMP_NUM_THREADS sizes onnxruntime's threads;
+        "one process": (None,),  # unset: every core. Ray sets it to each actor's CPUs (1) itself.
+        "one process, 1 onnxruntime thread": ("1",),
+        "Ray, 1 worker": (None, "--ray", "auto", "--workers", "1"),
+        "Ray, 2 workers": (None, "--ray", "auto", "--workers", "2"),
     }
+    # Each configuration also scans a hub of one suspect: its wall time is the fixed cost (process, Ray and
+    # its actors, bundles loaded), and (N − 1) / (wall_N − wall_1) the marginal rate once running.
+    single = work / "single"
+    single.mkdir()
+    shutil.copy(models[0], single / "one.onnx")
     walls: dict[str, list[float]] = {name: [] for name in configurations}
+    fixed: dict[str, list[float]] = {name: [] for name in configurations}
     for _ in range(args.repeats):
         for name, extra in configurations.items():
-            walls[name].append(_scan(hub, bundles, work / f"{name}.jsonl", *extra))
-    startup = min(walls["Ray, 1 worker"]) - min(walls["one process"])  # a rough bound, reported as such
-    base = statistics.median(walls["one process"])
-    print("| configuration | wall time (median) | suspects/s | vs one process |")
-    print("|---|---|---|---|")
+            threads, *ray = extra
+            walls[name].append(_scan(hub, bundles, work / f"{name}.jsonl", threads, *(str(a) for a in ray)))
+            fixed[name].append(_scan(single, bundles, work / f"{name}-1.jsonl", threads, *(str(a) for a in ray)))
+
+    def marginal(name: str) -> float:
+        return (suspects - 1) / max(statistics.median(walls[name]) - statistics.median(fixed[name]), 1e-9)
+
+    base_wall, base_rate = statistics.median(walls["one process"]), marginal("one process")
+    print(f"medians of {args.repeats} runs, each configuration its own process (configurations interleaved)")
+    print("| configuration | whole scan | suspects/s (whole) | vs one process | fixed cost (1-suspect scan) "
+          "| suspects/s once running | vs one process |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for name, times in walls.items():
-        wall = statistics.median(times)
-        print(f"| {name} | {wall:.1f} s | {suspects / wall:.2f} | {base / wall:.2f}× |")
+        wall, rate = statistics.median(times), marginal(name)
+        print(f"| {name} | {wall:.1f} s | {suspects / wall:.1f} | {base_wall / wall:.2f}× "
+              f"| {statistics.median(fixed[name]):.1f} s | {rate:.1f} | {rate / base_rate:.2f}× |")  # fmt: skip
     rows = [json.loads(line) for line in (work / "Ray, 2 workers.jsonl").read_text().splitlines()]
     assert len(rows) == suspects * args.bundles, "a pair is missing or duplicated"
-    print(f"(Ray's own start-up is inside its wall times; Ray 1 worker minus one process: {startup:.1f} s)")
 
-    # The cost model for 10^4 suspects × 10^3 bundles × 100 points, from the in-process parts above.
+    # The cost model for 10^4 suspects × 10^3 bundles × 100 points, from the in-process parts above, and
+    # from a ResNet-18 (224×224, random weights: only its cost matters) for hubs of full-size image models.
+    _cost_model(f"{args.world} zoo models", session, per_bundle)
+    if not args.no_resnet:
+        resnet_session, resnet_bundle = _resnet18_costs(args.out)
+        print(f"ResNet-18 224×224 (1 intra-op thread): open {resnet_session * 1e3:.0f} ms; one 100-point audit "
+              f"{resnet_bundle:.2f} s = {resnet_bundle * 10:.1f} ms per point")  # fmt: skip
+        _cost_model("ResNet-18 suspects", resnet_session, resnet_bundle)
+
+
+def _cost_model(what: str, session: float, per_bundle: float) -> None:
     hub_suspects, hub_bundles = 10_000, 1_000
     core_seconds = hub_suspects * (session + hub_bundles * per_bundle)
-    print(f"10^4 × 10^3: {hub_suspects} × ({session * 1e3:.1f} ms + {hub_bundles} × {per_bundle * 1e3:.2f} ms) = "
-          f"{core_seconds / 3600:.1f} core-hours; on 1 core {core_seconds / 86400:.1f} days; "
-          f"for one day: {max(1, round(core_seconds / 86400 + 0.5))} cores; for one hour: "
-          f"{max(1, round(core_seconds / 3600 + 0.5))} cores")  # fmt: skip
+    print(f"10^4 × 10^3, {what}: {hub_suspects} × ({session * 1e3:.1f} ms + {hub_bundles} × "
+          f"{per_bundle * 1e3:.2f} ms) = {core_seconds / 3600:,.1f} core-hours; cores for one day: "
+          f"{math.ceil(core_seconds / 86400)}; for one hour: {math.ceil(core_seconds / 3600)}")  # fmt: skip
+
+
+def _resnet18_costs(out: Path) -> tuple[float, float]:
+    """Session-open time and one 100-point batch's inference time of a ResNet-18 on one thread."""
+    import numpy as np
+    import onnxruntime as ort
+
+    path = out / "resnet18-random.onnx"
+    if not path.exists():
+        import torch
+        import torchvision
+
+        model = torchvision.models.resnet18(weights=None).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"],
+                              dynamic_axes={"x": {0: "n"}}, dynamo=False)  # fmt: skip
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    opened = []
+    for _ in range(3):
+        started = time.perf_counter()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        opened.append(time.perf_counter() - started)
+    batch = np.random.default_rng(0).random((100, 3, 224, 224), dtype=np.float32)
+    session.run(None, {"x": batch[:2]})
+    ran = []
+    for _ in range(2):
+        started = time.perf_counter()
+        session.run(None, {"x": batch})
+        ran.append(time.perf_counter() - started)
+    return statistics.median(opened), min(ran)
 
 
 if __name__ == "__main__":

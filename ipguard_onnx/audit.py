@@ -407,13 +407,24 @@ def audit_many(
     """
     results: list[AuditResult] = []
     providers = options.get("providers", "auto")
-    counts = {bundle.num_classes for bundle in bundles}
-    num_classes = next(iter(counts)) if len(counts) == 1 else None
     for suspect in suspects:
         classifier = as_classifier(
-            suspect, providers=providers, output_name=options.get("output_name"), num_classes=num_classes
+            suspect, providers=providers, output_name=options.get("output_name"), num_classes=shared_classes(bundles)
         )
-        asks_sequentially = sequential if sequential is not None else isinstance(classifier, HttpClassifier)
-        settings = (sequential_settings or SequentialSettings()) if asks_sequentially else None
+        settings = sequential_settings_for(classifier, sequential, sequential_settings)
         results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
+
+
+def shared_classes(bundles: Sequence[Bundle]) -> int | None:
+    """The class count every bundle shares (it guides which output of a suspect to read), else None."""
+    counts = {bundle.num_classes for bundle in bundles}
+    return next(iter(counts)) if len(counts) == 1 else None
+
+
+def sequential_settings_for(
+    classifier: Classifier, sequential: bool | None, settings: SequentialSettings | None
+) -> SequentialSettings | None:
+    """Whether ``classifier`` is audited sequentially: as asked, or by default when it is a remote API."""
+    asks = sequential if sequential is not None else isinstance(classifier, HttpClassifier)
+    return (settings or SequentialSettings()) if asks else None

@@ -131,6 +131,20 @@ _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
 _debug = {"on": False}
 
 
+SequentialOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--sequential/--no-sequential",
+        help="Ask a few points at a time and stop once the verdict is settled [default: on for remote APIs, off for files].",
+    ),
+]
+SequentialBatchOption = Annotated[int, typer.Option(help="Points per round of a sequential audit.")]
+VerdictErrorOption = Annotated[
+    float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
+]
+"""The sequential-audit options ``audit`` and ``scan`` share (``sequential``)."""
+
+
 def _print_version(value: bool) -> None:
     if value:
         from ._version import __version__
@@ -596,17 +610,9 @@ def audit(
     sign_report: Annotated[
         Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
     ] = None,
-    sequential: Annotated[
-        bool | None,
-        typer.Option(
-            "--sequential/--no-sequential",
-            help="Ask a few points at a time and stop once the verdict is settled [default: on for --endpoint, off for files].",
-        ),
-    ] = None,
-    sequential_batch: Annotated[int, typer.Option(help="Points per round of a sequential audit.")] = DEFAULT_BATCH,
-    verdict_error: Annotated[
-        float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
-    ] = DEFAULT_VERDICT_ERROR,
+    sequential: SequentialOption = None,
+    sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
+    verdict_error: VerdictErrorOption = DEFAULT_VERDICT_ERROR,
 ) -> None:
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
     from .audit import audit_many
@@ -692,14 +698,9 @@ def scan(
     min_answered: Annotated[
         float, typer.Option(help="Fraction of points that must be answered, else inconclusive.")
     ] = 0.8,
-    sequential: Annotated[
-        bool | None,
-        typer.Option("--sequential/--no-sequential", help="As for audit [default: on for URLs, off for files]."),
-    ] = None,
-    sequential_batch: Annotated[int, typer.Option(help="Points per round of a sequential audit.")] = DEFAULT_BATCH,
-    verdict_error: Annotated[
-        float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
-    ] = DEFAULT_VERDICT_ERROR,
+    sequential: SequentialOption = None,
+    sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
+    verdict_error: VerdictErrorOption = DEFAULT_VERDICT_ERROR,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -721,7 +722,7 @@ def scan(
         patterns = list(suspects or [])
         for path in manifest or []:
             patterns.extend(read_manifest(path))
-        references = _scan_suspects(patterns)
+        references = _suspect_names(patterns, "suspect", recursive=True)
         if not references:
             raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
         pinned = _trusted(trusted_key)
@@ -753,9 +754,9 @@ def scan(
     raise typer.Exit(ExitCode.input if summary.errors else ExitCode.no_match)
 
 
-def _scan_suspects(patterns: list[str]) -> list[str]:
-    """Scan suspects: URLs, folders (every .onnx below, recursively), quoted globs, and paths (even missing
-    ones: they are reported as failures); a glob or folder that finds nothing is a usage error."""
+def _suspect_names(patterns: list[str], option: str, *, recursive: bool) -> list[str]:
+    """URLs as given; folders (every .onnx inside, below too when ``recursive``), quoted globs, and paths —
+    even missing ones, which the audit reports; a folder or glob that finds nothing is a usage error."""
     import glob
 
     found: list[str] = []
@@ -765,15 +766,13 @@ def _scan_suspects(patterns: list[str]) -> list[str]:
             continue
         path = Path(pattern)
         if path.is_dir():
-            matches = sorted(str(p) for p in path.rglob("*.onnx"))
-            if not matches:
-                raise UsageError(f"folder {pattern} holds no .onnx model")
+            matches = sorted(str(p) for p in (path.rglob("*.onnx") if recursive else path.glob("*.onnx")))
         elif glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
-            if not matches:
-                raise UsageError(f"{pattern} matches no file")
+            matches = sorted(glob.glob(pattern, recursive=recursive))
         else:
             matches = [pattern]
+        if not matches:
+            raise UsageError(f"{option} {pattern} matches no .onnx model")
         found.extend(matches)
     return found
 
@@ -811,26 +810,13 @@ def _count_progress(what: str) -> Iterator[Callable[[int, int], None]]:
 
 def _expand_suspects(patterns: list[str], option: str) -> list[object]:
     """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints."""
-    import glob
-
     from .models import HttpClassifier, headers_from_environment
 
-    expanded: list[object] = []
-    for pattern in patterns:
-        if pattern.startswith(("http://", "https://")):
-            expanded.append(HttpClassifier(pattern, headers=headers_from_environment()))
-            continue
-        path = Path(pattern)
-        if path.is_dir():
-            found = sorted(path.glob("*.onnx"))
-        elif glob.has_magic(pattern):
-            found = sorted(Path(p) for p in glob.glob(pattern))
-        else:
-            found = [path]
-        if not found:
-            raise UsageError(f"{option} {pattern} matches no .onnx model")
-        expanded.extend(found)
-    return expanded
+    return [
+        HttpClassifier(found, headers=headers_from_environment()) if found.startswith(("http://", "https://"))
+        else Path(found)
+        for found in _suspect_names(patterns, option, recursive=False)
+    ]  # fmt: skip
 
 
 @app.command()

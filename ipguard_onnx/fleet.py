@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,7 @@ class ScanActor:
                 path.write_bytes(payload)
                 loaded.append(load_bundle(path, trusted_key=trusted))
         self.bundles = {bundle.sha256: bundle for bundle in loaded}
-        gpu = bool(ray.get_gpu_ids())
-        self.options = ScanOptions(
-            providers="cuda" if gpu else options.providers, min_answered=options.min_answered,
-            sequential=options.sequential, sequential_settings=options.sequential_settings,
-        )  # fmt: skip
+        self.options = replace(options, providers="cuda") if ray.get_gpu_ids() else options
         self.pid = os.getpid()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:

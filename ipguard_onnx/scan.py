@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .audit import AuditResult, audit
+from .audit import AuditResult, audit, sequential_settings_for, shared_classes
 from .bundle import Bundle
 from .errors import IPGuardError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
@@ -85,6 +85,8 @@ class ScanSummary:
     errors: int
     internal_errors: int
     seconds: float
+    first_result_seconds: float
+    """From the start to the first suspect's results: start-up (and, on Ray, the cluster and its actors)."""
 
 
 def suspect_reference(suspect: str | os.PathLike[str]) -> str:
@@ -118,26 +120,23 @@ def _one_line(error: BaseException) -> str:
 def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions) -> list[ScanRow]:
     """One suspect against every bundle; a suspect that cannot be opened or queried gives a failed row per
     bundle with the reason. Exceptions nobody planned become ``internal-error`` rows (never a verdict)."""
-    counts = {bundle.num_classes for bundle in bundles}
     try:
         classifier: Classifier = (
             HttpClassifier(reference, headers=headers_from_environment())
             if reference.startswith(("http://", "https://"))
-            else as_classifier(
-                reference, providers=options.providers, num_classes=next(iter(counts)) if len(counts) == 1 else None
-            )
+            else as_classifier(reference, providers=options.providers, num_classes=shared_classes(bundles))
         )
     except IPGuardError as error:
         return [_failed(reference, bundle, "error", str(error)) for bundle in bundles]
     except Exception as error:  # a hostile or broken file must not stop a fleet scan
         return [_failed(reference, bundle, "internal-error", _one_line(error)) for bundle in bundles]
-    asks_sequentially = options.sequential if options.sequential is not None else isinstance(classifier, HttpClassifier)
+    sequential = sequential_settings_for(classifier, options.sequential, options.sequential_settings)
     rows = []
     for bundle in bundles:
         try:
             result = audit(
                 bundle, classifier, providers=options.providers, min_answered=options.min_answered,
-                sequential=options.sequential_settings if asks_sequentially else None,
+                sequential=sequential,
             )  # fmt: skip
             rows.append(_row(result, reference))
         except IPGuardError as error:
@@ -227,8 +226,10 @@ def scan(
     work = [(ref, missing) for ref in references if (missing := journal.missing(ref, bundles))]
     already = len(references) * len(bundles) - sum(len(missing) for _, missing in work)
     written = 0
+    first = 0.0
     for finished, rows in enumerate(runner(work, options), start=1):
         written += journal.write(rows)
+        first = first or time.perf_counter() - started
         if progress is not None:
             progress(finished, len(work))
     wanted = {(ref, bundle.sha256) for ref in references for bundle in bundles}
@@ -238,7 +239,7 @@ def scan(
         matches=sum(row.verdict == "match" for row in rows_now),
         errors=sum(row.status == "error" or row.verdict == "inconclusive" for row in rows_now),
         internal_errors=sum(row.status == "internal-error" for row in rows_now),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, first_result_seconds=first,
     )  # fmt: skip
 
 

@@ -297,7 +297,8 @@ def render_issued(result: IssuedCopy, console: Console) -> None:
 
 def render_scan(summary: ScanSummary, console: Console) -> None:
     console.print(
-        f"scanned {summary.suspects} suspects × {summary.bundles} bundles in {summary.seconds:.1f} s: "
+        f"scanned {summary.suspects} suspects × {summary.bundles} bundles in {summary.seconds:.1f} s "
+        f"(first results after {summary.first_result_seconds:.1f} s): "
         f"{summary.written} results written, {summary.already_done} already in {summary.journal}; "
         f"{summary.matches} matches, {summary.errors} failed or inconclusive, "
         f"{summary.internal_errors} internal errors",
