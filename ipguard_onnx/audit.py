@@ -20,7 +20,7 @@ from .bundle import Bundle, load_bundle, utc_timestamp
 from .errors import AuditError, UnsupportedModelError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
-from .sequential import EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
+from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, combined_p_value, plain_words
 from .types import ANY_SIZE, Answers, FloatArray
 
@@ -253,8 +253,11 @@ def audit(
     rate = matched_points / answered if answered else 0.0
     parts = _parts(bundle, indices == bundle.labels, valid)
     verdict: Verdict
+    settled = SETTLED_VERDICTS.get(record.stopped_because) if record is not None else None
     if answered < min_answered * queried or wrong_output:  # > 2 % out of range: no verdict on a guess
         verdict = "inconclusive"
+    elif settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
+        verdict = settled
     else:
         reached = rate >= threshold or any(part.matching_rate >= threshold for part in parts)
         verdict = "match" if reached else "no match"

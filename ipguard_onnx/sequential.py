@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,8 @@ DEFAULT_VERDICT_ERROR = 0.01
 DEFAULT_BATCH = 5
 """Points per round of questions: each round's answers are in before the tests decide whether to stop."""
 BET_CAP = 0.9
+SETTLED_VERDICTS: dict[str, Literal["match", "no match"]] = {"match settled": "match", "no match settled": "no match"}
+"""``SequentialRecord.stopped_because`` → the verdict it settled (asking every point settles nothing early)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,15 @@ def query_order(bundle_sha256: str, points: int) -> npt.NDArray[np.int64]:
 
 
 class _Bettor:
-    """aGRAPA's plug-in bet towards ``x`` above (``side`` +1) or below (−1) the null mean m."""
+    """aGRAPA's plug-in bet towards ``x`` above (``side`` +1) or below (−1) the null mean m.
 
-    def __init__(self) -> None:
-        self.count, self.total, self.squares = 0, 0.5, 0.25  # a prior worth one point at 1/2
+    The running mean starts from a prior worth one point at ``prior``: leaning towards the alternative
+    the bettor is built for lets a clear case start winning from the first draw (measured: a copy agreeing
+    everywhere settles after 30 draws instead of 35). Any prior keeps the bets predictable, so validity holds.
+    """
+
+    def __init__(self, prior: float = 0.5) -> None:
+        self.count, self.total, self.squares = 0, prior, prior * (1.0 - prior)
 
     def bet(self, null_mean: float, side: int) -> float:
         mean = self.total / (self.count + 1)
@@ -113,7 +121,7 @@ class ThresholdTest:
         self.seen = self.matches = 0
         self.match_wealth = self.no_match_wealth = 1.0
         self.best_match = self.best_no_match = 1.0
-        self._match_bettor, self._no_match_bettor = _Bettor(), _Bettor()
+        self._match_bettor, self._no_match_bettor = _Bettor(prior=0.9), _Bettor(prior=0.1)
 
     def observe(self, x: int) -> None:
         remaining = self.population - self.seen
@@ -149,7 +157,7 @@ class EvidenceTest:
 
     def __init__(self) -> None:
         self.wealth = self.best = 1.0
-        self._bettor = _Bettor()
+        self._bettor = _Bettor(prior=0.9)
 
     def observe(self, x: int, null_agreement: float) -> None:
         if 0.0 < null_agreement < 1.0:
