@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from ipguard_onnx import demo, fingerprint, load_bundle
 from ipguard_onnx.audit import audit_many
 from ipguard_onnx.fingerprint import FingerprintSettings
@@ -29,17 +31,22 @@ def wall(command: list[str], repeats: int) -> list[float]:
     return times
 
 
+def quickstart_models(folder: Path) -> Ed25519PrivateKey:
+    """The quickstart's target and a fine-tuned, pruned copy (target.onnx, pirated.onnx), and a fresh key."""
+    x, y = demo.digits()
+    target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
+    demo.export_onnx(target, x, folder / "target.onnx")
+    demo.export_onnx(demo.pruned(demo.fine_tuned(target, x, y, seed=1), 0.2), x, folder / "pirated.onnx")
+    return load_private_key(write_keypair(folder / "k.pem", folder / "k.pub.pem").private_path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--bundles", type=int, default=100)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ipguard-audit-bench-"))
-    x, y = demo.digits()
-    target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
-    demo.export_onnx(target, x, folder / "target.onnx")
-    demo.export_onnx(demo.pruned(demo.fine_tuned(target, x, y, seed=1), 0.2), x, folder / "pirated.onnx")
-    key = load_private_key(write_keypair(folder / "k.pem", folder / "k.pub.pem").private_path)
+    key = quickstart_models(folder)
     bundles = folder / "bundles"
     started = time.perf_counter()
     for seed in range(args.bundles):

@@ -49,23 +49,14 @@ def _site_packages(venv: Path) -> Path:
     return site
 
 
-def _wall(command: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, capture_output=True, check=False)
-    return time.perf_counter() - started
-
-
 def _audit_files(folder: Path) -> tuple[Path, Path]:
-    """A digits CNN, a fine-tuned and pruned copy, and a signed 100-point fingerprint of the original."""
-    from ipguard_onnx import demo, fingerprint
-    from ipguard_onnx.fingerprint import FingerprintSettings
-    from ipguard_onnx.keys import load_private_key, write_keypair
+    """The quickstart's models (``audit_speed.quickstart_models``) and a signed 100-point bundle of the target."""
+    from audit_speed import quickstart_models
 
-    x, y = demo.digits()
-    target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
-    demo.export_onnx(target, x, folder / "target.onnx")
-    demo.export_onnx(demo.pruned(demo.fine_tuned(target, x, y, seed=1), 0.2), x, folder / "pirated.onnx")
-    key = load_private_key(write_keypair(folder / "k.pem", folder / "k.pub.pem").private_path)
+    from ipguard_onnx import fingerprint
+    from ipguard_onnx.fingerprint import FingerprintSettings
+
+    key = quickstart_models(folder)
     bundle = folder / "fp.safetensors"
     fingerprint(folder / "target.onnx", bundle, signing_key=key, settings=FingerprintSettings(seed=0))
     return folder / "pirated.onnx", bundle
@@ -95,12 +86,13 @@ def main() -> None:
     suspect, bundle = _audit_files(folder)
     audit = [str(venv / "bin" / "ipguard-onnx"), "audit", str(suspect), "-f", str(bundle), "--format", "json"]
     bare = [str(venv / "bin" / "python"), "-c", "import onnxruntime"]
-    for _ in range(2):  # warm the page cache for both
-        _wall(audit, folder), _wall(bare, folder)
+    from audit_speed import wall
+
+    wall(audit, 2), wall(bare, 2)  # warm the page cache for both
     audit_times, bare_times = [], []
     for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        audit_times.append(_wall(audit, folder))
-        bare_times.append(_wall(bare, folder))
+        audit_times += wall(audit, 1)
+        bare_times += wall(bare, 1)
     a, b = statistics.median(audit_times), statistics.median(bare_times)
     print(f"[cpu] whole audit process (1 bundle, 100 points): median {a:.3f} s (min {min(audit_times):.3f} s)")
     print(f"[cpu] bare python -c 'import onnxruntime':         median {b:.3f} s (min {min(bare_times):.3f} s)")

@@ -330,13 +330,13 @@ def _ask_sequentially(
     """
     order = query_order(bundle.sha256, len(points))
     parts = bundle.parts
-    groups = [np.arange(len(points))] + [np.arange(part.start, part.stop) for part in parts]
-    tests = [ThresholdTest(len(group), threshold, settings.verdict_error / len(groups)) for group in groups]
-    member = [np.zeros(len(points), np.bool_) for _ in groups]
-    for flags, group in zip(member, groups, strict=True):
-        flags[group] = True
+    error = settings.verdict_error / (1 + len(parts))
+    tests = [ThresholdTest(len(points), threshold, error)]  # the whole bundle, then each part
+    tests += [ThresholdTest(part.stop - part.start, threshold, error) for part in parts]
+    part_of_point = np.full(len(points), -1)
     null_of_point = np.full(len(points), bundle.null_agreement)
-    for part in parts:
+    for index, part in enumerate(parts):
+        part_of_point[part.start : part.stop] = index
         null_of_point[part.start : part.stop] = part.null_agreement
     evidence = EvidenceTest()
     batches: list[Answers] = []
@@ -349,12 +349,12 @@ def _ask_sequentially(
         batches.append(answers)
         asked.extend(int(i) for i in chunk)
         indices = map_labels(answers, bundle, classifier.name)
-        agrees = answers.answered & (indices == bundle.labels[chunk])
-        any_skipped = any_skipped or not bool(answers.answered.all())
-        for point, agree in zip(chunk, agrees, strict=True):
-            for flags, test in zip(member, tests, strict=True):
-                if flags[point]:
-                    test.observe(int(agree))
+        valid = answers.answered & (indices >= 0) & (indices < bundle.num_classes)  # as the fixed audit counts
+        any_skipped = any_skipped or not bool(valid.all())
+        for point, agree in zip(chunk, valid & (indices == bundle.labels[chunk]), strict=True):
+            tests[0].observe(int(agree))
+            if part_of_point[point] >= 0:
+                tests[1 + part_of_point[point]].observe(int(agree))
             evidence.observe(int(agree), float(null_of_point[point]))
         if any_skipped:
             continue

@@ -766,7 +766,8 @@ def _suspect_names(patterns: list[str], option: str, *, recursive: bool) -> list
             continue
         path = Path(pattern)
         if path.is_dir():
-            matches = sorted(str(p) for p in (path.rglob("*.onnx") if recursive else path.glob("*.onnx")))
+            inside = path.rglob("*.onnx") if recursive else path.glob("*.onnx")
+            matches = sorted(str(p) for p in inside if p.is_file())
         elif glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=recursive))
         else:

@@ -113,8 +113,11 @@ def _failed(reference: str, bundle: Bundle, status: Status, error: str) -> ScanR
 
 
 def _one_line(error: BaseException) -> str:
+    """An unplanned exception as one line, with where it was raised (a fleet's bug report has no traceback)."""
     text = " ".join(str(error).split())[:300]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return (f"{type(error).__name__}: {text}" if text else type(error).__name__) + where
 
 
 def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions) -> list[ScanRow]:
@@ -143,8 +146,6 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
             rows.append(_failed(reference, bundle, "error", str(error)))
         except Exception as error:
             rows.append(_failed(reference, bundle, "internal-error", _one_line(error)))
-            if os.environ.get("IPGUARD_ONNX_DEBUG"):
-                traceback.print_exc()
     return rows
 
 

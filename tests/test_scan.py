@@ -26,6 +26,7 @@ def _hub(zoo: Zoo, folder: Path) -> Path:
     shutil.copy(zoo.pruned, folder / "team-a" / "v2" / "classifier.onnx")
     shutil.copy(zoo.independent, folder / "team-b" / "classifier.onnx")
     (folder / "team-b" / "broken.onnx").write_bytes(b"not a model")
+    (folder / "team-b" / "exports.onnx").mkdir()  # a folder named like a model is no suspect
     return folder
 
 
@@ -47,7 +48,7 @@ def test_scan_reports_every_suspect_and_bundle_once_with_failures(zoo: Zoo, tmp_
     result = run_cli("scan", hub, "--fingerprints", fingerprints, "-f", zoo.bundle, "--output", journal)
     assert result.code == ExitCode.match, result.stderr
     rows = _rows(journal)
-    suspects = sorted(str(p.resolve()) for p in hub.rglob("*.onnx"))
+    suspects = sorted(str(p.resolve()) for p in hub.rglob("*.onnx") if p.is_file())
     # Two bundles in the folder; the -f one is the same bytes as one of them under another name: one
     # bundle (named as given first, -f), so two rows per suspect.
     assert sorted(str(r["suspect"]) for r in rows) == sorted(suspects * 2)

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from ipguard_onnx import audit, load_bundle
@@ -128,3 +129,20 @@ def test_bad_sequential_options_are_one_line_usage_errors(zoo: Zoo, run_cli: Run
     result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--sequential", option, value)
     assert result.code == ExitCode.usage
     assert len(result.stderr.strip().splitlines()) == 1 and option in result.stderr
+
+
+def test_an_unanswered_point_means_every_point_is_asked(zoo: Zoo) -> None:
+    session = ort.InferenceSession(str(zoo.target), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    calls: list[int] = []
+
+    def flaky(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise RuntimeError("busy")
+        return np.asarray(session.run(None, {name: batch.astype(np.float32)})[0])
+
+    result = audit(zoo.bundle, flaky, sequential=SequentialSettings())
+    assert result.sequential is not None and result.sequential.stopped_because == "all points asked"
+    assert result.points_queried == 100 and result.points_skipped == calls[1]
+    assert result.verdict == audit(zoo.bundle, zoo.target).verdict == "match"
