@@ -715,7 +715,7 @@ def scan(
     """Audit many suspects against many bundles; one JSON line per pair, written as each suspect ends."""
     from .bundle import load_bundle
     from .report import render_scan, scan_json
-    from .scan import ScanOptions, read_manifest
+    from .scan import Runner, ScanOptions, read_manifest, run_in_process
     from .scan import scan as run_scan
 
     with _errors():
@@ -734,16 +734,15 @@ def scan(
             providers=providers, min_answered=min_answered, sequential=sequential,
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
         )  # fmt: skip
-        runner = None
+        runner: Runner = run_in_process
         if ray is not None:
             from .fleet import ray_runner
 
             runner = ray_runner(ray, workers=workers, bundle_paths=[b.path for b in bundles], trusted_key=trusted_key)
         with _count_progress("suspects") as progress:
             summary = run_scan(
-                references, bundles, output, options=options, resume=resume, progress=progress,
-                **({"runner": runner} if runner is not None else {}),
-            )  # fmt: skip
+                references, bundles, output, options=options, resume=resume, runner=runner, progress=progress
+            )
         if output_format is DocumentFormat.json:
             _emit(scan_json(summary), None)
         render_scan(summary, stderr if output_format is DocumentFormat.json else Console(highlight=False))
