@@ -548,7 +548,8 @@ def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path
         paths.extend(found)
     if not paths:
         raise UsageError("pass --fingerprint FILE (repeatable), --fingerprints DIR or --licensees DIR")
-    return list({path.resolve(): path for path in paths}.values())  # each bundle once, in order
+    # Each bundle once, in order; absolute, not resolved: a symlink loop is then "not found", not a crash.
+    return list({Path(os.path.abspath(path)): path for path in paths}.values())
 
 
 @app.command()

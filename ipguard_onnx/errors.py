@@ -46,6 +46,10 @@ class AuditError(IPGuardError):
     """A suspect could not be queried with the fingerprint's points."""
 
 
+class ScanError(IPGuardError):
+    """A scan's journal (its JSON Lines --output) cannot be read back or written."""
+
+
 class ReportError(IPGuardError):
     """An audit report to verify is missing or not an ipguard-onnx JSON report."""
 

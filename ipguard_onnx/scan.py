@@ -19,7 +19,7 @@ from typing import Literal
 
 from .audit import AuditResult, audit, sequential_settings_for, shared_classes
 from .bundle import Bundle
-from .errors import IPGuardError, UsageError
+from .errors import IPGuardError, ScanError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
 from .sequential import SequentialSettings
 
@@ -90,9 +90,10 @@ class ScanSummary:
 
 
 def suspect_reference(suspect: str | os.PathLike[str]) -> str:
-    """How a suspect is named in the journal: its absolute path, or the URL as given."""
+    """How a suspect is named in the journal: its absolute path (symlinks not followed: a loop must not
+    stop the scan), or the URL as given."""
     text = os.fspath(suspect)
-    return text if text.startswith(("http://", "https://")) else str(Path(text).resolve())
+    return text if text.startswith(("http://", "https://")) else os.path.abspath(text)
 
 
 def _row(result: AuditResult, reference: str) -> ScanRow:
@@ -157,9 +158,16 @@ class Journal:
         self.done: dict[tuple[str, str], ScanRow] = {}
         if path.exists() and not resume:
             raise UsageError(f"{path} exists: pass --resume to continue that scan, or another --output")
-        if path.exists():
-            self._read()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.exists():
+                self._read()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.open("a", encoding="utf-8").close()  # writable before any work is done
+        except OSError as error:
+            raise ScanError(
+                f"the scan journal {path} cannot be used ({type(error).__name__}: {error.strerror or error}); "
+                "pass a writable file path to --output"
+            ) from None
 
     def _read(self) -> None:
         raw = self.path.read_bytes()
@@ -185,10 +193,16 @@ class Journal:
         fresh = [row for row in rows if row.key not in self.done]
         if not fresh:
             return 0
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(row.to_json() + "\n" for row in fresh))
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(row.to_json() + "\n" for row in fresh))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise ScanError(
+                f"writing the scan journal {self.path} failed ({type(error).__name__}: {error.strerror or error}); "
+                "the results before it are kept: free the space or fix the path, then rerun with --resume"
+            ) from None
         for row in fresh:
             self.done[row.key] = row
         return len(fresh)

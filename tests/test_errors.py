@@ -284,12 +284,28 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
     ("public key to sign", lambda z, t: ["fingerprint", z.target, "--key", z.public_key], ExitCode.trust,
      "not a readable PEM private key"),
     ("existing key", lambda z, t: ["keygen", "--out", z.private_key], ExitCode.trust, "already exists"),
+    ("bundle path in a symlink loop", lambda z, t: ["audit", z.target, "-f", _symlink_loop(t, "fp.safetensors")],
+     ExitCode.input, "not found"),
+    ("scan journal under a file", lambda z, t: ["scan", z.target, "-f", z.bundle, "--output", _file(t) / "s.jsonl"],
+     ExitCode.input, "cannot be used.*--output"),
     ("calibrate with another key",
      lambda z, t: ["calibrate", _bundle_copy(z, t), "--negative", z.independent, "--key", _other_key(t, False)],
      ExitCode.trust, "calibrate with the key that signed"),
     ("calibrate without a default key", lambda z, t: ["calibrate", _bundle_copy(z, t), "--negative", z.independent],
      ExitCode.trust, "no default signing key"),
 ]  # fmt: skip
+
+
+def _symlink_loop(folder: Path, name: str) -> Path:
+    loop = folder / name
+    loop.symlink_to(loop)
+    return loop
+
+
+def _file(folder: Path) -> Path:
+    path = folder / "a-file"
+    path.write_text("not a folder")
+    return path
 
 
 def _snapshot(*folders: Path) -> dict[Path, bytes]:

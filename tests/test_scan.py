@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_scan_reports_every_suspect_and_bundle_once_with_failures(zoo: Zoo, tmp_
     result = run_cli("scan", hub, "--fingerprints", fingerprints, "-f", zoo.bundle, "--output", journal)
     assert result.code == ExitCode.match, result.stderr
     rows = _rows(journal)
-    suspects = sorted(str(p.resolve()) for p in hub.rglob("*.onnx") if p.is_file())
+    suspects = sorted(os.path.abspath(p) for p in hub.rglob("*.onnx") if p.is_file())
     # Two bundles in the folder; the -f one is the same bytes as one of them under another name: one
     # bundle (named as given first, -f), so two rows per suspect.
     assert sorted(str(r["suspect"]) for r in rows) == sorted(suspects * 2)
@@ -99,8 +100,8 @@ def test_manifest_lists_paths_and_endpoints(zoo: Zoo, tmp_path: Path, run_cli: R
     rows = {str(r["suspect"]): r for r in _rows(journal)}
     assert rows[f"{server.base}/predict"]["verdict"] == "match"
     assert int(str(rows[f"{server.base}/predict"]["points_queried"])) < 100  # endpoints are sequential
-    assert rows[str((tmp_path / "models" / "theirs.onnx").resolve())]["verdict"] == "no match"
-    gone = rows[str((tmp_path / "models" / "gone.onnx").resolve())]
+    assert rows[os.path.abspath(tmp_path / "models" / "theirs.onnx")]["verdict"] == "no match"
+    gone = rows[os.path.abspath(tmp_path / "models" / "gone.onnx")]
     assert gone["status"] == "error" and "not found" in str(gone["error"])
     summary = json.loads(result.stdout)["scan"]
     assert summary["suspects"] == 3 and summary["written"] == 3 and summary["errors"] == 1
@@ -132,3 +133,27 @@ def test_scan_usage_errors_are_one_line(zoo: Zoo, tmp_path: Path, run_cli: RunCl
     not_a_journal.write_text("hello\n")
     result = run_cli("scan", zoo.target, "-f", zoo.bundle, "--output", not_a_journal, "--resume")
     assert result.code == ExitCode.usage and not_a_journal.read_text() == "hello\n"
+
+
+def test_a_journal_that_cannot_be_written_is_one_line_before_any_work(
+    zoo: Zoo, tmp_path: Path, run_cli: RunCli
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the journal's folder should be")
+    result = run_cli("scan", zoo.target, "-f", zoo.bundle, "--output", blocker / "scan.jsonl")
+    assert result.code == ExitCode.input, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "--output" in result.stderr
+    assert blocker.read_text().startswith("a file")
+
+
+def test_a_symlink_loop_is_a_failed_suspect_not_a_crash(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    shutil.copy(zoo.fine_tuned, hub / "copy.onnx")
+    (hub / "loop.onnx").symlink_to(hub / "loop.onnx")
+    journal = tmp_path / "scan.jsonl"
+    result = run_cli("scan", hub, hub / "loop.onnx", "-f", zoo.bundle, "--output", journal)
+    assert result.code == ExitCode.match, result.stderr
+    rows = {str(r["suspect"]): r for r in _rows(journal)}
+    assert set(rows) == {os.path.abspath(hub / "copy.onnx"), os.path.abspath(hub / "loop.onnx")}
+    assert rows[os.path.abspath(hub / "loop.onnx")]["status"] == "error"
