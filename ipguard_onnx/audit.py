@@ -365,18 +365,16 @@ def _ask_sequentially(
         if all(decision == "no match" for decision in decisions):
             stopped_because = "no match settled"
             break
-    kinds = {b.kind for b in batches if b.answered.any()}
-    if len(kinds) > 1:
-        raise AuditError(
-            f"{classifier.name} answered some batches with labels and others with scores; "
-            "pin one answer format (for a remote API, --output-name)"
-        )
     record = SequentialRecord(
         queries=len(asked), points=len(points), stopped_because=stopped_because,
         verdict_error=settings.verdict_error, match_wealth=max(t.best_match for t in tests),
         no_match_wealth=min(t.best_no_match for t in tests), evidence_wealth=evidence.best, batch=settings.batch,
     )  # fmt: skip
-    return Answers.concatenate(batches, kinds.pop() if kinds else "index"), np.asarray(asked), record, evidence.p_value
+    try:
+        answers = classifier.join(batches)
+    except UnsupportedModelError as exc:
+        raise AuditError(str(exc)) from None
+    return answers, np.asarray(asked), record, evidence.p_value
 
 
 def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.bool_]) -> tuple[PartResult, ...]:

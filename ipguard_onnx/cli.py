@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from .audit import AuditResult
+    from .bundle import Bundle
     from .preprocessing import Preprocessing
 
 
@@ -131,6 +132,17 @@ _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
 _debug = {"on": False}
 
 
+FingerprintFilesOption = Annotated[
+    list[Path] | None, typer.Option("--fingerprint", "-f", help="A fingerprint bundle (repeatable).")
+]
+FingerprintsFolderOption = Annotated[
+    Path | None, typer.Option("--fingerprints", help="A folder of bundles: check every suspect against each.")
+]
+LicenseesOption = Annotated[
+    Path | None,
+    typer.Option(help="A licensee registry (from 'issue'): name the licensee whose secret triggers match."),
+]
+"""The bundle options ``audit`` and ``scan`` share (``_load_bundles``)."""
 SequentialOption = Annotated[
     bool | None,
     typer.Option(
@@ -530,6 +542,16 @@ def _class_names(text: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _load_bundles(
+    fingerprints: list[Path], folder: Path | None, licensees: Path | None, trusted_key: Path | None
+) -> list[Bundle]:
+    """``-f`` files, a ``--fingerprints`` folder and a ``--licensees`` registry, each verified (and pinned)."""
+    from .bundle import load_bundle
+
+    pinned = _trusted(trusted_key)
+    return [load_bundle(path, trusted_key=pinned) for path in _bundle_paths(fingerprints, folder, licensees)]
+
+
 def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path | None = None) -> list[Path]:
     paths = list(fingerprints)
     if licensees is not None:
@@ -557,16 +579,9 @@ def audit(
     suspects: Annotated[
         list[Path] | None, typer.Argument(help="Suspect ONNX models (networks or skl2onnx exports).")
     ] = None,
-    fingerprint_paths: Annotated[
-        list[Path] | None, typer.Option("--fingerprint", "-f", help="A fingerprint bundle (repeatable).")
-    ] = None,
-    fingerprints_dir: Annotated[
-        Path | None, typer.Option("--fingerprints", help="A folder of bundles: audit against every one.")
-    ] = None,
-    licensees: Annotated[
-        Path | None,
-        typer.Option(help="A licensee registry (from 'issue'): name the licensee whose secret triggers match."),
-    ] = None,
+    fingerprint_paths: FingerprintFilesOption = None,
+    fingerprints_dir: FingerprintsFolderOption = None,
+    licensees: LicenseesOption = None,
     endpoints: Annotated[
         list[str] | None, typer.Option("--endpoint", help="A remote prediction API URL to audit (repeatable).")
     ] = None,
@@ -617,7 +632,6 @@ def audit(
 ) -> None:
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
     from .audit import audit_many
-    from .bundle import load_bundle
     from .models import HttpClassifier, headers_from_environment
     from .report import audit_document, audit_json, audit_sarif, render_audit
 
@@ -632,11 +646,7 @@ def audit(
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
         preprocessing = _preprocessing(input_scale, mean, std)
-        pinned = _trusted(trusted_key)
-        bundles = [
-            load_bundle(path, trusted_key=pinned)
-            for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
-        ]
+        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
         headers = headers_from_environment() if endpoints else {}
         targets: list[object] = list(suspects or [])
         targets.extend(
@@ -681,13 +691,9 @@ def scan(
     manifest: Annotated[
         list[Path] | None, typer.Option(help="A text file with one suspect per line (repeatable).")
     ] = None,
-    fingerprint_paths: Annotated[
-        list[Path] | None, typer.Option("--fingerprint", "-f", help="A fingerprint bundle (repeatable).")
-    ] = None,
-    fingerprints_dir: Annotated[
-        Path | None, typer.Option("--fingerprints", help="A folder of bundles: scan against every one.")
-    ] = None,
-    licensees: Annotated[Path | None, typer.Option(help="A licensee registry folder (made by 'issue').")] = None,
+    fingerprint_paths: FingerprintFilesOption = None,
+    fingerprints_dir: FingerprintsFolderOption = None,
+    licensees: LicenseesOption = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The JSON Lines journal: one line per suspect × bundle.")
     ] = Path("scan.jsonl"),
@@ -714,7 +720,6 @@ def scan(
     ] = DocumentFormat.text,
 ) -> None:
     """Audit many suspects against many bundles; one JSON line per pair, written as each suspect ends."""
-    from .bundle import load_bundle
     from .report import render_scan, scan_json
     from .scan import Runner, ScanOptions, read_manifest, run_in_process
     from .scan import scan as run_scan
@@ -726,11 +731,7 @@ def scan(
         references = _suspect_names(patterns, "suspect", recursive=True)
         if not references:
             raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
-        pinned = _trusted(trusted_key)
-        bundles = [
-            load_bundle(path, trusted_key=pinned)
-            for path in _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
-        ]
+        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
         options = ScanOptions(
             providers=providers, min_answered=min_answered, sequential=sequential,
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import requirements
 from .bundle import Bundle, load_bundle
+from .errors import UsageError
 from .keys import load_public_key
 from .scan import Runner, ScanOptions, ScanRow, scan_suspect
 
@@ -77,8 +78,6 @@ def ray_runner(address: str, *, workers: int, bundle_paths: Sequence[Path | None
     """A ``scan`` runner on Ray: ``auto`` starts a local instance, any other value is a cluster address."""
     requirements.ray_data()
     if workers < 1:
-        from .errors import UsageError
-
         raise UsageError(f"--workers must be at least 1, got {workers}")
     payloads = [(path.name, path.read_bytes()) for path in bundle_paths if path is not None]
     key_pem = trusted_key.read_bytes() if trusted_key is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -146,3 +147,12 @@ def test_an_unanswered_point_means_every_point_is_asked(zoo: Zoo) -> None:
     assert result.sequential is not None and result.sequential.stopped_because == "all points asked"
     assert result.points_queried == 100 and result.points_skipped == calls[1]
     assert result.verdict == audit(zoo.bundle, zoo.target).verdict == "match"
+
+
+def test_an_api_switching_between_labels_and_scores_is_refused_sequentially_too(
+    zoo: Zoo, tmp_path: Path, run_cli: RunCli
+) -> None:
+    with PredictionServer(zoo.target, Behaviour(answer="alternate")) as server:
+        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--batch-size", "5")
+    assert result.code == ExitCode.input, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "labels and others with scores" in result.stderr

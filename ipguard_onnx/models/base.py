@@ -76,13 +76,17 @@ class Classifier(ABC):
         """Labels for every point, asked ``batch_size`` at a time."""
         parts = [self.answer_batch(points[start : start + self.batch_size])
                  for start in range(0, len(points), self.batch_size)]  # fmt: skip
+        return self.join(parts)
+
+    def join(self, parts: Sequence[Answers]) -> Answers:
+        """Answers to several batches as one; a model that switched between labels and scores is refused."""
         kinds: set[LabelKind] = {part.kind for part in parts if part.answered.any()}
         if len(kinds) > 1:
             raise UnsupportedModelError(
                 f"{self.name} answered some batches with labels and others with scores; "
                 "pin one answer format (for a remote API, --output-name)"
             )
-        return Answers.concatenate(parts, kinds.pop() if kinds else "index")
+        return Answers.concatenate(list(parts), kinds.pop() if kinds else "index")
 
     def describe(self) -> dict[str, str]:
         """Facts about the model for reports (hash, providers, endpoint, ...)."""
