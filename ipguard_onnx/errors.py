@@ -56,3 +56,7 @@ class ReportError(IPGuardError):
 
 class MissingDependencyError(IPGuardError):
     """A package this command needs is not installed; the message names the extra that installs it."""
+
+
+class DeadlineError(IPGuardError):
+    """A model run, a remote audit or a wait ran past its deadline (``--model-timeout``, ``--deadline``)."""

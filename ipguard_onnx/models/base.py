@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnsupportedModelError
+from ..text import shown
 from ..types import Answers, FloatArray, InputSpec, LabelKind
 
 
@@ -29,6 +30,29 @@ def sha256_file(path: Path) -> str:
 def unanswered(count: int, reason: str) -> Answers:
     """``count`` points that got no answer, all for ``reason`` (skipped, never a match or a mismatch)."""
     return Answers(np.zeros(count, object), "index", np.zeros(count, np.bool_), {reason: count} if count else {})
+
+
+NON_FINITE = "non-finite scores (NaN or infinity)"
+
+
+def from_scores(scores: npt.ArrayLike) -> Answers:
+    """Answers from an N×C score table: the argmax of each row, and a row with any NaN or infinite score
+    unanswered (``NON_FINITE``) — garbage is never read as a class."""
+    table = np.asarray(scores, dtype=np.float64)
+    finite = np.zeros(len(table), np.bool_)
+    if table.ndim == 2:
+        finite = np.asarray(np.isfinite(table).all(axis=1), np.bool_)
+    labels = np.where(finite, np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0).argmax(axis=1), 0)
+    failed = int((~finite).sum())
+    return Answers(labels.astype(np.int64), "index", finite, {NON_FINITE: failed} if failed else {})
+
+
+def from_labels(labels: npt.ArrayLike) -> Answers:
+    """Answers from one raw label per point (numbers or strings); a NaN or infinite number is unanswered."""
+    values = np.asarray(labels, dtype=object).reshape(-1)
+    answered = np.array([not (isinstance(v, (float, np.floating)) and not np.isfinite(v)) for v in values], np.bool_)
+    failed = int((~answered).sum())
+    return Answers(values, "class-label", answered, {"non-finite label (NaN or infinity)": failed} if failed else {})
 
 
 def label_indices(answers: Answers, class_names: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -46,14 +70,16 @@ def label_indices(answers: Answers, class_names: Sequence[str]) -> npt.NDArray[n
         if answers.kind == "index":
             indices[row] = int(label)
             continue
-        text = label.decode() if isinstance(label, bytes) else str(label)
+        text = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
         if lookup is not None:
             indices[row] = lookup.get(text, -1)
             continue
         try:
-            indices[row] = int(float(text)) if float(text).is_integer() else -1
+            number = float(text)
         except ValueError:
-            raise UnsupportedModelError(f"class labels like {text!r}") from None
+            raise UnsupportedModelError(f"class labels like {shown(text[:40])!r}") from None
+        # 1e300 or inf is no class index: out of range, never an overflow
+        indices[row] = int(number) if number.is_integer() and abs(number) < 2**62 else -1
     return indices
 
 

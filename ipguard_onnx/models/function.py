@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedModelError
 from ..types import Answers, FloatArray, InputSpec
-from .base import Classifier, unanswered
+from .base import Classifier, from_labels, from_scores, unanswered
 
 
 class CallableClassifier(Classifier):
@@ -40,9 +40,12 @@ class CallableClassifier(Classifier):
         if output.ndim == 2 and output.shape == (len(batch), 1):
             output = output[:, 0]
         if output.ndim == 2 and output.shape[0] == len(batch) and output.shape[1] >= 2:
-            return Answers(output.argmax(axis=1).astype(np.int64), "index", np.ones(len(batch), np.bool_))
+            try:
+                return from_scores(output)  # a row with a NaN or infinite score is unanswered
+            except (TypeError, ValueError):
+                return unanswered(len(batch), "scores that are not numbers")
         if output.shape == (len(batch),):
-            return Answers(output.astype(object), "class-label", np.ones(len(batch), np.bool_))
+            return from_labels(output)
         raise UnsupportedModelError(
             f"{self.name} returned shape {output.shape} for {len(batch)} points; "
             "return one label per point (N,) or one score row per point (N×C)"

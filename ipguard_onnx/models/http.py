@@ -17,7 +17,9 @@ mismatch. ``max_queries`` caps the number of points sent (the rest are skipped, 
 from __future__ import annotations
 
 import json
+import math
 import os
+import socket
 import time
 from enum import StrEnum
 from typing import Any, Literal
@@ -25,9 +27,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..deadlines import DeadlinePassed, call_bounded
 from ..errors import UsageError
-from ..types import Answers, FloatArray, InputSpec, LabelKind, guess_layout
-from .base import Classifier, unanswered
+from ..text import shown
+from ..types import MAX_SAMPLE_VALUES, Answers, FloatArray, InputSpec, guess_layout
+from .base import Classifier, from_labels, from_scores, unanswered
 
 
 class WireProtocol(StrEnum):
@@ -42,7 +46,10 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16"}
 _OIP_LABEL_TYPES = {"INT64", "INT32", "INT16", "INT8", "UINT8", "BYTES"}
 _RETRY_STATUS = {429, 500, 502, 503, 504}
-MAX_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 30.0
+"""The longest wait a server's Retry-After gets; every wait also counts against ``--deadline``."""
+DEFAULT_DEADLINE = 300.0
+"""Seconds an audit of one remote API may take in all (requests, retries, waits) by default."""
 TOKEN_VARIABLE = "IPGUARD_ONNX_AUTH_TOKEN"
 HEADERS_VARIABLE = "IPGUARD_ONNX_HTTP_HEADERS"
 
@@ -85,6 +92,81 @@ def headers_from_environment() -> dict[str, str]:
     return headers
 
 
+class _Sockets:
+    """The sockets one request opened, so that a deadline can shut them and free the blocked read."""
+
+    def __init__(self) -> None:
+        self.open: list[socket.socket] = []
+
+    def shut_down(self) -> None:
+        for sock in self.open:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def http_client_errors() -> type[Exception]:
+    """http.client's base error (a malformed status line or headers): a failed connection, not a crash."""
+    import http.client
+
+    return http.client.HTTPException
+
+
+MAX_REDIRECTS = 5
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _handlers(sockets: _Sockets) -> list[Any]:
+    """urllib handlers that record each connection's socket (``_Sockets``) and follow only safe redirects:
+    to the same origin, and never turning a POST into a GET. urllib's own handler sends ``Authorization``
+    and every extra header to whatever host a 302 names, and re-sends a POST as a GET without its body;
+    a prediction API that redirects elsewhere is asked nothing more (its points are skipped, with why)."""
+    import http.client
+    import urllib.request
+    from urllib.parse import urljoin
+
+    def recorded(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Connection(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                sockets.open.append(self.sock)
+
+        return Connection
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(recorded(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(recorded(http.client.HTTPSConnection), req, context=self._context)  # type: ignore[attr-defined]
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        max_redirections = MAX_REDIRECTS
+
+        def redirect_request(
+            self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+        ) -> urllib.request.Request | None:
+            target = urljoin(req.full_url, newurl)
+            if _origin(target) != _origin(req.full_url):
+                raise _Skip(
+                    f"HTTP {code} redirect to another origin ({shown(_origin(target)[1])[:60]}) refused: "
+                    "credentials are never sent there; audit that URL directly",
+                    retry=False,
+                )
+            method = req.get_method()
+            if method != "GET" and code not in (307, 308):
+                raise _Skip(f"HTTP {code} redirect would turn the {method} into a GET; refused", retry=False)
+            return urllib.request.Request(target, data=req.data, headers=dict(req.header_items()), method=method)
+
+    return [Http(), Https(), Redirects()]
+
+
 class HttpClassifier(Classifier):
     """A model behind an HTTP prediction API (Open Inference Protocol or simple JSON)."""
 
@@ -101,12 +183,18 @@ class HttpClassifier(Classifier):
         backoff: float = 0.5,
         max_queries: int | None = None,
         headers: dict[str, str] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"--endpoint must be an http(s) URL, got {url!r}")
-        if batch_size < 1 or retries < 0 or timeout <= 0 or (max_queries is not None and max_queries < 0):
-            raise UsageError("--batch-size and --timeout must be positive, --retries and --max-queries ≥ 0")
+            raise UsageError(f"--endpoint must be an http(s) URL, got {shown(url)!r}")
+        if batch_size < 1 or retries < 0 or (max_queries is not None and max_queries < 0):
+            raise UsageError("--batch-size must be positive, --retries and --max-queries ≥ 0")
+        for option, value in (("--timeout", timeout), ("--deadline", deadline)):
+            if not 0 < value < float("inf"):
+                raise UsageError(f"{option} must be a positive, finite number of seconds, got {value!r}")
+        if not 0 <= backoff < float("inf"):
+            raise UsageError(f"the retry backoff must be a finite number of seconds ≥ 0, got {backoff!r}")
         if protocol not in tuple(WireProtocol):
             raise UsageError(f"--protocol must be one of {', '.join(WireProtocol)}, got {protocol!r}")
         chosen = WireProtocol(protocol)
@@ -124,6 +212,10 @@ class HttpClassifier(Classifier):
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         self.queries_sent = 0
         self.requests_sent = 0
+        self.deadline = deadline
+        self.deadline_at = time.monotonic() + deadline
+        """When this suspect's audit must end: every request, retry and wait counts against it."""
+        self._deadline_reason = f"the {deadline:g} s deadline of auditing this API (--deadline) passed"
         self._input_name = input_name
         self._datatype: str | None = None
         self.input_spec: InputSpec | None = None
@@ -149,64 +241,96 @@ class HttpClassifier(Classifier):
         self._input_name = self._input_name or str(first.get("name", "")) or None
         self._datatype = str(first.get("datatype", "")) or None
         shape = first.get("shape")
-        if isinstance(shape, list) and len(shape) >= 2 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        if (
+            isinstance(shape, list)
+            and len(shape) >= 2
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
+        ):
             sample = tuple(int(d) for d in shape[1:])
+            if math.prod(sample) > MAX_SAMPLE_VALUES:  # capped like an ONNX input: no 335 GiB of points
+                raise UsageError(
+                    f"{shown(self.url)} declares an input of {math.prod(sample):,} values per point (shape "
+                    f"{list(sample)[:8]}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
+                )
             dtype = {v: k for k, v in _OIP_DATATYPES.items()}.get(self._datatype or "", "float32")
             self.input_spec = InputSpec(self._input_name or "input", sample, dtype, guess_layout(sample), None)
 
     def _request(self, method: str, url: str, payload: object | None) -> Any:
-        import socket  # here, not at module level: an audit of a file never pays for urllib.request
-        import urllib.error
-        import urllib.request
-
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(url, data=data, method=method, headers=self.headers)
-        deadline = time.monotonic() + self.timeout
+        """One request within ``--timeout`` in total (connect, send, every byte of the answer) and within
+        what is left of ``--deadline``; a server that drips its answer is cut off, not waited for."""
+        remaining = self.deadline_at - time.monotonic()
+        if remaining <= 0:
+            raise _Skip(self._deadline_reason, retry=False)
+        limit = min(self.timeout, remaining)
+        sockets = _Sockets()
         self.requests_sent += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                chunks, size = [], 0
-                while chunk := response.read(65536):
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        raise _Skip(f"response larger than {MAX_RESPONSE_BYTES >> 20} MiB", retry=False)
-                    if time.monotonic() > deadline:
-                        raise _Skip(f"timeout after {self.timeout:g} s", retry=True)
-                    chunks.append(chunk)
-                raw = b"".join(chunks)
-        except urllib.error.HTTPError as error:
-            snippet = error.read(200).decode(errors="replace").strip().replace("\n", " ")
-            raise _Skip(
-                f"HTTP {error.code}" + (f": {snippet[:80]}" if snippet else ""),
-                retry=error.code in _RETRY_STATUS,
-                wait=_retry_after(error.headers.get("Retry-After")) if error.code in (429, 503) else None,
-            ) from None
-        except TimeoutError:
-            raise _Skip(f"timeout after {self.timeout:g} s", retry=True) from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Skip(f"timeout after {self.timeout:g} s", retry=True) from None
-            raise _Skip(f"connection failed: {reason}", retry=True) from None
-        except (ConnectionError, OSError) as error:
-            raise _Skip(f"connection failed: {type(error).__name__}", retry=True) from None
+            raw = call_bounded(lambda: self._exchange(method, url, payload, limit, sockets), timeout=limit,
+                               stop=sockets.shut_down)  # fmt: skip
+        except DeadlinePassed:
+            raise _Skip(f"timeout after {limit:g} s", retry=True) from None
         if not raw:
             return {}
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Skip("malformed response: not JSON", retry=False) from None
+        except RecursionError:
+            raise _Skip("malformed response: JSON nested too deeply", retry=False) from None
 
-    def _with_retries(self, chunk: FloatArray) -> tuple[np.ndarray, LabelKind]:
+    def _exchange(self, method: str, url: str, payload: object | None, limit: float, sockets: _Sockets) -> bytes:
+        import socket  # here, not at module level: an audit of a file never pays for urllib.request
+        import urllib.error
+        import urllib.request
+
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers=self.headers)
+        opener = urllib.request.build_opener(*_handlers(sockets))
+        try:
+            with opener.open(request, timeout=limit) as response:
+                chunks, size = [], 0
+                while chunk := response.read1(65536):
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise _Skip(f"response larger than {MAX_RESPONSE_BYTES >> 20} MiB", retry=False)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except urllib.error.HTTPError as error:
+            try:
+                snippet = shown(" ".join(error.read(200).decode(errors="replace").split()))
+            except (OSError, ValueError):
+                snippet = ""
+            raise _Skip(
+                f"HTTP {error.code}" + (f": {snippet[:80]}" if snippet else ""),
+                retry=error.code in _RETRY_STATUS,
+                wait=_retry_after(error.headers.get("Retry-After")) if error.code in (429, 503) else None,
+            ) from None
+        except TimeoutError:
+            raise _Skip(f"timeout after {limit:g} s", retry=True) from None
+        except urllib.error.URLError as error:
+            reason = error.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise _Skip(f"timeout after {limit:g} s", retry=True) from None
+            raise _Skip(f"connection failed: {shown(reason)}", retry=True) from None
+        except (ConnectionError, OSError, http_client_errors()) as error:
+            raise _Skip(f"connection failed: {type(error).__name__}", retry=True) from None
+
+    def _with_retries(self, chunk: FloatArray) -> Answers:
         attempt = 0
         while True:
             try:
                 body = self._request("POST", self.infer_url, self._payload(chunk))
-                return self._parse(body, len(chunk))
+                try:
+                    return self._parse(body, len(chunk))
+                except (ValueError, TypeError, OverflowError, KeyError, AttributeError, RecursionError):
+                    raise _Skip("malformed response: outputs of the wrong types or shapes", retry=False) from None
             except _Skip as skip:
                 if not skip.retry or attempt >= self.retries:
                     raise
-                time.sleep(skip.wait if skip.wait is not None else self.backoff * 2**attempt)
+                wait = skip.wait if skip.wait is not None else self.backoff * 2**attempt
+                if time.monotonic() + wait >= self.deadline_at:  # waiting would spend the whole deadline
+                    raise _Skip(f"{skip.reason}; no retry: {self._deadline_reason}", retry=False) from None
+                time.sleep(wait)
                 attempt += 1
 
     def _payload(self, chunk: FloatArray) -> dict[str, Any]:
@@ -224,15 +348,15 @@ class HttpClassifier(Classifier):
             ]
         }
 
-    def _parse(self, body: Any, count: int) -> tuple[np.ndarray, LabelKind]:
+    def _parse(self, body: Any, count: int) -> Answers:
         if self.protocol == "simple":
             predictions = body.get("predictions") if isinstance(body, dict) else None
             if not isinstance(predictions, list) or len(predictions) != count:
                 raise _Skip(f"malformed response: expected 'predictions' with {count} entries", retry=False)
             if all(isinstance(p, list) and len(p) >= 2 for p in predictions):
-                return self._argmax(predictions, count), "index"
+                return self._scored(predictions, count)
             if all(isinstance(p, (int, float, str)) and not isinstance(p, bool) for p in predictions):
-                return np.asarray(predictions, dtype=object), "class-label"
+                return from_labels(predictions)
             raise _Skip("malformed response: predictions must be labels or score lists", retry=False)
         outputs = body.get("outputs") if isinstance(body, dict) else None
         if not isinstance(outputs, list) or not outputs or not all(isinstance(o, dict) for o in outputs):
@@ -242,36 +366,42 @@ class HttpClassifier(Classifier):
         if not isinstance(data, list) or not isinstance(shape, list):
             raise _Skip("malformed response: output without data or shape", retry=False)
         if datatype in _OIP_LABEL_TYPES:
-            if len(data) != count:
+            if len(data) != count or not all(isinstance(v, (int, float, str)) for v in data):
                 raise _Skip(f"malformed response: {len(data)} labels for {count} points", retry=False)
-            return np.asarray(data, dtype=object), "class-label"
-        if len(shape) != 2 or shape[0] != count or len(data) != count * int(shape[1]):
+            return from_labels(data)
+        if len(shape) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise _Skip(f"malformed response: output shape {shown(shape)[:60]} is not [points, classes]", retry=False)
+        if shape[0] != count or shape[1] < 2 or len(data) != count * shape[1]:
             raise _Skip(f"malformed response: output shape {shape} for {count} points", retry=False)
-        width = int(shape[1])
-        return self._argmax([data[i * width : (i + 1) * width] for i in range(count)], count), "index"
+        width = shape[1]
+        return self._scored([data[i * width : (i + 1) * width] for i in range(count)], count)
 
     def _choose_output(self, outputs: list[dict[str, Any]], count: int) -> dict[str, Any]:
         if self.output_name is not None:
             for output in outputs:
                 if output.get("name") == self.output_name:
                     return output
-            raise _Skip(f"malformed response: no output named {self.output_name!r}", retry=False)
+            raise _Skip(f"malformed response: no output named {shown(self.output_name)!r}", retry=False)
         labels = [o for o in outputs if str(o.get("datatype")) in _OIP_LABEL_TYPES]
         return labels[0] if labels else outputs[0]
 
     @staticmethod
-    def _argmax(rows: list[Any], count: int) -> np.ndarray:
+    def _scored(rows: list[Any], count: int) -> Answers:
+        """Score rows as answers: each row's argmax; a row with a NaN or infinite score is unanswered."""
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in rows for v in row):
+            raise _Skip("malformed response: scores are not numbers", retry=False)
         try:
             scores = np.asarray(rows, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise _Skip("malformed response: scores are not numbers", retry=False) from None
-        if scores.ndim != 2 or len(scores) != count or not np.isfinite(scores).all():
-            raise _Skip("malformed response: scores are not a finite N×C table", retry=False)
-        labels: np.ndarray = scores.argmax(axis=1).astype(np.int64)
-        return labels
+        if scores.ndim != 2 or len(scores) != count:
+            raise _Skip("malformed response: scores are not an N×C table", retry=False)
+        return from_scores(scores)
 
     def answer_batch(self, batch: FloatArray) -> Answers:
         """One request for the batch, within the query budget (points past it are skipped, with why)."""
+        if time.monotonic() >= self.deadline_at:
+            return unanswered(len(batch), self._deadline_reason)
         allowed = (
             len(batch) if self.max_queries is None else max(0, min(len(batch), self.max_queries - self.queries_sent))
         )
@@ -280,11 +410,9 @@ class HttpClassifier(Classifier):
             return unanswered(len(batch), budget)
         self.queries_sent += allowed
         try:
-            labels, kind = self._with_retries(np.ascontiguousarray(batch[:allowed], dtype=np.float32))
+            answered = self._with_retries(np.ascontiguousarray(batch[:allowed], dtype=np.float32))
         except _Skip as skip:
             answered = unanswered(allowed, skip.reason)
-        else:
-            answered = Answers(labels, kind, np.ones(allowed, np.bool_))
         if allowed == len(batch):
             return answered
         return Answers.concatenate([answered, unanswered(len(batch) - allowed, budget)], answered.kind)

@@ -17,9 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import requirements
-from ..errors import UnsupportedModelError
+from ..errors import DeadlineError, UnsupportedModelError
 from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec
-from .base import Classifier, label_indices, sha256_file
+from .base import Classifier, from_labels, from_scores, label_indices, sha256_file
+from .bounded import model_timeout, run_bounded
 from .onnx_graph import (
     check_model_file,
     choose_input,
@@ -93,7 +94,7 @@ class OnnxClassifier(Classifier):
     ``suspect`` it answers with its label output when it has one (scikit-learn exports), else the
     argmax of its scores or of its probability maps (ZipMap). ``output_name`` picks the output;
     ``num_classes`` (the fingerprint's) guides the automatic choice; ``input_shape`` fixes symbolic
-    per-sample dimensions.
+    per-sample dimensions; ``timeout`` bounds every run (``bounded.model_timeout``).
     """
 
     input_spec: InputSpec
@@ -109,8 +110,12 @@ class OnnxClassifier(Classifier):
         input_shape: tuple[int, ...] | None = None,
         output_name: str | None = None,
         num_classes: int | None = None,
+        timeout: float | None = None,
     ) -> None:
         ort = requirements.onnxruntime()
+        self.timeout = model_timeout(timeout)
+        """Seconds one run may take (``bounded``); a run past it stops this model for good."""
+        self._stopped: str | None = None
 
         if isinstance(model, ort.InferenceSession):
             self.path: Path | None = None
@@ -181,7 +186,9 @@ class OnnxClassifier(Classifier):
         rows = self.input_spec.fixed_batch or 1
         probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
         try:
-            results = self.session.run(None, {self.input_spec.name: probe})
+            results = self._session_run(None, {self.input_spec.name: probe})
+        except DeadlineError:
+            raise
         except Exception as exc:
             raise UnsupportedModelError(
                 f"onnxruntime failed to run {self.name} on one input of shape {list(sample_shape)}: "
@@ -236,13 +243,26 @@ class OnnxClassifier(Classifier):
                 padding = np.zeros((spec.fixed_batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, padding])
             try:
-                (result,) = self.session.run([self.output_spec.name], {spec.name: chunk})
+                (result,) = self._session_run([self.output_spec.name], {spec.name: chunk})
+            except DeadlineError:
+                raise
             except Exception as exc:
                 text = str(exc).strip()
                 first_line = " ".join(text.split())[:300] if text else type(exc).__name__
                 raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
             outputs.append(result[:rows] if spec.fixed_batch is not None else result)
         return outputs
+
+    def _session_run(self, outputs: list[str] | None, feeds: dict[str, Any]) -> list[Any]:
+        """One bounded run; once a run has overrun, every later one fails at once with the same reason."""
+        if self._stopped is not None:
+            raise DeadlineError(self._stopped)
+        try:
+            result: list[Any] = run_bounded(self.session, outputs, feeds, timeout=self.timeout, name=self.name)
+        except DeadlineError as error:
+            self._stopped = str(error)
+            raise
+        return result
 
     def raw_outputs(self, batch: npt.NDArray[np.floating]) -> FloatArray:
         """The chosen output as the graph computes it, one flat float32 row per point (for parity)."""
@@ -297,14 +317,19 @@ class OnnxClassifier(Classifier):
             self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
         kind = self.output_spec.kind
         if kind != "labels" and (kind != "probability-maps" or self._producers_known):
-            return Answers(self.predict(batch), "index", np.ones(len(batch), np.bool_))
+            return from_scores(self.scores(batch))  # a row with a NaN or infinite score is unanswered
         raw: list[Any] = []
         for result in self._run(batch):
             if kind == "labels":
                 raw.extend(np.asarray(result).reshape(-1).tolist())
-            else:  # probability maps: {class label: probability} per row
-                raw.extend(max(row.items(), key=lambda item: item[1])[0] for row in result)
-        return Answers(np.asarray(raw, dtype=object), "class-label", np.ones(len(batch), np.bool_))
+            else:  # probability maps: {class label: probability} per row; a non-finite one answers nothing
+                raw.extend(
+                    max(row.items(), key=lambda item: item[1])[0]
+                    if all(np.isfinite(value) for value in row.values())
+                    else float("nan")
+                    for row in result
+                )
+        return from_labels(raw)
 
     def describe(self) -> dict[str, str]:
         spec = self.output_spec

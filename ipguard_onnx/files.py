@@ -1,0 +1,93 @@
+"""What a command writes: never one of its own inputs, always atomically (SECURITY.md "Nothing is lost").
+
+``check_outputs`` refuses an output that is (or would replace) a file the command reads; ``write_atomic``
+writes through a temporary file in the same folder and ``os.replace``, so a failed or interrupted write
+leaves the old file whole. Both raise ``UsageError`` with one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import UsageError
+from .text import shown
+
+PathLike = str | os.PathLike[str]
+
+
+def same_file(first: PathLike, second: PathLike) -> bool:
+    """Whether two paths name one file: the same inode when both exist (hard links, symlinks, ``./``),
+    else the same absolute path with symlinks in its folders followed."""
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.path.realpath(first) == os.path.realpath(second)
+    except (OSError, ValueError):
+        return os.path.abspath(first) == os.path.abspath(second)
+
+
+def check_outputs(outputs: Mapping[str, PathLike | None], inputs: Iterable[tuple[str, PathLike | None]]) -> None:
+    """Refuse an output path that names an input of the same command, or another output of it.
+
+    ``outputs`` and ``inputs`` name each path by the option that gave it (``--output``, ``MODEL``), so
+    the one-line error says which two collide.
+    """
+    named_inputs = [(name, path) for name, path in inputs if path is not None]
+    given = [(name, path) for name, path in outputs.items() if path is not None]
+    for index, (name, path) in enumerate(given):
+        for input_name, input_path in named_inputs:
+            if same_file(path, input_path):
+                raise UsageError(
+                    f"{name} {shown(os.fspath(path))} is {input_name} {shown(os.fspath(input_path))}, an input of "
+                    "this command: writing it would destroy that file; choose another path"
+                )
+        for other_name, other in given[index + 1 :]:
+            if same_file(path, other):
+                raise UsageError(
+                    f"{name} and {other_name} are the same file {shown(os.fspath(path))}; choose two paths"
+                )
+
+
+def check_writable_location(path: PathLike, option: str) -> None:
+    """Refuse before any work an output that can never be written: a folder, or a path under a file."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {shown(os.fspath(path))} is a folder; pass a file path")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {shown(os.fspath(path))} lies under {shown(str(parent))}, which is a file")
+            return
+
+
+def write_atomic(path: PathLike, data: bytes, *, option: str = "--output", mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file in its folder: readers see the old file or the
+    new one, never half of it, and a failure leaves the old file as it was."""
+    target = Path(path)
+    check_writable_location(target, option)
+    temporary: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+        temporary = None
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {option} {shown(os.fspath(path))}: {error.strerror or type(error).__name__}"
+        ) from None
+    finally:
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
