@@ -200,6 +200,7 @@ def audit(
     suspect_layout: str | None = None,
     bgr: bool = False,
     sequential: SequentialSettings | None = None,
+    model_timeout: float | None = None,
 ) -> AuditResult:
     """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
 
@@ -212,14 +213,23 @@ def audit(
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    classifier = as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes)
+    classifier = as_classifier(
+        suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
+        model_timeout=model_timeout,
+    )  # fmt: skip
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     threshold = bundle.threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:
-        raise AuditError(f"threshold must lie in [0, 1], got {threshold}")
+    if not 0.0 <= threshold <= 1.0:  # NaN fails this too
+        raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
+    check_min_answered(min_answered)
     prep = preprocessing if preprocessing is not None else bundle.preprocessing
     channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
     points = prep.apply(bundle.points, channel_axis)
+    if not np.isfinite(points).all():
+        raise UsageError(
+            f"the preprocessing {prep.to_json()} turns the fingerprint's points into NaN or infinity; "
+            "fix --input-scale/--mean/--std"
+        )
     points, steps = adapt_points(points, bundle, classifier, layout=layout, bgr=bgr)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
@@ -254,7 +264,8 @@ def audit(
     parts = _parts(bundle, indices == bundle.labels, valid)
     verdict: Verdict
     settled = SETTLED_VERDICTS.get(record.stopped_because) if record is not None else None
-    if answered < min_answered * queried or wrong_output:  # > 2 % out of range: no verdict on a guess
+    # nothing answered, too little, or > 2 % out of range: no verdict on a guess, whatever the options say
+    if answered == 0 or answered < min_answered * queried or wrong_output:
         verdict = "inconclusive"
     elif settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
         verdict = settled
@@ -307,6 +318,13 @@ def audit(
             else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
         },
     )
+
+
+def check_min_answered(value: float) -> None:
+    """``--min-answered`` is a fraction in (0, 1]: 0, a negative number or NaN would let an audit that got
+    no answers give a verdict."""
+    if not 0.0 < value <= 1.0:
+        raise UsageError(f"--min-answered must be a fraction in (0, 1], got {value!r}")
 
 
 def _ask(classifier: Classifier, points: FloatArray) -> Answers:
@@ -410,8 +428,9 @@ def audit_many(
     providers = options.get("providers", "auto")
     for suspect in suspects:
         classifier = as_classifier(
-            suspect, providers=providers, output_name=options.get("output_name"), num_classes=shared_classes(bundles)
-        )
+            suspect, providers=providers, output_name=options.get("output_name"), num_classes=shared_classes(bundles),
+            model_timeout=options.get("model_timeout"),
+        )  # fmt: skip
         settings = sequential_settings_for(classifier, sequential, sequential_settings)
         results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -25,15 +24,18 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ._version import __version__
-from .errors import BundleError, SignatureError
+from .errors import BundleError, SignatureError, UsageError
+from .files import check_writable_location, write_atomic
 from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
+from .text import shown
 from .types import FloatArray, InputSpec, LabelArray, Layout
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_HEADER_BYTES = 16 * 1024 * 1024
 SIGNATURE_FIELD = "signature"
 _DIGEST_DOMAIN = b"ipguard-onnx bundle digest v1\x00"
 _TENSORS = {"points": np.float32, "labels": np.int64, "domain_low": np.float32, "domain_high": np.float32}
@@ -364,6 +366,28 @@ class Bundle:
                 "domain_high": self.domain_high}  # fmt: skip
 
 
+def check_bundle_output(path: str | os.PathLike[str], option: str = "--output") -> None:
+    """A bundle may replace only a bundle: refuse a folder, a path under a file, or an existing file that
+    is not an ipguard-onnx bundle (a model, a report, a key) — before any work is done."""
+    target = Path(path)
+    check_writable_location(target, option)
+    if not target.exists():
+        return
+    try:
+        with target.open("rb") as handle:
+            head = handle.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header = json.loads(handle.read(size)) if 0 < size <= MAX_HEADER_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        header = None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        raise UsageError(
+            f"{option} {shown(os.fspath(path))} exists and is not an ipguard-onnx bundle: it is not replaced; "
+            "choose another path"
+        )
+
+
 def save_bundle(
     path: Path,
     tensors: Mapping[str, npt.NDArray[np.generic]],
@@ -387,15 +411,8 @@ def save_bundle(
     arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     signed[SIGNATURE_FIELD] = base64.b64encode(private_key.sign(canonical_digest(arrays, signed))).decode()
     payload = save(arrays, metadata=signed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-            handle.write(payload)
-            temporary = Path(handle.name)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise BundleError(f"cannot write the bundle to {path}: {exc.strerror}; choose a writable path") from None
+    check_bundle_output(path)
+    write_atomic(path, payload, option="the bundle")
     return signed["signer_key_id"]
 
 
@@ -405,11 +422,11 @@ def _read_header(data: bytes, path: Path) -> dict[str, object]:
             f"{path} is too short to be a fingerprint bundle; pass a .safetensors file from 'ipguard-onnx fingerprint'"
         )
     size = int.from_bytes(data[:8], "little")
-    if size > len(data) - 8 or size > 16 * 1024 * 1024:
+    if size > len(data) - 8 or size > MAX_HEADER_BYTES:
         raise BundleError(f"{path} has a header length ({size}) beyond the file; it is truncated or not a bundle")
     try:
         header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested for ever
         raise BundleError(f"{path} has an unreadable header; it is damaged or not a fingerprint bundle") from None
     if not isinstance(header, dict):
         raise BundleError(f"{path} has a malformed header; it is not a fingerprint bundle")
@@ -478,9 +495,9 @@ def _validated(
                 raise ValueError(f"{name} {value} outside (0, 1)")
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError, UsageError) as exc:
         raise BundleError(
-            f"{path} has missing or malformed metadata ({exc}); it was not written by ipguard-onnx"
+            f"{path} has missing or malformed metadata ({shown(str(exc))[:200]}); it was not written by ipguard-onnx"
         ) from None
     sample_shape, num_classes, threshold = record.input_shape, record.num_classes, record.threshold
     points, labels = tensors["points"], tensors["labels"]

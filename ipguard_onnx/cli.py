@@ -23,12 +23,16 @@ from typer._click.exceptions import ClickException  # typer's own (vendored) cli
 from typer.core import TyperGroup
 
 from . import requirements
-from .audit import Expectation
+from .audit import Expectation, check_min_answered
 from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
+from .files import check_outputs, check_writable_location, same_file, write_atomic
 from .models import Providers, WireProtocol
+from .models.bounded import model_timeout as bounded_timeout
+from .models.http import DEFAULT_DEADLINE
 from .report import AuditFormat, DocumentFormat
 from .search import METHODS, StartKind, TargetLabelRule
 from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
+from .text import shown
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -107,7 +111,7 @@ class _OneLineUsageErrors(TyperGroup):
                 context = getattr(error, "ctx", None)
                 hint = f" (see '{context.command_path} --help')" if context is not None else ""
                 stderr.print(
-                    f"[bold red]error:[/] {escape(error.format_message().replace('Value error, ', '') + hint)}",
+                    f"[bold red]error:[/] {escape(shown(error.format_message().replace('Value error, ', '') + hint))}",
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -155,6 +159,19 @@ VerdictErrorOption = Annotated[
     float, typer.Option(help="Sequential: chance that stopping early changes the verdict of asking every point.")
 ]
 """The sequential-audit options ``audit`` and ``scan`` share (``sequential``)."""
+ModelTimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds one run of an ONNX suspect may take; past it the suspect is stopped and fails "
+        "[default: $IPGUARD_ONNX_MODEL_TIMEOUT, else 120].",
+        show_default=False,
+    ),
+]
+DeadlineOption = Annotated[
+    float,
+    typer.Option(help="Seconds the audit of one remote API may take in all: requests, retries, waits."),
+]
+"""The deadlines ``audit`` and ``scan`` share (SECURITY.md "Deadlines")."""
 
 
 def _print_version(value: bool) -> None:
@@ -177,7 +194,8 @@ def _main(
 
 
 def _fatal(error: IPGuardError) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
+    # file names, URLs and metadata inside the message: escaped, never run as terminal codes or markup
+    stderr.print(f"[bold red]error:[/] {escape(shown(error))}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(error_exit_code(error)) from None
 
 
@@ -206,7 +224,7 @@ def _internal_error(error: BaseException) -> NoReturn:
 
         traceback.print_exception(error)
     where = f" ({type(error).__module__}.{type(error).__name__})" if type(error).__module__ != "builtins" else ""
-    text = " ".join(str(error).split())[:300] or type(error).__name__
+    text = shown(" ".join(str(error).split())[:300]) or type(error).__name__
     stderr.print(
         f"[bold red]internal error:[/] {escape(f'{type(error).__name__}: {text}{where}')}; this is a bug in ipguard-onnx or a "
         "dependency, not a verdict: rerun with --debug for the traceback and report it",
@@ -258,14 +276,20 @@ def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
 
 
 def _emit(text: str, output: Path | None) -> None:
-    """Machine output goes to --output or stdout."""
+    """Machine output goes to --output (written atomically) or stdout."""
     if output is None:
         sys.stdout.write(text + "\n")
         return
-    try:
-        output.write_text(text + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write --output {output}: {exc.strerror}") from None
+    write_atomic(output, (text + "\n").encode("utf-8"))
+
+
+def _local(references: Sequence[object]) -> list[tuple[str, Path]]:
+    """Suspects that are files (not URLs), named as inputs for ``check_outputs``."""
+    return [
+        ("a suspect", Path(os.fspath(r)))
+        for r in references
+        if isinstance(r, (str, os.PathLike)) and not os.fspath(r).startswith(("http://", "https://"))
+    ]
 
 
 @app.command()
@@ -285,7 +309,9 @@ def keygen(
         public = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
         pair = write_keypair(out, public, password=_password(), force=force)
         stderr.print(
-            f"private key {pair.private_path} (mode 0600)\npublic key  {pair.public_path}\nkey id      {pair.key_id}"
+            f"private key {escape(shown(pair.private_path))} (mode 0600)\npublic key  "
+            f"{escape(shown(pair.public_path))}\nkey id      {pair.key_id}",
+            highlight=False,
         )
 
 
@@ -382,6 +408,7 @@ def fingerprint(
     ] = DocumentFormat.text,
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
+    from .bundle import check_bundle_output
     from .fingerprint import FingerprintSettings
     from .fingerprint import fingerprint as run_fingerprint
     from .models import choose_input, describe_graph
@@ -412,10 +439,16 @@ def fingerprint(
             output_name=output_name,
         )
         settings.require_installed()
+        bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
+        check_outputs(
+            {"--output": bundle_path},
+            [("MODEL", model), ("--data", data), ("--key", key), ("--class-names", _names_file(class_names)),
+             *(("--reference", path) for path in reference or [])],
+        )  # fmt: skip
+        check_bundle_output(bundle_path)  # a bundle replaces only a bundle, and a path under a file fails now
         inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
         choose_input(inputs, model.name, input_shape=settings.input_shape)
         signing_key, key_note = _signing_key(key)
-        bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
         with _search_progress(settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
                 model,
@@ -430,7 +463,7 @@ def fingerprint(
         if output_format is DocumentFormat.json:
             _emit(fingerprint_json(result), None)
         if key_note:
-            stderr.print(key_note)
+            stderr.print(escape(shown(key_note)), highlight=False)
         render_fingerprint(result, stderr)
 
 
@@ -529,12 +562,22 @@ def _preprocessing(scale: float | None, mean: str | None, std: str | None) -> Pr
     return Preprocessing(1.0 if scale is None else scale, _floats(mean, "--mean"), _floats(std, "--std"))
 
 
+def _names_file(text: str | None) -> Path | None:
+    """``--class-names`` when it names a file (an input, never to be written over)."""
+    return Path(text) if text is not None and Path(text).is_file() else None
+
+
 def _class_names(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     path = Path(text)
     if path.is_file():
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        try:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"--class-names {shown(text)} could not be read as UTF-8 text ({type(error).__name__})"
+            ) from None
     else:
         names = [part.strip() for part in text.split(",")]
     if not all(names) or len(set(names)) != len(names):
@@ -589,7 +632,11 @@ def audit(
         WireProtocol, typer.Option(help="Remote API protocol: oip (KServe v2), simple JSON, or auto from the URL.")
     ] = WireProtocol.auto,
     batch_size: Annotated[int, typer.Option(help="Points per remote request.")] = 32,
-    timeout: Annotated[float, typer.Option(help="Seconds per remote request.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per remote request, in all (connect, send, every byte of the answer).")
+    ] = 10.0,
+    deadline: DeadlineOption = DEFAULT_DEADLINE,
+    model_timeout: ModelTimeoutOption = None,
     retries: Annotated[int, typer.Option(help="Retries of a failed remote request, with exponential backoff.")] = 2,
     max_queries: Annotated[int | None, typer.Option(help="Most points sent to a remote API (query budget).")] = None,
     input_name: Annotated[str | None, typer.Option(help="Remote OIP input name [default: from the server].")] = None,
@@ -636,6 +683,10 @@ def audit(
     from .report import audit_document, audit_json, audit_sarif, render_audit
 
     with _errors():
+        check_min_answered(min_answered)
+        bounded_timeout(model_timeout)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
         report_key = None
         if sign_report is not None:
             from .keys import load_private_key
@@ -646,6 +697,14 @@ def audit(
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
         preprocessing = _preprocessing(input_scale, mean, std)
+        bundle_paths = _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        check_outputs(
+            {"--output": output},
+            [*_local(suspects or []), *(("a fingerprint", path) for path in bundle_paths),
+             ("--trusted-key", trusted_key), ("--sign-report", sign_report)],
+        )  # fmt: skip
+        if output is not None:
+            check_writable_location(output, "--output")
         bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
         headers = headers_from_environment() if endpoints else {}
         targets: list[object] = list(suspects or [])
@@ -660,6 +719,7 @@ def audit(
                 retries=retries,
                 max_queries=max_queries,
                 headers=headers,
+                deadline=deadline,
             )  # fmt: skip
             for url in endpoints or []
         )
@@ -668,6 +728,7 @@ def audit(
             bundles, targets, threshold=threshold, providers=providers,
             preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
             suspect_layout=suspect_layout, bgr=bgr, sequential=sequential, sequential_settings=settings,
+            model_timeout=model_timeout,
         )  # fmt: skip
         if output_format is AuditFormat.json:
             document = audit_document(results)
@@ -708,6 +769,8 @@ def scan(
     sequential: SequentialOption = None,
     sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
     verdict_error: VerdictErrorOption = DEFAULT_VERDICT_ERROR,
+    deadline: DeadlineOption = DEFAULT_DEADLINE,
+    model_timeout: ModelTimeoutOption = None,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -731,11 +794,18 @@ def scan(
         references = _suspect_names(patterns, "suspect", recursive=True)
         if not references:
             raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
-        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
         options = ScanOptions(
             providers=providers, min_answered=min_answered, sequential=sequential,
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
+            deadline=deadline, model_timeout=model_timeout,
         )  # fmt: skip
+        check_outputs(
+            {"--output": output},
+            [*_local(references), *(("a fingerprint", path) for path in _bundle_paths(
+                fingerprint_paths or [], fingerprints_dir, licensees)),
+             *(("--manifest", path) for path in manifest or []), ("--trusted-key", trusted_key)],
+        )  # fmt: skip
+        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
         runner: Runner = run_in_process
         if ray is not None:
             from .fleet import ray_runner
@@ -857,7 +927,8 @@ def evaluate(
             raise UsageError(f"--r must be at least 1, got {steps}")
         if not positive or not negative:
             raise UsageError("evaluate needs at least one --positive and one --negative suspect")
-        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
         labelled: list[tuple[object, Group]] = []
         groups: tuple[tuple[Group, list[str], str], ...] = (
             ("positive", positive, "--positive"),
@@ -866,6 +937,15 @@ def evaluate(
         )
         for group, patterns, option in groups:
             labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))
+        check_outputs(
+            {"--output": output, "--plot": plot},
+            [("--fingerprint", fingerprint_path), ("--trusted-key", trusted_key),
+             *_local([suspect for suspect, _ in labelled])],
+        )  # fmt: skip
+        for path, option in ((output, "--output"), (plot, "--plot")):
+            if path is not None:
+                check_writable_location(path, option)
+        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
         evaluation = run_evaluate(
             bundle, labelled, threshold=threshold, r=steps, providers=providers, output_name=output_name
         )
@@ -908,6 +988,13 @@ def issue_command(
         requirements.surrogate_converter()  # before a key is made
         signing_key, key_note = _signing_key(key)
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
+        if registry.exists() and not registry.is_dir():
+            raise UsageError(f"--registry {shown(registry)} is a file; pass a folder for the licensee trigger sets")
+        check_outputs(
+            {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors"},
+            [("MODEL", model), ("--data", data), ("--key", key)],
+        )  # fmt: skip
+        check_writable_location(target, "--output")
         result = issue(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
             triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,
@@ -915,7 +1002,7 @@ def issue_command(
         if output_format is DocumentFormat.json:
             _emit(issued_json(result), None)
         if key_note:
-            stderr.print(key_note)
+            stderr.print(escape(shown(key_note)), highlight=False)
         render_issued(result, stderr if output_format is DocumentFormat.json else Console(highlight=False))
 
 
@@ -943,11 +1030,16 @@ def calibrate(
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
+    from .bundle import check_bundle_output
     from .calibrate import calibrate as run_calibrate
     from .report import calibration_json, render_calibration
 
     with _errors():
         suspects = _expand_suspects(negative or [], "--negative")
+        check_outputs({"--output": output}, [*_local(suspects), ("--key", key)])
+        if output is not None and not same_file(output, fingerprint_path):
+            check_outputs({"--output": output}, [("FINGERPRINT", fingerprint_path)])
+            check_bundle_output(output)
         signing_key, _ = _signing_key(key, create=False)
         result = run_calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
@@ -970,7 +1062,8 @@ def verify_report(
         checked = run_verify(report, trusted_key=_trusted(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
         Console(highlight=False).print(
-            f"[bold green]valid[/]: {checked.path} ({checked.results} result(s)) signed by {checked.signer_key_id} ({pin})"
+            f"[bold green]valid[/]: {escape(shown(checked.path))} ({checked.results} result(s)) signed by "
+            f"{escape(shown(checked.signer_key_id))} ({pin})"
         )
 
 

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import SignatureError, SigningKeyError
+from .text import shown
 
 PRIVATE_KEY_NAME = "signing-key.pem"
 PUBLIC_KEY_NAME = "signing-key.pub.pem"
@@ -48,26 +50,56 @@ class KeyPair:
 def write_keypair(
     private_path: Path, public_path: Path, *, password: bytes | None = None, force: bool = False
 ) -> KeyPair:
-    """Write a new Ed25519 key: the private PEM with mode 0600, the public PEM beside it."""
+    """Write a new Ed25519 key: the private PEM with mode 0600, the public PEM beside it.
+
+    Both or neither: each half goes to a temporary file first, and when the second cannot be put in
+    place the first is put back as it was (with ``force``, the old key survives a failed write)."""
     for path in (private_path, public_path):
+        if path.is_dir():
+            raise SigningKeyError(f"{shown(path)} is a folder; pass a file path for the key")
         if path.exists() and not force:
-            raise SigningKeyError(f"{path} already exists; pass --force to overwrite it or choose another path")
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    public_path.parent.mkdir(parents=True, exist_ok=True)
+            raise SigningKeyError(f"{shown(path)} already exists; pass --force to overwrite it or choose another path")
     key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    if private_path.exists():
-        private_path.unlink()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_pem)
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    public_path.write_bytes(public_pem)
+    staged: list[Path] = []
+    backup: Path | None = None
+    try:
+        for path, pem, mode in ((private_path, private_pem, 0o600), (public_path, public_pem, 0o644)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append(Path(name))
+            os.fchmod(descriptor, mode)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if private_path.exists():  # kept until the public half is in place too
+            backup = private_path.with_name(f".{private_path.name}.{os.getpid()}.old")
+            os.link(private_path, backup)
+        os.replace(staged[0], private_path)
+        try:
+            os.replace(staged[1], public_path)
+        except OSError:
+            if backup is not None:
+                os.replace(backup, private_path)
+                backup = None
+            else:
+                private_path.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise SigningKeyError(
+            f"cannot write the key pair {shown(private_path)} + {shown(public_path)}: "
+            f"{error.strerror or type(error).__name__}; no key was changed"
+        ) from None
+    finally:
+        for path in [*staged, *([backup] if backup is not None else [])]:
+            path.unlink(missing_ok=True)
     return KeyPair(private_path, public_path, key_id(key.public_key()))
 
 

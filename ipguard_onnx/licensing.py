@@ -310,52 +310,56 @@ def issue(
         max_epochs=max_epochs,
     )
     output_path = Path(output_path)
-    _export(module, x[:2], output_path, spec.name)
-    issued = OnnxClassifier(output_path, providers=providers, allow_spinning=False)
-    check = np.concatenate([x[held][:64], held_triggers[:64]])
-    with torch.no_grad():
-        expected = scores_of(module, torch.from_numpy(check), probabilities=False).numpy()
-    parity = parity_report(issued.scores(check), expected)
-    if not parity.ok:
-        output_path.unlink(missing_ok=True)
-        raise SurrogateError(
-            f"the exported copy disagrees with the fine-tuned model (max relative difference "
-            f"{parity.max_abs_difference:.1e}, labels agree {parity.label_agreement:.1%}); nothing was issued"
-        )
-    registry_points = held_triggers[:triggers]
-    registry_labels = held_trigger_labels[:triggers]
-    trigger_accuracy = float((issued.predict(registry_points) == registry_labels).mean())
-    original_agreement = float((original.predict(registry_points) == registry_labels).mean())
-    clean_agreement = float((issued.predict(x[held]) == original_labels[held]).mean())
-    before = after = None
-    if given_labels is not None:
-        before = float((original_labels[held] == given_labels[held]).mean())
-        after = float((issued.predict(x[held]) == given_labels[held]).mean())
-    null = round(min(0.5, max(original_agreement, 1.0 / classes) + 0.1), 6)
-    threshold = threshold_for(len(registry_points), null, LICENSEE_FALSE_ACCUSATION_RATE)
-    if threshold is None:
-        raise UsageError(f"{triggers} triggers cannot reach a false-accusation rate of 1e-6; pass more --triggers")
-    record = FingerprintRecord(
-        kind="licensee", target_file=original.name, target_sha256=original.sha256 or "", input_name=spec.name,
-        input_shape=spec.sample_shape, input_layout=spec.layout, input_dtype=spec.dtype,
-        output_name=original.output_spec.name, output_kind=original.output_spec.kind, num_classes=classes,
-        method="licensee triggers (Xue et al. 2020)", variant="licensee", threshold=min(threshold, 0.9),
-        domain=f"{domain[0]},{domain[1]}", null_agreement=null,
-        null_agreement_source=f"original model answers {original_agreement:.2%} of the triggers with these "
-        "labels; q0 = max(that, 1/classes) + 0.1, at most 0.5",
-        licence=LicenceRecord(
-            licensee=licensee, issued_file=output_path.name, issued_sha256=issued.sha256 or "",
-            triggers=len(registry_points), pattern_fraction=PATTERN_FRACTION,
-            trigger_accuracy=round(trigger_accuracy, 4), clean_agreement=round(clean_agreement, 4), epochs=epochs,
-        ),
-    )  # fmt: skip
-    tensors: dict[str, npt.NDArray[np.generic]] = {
-        "points": registry_points,
-        "labels": registry_labels,
-        "domain_low": low,
-        "domain_high": high,
-    }
-    signer = save_bundle(registry_bundle, tensors, record, signing_key)
+    staging = output_path.with_name(f".{output_path.name}.{os.getpid()}.staging.onnx")
+    try:  # the copy replaces --output only once its registry entry is signed: both or neither
+        _export(module, x[:2], staging, spec.name)
+        issued = OnnxClassifier(staging, providers=providers, allow_spinning=False)
+        check = np.concatenate([x[held][:64], held_triggers[:64]])
+        with torch.no_grad():
+            expected = scores_of(module, torch.from_numpy(check), probabilities=False).numpy()
+        parity = parity_report(issued.scores(check), expected)
+        if not parity.ok:
+            raise SurrogateError(
+                f"the exported copy disagrees with the fine-tuned model (max relative difference "
+                f"{parity.max_abs_difference:.1e}, labels agree {parity.label_agreement:.1%}); nothing was issued"
+            )
+        registry_points = held_triggers[:triggers]
+        registry_labels = held_trigger_labels[:triggers]
+        trigger_accuracy = float((issued.predict(registry_points) == registry_labels).mean())
+        original_agreement = float((original.predict(registry_points) == registry_labels).mean())
+        clean_agreement = float((issued.predict(x[held]) == original_labels[held]).mean())
+        before = after = None
+        if given_labels is not None:
+            before = float((original_labels[held] == given_labels[held]).mean())
+            after = float((issued.predict(x[held]) == given_labels[held]).mean())
+        null = round(min(0.5, max(original_agreement, 1.0 / classes) + 0.1), 6)
+        threshold = threshold_for(len(registry_points), null, LICENSEE_FALSE_ACCUSATION_RATE)
+        if threshold is None:
+            raise UsageError(f"{triggers} triggers cannot reach a false-accusation rate of 1e-6; pass more --triggers")
+        record = FingerprintRecord(
+            kind="licensee", target_file=original.name, target_sha256=original.sha256 or "", input_name=spec.name,
+            input_shape=spec.sample_shape, input_layout=spec.layout, input_dtype=spec.dtype,
+            output_name=original.output_spec.name, output_kind=original.output_spec.kind, num_classes=classes,
+            method="licensee triggers (Xue et al. 2020)", variant="licensee", threshold=min(threshold, 0.9),
+            domain=f"{domain[0]},{domain[1]}", null_agreement=null,
+            null_agreement_source=f"original model answers {original_agreement:.2%} of the triggers with these "
+            "labels; q0 = max(that, 1/classes) + 0.1, at most 0.5",
+            licence=LicenceRecord(
+                licensee=licensee, issued_file=output_path.name, issued_sha256=issued.sha256 or "",
+                triggers=len(registry_points), pattern_fraction=PATTERN_FRACTION,
+                trigger_accuracy=round(trigger_accuracy, 4), clean_agreement=round(clean_agreement, 4), epochs=epochs,
+            ),
+        )  # fmt: skip
+        tensors: dict[str, npt.NDArray[np.generic]] = {
+            "points": registry_points,
+            "labels": registry_labels,
+            "domain_low": low,
+            "domain_high": high,
+        }
+        signer = save_bundle(registry_bundle, tensors, record, signing_key)
+        os.replace(staging, output_path)
+    finally:
+        staging.unlink(missing_ok=True)
     return IssuedCopy(
         licensee=licensee,
         model_path=output_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,16 @@ class Preprocessing:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        """Every value finite, the scale and every std non-zero: a NaN here would turn every point into NaN."""
+        if not math.isfinite(self.scale) or self.scale == 0:
+            raise UsageError(f"--input-scale must be a finite, non-zero number, got {self.scale!r}")
+        for option, values in (("--mean", self.mean), ("--std", self.std)):
+            if not all(math.isfinite(value) for value in values):
+                raise UsageError(f"{option} values must be finite numbers, got {list(values)}")
+        if any(value == 0 for value in self.std):
+            raise UsageError("--std values must be non-zero")
+
     @property
     def is_identity(self) -> bool:
         return self.scale == 1.0 and not self.mean and not self.std
@@ -40,8 +51,6 @@ class Preprocessing:
     def apply(self, points: FloatArray, channel_axis: int) -> FloatArray:
         if self.is_identity:
             return points
-        if any(value == 0 for value in self.std):
-            raise UsageError("--std values must be non-zero")
         shape = [1] * points.ndim
         result = points * np.float32(self.scale)
         for values, operation in ((self.mean, np.subtract), (self.std, np.divide)):

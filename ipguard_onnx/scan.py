@@ -13,15 +13,18 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .audit import AuditResult, audit, sequential_settings_for, shared_classes
+from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes
 from .bundle import Bundle
 from .errors import IPGuardError, ScanError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
+from .models.bounded import model_timeout
+from .models.http import DEFAULT_DEADLINE
 from .sequential import SequentialSettings
+from .text import shown
 
 Status = Literal["ok", "error", "internal-error"]
 
@@ -35,6 +38,16 @@ class ScanOptions:
     sequential: bool | None = None
     """True for every suspect, False for none, None for remote APIs only (as ``audit``)."""
     sequential_settings: SequentialSettings = field(default_factory=SequentialSettings)
+    model_timeout: float | None = None
+    """Seconds one model run may take (``models.bounded``); a suspect past it is a failed suspect."""
+    deadline: float = DEFAULT_DEADLINE
+    """Seconds the audit of one remote API may take in all."""
+
+    def __post_init__(self) -> None:
+        check_min_answered(self.min_answered)
+        model_timeout(self.model_timeout)
+        if not 0 < self.deadline < float("inf"):
+            raise UsageError(f"--deadline must be a positive, finite number of seconds, got {self.deadline!r}")
 
 
 @dataclass(frozen=True)
@@ -126,9 +139,14 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
     bundle with the reason. Exceptions nobody planned become ``internal-error`` rows (never a verdict)."""
     try:
         classifier: Classifier = (
-            HttpClassifier(reference, headers=headers_from_environment())
+            HttpClassifier(reference, headers=headers_from_environment(), deadline=options.deadline)
             if reference.startswith(("http://", "https://"))
-            else as_classifier(reference, providers=options.providers, num_classes=shared_classes(bundles))
+            else as_classifier(
+                reference,
+                providers=options.providers,
+                num_classes=shared_classes(bundles),
+                model_timeout=options.model_timeout,
+            )  # fmt: skip
         )
     except IPGuardError as error:
         return [_failed(reference, bundle, "error", str(error)) for bundle in bundles]
@@ -150,41 +168,79 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
     return rows
 
 
+_ROW_START = '{"' + min(f.name for f in fields(ScanRow)) + '": '
+"""How every journal line begins (``ScanRow.to_json`` sorts its keys): a cut last line must begin so too."""
+
+
 class Journal:
-    """The JSON Lines file of a scan: read back for ``resume``, appended one suspect at a time."""
+    """The JSON Lines file of a scan: read back for ``resume``, appended one suspect at a time.
+
+    One writer at a time: the file is locked (``flock``) from opening to ``close``, and a second scan on
+    it stops with a one-line error. ``resume`` drops a last line cut by a crash only when it is the start
+    of a scan row; a file that is not a scan journal is never cut.
+    """
 
     def __init__(self, path: Path, *, resume: bool) -> None:
         self.path = path
         self.done: dict[tuple[str, str], ScanRow] = {}
         if path.exists() and not resume:
-            raise UsageError(f"{path} exists: pass --resume to continue that scan, or another --output")
+            raise UsageError(f"{shown(path)} exists: pass --resume to continue that scan, or another --output")
+        if path.is_dir():
+            raise UsageError(f"--output {shown(path)} is a folder; pass a file path for the scan journal")
         try:
-            if path.exists():
-                self._read()
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.open("a", encoding="utf-8").close()  # writable before any work is done
+            self._handle = path.open("ab")  # writable before any work is done
         except OSError as error:
             raise ScanError(
-                f"the scan journal {path} cannot be used ({type(error).__name__}: {error.strerror or error}); "
-                "pass a writable file path to --output"
+                f"the scan journal {shown(path)} cannot be used ({type(error).__name__}: "
+                f"{error.strerror or error}); pass a writable file path to --output"
             ) from None
+        try:
+            self._lock()
+            self._read()
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        try:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ScanError(
+                f"the scan journal {shown(self.path)} is being written by another scan; wait for it to end "
+                "(or stop it), then rerun with --resume"
+            ) from None
+
+    def close(self) -> None:
+        """Release the journal (and its lock)."""
+        self._handle.close()
 
     def _read(self) -> None:
         raw = self.path.read_bytes()
-        complete = raw[: raw.rfind(b"\n") + 1]  # a line cut by a crash is dropped, and its pair re-run
+        complete = raw[: raw.rfind(b"\n") + 1]
+        tail = raw[len(complete) :].decode("utf-8", errors="replace")
+        if tail and not (tail.startswith(_ROW_START) or _ROW_START.startswith(tail)):
+            raise UsageError(
+                f"{shown(self.path)} is not a scan journal (its last line is no scan result); "
+                "pass a scan's own --output to --resume"
+            )
         for number, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 row = ScanRow.from_json(line)
-            except (ValueError, TypeError) as error:
+            except (ValueError, TypeError, RecursionError) as error:
                 raise UsageError(
-                    f"{self.path} line {number} is not a scan result ({error}); pass a scan's own --output to --resume"
+                    f"{shown(self.path)} line {number} is not a scan result ({shown(error)[:120]}); "
+                    "pass a scan's own --output to --resume"
                 ) from None
             self.done[row.key] = row
-        if len(complete) != len(raw):
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(complete))
+        if tail:  # a line cut by a crash is dropped, and its pair re-run
+            self._handle.truncate(len(complete))
 
     def missing(self, reference: str, bundles: Sequence[Bundle]) -> list[Bundle]:
         return [bundle for bundle in bundles if (reference, bundle.sha256) not in self.done]
@@ -194,14 +250,14 @@ class Journal:
         if not fresh:
             return 0
         try:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(row.to_json() + "\n" for row in fresh))
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._handle.write("".join(row.to_json() + "\n" for row in fresh).encode("utf-8"))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
         except OSError as error:
             raise ScanError(
-                f"writing the scan journal {self.path} failed ({type(error).__name__}: {error.strerror or error}); "
-                "the results before it are kept: free the space or fix the path, then rerun with --resume"
+                f"writing the scan journal {shown(self.path)} failed ({type(error).__name__}: "
+                f"{error.strerror or error}); the results before it are kept: free the space or fix the path, "
+                "then rerun with --resume"
             ) from None
         for row in fresh:
             self.done[row.key] = row
@@ -242,11 +298,14 @@ def scan(
     already = len(references) * len(bundles) - sum(len(missing) for _, missing in work)
     written = 0
     first = 0.0
-    for finished, rows in enumerate(runner(work, options), start=1):
-        written += journal.write(rows)
-        first = first or time.perf_counter() - started
-        if progress is not None:
-            progress(finished, len(work))
+    try:
+        for finished, rows in enumerate(runner(work, options), start=1):
+            written += journal.write(rows)
+            first = first or time.perf_counter() - started
+            if progress is not None:
+                progress(finished, len(work))
+    finally:
+        journal.close()
     wanted = {(ref, bundle.sha256) for ref in references for bundle in bundles}
     rows_now = [row for key, row in journal.done.items() if key in wanted]
     return ScanSummary(

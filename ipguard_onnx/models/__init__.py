@@ -55,22 +55,30 @@ __all__ = [
 
 
 def as_classifier(
-    suspect: object, *, providers: str = "auto", output_name: str | None = None, num_classes: int | None = None
+    suspect: object,
+    *,
+    providers: str = "auto",
+    output_name: str | None = None,
+    num_classes: int | None = None,
+    model_timeout: float | None = None,
 ) -> Classifier:
     """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
 
     For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
-    guides the automatic choice among several outputs.
+    guides the automatic choice among several outputs; ``model_timeout`` bounds each run (``bounded``).
     """
     if isinstance(suspect, Classifier):
         return suspect
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxClassifier(
-            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes
-        )
+            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,
+            timeout=model_timeout,
+        )  # fmt: skip
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
-        return OnnxClassifier(suspect, role="suspect", output_name=output_name, num_classes=num_classes)
+        return OnnxClassifier(
+            suspect, role="suspect", output_name=output_name, num_classes=num_classes, timeout=model_timeout
+        )
     if callable(suspect):
         return CallableClassifier(suspect)
     raise AuditError(

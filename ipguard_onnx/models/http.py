@@ -84,11 +84,17 @@ def headers_from_environment() -> dict[str, str]:
     if extra:
         try:
             parsed = json.loads(extra)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             parsed = None
         if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
             raise UsageError(f'{HEADERS_VARIABLE} must be a JSON object of strings, e.g. {{"X-Api-Key": "..."}}')
         headers.update(parsed)
+    for name, value in headers.items():  # a line break would smuggle a header or a request into the stream
+        if not name or not name.isprintable() or ":" in name or " " in name or not value.isprintable():
+            raise UsageError(
+                f"the HTTP header {shown(name)[:40]!r} from {TOKEN_VARIABLE}/{HEADERS_VARIABLE} holds control "
+                "characters or is not a valid header name"
+            )
     return headers
 
 
@@ -186,8 +192,10 @@ class HttpClassifier(Classifier):
         deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"--endpoint must be an http(s) URL, got {shown(url)!r}")
+        if parts.scheme not in ("http", "https") or not parts.netloc or not url.isprintable() or " " in url:
+            raise UsageError(
+                f"--endpoint must be an http(s) URL without spaces or control characters, got {shown(url)!r}"
+            )
         if batch_size < 1 or retries < 0 or (max_queries is not None and max_queries < 0):
             raise UsageError("--batch-size must be positive, --retries and --max-queries ≥ 0")
         for option, value in (("--timeout", timeout), ("--deadline", deadline)):
@@ -312,7 +320,7 @@ class HttpClassifier(Classifier):
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Skip(f"timeout after {limit:g} s", retry=True) from None
             raise _Skip(f"connection failed: {shown(reason)}", retry=True) from None
-        except (ConnectionError, OSError, http_client_errors()) as error:
+        except (ConnectionError, OSError, ValueError, http_client_errors()) as error:
             raise _Skip(f"connection failed: {type(error).__name__}", retry=True) from None
 
     def _with_retries(self, chunk: FloatArray) -> Answers:
