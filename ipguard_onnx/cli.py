@@ -1109,8 +1109,11 @@ def main() -> None:
     _debug["on"] = "--debug" in sys.argv[1:]
     try:
         _only_the_invoked_command(sys.argv[1:])()
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
         raise
+    except KeyboardInterrupt:  # Ctrl-C before a command took over (while importing): one line, exit 130
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
     except Exception as error:
         try:
             _internal_error(error)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..deadlines import DeadlinePassed, call_bounded
-from ..errors import UsageError
+from ..errors import UnsupportedModelError, UsageError
 from ..text import shown
 from ..types import MAX_SAMPLE_VALUES, Answers, FloatArray, InputSpec, guess_layout
 from .base import Classifier, from_labels, from_scores, unanswered
@@ -256,7 +256,7 @@ class HttpClassifier(Classifier):
         ):
             sample = tuple(int(d) for d in shape[1:])
             if math.prod(sample) > MAX_SAMPLE_VALUES:  # capped like an ONNX input: no 335 GiB of points
-                raise UsageError(
+                raise UnsupportedModelError(
                     f"{shown(self.url)} declares an input of {math.prod(sample):,} values per point (shape "
                     f"{list(sample)[:8]}), more than the {MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
                 )
