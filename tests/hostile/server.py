@@ -35,7 +35,6 @@ class Hostile:
 class HostileServer:
     def __init__(self, hostile: Hostile) -> None:
         self.hostile = hostile
-        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_scan_records_a_hanging_suspect_as_failed_and_never_retries_it(
     assert len(journal_lines(journal)) == 2  # each pair once: the hanging suspect is not run again
 
 
-def _endpoint_audit(run_cli: RunCli, zoo: Zoo, url: str, *options: object) -> tuple[float, dict[str, object]]:
+def _endpoint_audit(run_cli: RunCli, zoo: Zoo, url: str, *options: object) -> tuple[float, dict[str, Any]]:
     started = time.monotonic()
     result = run_cli("audit", "--endpoint", url, "-f", zoo.bundle, "--format", "json", "--no-sequential", *options)
     elapsed = time.monotonic() - started
@@ -90,7 +91,7 @@ def test_an_api_that_drips_is_cut_off_at_the_timeout(run_cli: RunCli, zoo: Zoo, 
             run_cli, zoo, f"{server.base}/predict", "--timeout", 1, "--retries", 0, "--batch-size", 100
         )
     assert elapsed < 1 + SLACK
-    assert any("timeout" in reason for reason in row["skipped_reasons"])  # type: ignore[union-attr]
+    assert any("timeout" in reason for reason in row["skipped_reasons"])
 
 
 def test_retry_after_waits_count_against_the_deadline(run_cli: RunCli, zoo: Zoo) -> None:
@@ -100,7 +101,7 @@ def test_retry_after_waits_count_against_the_deadline(run_cli: RunCli, zoo: Zoo)
             run_cli, zoo, f"{server.base}/predict", "--deadline", 3, "--retries", 10, "--batch-size", 10
         )
     assert elapsed < 3 + SLACK
-    assert any("deadline" in reason for reason in row["skipped_reasons"])  # type: ignore[union-attr]
+    assert any("deadline" in reason for reason in row["skipped_reasons"])
 
 
 def test_the_total_deadline_bounds_many_slow_requests(run_cli: RunCli, zoo: Zoo) -> None:
@@ -110,7 +111,7 @@ def test_the_total_deadline_bounds_many_slow_requests(run_cli: RunCli, zoo: Zoo)
             "--batch-size", 10,
         )  # fmt: skip  # ten requests of 2 s each would take 20 s
     assert elapsed < 3 + SLACK
-    assert any("--deadline" in reason for reason in row["skipped_reasons"])  # type: ignore[union-attr]
+    assert any("--deadline" in reason for reason in row["skipped_reasons"])
 
 
 def test_one_journal_has_one_writer(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
