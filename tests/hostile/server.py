@@ -20,7 +20,8 @@ DRIP_LIMIT_SECONDS = 30.0
 @dataclass
 class Hostile:
     mode: str = "json"
-    """json (``body``), drip-status, drip-body, retry-after, redirect."""
+    """json (``body``), drip-status, drip-body, retry-after, redirect (``/old…`` to ``location``, the rest
+    answered with ``body``)."""
     body: Any = None
     status: int = 200
     interval: float = 0.2
@@ -88,7 +89,7 @@ class HostileServer:
                     self._drip(b"[" * 100_000)
                 elif mode == "retry-after":
                     self._json(503, {"error": "busy"}, {"Retry-After": "60"})
-                elif mode == "redirect":
+                elif mode == "redirect" and self.path.startswith("/old"):
                     self._json(hostile.redirect_status, {}, {"Location": hostile.location})
                 else:
                     self._json(hostile.status, hostile.body)

@@ -1,0 +1,99 @@
+"""No verdict from garbage: NaN answers, NaN options and no answers at all are never a match or a no-match."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ipguard_onnx import audit, load_bundle
+from ipguard_onnx.cli import ExitCode
+
+from ..conftest import RunCli, Zoo, one_line_error
+from .artifacts import nan_model
+from .server import Hostile, HostileServer
+
+
+def test_an_onnx_suspect_answering_nan_is_unanswered(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
+    result = run_cli("audit", nan_model(tmp_path / "nan.onnx"), "-f", zoo.bundle, "--format", "json")
+    assert result.code == ExitCode.input, result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "inconclusive" and row["points_skipped"] == row["points_queried"]
+    assert any("non-finite" in reason for reason in row["skipped_reasons"])
+
+
+def test_a_callable_answering_nan_on_some_points_loses_only_those(zoo: Zoo) -> None:
+    bundle = load_bundle(zoo.bundle)
+    truth = np.eye(bundle.num_classes, dtype=np.float32)[bundle.labels]
+
+    def half_nan(points: np.ndarray) -> np.ndarray:
+        rows = truth[: len(points)].copy()
+        rows[::2] = np.nan
+        return rows
+
+    result = audit(bundle, half_nan)
+    assert result.points_skipped == (len(bundle.points) + 1) // 2
+    assert result.verdict == "inconclusive"  # half answered < the 80 % an audit needs
+    assert result.points_matched == len(bundle.points) // 2  # the finite rows still count, as what they are
+
+
+def test_an_api_answering_nan_scores_gives_no_verdict(run_cli: RunCli, zoo: Zoo) -> None:
+    points = len(load_bundle(zoo.bundle).points)
+    body = b'{"predictions": [' + b",".join([b"[NaN, Infinity, 0.5]"] * points) + b"]}"
+    with HostileServer(Hostile(body=body)) as server:
+        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--no-sequential",
+                         "--batch-size", points, "--format", "json")  # fmt: skip
+    assert result.code == ExitCode.input, result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "inconclusive" and any("non-finite" in r for r in row["skipped_reasons"])
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "1.5", "inf"])
+@pytest.mark.parametrize("command", ["audit", "scan"])
+def test_min_answered_must_be_a_fraction(run_cli: RunCli, zoo: Zoo, tmp_path: Path, command: str, value: str) -> None:
+    extra = ["-o", tmp_path / "scan.jsonl"] if command == "scan" else []
+    result = run_cli(command, zoo.target, "-f", zoo.bundle, "--min-answered", value, *extra)
+    assert result.code == ExitCode.usage
+    assert "--min-answered must be a fraction" in one_line_error(result)
+    assert not (tmp_path / "scan.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--input-scale", "nan", "--input-scale"), ("--input-scale", "0", "--input-scale"),
+     ("--mean", "nan", "--mean"), ("--std", "inf", "--std"), ("--std", "0", "--std"),
+     ("--input-scale", "1e39", "NaN or infinity"), ("--threshold", "nan", "--threshold"),
+     ("--model-timeout", "nan", "--model-timeout"), ("--model-timeout", "0", "--model-timeout"),
+     ("--deadline", "inf", "--deadline"), ("--timeout", "nan", "--timeout")],
+)  # fmt: skip
+def test_every_numeric_option_is_checked_before_use(
+    run_cli: RunCli, zoo: Zoo, option: str, value: str, message: str
+) -> None:
+    """`--input-scale nan` once turned a 99 % copy into NO MATCH (exit 0)."""
+    arguments: list[object] = ["audit", zoo.target, "-f", zoo.bundle, option, value]
+    if option in ("--deadline", "--timeout"):
+        arguments = ["audit", "--endpoint", "http://127.0.0.1:9/predict", "-f", zoo.bundle, option, value]
+    result = run_cli(*arguments)
+    assert result.code == ExitCode.usage, result.stderr
+    assert message in one_line_error(result)
+
+
+def test_fingerprint_refuses_a_nan_recording_before_any_work(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
+    result = run_cli("fingerprint", zoo.target, "--input-scale", "nan", "-o", tmp_path / "fp.safetensors")
+    assert result.code == ExitCode.usage
+    assert "--input-scale" in one_line_error(result)
+    assert not (tmp_path / "fp.safetensors").exists()
+
+
+@pytest.mark.parametrize("min_answered", ["1e-9", "0.8"])
+def test_an_api_that_never_answers_is_inconclusive_for_any_min_answered(
+    run_cli: RunCli, zoo: Zoo, min_answered: str
+) -> None:
+    with HostileServer(Hostile(status=500, body={"error": "down"})) as server:
+        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--retries", 0,
+                         "--min-answered", min_answered, "--format", "json")  # fmt: skip
+    assert result.code == ExitCode.input, result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "inconclusive" and row["points_skipped"] == row["points_queried"]
