@@ -513,6 +513,11 @@ def _validated(
         raise BundleError(f"{path} has labels outside 0..{num_classes - 1}; it is damaged")
     if not 0.0 <= threshold <= 1.0:
         raise BundleError(f"{path} has threshold {threshold} outside [0, 1]")
+    if num_classes < 2:  # with one class every answer would agree
+        raise BundleError(f"{path} declares {num_classes} class(es); a classifier has at least 2")
+    low, high = tensors["domain_low"], tensors["domain_high"]
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise BundleError(f"{path} has a non-finite input domain; it is damaged")
     return Bundle(
         points=np.asarray(points, dtype=np.float32),
         labels=np.asarray(labels, dtype=np.int64),

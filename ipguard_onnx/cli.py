@@ -7,6 +7,7 @@ the exit codes are decided here (``ExitCode``, README "Exit codes"), not in the 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 import warnings
@@ -146,7 +147,7 @@ LicenseesOption = Annotated[
     Path | None,
     typer.Option(help="A licensee registry (from 'issue'): name the licensee whose secret triggers match."),
 ]
-"""The bundle options ``audit`` and ``scan`` share (``_load_bundles``)."""
+"""The bundle options ``audit`` and ``scan`` share (``_bundle_paths``, ``_load_bundles``)."""
 SequentialOption = Annotated[
     bool | None,
     typer.Option(
@@ -271,7 +272,9 @@ def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
-        raise UsageError(f"--domain expects LOW,HIGH (e.g. 0,1) or 'data', got {text!r}") from None
+        raise UsageError(f"--domain expects LOW,HIGH (e.g. 0,1) or 'data', got {shown(text)!r}") from None
+    if not -math.inf < low < high < math.inf:  # NaN and infinite bounds fail too
+        raise UsageError(f"--domain needs finite LOW < HIGH, got {shown(text)!r}")
     return (low, high)
 
 
@@ -489,8 +492,8 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
                     bar.reset(task, total=n, iteration=0, description="boundary search")
                 bar.update(task, completed=min(done, n), iteration=iteration)
 
-            def phase(text: str) -> None:
-                bar.update(task, description=text[:60])
+            def phase(text: str) -> None:  # may quote the model (operator names): escaped
+                bar.update(task, description=escape(shown(text[:60])))
 
             yield update, phase
         return
@@ -520,7 +523,7 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
         state["iteration"], state["done"] = iteration, done
 
     def announce(text: str) -> None:  # shown by the next beat: a command that fails fast prints no progress
-        phase_now[0], state["iteration"] = text, -1
+        phase_now[0], state["iteration"] = shown(text), -1
 
     ticker = threading.Thread(target=beat, name="ipguard-progress", daemon=True)
     ticker.start()
@@ -585,14 +588,12 @@ def _class_names(text: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _load_bundles(
-    fingerprints: list[Path], folder: Path | None, licensees: Path | None, trusted_key: Path | None
-) -> list[Bundle]:
-    """``-f`` files, a ``--fingerprints`` folder and a ``--licensees`` registry, each verified (and pinned)."""
+def _load_bundles(paths: Sequence[Path], trusted_key: Path | None) -> list[Bundle]:
+    """The bundles (``_bundle_paths``), each verified (and pinned to ``--trusted-key``)."""
     from .bundle import load_bundle
 
     pinned = _trusted(trusted_key)
-    return [load_bundle(path, trusted_key=pinned) for path in _bundle_paths(fingerprints, folder, licensees)]
+    return [load_bundle(path, trusted_key=pinned) for path in paths]
 
 
 def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path | None = None) -> list[Path]:
@@ -705,7 +706,7 @@ def audit(
         )  # fmt: skip
         if output is not None:
             check_writable_location(output, "--output")
-        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
+        bundles = _load_bundles(bundle_paths, trusted_key)
         headers = headers_from_environment() if endpoints else {}
         targets: list[object] = list(suspects or [])
         targets.extend(
@@ -799,13 +800,13 @@ def scan(
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
             deadline=deadline, model_timeout=model_timeout,
         )  # fmt: skip
+        bundle_paths = _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
         check_outputs(
             {"--output": output},
-            [*_local(references), *(("a fingerprint", path) for path in _bundle_paths(
-                fingerprint_paths or [], fingerprints_dir, licensees)),
+            [*_local(references), *(("a fingerprint", path) for path in bundle_paths),
              *(("--manifest", path) for path in manifest or []), ("--trusted-key", trusted_key)],
         )  # fmt: skip
-        bundles = _load_bundles(fingerprint_paths or [], fingerprints_dir, licensees, trusted_key)
+        bundles = _load_bundles(bundle_paths, trusted_key)
         runner: Runner = run_in_process
         if ray is not None:
             from .fleet import ray_runner

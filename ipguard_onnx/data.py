@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
+from .files import check_regular_file
 from .types import FloatArray, InputSpec, LabelArray
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -62,6 +63,7 @@ def data_sample_shape(path: Path) -> tuple[int, ...]:
 
 
 def _load_numpy(path: Path) -> np.ndarray:
+    check_regular_file(path, "--data")
     try:
         array: np.ndarray = np.load(path, allow_pickle=False)
         return array
@@ -72,6 +74,7 @@ def _load_numpy(path: Path) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> np.ndarray:
+    check_regular_file(path, "--data")
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
@@ -86,7 +89,7 @@ def _load_npz(path: Path) -> np.ndarray:
 
 
 def _load_images(folder: Path, spec: InputSpec) -> np.ndarray:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise UsageError(f"--data {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if spec.layout == "ND":
@@ -107,8 +110,8 @@ def _load_images(folder: Path, spec: InputSpec) -> np.ndarray:
         try:
             with Image.open(file) as image:
                 pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32) / 255.0
-        except OSError:
-            raise UsageError(f"--data: {file} is not a readable image") from None
+        except (OSError, ValueError, Image.DecompressionBombError):  # a bomb is an input error, not a crash
+            raise UsageError(f"--data: {file} is not a readable image (or too large to decode)") from None
         pixels = pixels.reshape(height, width, channels)
         samples.append(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels)
     return np.stack(samples)

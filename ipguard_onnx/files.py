@@ -65,11 +65,26 @@ def check_writable_location(path: PathLike, option: str) -> None:
             return
 
 
+def check_regular_file(path: PathLike, option: str) -> None:
+    """Refuse an input that exists but is no regular file or folder (a FIFO, a device): reading it could
+    wait for ever."""
+    target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise UsageError(f"{option} {shown(os.fspath(path))} is not a regular file (a pipe or a device); pass a file")
+
+
 def write_atomic(path: PathLike, data: bytes, *, option: str = "--output", mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in its folder: readers see the old file or the
     new one, never half of it, and a failure leaves the old file as it was."""
     target = Path(path)
     check_writable_location(target, option)
+    if target.is_char_device():  # /dev/stdout, /dev/null: written as a stream, there is nothing to replace
+        try:
+            with target.open("wb") as stream:
+                stream.write(data)
+        except OSError as error:
+            raise UsageError(f"cannot write {option} {shown(os.fspath(path))}: {error.strerror}") from None
+        return
     temporary: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

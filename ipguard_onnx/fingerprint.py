@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -107,8 +108,8 @@ class FingerprintSettings:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise UsageError(f"--n must be at least 1, got {self.n}")
-        if self.k is not None and self.k < 0:
-            raise UsageError(f"--k must be ≥ 0 (a margin in logits), got {self.k}")
+        if self.k is not None and not 0 <= self.k < math.inf:  # NaN fails too
+            raise UsageError(f"--k must be a finite number ≥ 0 (a margin in logits), got {self.k}")
         if not 0.0 <= self.threshold <= 1.0:
             raise UsageError(f"--threshold must lie in [0, 1], got {self.threshold}")
         if self.max_iterations < 1:
@@ -125,10 +126,12 @@ class FingerprintSettings:
             raise UsageError("--students adds positives to the --unique panel; use it with --unique")
         if not 0.0 <= self.mistakes <= 1.0:
             raise UsageError(f"--mistakes is a share of --n and must lie in [0, 1], got {self.mistakes}")
-        if self.epsilon <= 0:
-            raise UsageError(f"--epsilon must be positive, got {self.epsilon}")
-        if isinstance(self.domain, tuple) and not self.domain[0] < self.domain[1]:
-            raise UsageError(f"--domain needs LOW < HIGH, got {self.domain[0]},{self.domain[1]}")
+        if not 0 < self.epsilon < math.inf:
+            raise UsageError(f"--epsilon must be a positive, finite number, got {self.epsilon}")
+        if not 0 < self.learning_rate < math.inf:
+            raise UsageError(f"--learning-rate must be a positive, finite number, got {self.learning_rate}")
+        if isinstance(self.domain, tuple) and not -math.inf < self.domain[0] < self.domain[1] < math.inf:
+            raise UsageError(f"--domain needs finite LOW < HIGH, got {self.domain[0]},{self.domain[1]}")
 
     @property
     def suffix(self) -> str:

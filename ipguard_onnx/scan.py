@@ -20,6 +20,7 @@ from typing import Literal
 from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes
 from .bundle import Bundle
 from .errors import IPGuardError, ScanError, UsageError
+from .files import check_regular_file
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
 from .models.bounded import model_timeout
 from .models.http import DEFAULT_DEADLINE
@@ -187,6 +188,7 @@ class Journal:
             raise UsageError(f"{shown(path)} exists: pass --resume to continue that scan, or another --output")
         if path.is_dir():
             raise UsageError(f"--output {shown(path)} is a folder; pass a file path for the scan journal")
+        check_regular_file(path, "--output")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("ab")  # writable before any work is done
@@ -320,6 +322,7 @@ def scan(
 def read_manifest(path: Path) -> list[str]:
     """A manifest: one suspect per line (path, glob, folder or URL); blank lines and ``#`` comments skipped.
     Relative paths are relative to the manifest's folder."""
+    check_regular_file(path, "--manifest")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
