@@ -97,3 +97,65 @@ def test_an_api_that_never_answers_is_inconclusive_for_any_min_answered(
     assert result.code == ExitCode.input, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["verdict"] == "inconclusive" and row["points_skipped"] == row["points_queried"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--k", "nan"), ("--k", "inf"), ("--epsilon", "nan"), ("--learning-rate", "nan"), ("--threshold", "nan"),
+     ("--domain", "nan,1"), ("--domain", "-inf,inf"), ("--mistakes", "nan")],
+)  # fmt: skip
+def test_fingerprint_options_must_be_finite(run_cli: RunCli, zoo: Zoo, tmp_path: Path, option: str, value: str) -> None:
+    result = run_cli("fingerprint", zoo.target, option, value, "-o", tmp_path / "fp.safetensors")
+    assert result.code == ExitCode.usage, result.stderr
+    assert option in one_line_error(result)
+    assert not (tmp_path / "fp.safetensors").exists()
+
+
+@pytest.mark.parametrize("change", ["one class", "infinite domain", "nan preprocessing", "nan threshold"])
+def test_a_signed_setting_out_of_range_is_a_malformed_bundle(
+    run_cli: RunCli, zoo: Zoo, tmp_path: Path, change: str
+) -> None:
+    """Signed by the owner's own key, yet no audit may rest on it: validated like an option."""
+    import dataclasses
+
+    from ipguard_onnx.bundle import save_bundle
+    from ipguard_onnx.keys import load_private_key
+
+    bundle = load_bundle(zoo.bundle)
+    tensors = dict(bundle.tensors())
+    record = bundle.record
+    if change == "one class":
+        tensors["labels"] = np.zeros_like(bundle.labels)
+        record = dataclasses.replace(record, num_classes=1)
+    elif change == "infinite domain":
+        tensors["domain_high"] = np.full_like(bundle.domain_high, np.inf)
+    path = tmp_path / "odd.safetensors"
+    save_bundle(path, tensors, record, load_private_key(zoo.private_key))
+    if change == "nan preprocessing":
+        _resign_with(path, "preprocessing", '{"mean": [], "scale": NaN, "std": []}', zoo)
+    elif change == "nan threshold":
+        _resign_with(path, "threshold", "nan", zoo)
+    assert run_cli("inspect", zoo.bundle).code == 0
+    result = run_cli("audit", zoo.target, "-f", path)
+    assert result.code == ExitCode.input, result.stderr
+    assert "odd.safetensors" in one_line_error(result)
+
+
+def _resign_with(path: Path, key: str, value: str, zoo: Zoo) -> None:
+    """Rewrite one metadata field and sign again with the owner's key (what a buggy signer could do)."""
+    import base64
+
+    from safetensors.numpy import load, save
+
+    from ipguard_onnx.bundle import SIGNATURE_FIELD, canonical_digest
+    from ipguard_onnx.keys import load_private_key
+
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    metadata = dict(json.loads(data[8 : 8 + size])["__metadata__"])
+    tensors = load(data)
+    metadata[key] = value
+    metadata.pop(SIGNATURE_FIELD)
+    signature = load_private_key(zoo.private_key).sign(canonical_digest(tensors, metadata))
+    metadata[SIGNATURE_FIELD] = base64.b64encode(signature).decode()
+    path.write_bytes(save(tensors, metadata=metadata))

@@ -105,3 +105,22 @@ def test_class_names_that_are_not_text(run_cli: RunCli, zoo: Zoo, tmp_path: Path
     result = run_cli("fingerprint", zoo.target, "--class-names", names, "-o", tmp_path / "fp.safetensors")
     assert result.code == ExitCode.usage
     assert "UTF-8" in one_line_error(result)
+
+
+@pytest.mark.parametrize("role", ["--manifest", "journal", "--data"])
+def test_a_pipe_is_refused_not_waited_on(run_cli: RunCli, zoo: Zoo, tmp_path: Path, role: str) -> None:
+    """Reading a FIFO nobody writes to would wait for ever."""
+    import os
+
+    pipe = tmp_path / ("pipe.npz" if role == "--data" else "pipe.txt")
+    os.mkfifo(pipe)
+    arguments: list[object] = {
+        "--manifest": ["scan", "--manifest", pipe, "-f", zoo.bundle, "-o", tmp_path / "scan.jsonl"],
+        "journal": ["scan", zoo.target, "-f", zoo.bundle, "-o", pipe, "--resume"],
+        "--data": ["fingerprint", zoo.target, "--data", pipe, "--input-shape", "1,8,8", "-o", tmp_path / "f.st"],
+    }[role]
+    started = time.monotonic()
+    result = run_cli(*arguments)
+    assert time.monotonic() - started < 30
+    assert result.code == ExitCode.usage, result.stderr
+    assert "not a regular file" in one_line_error(result)
