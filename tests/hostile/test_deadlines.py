@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -72,46 +71,31 @@ def test_scan_records_a_hanging_suspect_as_failed_and_never_retries_it(
     assert len(journal_lines(journal)) == 2  # each pair once: the hanging suspect is not run again
 
 
-def _endpoint_audit(run_cli: RunCli, zoo: Zoo, url: str, *options: object) -> tuple[float, dict[str, Any]]:
-    started = time.monotonic()
-    result = run_cli("audit", "--endpoint", url, "-f", zoo.bundle, "--format", "json", "--no-sequential", *options)
-    elapsed = time.monotonic() - started
-    assert result.code == ExitCode.input, result.stderr  # inconclusive: no verdict from no answers
-    document = json.loads(result.stdout)
-    (row,) = document["results"]
-    assert row["verdict"] == "inconclusive"
-    return elapsed, row
+SLOW_APIS = [
+    # one byte every 0.2 s beats any per-read timeout: --timeout bounds the whole request
+    ("drip-status", ["--timeout", 1, "--retries", 0, "--batch-size", 100], 1, "timeout"),
+    ("drip-body", ["--timeout", 1, "--retries", 0, "--batch-size", 100], 1, "timeout"),
+    # Retry-After: 60 on every answer: the audit ends at --deadline, not after 40 minutes of waits
+    ("retry-after", ["--deadline", 3, "--retries", 10, "--batch-size", 10], 3, "deadline"),
+    # ten requests of 2 s each would take 20 s: the total deadline ends them at 3 s
+    ("drip-body", ["--timeout", 2, "--deadline", 3, "--retries", 0, "--batch-size", 10], 3, "--deadline"),
+]
 
 
-@pytest.mark.parametrize("mode", ["drip-status", "drip-body"])
-def test_an_api_that_drips_is_cut_off_at_the_timeout(run_cli: RunCli, zoo: Zoo, mode: str) -> None:
-    """One byte every 0.2 s beats any per-read timeout; --timeout bounds the whole request."""
+@pytest.mark.parametrize(("mode", "options", "seconds", "reason"), SLOW_APIS)
+def test_a_slow_api_is_cut_off_at_its_deadline(
+    run_cli: RunCli, zoo: Zoo, mode: str, options: list[object], seconds: float, reason: str
+) -> None:
     with HostileServer(Hostile(mode=mode)) as server:
-        elapsed, row = _endpoint_audit(
-            run_cli, zoo, f"{server.base}/predict", "--timeout", 1, "--retries", 0, "--batch-size", 100
-        )
-    assert elapsed < 1 + SLACK
-    assert any("timeout" in reason for reason in row["skipped_reasons"])
-
-
-def test_retry_after_waits_count_against_the_deadline(run_cli: RunCli, zoo: Zoo) -> None:
-    """Retry-After: 60 on every answer: the audit ends at --deadline, not after 40 minutes of waits."""
-    with HostileServer(Hostile(mode="retry-after")) as server:
-        elapsed, row = _endpoint_audit(
-            run_cli, zoo, f"{server.base}/predict", "--deadline", 3, "--retries", 10, "--batch-size", 10
-        )
-    assert elapsed < 3 + SLACK
-    assert any("deadline" in reason for reason in row["skipped_reasons"])
-
-
-def test_the_total_deadline_bounds_many_slow_requests(run_cli: RunCli, zoo: Zoo) -> None:
-    with HostileServer(Hostile(mode="drip-body")) as server:
-        elapsed, row = _endpoint_audit(
-            run_cli, zoo, f"{server.base}/predict", "--timeout", 2, "--deadline", 3, "--retries", 0,
-            "--batch-size", 10,
-        )  # fmt: skip  # ten requests of 2 s each would take 20 s
-    assert elapsed < 3 + SLACK
-    assert any("--deadline" in reason for reason in row["skipped_reasons"])
+        started = time.monotonic()
+        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--format", "json",
+                         "--no-sequential", *options)  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert elapsed < seconds + SLACK
+    assert result.code == ExitCode.input, result.stderr  # inconclusive: no verdict from no answers
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "inconclusive"
+    assert any(reason in skipped for skipped in row["skipped_reasons"])
 
 
 def test_one_journal_has_one_writer(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
