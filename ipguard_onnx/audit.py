@@ -38,6 +38,9 @@ OUT_OF_RANGE_LIMIT = 0.02
 """More answers than this outside the fingerprint's classes means the wrong output was read."""
 DEFAULT_MIN_ANSWERED = 0.8
 """Below this fraction of answered points a verdict would rest on too little: inconclusive."""
+MIN_ANSWERED_POINTS = 10
+"""Fewer answered points than this (or than the bundle holds, if fewer) never give a verdict, whatever
+``--min-answered`` says — unless a sequential test settled it with its own error bound."""
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,8 @@ def audit(
     verdict: Verdict
     settled = SETTLED_VERDICTS.get(record.stopped_because) if record is not None else None
     # nothing answered, too little, or > 2 % out of range: no verdict on a guess, whatever the options say
-    if answered == 0 or answered < min_answered * queried or wrong_output:
+    too_few = answered == 0 or (settled is None and answered < min(MIN_ANSWERED_POINTS, len(points)))
+    if too_few or answered < min_answered * queried or wrong_output:
         verdict = "inconclusive"
     elif settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
         verdict = settled

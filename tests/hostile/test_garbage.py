@@ -159,3 +159,15 @@ def _resign_with(path: Path, key: str, value: str, zoo: Zoo) -> None:
     signature = load_private_key(zoo.private_key).sign(canonical_digest(tensors, metadata))
     metadata[SIGNATURE_FIELD] = base64.b64encode(signature).decode()
     path.write_bytes(save(tensors, metadata=metadata))
+
+
+def test_a_handful_of_answers_never_gives_a_verdict(run_cli: RunCli, zoo: Zoo) -> None:
+    """Five answers of a real copy, with --min-answered lowered to 1 %: still no accusation on five points."""
+    from ..http_server import PredictionServer
+
+    with PredictionServer(zoo.target) as server:
+        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--no-sequential",
+                         "--max-queries", 5, "--min-answered", "0.01", "--format", "json")  # fmt: skip
+    assert result.code == ExitCode.input, result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "inconclusive" and row["points_matched"] == 5
