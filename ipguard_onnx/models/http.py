@@ -71,7 +71,7 @@ def _retry_after(value: str | None) -> float | None:
         seconds = float(value) if value is not None else None
     except ValueError:
         return None
-    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER)
+    return None if seconds is None or not seconds >= 0 else min(seconds, MAX_RETRY_AFTER)  # NaN: backoff
 
 
 def headers_from_environment() -> dict[str, str]:

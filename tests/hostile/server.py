@@ -26,6 +26,7 @@ class Hostile:
     status: int = 200
     interval: float = 0.2
     location: str = ""
+    retry_after: str = "60"
     redirect_status: int = 302
     metadata: Any = None
     """The GET answer (OIP model metadata); None: 404."""
@@ -88,7 +89,7 @@ class HostileServer:
                     self.wfile.flush()
                     self._drip(b"[" * 100_000)
                 elif mode == "retry-after":
-                    self._json(503, {"error": "busy"}, {"Retry-After": "60"})
+                    self._json(503, {"error": "busy"}, {"Retry-After": hostile.retry_after})
                 elif mode == "redirect" and self.path.startswith("/old"):
                     self._json(hostile.redirect_status, {}, {"Location": hostile.location})
                 else:

@@ -79,6 +79,8 @@ SLOW_APIS = [
     ("retry-after", ["--deadline", 3, "--retries", 10, "--batch-size", 10], 3, "deadline"),
     # ten requests of 2 s each would take 20 s: the total deadline ends them at 3 s
     ("drip-body", ["--timeout", 2, "--deadline", 3, "--retries", 0, "--batch-size", 10], 3, "--deadline"),
+    # Retry-After: NaN is no number of seconds: the backoff applies (it once reached time.sleep)
+    ("retry-after nan", ["--deadline", 5, "--retries", 1, "--batch-size", 100], 5, "HTTP 503"),
 ]
 
 
@@ -86,7 +88,8 @@ SLOW_APIS = [
 def test_a_slow_api_is_cut_off_at_its_deadline(
     run_cli: RunCli, zoo: Zoo, mode: str, options: list[object], seconds: float, reason: str
 ) -> None:
-    with HostileServer(Hostile(mode=mode)) as server:
+    mode, _, retry_after = mode.partition(" ")
+    with HostileServer(Hostile(mode=mode, retry_after=retry_after or "60")) as server:
         started = time.monotonic()
         result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--format", "json",
                          "--no-sequential", *options)  # fmt: skip
