@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle, utc_timestamp
-from .errors import AuditError, UnsupportedModelError, UsageError
+from .errors import AuditError, BundleError, UnsupportedModelError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
 from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
@@ -179,6 +179,25 @@ def adapt_points(
     )
 
 
+def _whole_numbers(
+    points: FloatArray, suspect: Classifier, steps: tuple[str, ...]
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """Points for a suspect that takes integers: rounded (not truncated) and said so in the report; refused
+    when rounding would erase them (points within one unit, e.g. pixels in [0, 1] for a 0–255 model)."""
+    spec = suspect.input_spec
+    if spec is None or not spec.integer or not len(points):
+        return points, steps
+    rounded = np.rint(points)
+    if np.array_equal(rounded, points):
+        return points, steps
+    if float(points.max() - points.min()) <= 1.0:
+        raise AuditError(
+            f"suspect {suspect.name} takes {spec.dtype} inputs and the fingerprint's points lie within one unit: "
+            "rounding would erase them; pass --input-scale (e.g. 255 for 0–255 pixels) if that is how it takes them"
+        )
+    return rounded.astype(np.float32), (*steps, f"rounded to whole numbers ({spec.dtype} input)")
+
+
 def map_labels(answers: Answers, bundle: Bundle, suspect_name: str) -> npt.NDArray[np.int64]:
     """Suspect labels as the fingerprint's class indices (``models.label_indices`` with the bundle's
     class names); -1 where unanswered or not a known class."""
@@ -222,18 +241,12 @@ def audit(
     )  # fmt: skip
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     threshold = bundle.threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:  # NaN fails this too
-        raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
+    check_threshold(threshold)
     check_min_answered(min_answered)
     prep = preprocessing if preprocessing is not None else bundle.preprocessing
-    channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
-    points = prep.apply(bundle.points, channel_axis)
-    if not np.isfinite(points).all():
-        raise UsageError(
-            f"the preprocessing {prep.to_json()} turns the fingerprint's points into NaN or infinity; "
-            "fix --input-scale/--mean/--std"
-        )
+    points = _preprocessed(bundle, prep, signed=preprocessing is None)
     points, steps = adapt_points(points, bundle, classifier, layout=layout, bgr=bgr)
+    points, steps = _whole_numbers(points, classifier, steps)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
     if sequential is None:
@@ -322,6 +335,30 @@ def audit(
             else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
         },
     )
+
+
+def _preprocessed(bundle: Bundle, prep: Preprocessing, *, signed: bool) -> FloatArray:
+    """The points as the suspect takes them; preprocessing that yields NaN or infinity is refused — as a
+    usage error when it came from the options, as a malformed bundle when it was signed into it."""
+    channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
+    try:
+        points = prep.apply(bundle.points, channel_axis)
+        if not np.isfinite(points).all():
+            raise UsageError(
+                f"the preprocessing {prep.to_json()} turns the fingerprint's points into NaN or infinity; "
+                "fix --input-scale/--mean/--std"
+            )
+    except UsageError as error:
+        if not signed:
+            raise
+        raise BundleError(f"{bundle.name}: its signed preprocessing does not fit its points ({error})") from None
+    return points
+
+
+def check_threshold(value: float) -> None:
+    """A matching-rate threshold is in (0, 1]: at 0 a model that agrees on nothing would match."""
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise UsageError(f"--threshold must lie in (0, 1], got {value}")
 
 
 def check_min_answered(value: float) -> None:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ._version import __version__
 from .errors import BundleError, SignatureError, UsageError
-from .files import check_writable_location, write_atomic
+from .files import check_replaceable, write_atomic
 from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
@@ -366,26 +366,19 @@ class Bundle:
                 "domain_high": self.domain_high}  # fmt: skip
 
 
+def is_bundle(path: Path) -> bool:
+    """Whether ``path`` holds an ipguard-onnx bundle (its header names the format; nothing is verified)."""
+    with path.open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size)) if 0 < size <= MAX_HEADER_BYTES else None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(metadata, dict) and metadata.get("format") == FORMAT_NAME
+
+
 def check_bundle_output(path: str | os.PathLike[str], option: str = "--output") -> None:
     """A bundle may replace only a bundle: refuse a folder, a path under a file, or an existing file that
     is not an ipguard-onnx bundle (a model, a report, a key) — before any work is done."""
-    target = Path(path)
-    check_writable_location(target, option)
-    if not target.exists():
-        return
-    try:
-        with target.open("rb") as handle:
-            head = handle.read(8)
-            size = int.from_bytes(head, "little") if len(head) == 8 else 0
-            header = json.loads(handle.read(size)) if 0 < size <= MAX_HEADER_BYTES else None
-    except (OSError, ValueError, RecursionError):
-        header = None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-        raise UsageError(
-            f"{option} {shown(os.fspath(path))} exists and is not an ipguard-onnx bundle: it is not replaced; "
-            "choose another path"
-        )
+    check_replaceable(path, option, "an ipguard-onnx bundle", is_bundle)
 
 
 def save_bundle(
@@ -426,7 +419,7 @@ def _read_header(data: bytes, path: Path) -> dict[str, object]:
         raise BundleError(f"{path} has a header length ({size}) beyond the file; it is truncated or not a bundle")
     try:
         header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested for ever
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested for ever, or integers of 5,000 digits
         raise BundleError(f"{path} has an unreadable header; it is damaged or not a fingerprint bundle") from None
     if not isinstance(header, dict):
         raise BundleError(f"{path} has a malformed header; it is not a fingerprint bundle")
@@ -495,7 +488,7 @@ def _validated(
                 raise ValueError(f"{name} {value} outside (0, 1)")
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
-    except (KeyError, ValueError, TypeError, RecursionError, UsageError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError, RecursionError, UsageError) as exc:
         raise BundleError(
             f"{path} has missing or malformed metadata ({shown(str(exc))[:200]}); it was not written by ipguard-onnx"
         ) from None
@@ -511,8 +504,8 @@ def _validated(
         raise BundleError(f"{path} holds non-finite points; it is damaged")
     if labels.min() < 0 or labels.max() >= num_classes:
         raise BundleError(f"{path} has labels outside 0..{num_classes - 1}; it is damaged")
-    if not 0.0 <= threshold <= 1.0:
-        raise BundleError(f"{path} has threshold {threshold} outside [0, 1]")
+    if not 0.0 < threshold <= 1.0:
+        raise BundleError(f"{path} has threshold {threshold} outside (0, 1]")
     if num_classes < 2:  # with one class every answer would agree
         raise BundleError(f"{path} declares {num_classes} class(es); a classifier has at least 2")
     low, high = tensors["domain_low"], tensors["domain_high"]

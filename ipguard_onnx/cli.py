@@ -24,9 +24,9 @@ from typer._click.exceptions import ClickException  # typer's own (vendored) cli
 from typer.core import TyperGroup
 
 from . import requirements
-from .audit import Expectation, check_min_answered
+from .audit import Expectation, check_min_answered, check_threshold
 from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
-from .files import check_outputs, check_writable_location, same_file, write_atomic
+from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, write_atomic
 from .models import Providers, WireProtocol
 from .models.bounded import model_timeout as bounded_timeout
 from .models.http import DEFAULT_DEADLINE
@@ -211,6 +211,9 @@ def _errors() -> Iterator[None]:
             _fatal(error)
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as error:  # a path the system refuses (too long, no permission, a device): the input's fault
+            where = f"{error.filename}: " if error.filename is not None else ""
+            _fatal(IPGuardError(f"{where}{error.strerror or type(error).__name__}"))
         except KeyboardInterrupt:
             stderr.print("[bold red]interrupted[/]", markup=True)
             raise typer.Exit(130) from None
@@ -236,7 +239,7 @@ def _internal_error(error: BaseException) -> NoReturn:
 
 def _password() -> bytes | None:
     value = os.environ.get(_PASSWORD_VARIABLE)
-    return value.encode() if value else None
+    return os.fsencode(value) if value else None  # the bytes as set, even those that are no UTF-8
 
 
 def _signing_key(key: Path | None, *, create: bool = True) -> tuple[Ed25519PrivateKey, str | None]:
@@ -309,6 +312,8 @@ def keygen(
     from .keys import write_keypair
 
     with _errors():
+        if not out.name or out.name in (".", ".."):
+            raise UsageError(f"--out {shown(out)!r} names no file; pass a file path such as owner.pem")
         public = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
         pair = write_keypair(out, public, password=_password(), force=force)
         stderr.print(
@@ -500,7 +505,7 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
     import threading
     import time
 
-    interval = float(os.environ.get(_PROGRESS_SECONDS_VARIABLE, "10") or 10)
+    interval = _progress_interval()
     phase_now = ["loading torch"]
     state = {"iteration": -1, "done": 0}
     started = time.monotonic()
@@ -532,6 +537,20 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
     finally:
         stop.set()
         ticker.join()
+
+
+def _progress_interval() -> float:
+    """Seconds between progress lines off a terminal: ``IPGUARD_ONNX_PROGRESS_SECONDS``, else 10."""
+    text = os.environ.get(_PROGRESS_SECONDS_VARIABLE, "") or "10"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.001 <= value <= 86400:
+        raise UsageError(
+            f"{_PROGRESS_SECONDS_VARIABLE} must be a number of seconds in [0.001, 86400], got {shown(text)!r}"
+        )
+    return value
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
@@ -686,8 +705,8 @@ def audit(
     with _errors():
         check_min_answered(min_answered)
         bounded_timeout(model_timeout)
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
+        if threshold is not None:
+            check_threshold(threshold)
         report_key = None
         if sign_report is not None:
             from .keys import load_private_key
@@ -704,8 +723,7 @@ def audit(
             [*_local(suspects or []), *(("a fingerprint", path) for path in bundle_paths),
              ("--trusted-key", trusted_key), ("--sign-report", sign_report)],
         )  # fmt: skip
-        if output is not None:
-            check_writable_location(output, "--output")
+        check_replaceable(output, "--output", REPORT)  # a report replaces only a report
         bundles = _load_bundles(bundle_paths, trusted_key)
         headers = headers_from_environment() if endpoints else {}
         targets: list[object] = list(suspects or [])
@@ -808,6 +826,10 @@ def scan(
         )  # fmt: skip
         bundles = _load_bundles(bundle_paths, trusted_key)
         runner: Runner = run_in_process
+        if ray is not None and (not ray.strip() or not ray.isprintable()):
+            raise UsageError(
+                f"--ray takes 'auto' or a cluster address (host:6379, ray://host:10001), got {shown(ray)!r}"
+            )
         if ray is not None:
             from .fleet import ray_runner
 
@@ -867,7 +889,7 @@ def _count_progress(what: str) -> Iterator[Callable[[int, int], None]]:
 
             yield update
         return
-    interval = float(os.environ.get(_PROGRESS_SECONDS_VARIABLE, "10") or 10)
+    interval = _progress_interval()
     started = time.monotonic()
     last = [started]
 
@@ -928,8 +950,8 @@ def evaluate(
             raise UsageError(f"--r must be at least 1, got {steps}")
         if not positive or not negative:
             raise UsageError("evaluate needs at least one --positive and one --negative suspect")
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"--threshold must lie in [0, 1], got {threshold}")
+        if threshold is not None:
+            check_threshold(threshold)
         labelled: list[tuple[object, Group]] = []
         groups: tuple[tuple[Group, list[str], str], ...] = (
             ("positive", positive, "--positive"),
@@ -943,9 +965,8 @@ def evaluate(
             [("--fingerprint", fingerprint_path), ("--trusted-key", trusted_key),
              *_local([suspect for suspect, _ in labelled])],
         )  # fmt: skip
-        for path, option in ((output, "--output"), (plot, "--plot")):
-            if path is not None:
-                check_writable_location(path, option)
+        check_replaceable(output, "--output", REPORT)
+        check_replaceable(plot, "--plot", PNG)
         bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
         evaluation = run_evaluate(
             bundle, labelled, threshold=threshold, r=steps, providers=providers, output_name=output_name
@@ -977,7 +998,7 @@ def issue_command(
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
-    from .licensing import check_licensee_name, issue
+    from .licensing import check_licensee_name, is_onnx_model, issue
     from .report import issued_json, render_issued
 
     with _errors():
@@ -995,7 +1016,7 @@ def issue_command(
             {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors"},
             [("MODEL", model), ("--data", data), ("--key", key)],
         )  # fmt: skip
-        check_writable_location(target, "--output")
+        check_replaceable(target, "--output", "an ONNX model", is_onnx_model)
         result = issue(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
             triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,

@@ -62,13 +62,29 @@ def data_sample_shape(path: Path) -> tuple[int, ...]:
     return tuple(int(d) for d in array.shape[1:])
 
 
+MAX_DATA_BYTES = 8 << 30
+"""The largest array ``--data`` may hold once decompressed (8 GiB)."""
+
+
+def _check_size(path: Path, size: int) -> None:
+    if size > MAX_DATA_BYTES:
+        raise UsageError(
+            f"--data {path.name} holds {size:,} bytes of arrays, more than the {MAX_DATA_BYTES:,} accepted"
+        )
+
+
 def _load_numpy(path: Path) -> np.ndarray:
     check_regular_file(path, "--data")
-    try:
-        array: np.ndarray = np.load(path, allow_pickle=False)
-        return array
+    try:  # mapped first: a header that declares more than the file holds is refused before any allocation
+        mapped: np.ndarray = np.load(path, allow_pickle=False, mmap_mode="r")
+        _check_size(path, mapped.nbytes)
+        return np.array(mapped)
+    except MemoryError:
+        raise UsageError(f"--data {path.name} does not fit in memory") from None
     except ValueError as exc:
-        raise UsageError(f"--data {path.name} cannot be read without unpickling ({exc}); save a plain array") from None
+        if "pickle" in str(exc):
+            raise UsageError(f"--data {path.name} cannot be read without unpickling; save a plain array") from None
+        raise UsageError(f"--data {path.name} is not a readable .npy file ({str(exc)[:80]})") from None
     except OSError:
         raise UsageError(f"--data {path.name} is not a readable .npy file") from None
 
@@ -83,8 +99,11 @@ def _load_npz(path: Path) -> np.ndarray:
                 raise UsageError(
                     f"--data {path.name} holds arrays {names}; name the inputs one of {', '.join(_NPZ_KEYS)}"
                 )
+            _check_size(path, archive.zip.getinfo(f"{key}.npy").file_size)  # a zip bomb stops here
             return np.asarray(archive[key])
-    except (OSError, ValueError):
+    except MemoryError:
+        raise UsageError(f"--data {path.name} does not fit in memory") from None
+    except (OSError, ValueError, KeyError):
         raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
 
 
@@ -129,8 +148,11 @@ def load_labels(path: Path, count: int) -> LabelArray | None:
             key = next((k for k in _LABEL_KEYS if k in archive.files), None)
             if key is None:
                 return None
+            _check_size(path, archive.zip.getinfo(f"{key}.npy").file_size)
             labels = np.asarray(archive[key])
-    except (OSError, ValueError):
+    except MemoryError:
+        raise UsageError(f"--data {path.name} does not fit in memory") from None
+    except (OSError, ValueError, KeyError):
         raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
     if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
         raise UsageError(f"--data {path.name}: '{key}' must hold one integer label per sample ({count})")

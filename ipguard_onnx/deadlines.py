@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .errors import UsageError
+
 T = TypeVar("T")
 
 
@@ -22,8 +24,17 @@ class DeadlinePassed(Exception):
     """``call_bounded``'s call did not end in time and was told to stop (the caller says what it was)."""
 
 
+MAX_SECONDS = 7 * 24 * 3600.0
+"""The longest deadline anyone may set (a week): beyond it a wait overflows the platform's clock."""
 STOP_GRACE_SECONDS = 5.0
 """How long a call that was told to stop may take to notice before it is abandoned."""
+
+
+def check_seconds(value: float, option: str) -> float:
+    """A deadline option: a number of seconds in (0, ``MAX_SECONDS``]; NaN and infinity are refused."""
+    if not 0 < value <= MAX_SECONDS:
+        raise UsageError(f"{option} must be a number of seconds in (0, {MAX_SECONDS:g}], got {value!r}")
+    return value
 
 
 class _Worker:

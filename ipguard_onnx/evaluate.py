@@ -16,14 +16,16 @@ from typing import Literal
 
 import numpy as np
 
-from .audit import AuditResult, audit
+from .audit import AuditResult, audit, check_threshold
 from .bundle import Bundle, load_bundle
-from .errors import UsageError
+from .errors import AuditError, UsageError
 from .models import as_classifier
 
 Group = Literal["positive", "negative", "hard-positive"]
 GROUPS: tuple[Group, ...] = ("positive", "hard-positive", "negative")
 _EPSILON = 1e-9  # matching rates are m/n: compare them to τ = t/r without float noise
+MAX_STEPS = 100_000
+"""The most threshold steps r in Eq. 7 (each step scans every rate: more is only slower)."""
 
 
 def robustness(positive_rates: Sequence[float], threshold: float) -> float:
@@ -130,6 +132,10 @@ def evaluate(
     output_name: str | None = None,
 ) -> Evaluation:
     """Audit every suspect and summarise robustness, uniqueness, ARUC and gap (Eq. 7 with ``r`` steps)."""
+    if not 1 <= r <= MAX_STEPS:
+        raise UsageError(f"--r must lie in 1..{MAX_STEPS:,}, got {r}")
+    if threshold is not None:
+        check_threshold(threshold)
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     threshold = bundle.threshold if threshold is None else threshold
@@ -148,11 +154,18 @@ def evaluate(
                 result.suspect, group, result.matching_rate, result.verdict, result.points_skipped, evidence
             )
         )
-    positives = [row.matching_rate for row in rows if row.group == "positive"]
-    negatives = [row.matching_rate for row in rows if row.group == "negative"]
-    hard = [row.matching_rate for row in rows if row.group == "hard-positive"]
-    copies = [row.copy_score for row in rows if row.group != "negative"]
-    independent = [row.copy_score for row in rows if row.group == "negative"]
+    counted = [row for row in rows if row.verdict != "inconclusive"]  # no answers are no rate: shown, not scored
+    positives = [row.matching_rate for row in counted if row.group == "positive"]
+    negatives = [row.matching_rate for row in counted if row.group == "negative"]
+    hard = [row.matching_rate for row in counted if row.group == "hard-positive"]
+    copies = [row.copy_score for row in counted if row.group != "negative"]
+    independent = [row.copy_score for row in counted if row.group == "negative"]
+    for group, rates in (("positive", positives), ("negative", negatives)):
+        if not rates:
+            raise AuditError(
+                f"no {group} suspect was answered well enough for a matching rate (every audit was "
+                "inconclusive); the measures would rest on nothing"
+            )
     taus = tuple(t / r for t in range(0, r + 1))
     return Evaluation(
         fingerprint=bundle.name,

@@ -50,6 +50,15 @@ class ReportVerification:
     results: int
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose keys are all different: with a repeated key, what one parser shows is not what
+    another signed (Python keeps the last value, others the first)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key is repeated")
+    return document
+
+
 def verify_report(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey | None = None) -> ReportVerification:
     """Check a signed JSON report; raise ``SignatureError`` if it was altered or signed by another key."""
     path = Path(path)
@@ -58,9 +67,12 @@ def verify_report(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey
     if path.stat().st_size > MAX_REPORT_BYTES:
         raise ReportError(f"{path} is larger than {MAX_REPORT_BYTES >> 20} MiB; it is not an ipguard-onnx report")
     try:
-        document = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ReportError(f"{path} is not JSON; pass a report written with --format json --sign-report") from None
+        document = json.loads(path.read_bytes(), object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ReportError(
+            f"{path} is not JSON (or repeats a key, which parsers read differently); pass a report written with "
+            "--format json --sign-report"
+        ) from None
     if not isinstance(document, dict) or document.get("tool") != "ipguard-onnx":
         raise ReportError(f"{path} is not an ipguard-onnx report")
     block = document.get(SIGNATURE_FIELD)

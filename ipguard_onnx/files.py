@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from .errors import UsageError
@@ -63,6 +63,46 @@ def check_writable_location(path: PathLike, option: str) -> None:
             if not parent.is_dir():
                 raise UsageError(f"{option} {shown(os.fspath(path))} lies under {shown(str(parent))}, which is a file")
             return
+
+
+REPORT = "an ipguard-onnx report"
+PNG = "a PNG image"
+PEM = "a PEM key"
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+LOOKS_LIKE: dict[str, Callable[[Path], bool]] = {
+    REPORT: lambda path: (head := _head(path).lstrip()).startswith((b"{", b"[")) and b"ipguard-onnx" in head,
+    PNG: lambda path: _head(path, 8) == b"\x89PNG\r\n\x1a\n",
+    PEM: lambda path: _head(path, 64).lstrip().startswith(b"-----BEGIN"),
+}
+"""How each kind of output is recognised when a command is about to replace one (``check_replaceable``)."""
+
+
+def check_replaceable(
+    path: PathLike | None, option: str, kind: str, looks_like: Callable[[Path], bool] | None = None
+) -> None:
+    """An existing output is replaced only when it is what the command writes (a report by a report, a key
+    by a key): a model, a bundle or notes given as ``--output`` by mistake are refused before any work."""
+    if path is None:
+        return
+    target = Path(path)
+    check_writable_location(target, option)
+    if not target.is_file() or target.stat().st_size == 0:
+        return
+    try:
+        recognised = (looks_like or LOOKS_LIKE[kind])(target)
+    except (OSError, ValueError):
+        recognised = False
+    if not recognised:
+        raise UsageError(
+            f"{option} {shown(os.fspath(path))} exists and is not {kind}: it is not replaced; remove it or "
+            "choose another path"
+        )
 
 
 def check_regular_file(path: PathLike, option: str) -> None:

@@ -64,6 +64,10 @@ ANCHOR_POOL = 1024
 """Anchors the gradient-free search draws at least, per round (more: a nearer anchor of every class j)."""
 
 
+MAX_POINTS = 100_000
+"""The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
+
+
 @dataclass(frozen=True)
 class FingerprintSettings:
     """Everything that shapes a fingerprint; all of it is signed into the bundle.
@@ -106,12 +110,14 @@ class FingerprintSettings:
     """The class-score output to fingerprint (``--output-name``); None chooses (``models.choose_output``)."""
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UsageError(f"--n must be at least 1, got {self.n}")
+        if not 1 <= self.n <= MAX_POINTS:
+            raise UsageError(f"--n must lie in 1..{MAX_POINTS:,}, got {self.n}")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be an integer in 0..2^63-1, got {self.seed}")
         if self.k is not None and not 0 <= self.k < math.inf:  # NaN fails too
             raise UsageError(f"--k must be a finite number ≥ 0 (a margin in logits), got {self.k}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise UsageError(f"--threshold must lie in [0, 1], got {self.threshold}")
+        if not 0.0 < self.threshold <= 1.0:  # at 0 a model that agrees on nothing would match
+            raise UsageError(f"--threshold must lie in (0, 1], got {self.threshold}")
         if self.max_iterations < 1:
             raise UsageError(f"--max-iterations must be at least 1, got {self.max_iterations}")
         if self.method not in METHODS:

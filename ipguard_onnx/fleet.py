@@ -26,6 +26,7 @@ from .bundle import Bundle, load_bundle
 from .errors import UsageError
 from .keys import load_public_key
 from .scan import Runner, ScanOptions, ScanRow, scan_suspect
+from .text import shown
 
 
 class ScanActor:
@@ -68,10 +69,13 @@ def _connect(address: str) -> None:
     if ray.is_initialized():
         return
     quiet: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-    if address == "auto":  # a local instance of our own, not "join the running one" as ray.init("auto") means
-        ray.init(include_dashboard=False, **quiet)
-    else:
-        ray.init(address=address, **quiet)
+    try:
+        if address == "auto":  # a local instance of our own, not "join the running one" as ray.init("auto") means
+            ray.init(include_dashboard=False, **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ValueError, ConnectionError) as error:  # a malformed or unreachable address: the user's to fix
+        raise UsageError(f"--ray {shown(address)!r}: {shown(' '.join(str(error).split()))[:200]}") from None
 
 
 def ray_runner(address: str, *, workers: int, bundle_paths: Sequence[Path | None], trusted_key: Path | None) -> Runner:

@@ -15,7 +15,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import SignatureError, SigningKeyError
+from .errors import SignatureError, SigningKeyError, UsageError
+from .files import PEM, check_replaceable
 from .text import shown
 
 PRIVATE_KEY_NAME = "signing-key.pem"
@@ -54,11 +55,14 @@ def write_keypair(
 
     Both or neither: each half goes to a temporary file first, and when the second cannot be put in
     place the first is put back as it was (with ``force``, the old key survives a failed write)."""
-    for path in (private_path, public_path):
+    for path, option in ((private_path, "--out"), (public_path, "the public key")):
+        if not path.name:
+            raise UsageError(f"{option} {shown(path)} names no file; pass a file path such as owner.pem")
         if path.is_dir():
             raise SigningKeyError(f"{shown(path)} is a folder; pass a file path for the key")
         if path.exists() and not force:
             raise SigningKeyError(f"{shown(path)} already exists; pass --force to overwrite it or choose another path")
+        check_replaceable(path, option, PEM)  # --force replaces a key, never notes or a model
     key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()

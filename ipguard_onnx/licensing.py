@@ -227,6 +227,17 @@ def _keep_set(surrogate: Surrogate, x: FloatArray, low: FloatArray, high: FloatA
     return np.concatenate(parts).astype(np.float32)
 
 
+def is_onnx_model(path: Path) -> bool:
+    """Whether ``path`` parses as an ONNX model (what ``issue --output`` may replace)."""
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception:  # any parse failure means: not a model
+        return False
+    return True
+
+
 def _export(module: nn.Module, sample: FloatArray, path: Path, input_name: str) -> None:
     """ONNX export of the fine-tuned surrogate (TorchScript exporter: onnx2pytorch modules do not
     pass torch.export), dynamic batch axis; parity is checked by the caller."""

@@ -26,8 +26,13 @@ def _require(module: str, what: str, hint: str) -> ModuleType:
 
 
 def onnxruntime() -> ModuleType:
-    """``onnxruntime`` (from either the onnxruntime or the onnxruntime-gpu wheel), or the extras to install."""
-    return _require("onnxruntime", "running an ONNX model", RUNTIME_HINT)
+    """``onnxruntime`` (from either the onnxruntime or the onnxruntime-gpu wheel), or the extras to install.
+
+    Its own logger is silenced below fatal: its lines quote the model (attribute values, node names) raw,
+    colour codes included; what went wrong reaches the user as one escaped error line instead."""
+    module = _require("onnxruntime", "running an ONNX model", RUNTIME_HINT)
+    module.set_default_logger_severity(4)
+    return module
 
 
 def torch() -> ModuleType:

@@ -19,6 +19,7 @@ from typing import Literal
 
 from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes
 from .bundle import Bundle
+from .deadlines import check_seconds
 from .errors import IPGuardError, ScanError, UsageError
 from .files import check_regular_file
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
@@ -47,8 +48,7 @@ class ScanOptions:
     def __post_init__(self) -> None:
         check_min_answered(self.min_answered)
         model_timeout(self.model_timeout)
-        if not 0 < self.deadline < float("inf"):
-            raise UsageError(f"--deadline must be a positive, finite number of seconds, got {self.deadline!r}")
+        check_seconds(self.deadline, "--deadline")
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,34 @@ class ScanRow:
 
     @staticmethod
     def from_json(line: str) -> ScanRow:
+        """A journal line, every field of its type (a list where a name belongs is no scan row)."""
         data = json.loads(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        for item in fields(ScanRow):
+            if item.name in data and not _of_type(data[item.name], _ROW_TYPES[item.name]):
+                raise ValueError(f"field {item.name!r} is not {_ROW_TYPES[item.name]}")
         return ScanRow(**data)
+
+
+_ROW_TYPES = {
+    **dict.fromkeys(("suspect", "fingerprint", "fingerprint_sha256", "verdict", "licensee", "error"), "text"),
+    **dict.fromkeys(("matching_rate", "p_value", "threshold"), "a number or null"),
+    **dict.fromkeys(("points_queried", "points_matched", "points_skipped"), "a count"),
+    "suspect_sha256": "text or null", "seconds": "a number", "status": "ok, error or internal-error",
+}  # fmt: skip
+
+
+def _of_type(value: object, kind: str) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return {
+        "text": isinstance(value, str),
+        "text or null": value is None or isinstance(value, str),
+        "a number or null": value is None or number,
+        "a number": number,
+        "a count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "ok, error or internal-error": value in ("ok", "error", "internal-error"),
+    }[kind]
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,8 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
         )
     except IPGuardError as error:
         return [_failed(reference, bundle, "error", str(error)) for bundle in bundles]
+    except OSError as error:  # a path the system refuses (too long, no permission): the suspect's, not a bug
+        return [_failed(reference, bundle, "error", f"{error.strerror or type(error).__name__}") for bundle in bundles]
     except Exception as error:  # a hostile or broken file must not stop a fleet scan
         return [_failed(reference, bundle, "internal-error", _one_line(error)) for bundle in bundles]
     sequential = sequential_settings_for(classifier, options.sequential, options.sequential_settings)
@@ -164,6 +190,8 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
             rows.append(_row(result, reference))
         except IPGuardError as error:
             rows.append(_failed(reference, bundle, "error", str(error)))
+        except OSError as error:
+            rows.append(_failed(reference, bundle, "error", f"{error.strerror or type(error).__name__}"))
         except Exception as error:
             rows.append(_failed(reference, bundle, "internal-error", _one_line(error)))
     return rows
@@ -189,6 +217,7 @@ class Journal:
         if path.is_dir():
             raise UsageError(f"--output {shown(path)} is a folder; pass a file path for the scan journal")
         check_regular_file(path, "--output")
+        self._created = not path.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("ab")  # writable before any work is done
@@ -201,7 +230,7 @@ class Journal:
             self._lock()
             self._read()
         except BaseException:
-            self.close()
+            self.close(failed=True)
             raise
 
     def _lock(self) -> None:
@@ -217,9 +246,11 @@ class Journal:
                 "(or stop it), then rerun with --resume"
             ) from None
 
-    def close(self) -> None:
-        """Release the journal (and its lock)."""
+    def close(self, *, failed: bool = False) -> None:
+        """Release the journal (and its lock); a scan that ``failed`` before writing a line leaves no file."""
         self._handle.close()
+        if failed and self._created and self.path.stat().st_size == 0:
+            self.path.unlink(missing_ok=True)
 
     def _read(self) -> None:
         raw = self.path.read_bytes()
@@ -306,8 +337,10 @@ def scan(
             first = first or time.perf_counter() - started
             if progress is not None:
                 progress(finished, len(work))
-    finally:
-        journal.close()
+    except BaseException:
+        journal.close(failed=True)
+        raise
+    journal.close()
     wanted = {(ref, bundle.sha256) for ref in references for bundle in bundles}
     rows_now = [row for key, row in journal.done.items() if key in wanted]
     return ScanSummary(

@@ -166,7 +166,7 @@ def _prepass_onnxruntime_basic(model: onnx.ModelProto) -> onnx.ModelProto:
         source, optimised = Path(folder) / "in.onnx", Path(folder) / "out.onnx"
         onnx.save(model, str(source))
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(optimised)
         ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from .. import requirements
-from ..deadlines import DeadlinePassed, call_bounded
+from ..deadlines import DeadlinePassed, call_bounded, check_seconds
 from ..errors import DeadlineError, UsageError
 
 DEFAULT_MODEL_TIMEOUT = 120.0
@@ -31,9 +31,7 @@ def model_timeout(value: float | None = None) -> float:
             value = float(text)
         except ValueError:
             raise UsageError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise UsageError(f"{source} must be a positive, finite number of seconds, got {value!r}")
-    return value
+    return check_seconds(value, source)
 
 
 def run_bounded(session: Any, outputs: list[str] | None, feeds: dict[str, Any], *, timeout: float, name: str) -> Any:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..deadlines import DeadlinePassed, call_bounded
+from ..deadlines import DeadlinePassed, call_bounded, check_seconds
 from ..errors import UnsupportedModelError, UsageError
 from ..text import shown
 from ..types import MAX_SAMPLE_VALUES, Answers, FloatArray, InputSpec, guess_layout
@@ -191,16 +191,19 @@ class HttpClassifier(Classifier):
         headers: dict[str, str] | None = None,
         deadline: float = DEFAULT_DEADLINE,
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a port that is no number raises here, not at the first request
+        except ValueError:  # an invalid IPv6 literal, a port out of range
+            parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.netloc or not url.isprintable() or " " in url:
             raise UsageError(
                 f"--endpoint must be an http(s) URL without spaces or control characters, got {shown(url)!r}"
             )
         if batch_size < 1 or retries < 0 or (max_queries is not None and max_queries < 0):
             raise UsageError("--batch-size must be positive, --retries and --max-queries ≥ 0")
-        for option, value in (("--timeout", timeout), ("--deadline", deadline)):
-            if not 0 < value < float("inf"):
-                raise UsageError(f"{option} must be a positive, finite number of seconds, got {value!r}")
+        check_seconds(timeout, "--timeout")
+        check_seconds(deadline, "--deadline")
         if not 0 <= backoff < float("inf"):
             raise UsageError(f"the retry backoff must be a finite number of seconds ≥ 0, got {backoff!r}")
         if protocol not in tuple(WireProtocol):
@@ -283,6 +286,8 @@ class HttpClassifier(Classifier):
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Skip("malformed response: not JSON", retry=False) from None
+        except ValueError:  # an integer of more than 4,300 digits
+            raise _Skip("malformed response: a number too long to read", retry=False) from None
         except RecursionError:
             raise _Skip("malformed response: JSON nested too deeply", retry=False) from None
 

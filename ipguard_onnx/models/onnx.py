@@ -212,7 +212,7 @@ class OnnxClassifier(Classifier):
         ort = requirements.onnxruntime()
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # never onnxruntime's own lines: they quote the model raw
         if not allow_spinning:
             # With torch in the same process, spinning idle threads steal the cores torch needs.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")

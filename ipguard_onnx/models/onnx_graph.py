@@ -266,7 +266,11 @@ def choose_output(
         dims = value.dims
         if value.type in _FLOAT_TYPES and dims:
             classes = _class_axis(dims)
-            if classes == 1:
+            if classes == 1 and not need_scores and num_classes is not None and num_classes > 2:
+                # one float per point is no 2-class score against a C > 2 fingerprint: labels cast to float
+                why = f"one float per point against the fingerprint's {num_classes} classes: read as class labels"
+                labels.append(OutputSpec(value.name, None, "labels", chosen_because=why))
+            elif classes == 1:
                 binary: OutputKind = "binary-probability" if value.producer == "Sigmoid" else "binary-logit"
                 unsure = value.producer not in _LINEAR_OPS and value.producer != "Sigmoid"
                 scores.append(OutputSpec(value.name, 2, binary, judge_by_values=unsure))
@@ -327,7 +331,7 @@ def choose_output(
             f"outputs: {described}; export the classifier's logits or probabilities"
         )
     if labels:
-        return replace(labels[0], chosen_because="its label output")
+        return labels[0] if labels[0].chosen_because else replace(labels[0], chosen_because="its label output")
     chosen = pick_scores()
     if chosen is not None:
         return chosen

@@ -74,6 +74,17 @@ CASES: list[tuple[str, Case, int, str]] = [
     ("calibrate over a negative", lambda t: ["calibrate", t / "fp.safetensors", "--negative", t / "other.onnx",
                                              "--key", t / "owner.pem", "--output", t / "other.onnx"],
      ExitCode.usage, "is a suspect"),
+    ("a report over the user's own JSON", lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors",
+                                                     "--format", "json", "--output", t / "report.json"],
+     ExitCode.usage, "not an ipguard-onnx report"),
+    ("a report over a model that is no input", lambda t: ["audit", t / "other.onnx", "-f", t / "fp.safetensors", "--format",
+                                                "sarif", "--output", t / "model.onnx"], ExitCode.usage,
+     "not an ipguard-onnx report"),
+    ("a plot over notes", lambda t: ["evaluate", "-f", t / "fp.safetensors", "--positive", t / "model.onnx",
+                                     "--negative", t / "other.onnx", "--plot", t / "notes.txt"], ExitCode.usage,
+     "not a PNG image"),
+    ("keygen --force over notes", lambda t: ["keygen", "--out", t / "notes.txt", "--force"], ExitCode.usage,
+     "not a PEM key"),
     ("keygen --force whose public half cannot be written",
      lambda t: [*_public_is_a_folder(t), "keygen", "--out", t / "owner.pem", "--force"], ExitCode.trust, "folder"),
 ]  # fmt: skip
@@ -138,9 +149,11 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(run_cli: RunCli,
 
 
 def test_a_report_replaces_only_its_own_output_atomically(run_cli: RunCli, files: Path) -> None:
-    """Where replacing is the purpose (a report), the old report is replaced whole, with no temporary left."""
-    result = run_cli("audit", files / "model.onnx", "-f", files / "fp.safetensors", "--format", "json", "--output",
-                     files / "report.json")  # fmt: skip
+    """Where replacing is the purpose (a report by a report), the old one is replaced whole, no temporary left."""
+    arguments = ["audit", files / "model.onnx", "-f", files / "fp.safetensors", "--format", "json"]
+    assert run_cli(*arguments, "--output", files / "old.json").code == ExitCode.match
+    first = (files / "old.json").read_text()
+    result = run_cli(*arguments, "--output", files / "old.json", env={"SOURCE_DATE_EPOCH": "0"})
     assert result.code == ExitCode.match, result.stderr
-    assert '"verdict": "match"' in (files / "report.json").read_text()
-    assert not [p for p in files.iterdir() if p.name.startswith(".report.json")]
+    assert (files / "old.json").read_text() != first and '"verdict": "match"' in (files / "old.json").read_text()
+    assert not [p for p in files.iterdir() if p.name.startswith(".old.json")]

@@ -1,4 +1,8 @@
-"""Hostile input is an input error, not "a bug in ipguard-onnx": each gives its stage's exit code and one line."""
+"""Hostile input is an input error, not "a bug in ipguard-onnx": each gives its stage's exit code and one line.
+
+JSON nested for ever is read in a real process (``run_process``): the RecursionError it raises inside the
+json module can upset CPython 3.11's AST recursion counter in the process that caught it (a later
+``ast.parse``, e.g. pytest's assertion rewriting, fails), so it is kept out of the test process."""
 
 from __future__ import annotations
 
@@ -19,27 +23,27 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 
 @pytest.mark.parametrize("command", ["inspect", "audit"])
-def test_a_bundle_header_nested_for_ever(run_cli: RunCli, zoo: Zoo, tmp_path: Path, command: str) -> None:
+def test_a_bundle_header_nested_for_ever(run_process: RunCli, zoo: Zoo, tmp_path: Path, command: str) -> None:
     bundle = nested_header_bundle(tmp_path / "deep.safetensors")
     arguments = ["inspect", bundle] if command == "inspect" else ["audit", zoo.target, "-f", bundle]
-    result = run_cli(*arguments)
+    result = run_process(*arguments)
     assert result.code == ExitCode.input
     assert "unreadable header" in one_line_error(result)
 
 
-def test_a_scan_journal_line_nested_for_ever(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
+def test_a_scan_journal_line_nested_for_ever(run_process: RunCli, zoo: Zoo, tmp_path: Path) -> None:
     journal = tmp_path / "scan.jsonl"
     journal.write_text(DEEP + "\n")
-    result = run_cli("scan", zoo.target, "-f", zoo.bundle, "-o", journal, "--resume")
+    result = run_process("scan", zoo.target, "-f", zoo.bundle, "-o", journal, "--resume")
     assert result.code == ExitCode.usage
     assert "not a scan result" in one_line_error(result)
     assert journal.read_text() == DEEP + "\n"
 
 
-def test_a_report_nested_for_ever(run_cli: RunCli, tmp_path: Path) -> None:
+def test_a_report_nested_for_ever(run_process: RunCli, tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     report.write_text(DEEP)
-    result = run_cli("verify-report", report)
+    result = run_process("verify-report", report)
     assert result.code == ExitCode.input
     one_line_error(result)
 
@@ -74,8 +78,8 @@ def test_oip_outputs_of_the_wrong_types_or_shapes(run_cli: RunCli, zoo: Zoo, out
     assert any("malformed response" in str(reason) for reason in row["skipped_reasons"])  # type: ignore[attr-defined]
 
 
-def test_an_api_answer_nested_for_ever(run_cli: RunCli, zoo: Zoo) -> None:
-    code, row = _api(run_cli, zoo, Hostile(body=('{"predictions": ' + DEEP + "}").encode()))
+def test_an_api_answer_nested_for_ever(run_process: RunCli, zoo: Zoo) -> None:
+    code, row = _api(run_process, zoo, Hostile(body=('{"predictions": ' + DEEP + "}").encode()))
     assert code == ExitCode.input
     assert any("nested too deeply" in str(reason) for reason in row["skipped_reasons"])  # type: ignore[attr-defined]
 
