@@ -134,6 +134,8 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
 _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
+MAX_DOMAIN = 1e30
+"""Input bounds beyond this overflow float32 arithmetic on the points (their width, a step along it)."""
 _debug = {"on": False}
 
 
@@ -276,8 +278,8 @@ def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         raise UsageError(f"--domain expects LOW,HIGH (e.g. 0,1) or 'data', got {shown(text)!r}") from None
-    if not -math.inf < low < high < math.inf:  # NaN and infinite bounds fail too
-        raise UsageError(f"--domain needs finite LOW < HIGH, got {shown(text)!r}")
+    if not -MAX_DOMAIN <= low < high <= MAX_DOMAIN:  # NaN and infinite bounds fail too
+        raise UsageError(f"--domain needs LOW < HIGH within ±{MAX_DOMAIN:g}, got {shown(text)!r}")
     return (low, high)
 
 
@@ -998,11 +1000,12 @@ def issue_command(
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
-    from .licensing import check_licensee_name, is_onnx_model, issue
+    from .licensing import check_issue_counts, check_licensee_name, is_onnx_model, issue
     from .report import issued_json, render_issued
 
     with _errors():
         check_licensee_name(licensee)
+        check_issue_counts(triggers, max_epochs)  # before a key is made
         bounds = _parse_domain(domain)
         if bounds == "data":
             raise UsageError("--domain for issue takes LOW,HIGH")

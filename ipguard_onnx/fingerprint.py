@@ -136,8 +136,8 @@ class FingerprintSettings:
             raise UsageError(f"--epsilon must be a positive, finite number, got {self.epsilon}")
         if not 0 < self.learning_rate < math.inf:
             raise UsageError(f"--learning-rate must be a positive, finite number, got {self.learning_rate}")
-        if isinstance(self.domain, tuple) and not -math.inf < self.domain[0] < self.domain[1] < math.inf:
-            raise UsageError(f"--domain needs finite LOW < HIGH, got {self.domain[0]},{self.domain[1]}")
+        if isinstance(self.domain, tuple) and not -1e30 <= self.domain[0] < self.domain[1] <= 1e30:
+            raise UsageError(f"--domain needs LOW < HIGH within ±1e+30, got {self.domain[0]},{self.domain[1]}")
 
     @property
     def suffix(self) -> str:

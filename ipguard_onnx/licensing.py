@@ -227,6 +227,15 @@ def _keep_set(surrogate: Surrogate, x: FloatArray, low: FloatArray, high: FloatA
     return np.concatenate(parts).astype(np.float32)
 
 
+def check_issue_counts(triggers: int, max_epochs: int) -> None:
+    """At least 10 triggers (fewer cannot reach the registry's false-accusation rate) and one epoch (none
+    would register a copy that does not answer its triggers)."""
+    if triggers < 10:
+        raise UsageError(f"--triggers must be at least 10, got {triggers}")
+    if max_epochs < 1:
+        raise UsageError(f"--max-epochs must be at least 1, got {max_epochs}")
+
+
 def is_onnx_model(path: Path) -> bool:
     """Whether ``path`` parses as an ONNX model (what ``issue --output`` may replace)."""
     import onnx
@@ -277,8 +286,7 @@ def issue(
 
     started = time.perf_counter()
     check_licensee_name(licensee)
-    if triggers < 10:
-        raise UsageError(f"--triggers must be at least 10, got {triggers}")
+    check_issue_counts(triggers, max_epochs)
     registry = Path(registry)
     registry_bundle = registry / f"{licensee}.licensee.safetensors"
     if registry_bundle.exists() and not force:
