@@ -22,6 +22,7 @@ from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
 from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
 from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, combined_p_value, plain_words
+from .text import shown
 from .types import ANY_SIZE, Answers, FloatArray
 
 Verdict = Literal["match", "no match", "inconclusive"]
@@ -118,8 +119,11 @@ IMAGE_AXES = frozenset("NCHW")
 def parse_layout(text: str) -> str:
     """A suspect's image axis order: the letters N, C, H and W in any order (e.g. NHWC, NWHC)."""
     layout = text.strip().upper()
-    if len(layout) != 4 or set(layout) != IMAGE_AXES:
-        raise UsageError(f"--suspect-layout must order the letters N, C, H and W (e.g. NHWC or NWHC), got {text!r}")
+    if len(layout) != 4 or set(layout) != IMAGE_AXES or layout[0] != "N":
+        raise UsageError(
+            f"--suspect-layout must be N then the letters C, H and W in any order (e.g. NHWC or NWHC), "
+            f"got {shown(text)!r}"
+        )
     return layout
 
 

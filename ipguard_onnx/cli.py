@@ -57,6 +57,9 @@ class ExitCode(IntEnum):
     """A bad, missing or untrusted signature, or an unusable key."""
     internal = 5
     """An exception nobody planned (a bug here or in a dependency): never a verdict."""
+    output_closed = 141
+    """The reader of stdout closed it before the output was written (``… | head -1``): no verdict delivered
+    (128 + SIGPIPE, as the shell reports a process a closed pipe ended)."""
     environment = 6
     """A package the command needs is not installed (onnxruntime: [cpu]/[gpu]; torch: [fingerprint])."""
 
@@ -131,7 +134,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True, highlight=False)
+class _Console(Console):
+    """A rich console whose closed pipe ends the command with ``ExitCode.output_closed``: rich's own
+    handler exits 1, which a CI step would read as "a suspect matched"."""
+
+    def on_broken_pipe(self) -> None:
+        _output_closed()
+
+
+def _stdout() -> Console:
+    """The console for a command's report on stdout."""
+    return _Console(highlight=False)
+
+
+stderr: Console = _Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
 _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
 MAX_DOMAIN = 1e30
@@ -205,14 +221,22 @@ def _fatal(error: IPGuardError) -> NoReturn:
 @contextmanager
 def _errors() -> Iterator[None]:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
+        # numpy overflow, PIL and dependency warnings would print source lines; ipguard-onnx's own
+        # warnings (a CUDA request that fell back to the CPU) become one escaped line
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", category=UserWarning, module="ipguard_onnx")
+        warnings.showwarning = _one_line_warning
         try:
             yield
         except IPGuardError as error:
             _fatal(error)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader went away: no verdict reached anyone
+            _output_closed()
+        except MemoryError:  # sizes the input asked for (a huge --input-shape, a declared shape): not a bug
+            _fatal(IPGuardError("not enough memory for what the inputs ask (a shape, a data file or a model); "
+                                "pass smaller inputs or run on a larger machine"))  # fmt: skip
         except OSError as error:  # a path the system refuses (too long, no permission, a device): the input's fault
             where = f"{error.filename}: " if error.filename is not None else ""
             _fatal(IPGuardError(f"{where}{error.strerror or type(error).__name__}"))
@@ -221,6 +245,21 @@ def _errors() -> Iterator[None]:
             raise typer.Exit(130) from None
         except Exception as error:  # a crash is never a verdict: never exit 0 or 1 on a surprise
             _internal_error(error)
+
+
+def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
+    stderr.print(f"[yellow]warning:[/] {escape(shown(message))}", highlight=False, soft_wrap=True)
+
+
+def _output_closed() -> NoReturn:
+    """stdout's reader closed it: nothing more is written there (not even at exit), and the exit code says
+    so — never 0 or 1, which a CI step would read as a verdict."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(ExitCode.output_closed)
 
 
 def _internal_error(error: BaseException) -> NoReturn:
@@ -288,7 +327,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text + "\n")
         return
-    write_atomic(output, (text + "\n").encode("utf-8"))
+    write_atomic(output, (text + "\n").encode("utf-8"), stream=True)  # --output /dev/stdout | jq stays a pipe
 
 
 def _local(references: Sequence[object]) -> list[tuple[str, Path]]:
@@ -760,7 +799,7 @@ def audit(
             _emit(audit_json(results, document), output)
         elif output_format is AuditFormat.sarif:
             _emit(audit_sarif(results, expect), output)
-        render_audit(results, stderr if output_format is not AuditFormat.text else Console(highlight=False))
+        render_audit(results, stderr if output_format is not AuditFormat.text else _stdout())
     raise typer.Exit(exit_code(results, expect))
 
 
@@ -842,7 +881,7 @@ def scan(
             )
         if output_format is DocumentFormat.json:
             _emit(scan_json(summary), None)
-        render_scan(summary, stderr if output_format is DocumentFormat.json else Console(highlight=False))
+        render_scan(summary, stderr if output_format is DocumentFormat.json else _stdout())
     if summary.internal_errors:
         raise typer.Exit(ExitCode.internal)
     if summary.matches:
@@ -864,6 +903,8 @@ def _suspect_names(patterns: list[str], option: str, *, recursive: bool) -> list
         if path.is_dir():
             inside = path.rglob("*.onnx") if recursive else path.glob("*.onnx")
             matches = sorted(str(p) for p in inside if p.is_file())
+        elif path.exists():  # a file named m[1].onnx is that file, not the pattern m1.onnx
+            matches = [pattern]
         elif glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=recursive))
         else:
@@ -977,7 +1018,7 @@ def evaluate(
             plot_evaluation(evaluation, plot)
         if output_format is DocumentFormat.json:
             _emit(evaluation_json(evaluation), output)
-        render_evaluation(evaluation, stderr if output_format is DocumentFormat.json else Console(highlight=False))
+        render_evaluation(evaluation, stderr if output_format is DocumentFormat.json else _stdout())
 
 
 @app.command("issue")
@@ -1028,7 +1069,7 @@ def issue_command(
             _emit(issued_json(result), None)
         if key_note:
             stderr.print(escape(shown(key_note)), highlight=False)
-        render_issued(result, stderr if output_format is DocumentFormat.json else Console(highlight=False))
+        render_issued(result, stderr if output_format is DocumentFormat.json else _stdout())
 
 
 @app.command()
@@ -1072,7 +1113,7 @@ def calibrate(
         )  # fmt: skip
         if output_format is DocumentFormat.json:
             _emit(calibration_json(result), None)
-        render_calibration(result, stderr if output_format is DocumentFormat.json else Console(highlight=False))
+        render_calibration(result, stderr if output_format is DocumentFormat.json else _stdout())
 
 
 @app.command("verify-report")
@@ -1086,7 +1127,7 @@ def verify_report(
     with _errors():
         checked = run_verify(report, trusted_key=_trusted(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
-        Console(highlight=False).print(
+        _stdout().print(
             f"[bold green]valid[/]: {escape(shown(checked.path))} ({checked.results} result(s)) signed by "
             f"{escape(shown(checked.signer_key_id))} ({pin})"
         )
@@ -1107,7 +1148,7 @@ def inspect(
         if output_format is DocumentFormat.json:
             _emit(bundle_json(bundle), None)
         else:
-            render_bundle(bundle, Console(highlight=False))
+            render_bundle(bundle, _stdout())
 
 
 def _only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
@@ -1133,7 +1174,15 @@ def main() -> None:
     """The console script: whatever escapes the commands is an internal error (exit 5), never 0 or 1."""
     _debug["on"] = "--debug" in sys.argv[1:]
     try:
-        _only_the_invoked_command(sys.argv[1:])()
+        try:
+            _only_the_invoked_command(sys.argv[1:])()
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in an ignored error at exit
+    except BrokenPipeError:
+        try:
+            _output_closed()
+        except typer.Exit as exit_:
+            raise SystemExit(exit_.exit_code) from None
     except SystemExit:
         raise
     except KeyboardInterrupt:  # Ctrl-C before a command took over (while importing): one line, exit 130

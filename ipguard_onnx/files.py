@@ -7,6 +7,7 @@ leaves the old file whole. Both raise ``UsageError`` with one line (exit 2).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -75,8 +76,27 @@ def _head(path: Path, size: int = 4096) -> bytes:
         return handle.read(size)
 
 
+MAX_REPORT_BYTES = 64 << 20
+
+
+def _is_report(path: Path) -> bool:
+    """A JSON document this tool wrote: its envelope says ``"tool": "ipguard-onnx"`` (SARIF: its driver).
+    A scan journal or a settings file that merely mentions the name is no report."""
+    if path.stat().st_size > MAX_REPORT_BYTES:
+        return False
+    document = json.loads(path.read_bytes())
+    if not isinstance(document, dict):
+        return False
+    if document.get("tool") == "ipguard-onnx":
+        return True
+    runs = document.get("runs")
+    first = runs[0] if isinstance(runs, list) and runs else None
+    driver = first.get("tool", {}).get("driver", {}) if isinstance(first, dict) else None
+    return isinstance(driver, dict) and driver.get("name") == "ipguard-onnx"
+
+
 LOOKS_LIKE: dict[str, Callable[[Path], bool]] = {
-    REPORT: lambda path: (head := _head(path).lstrip()).startswith((b"{", b"[")) and b"ipguard-onnx" in head,
+    REPORT: _is_report,
     PNG: lambda path: _head(path, 8) == b"\x89PNG\r\n\x1a\n",
     PEM: lambda path: _head(path, 64).lstrip().startswith(b"-----BEGIN"),
 }
@@ -96,7 +116,7 @@ def check_replaceable(
         return
     try:
         recognised = (looks_like or LOOKS_LIKE[kind])(target)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError, TypeError, IndexError, RecursionError):
         recognised = False
     if not recognised:
         raise UsageError(
@@ -113,15 +133,22 @@ def check_regular_file(path: PathLike, option: str) -> None:
         raise UsageError(f"{option} {shown(os.fspath(path))} is not a regular file (a pipe or a device); pass a file")
 
 
-def write_atomic(path: PathLike, data: bytes, *, option: str = "--output", mode: int = 0o644) -> None:
+def write_atomic(
+    path: PathLike, data: bytes, *, option: str = "--output", mode: int = 0o644, stream: bool = False
+) -> None:
     """Write ``data`` to ``path`` through a temporary file in its folder: readers see the old file or the
-    new one, never half of it, and a failure leaves the old file as it was."""
-    target = Path(path)
-    check_writable_location(target, option)
-    if target.is_char_device():  # /dev/stdout, /dev/null: written as a stream, there is nothing to replace
+    new one, never half of it, and a failure leaves the old file as it was. A symlink is written through
+    (the link stays). With ``stream``, a pipe or device (``/dev/stdout | head``) is written as a stream;
+    without it such an output is refused — it is never replaced by a file."""
+    link = Path(path)
+    check_writable_location(link, option)
+    target = Path(os.path.realpath(link))
+    if target.exists() and not target.is_file():
+        if not stream:
+            raise UsageError(f"{option} {shown(os.fspath(path))} is not a regular file (a pipe, device or socket)")
         try:
-            with target.open("wb") as stream:
-                stream.write(data)
+            with link.open("wb") as handle:  # opened through the link: /dev/stdout is this process's stdout
+                handle.write(data)
         except OSError as error:
             raise UsageError(f"cannot write {option} {shown(os.fspath(path))}: {error.strerror}") from None
         return

@@ -58,6 +58,8 @@ def write_keypair(
     for path, option in ((private_path, "--out"), (public_path, "the public key")):
         if not path.name:
             raise UsageError(f"{option} {shown(path)} names no file; pass a file path such as owner.pem")
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise SigningKeyError(f"{shown(path)} is not a regular file (a pipe, device or socket)")
         if path.is_dir():
             raise SigningKeyError(f"{shown(path)} is a folder; pass a file path for the key")
         if path.exists() and not force:
@@ -71,7 +73,8 @@ def write_keypair(
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    staged: list[Path] = []
+    private_path, public_path = Path(os.path.realpath(private_path)), Path(os.path.realpath(public_path))
+    staged: list[Path] = []  # (a symlinked key is written through: the link stays)
     backup: Path | None = None
     try:
         for path, pem, mode in ((private_path, private_pem, 0o600), (public_path, public_pem, 0o644)):

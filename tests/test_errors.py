@@ -222,7 +222,7 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
     ("bad mean", lambda z, t: ["audit", z.target, "-f", z.bundle, "--mean", "a,b"], ExitCode.usage,
      "--mean expects comma-separated numbers"),
     ("bad suspect layout", lambda z, t: ["audit", z.target, "-f", z.bundle, "--suspect-layout", "NHW"],
-     ExitCode.usage, "--suspect-layout must order the letters N, C, H and W"),
+     ExitCode.usage, "--suspect-layout must be N then the letters C, H and W"),
     ("sign a text report", lambda z, t: ["audit", z.target, "-f", z.bundle, "--sign-report", z.private_key],
      ExitCode.usage, "add --format json"),
     ("endpoint not http", lambda z, t: ["audit", "--endpoint", "ftp://example.com/m", "-f", z.bundle],

@@ -250,6 +250,12 @@ class OnnxClassifier(Classifier):
                 text = str(exc).strip()
                 first_line = " ".join(text.split())[:300] if text else type(exc).__name__
                 raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
+            answered = len(result) if isinstance(result, list) else (np.shape(result)[0] if np.ndim(result) else 0)
+            if answered != len(chunk):  # 0 rows, N − 1 rows, or [T, N, C]: no row to read per point
+                raise UnsupportedModelError(
+                    f"{self.name} answered {answered} rows for {len(chunk)} points in output "
+                    f"{self.output_spec.name!r}; audits need one row per point, batch axis first"
+                )
             outputs.append(result[:rows] if spec.fixed_batch is not None else result)
         return outputs
 

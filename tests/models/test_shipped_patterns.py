@@ -206,7 +206,7 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli: RunCli, key: 
     missing = run_cli("audit", swapped, "-f", bundle_path, "--output-name", "logits")
     assert missing.code == ExitCode.input and "has no output named 'logits'" in missing.stderr
     bad_layout = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NHW")
-    assert bad_layout.code == ExitCode.usage and "--suspect-layout must order" in bad_layout.stderr
+    assert bad_layout.code == ExitCode.usage and "--suspect-layout must be N then" in bad_layout.stderr
 
 
 def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
