@@ -6,6 +6,7 @@ onnxruntime session, a Python callable, or a remote prediction API (``models``).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,8 @@ def _resize(points: FloatArray, height: int, width: int, channels_first: bool) -
 
 
 IMAGE_AXES = frozenset("NCHW")
+MAX_ADAPTED_VALUES = 1 << 28
+"""The most input values an audit prepares for one suspect (1 GiB of float32: 100 points of 1,600×1,600 RGB)."""
 
 
 def parse_layout(text: str) -> str:
@@ -141,6 +144,14 @@ def adapt_points(
     spec = suspect.input_spec
     source = bundle.input_spec
     steps: list[str] = []
+    if spec is not None and ANY_SIZE not in spec.sample_shape:
+        values = len(points) * math.prod(spec.sample_shape)
+        if values > MAX_ADAPTED_VALUES:  # a suspect (or a server's metadata) declaring 4096×4096 inputs
+            raise AuditError(
+                f"suspect {suspect.name} takes inputs of shape {spec.sample_shape}: the fingerprint's "
+                f"{len(points)} points adapted to it would hold {values:,} values, more than the "
+                f"{MAX_ADAPTED_VALUES:,} an audit prepares; it is not a model of the fingerprint's task"
+            )
     if points.ndim == 4:  # images: work in NCHW, then order the axes as the suspect wants
         nchw = points if source.layout != "NHWC" else np.ascontiguousarray(points.transpose(0, 3, 1, 2))
         if bgr:

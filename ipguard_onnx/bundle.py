@@ -36,6 +36,8 @@ FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_CLASSES = 10_000_000
+"""The most classes a bundle may declare (extreme classifiers have millions)."""
 SIGNATURE_FIELD = "signature"
 _DIGEST_DOMAIN = b"ipguard-onnx bundle digest v1\x00"
 _TENSORS = {"points": np.float32, "labels": np.int64, "domain_low": np.float32, "domain_high": np.float32}
@@ -488,6 +490,8 @@ def _validated(
                 raise ValueError(f"{name} {value} outside (0, 1)")
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
+        if len(set(record.class_names)) != len(record.class_names) or not all(record.class_names):
+            raise ValueError("class_names must be distinct and non-empty")
     except (KeyError, ValueError, TypeError, OverflowError, RecursionError, UsageError) as exc:
         raise BundleError(
             f"{path} has missing or malformed metadata ({shown(str(exc))[:200]}); it was not written by ipguard-onnx"
@@ -506,8 +510,8 @@ def _validated(
         raise BundleError(f"{path} has labels outside 0..{num_classes - 1}; it is damaged")
     if not 0.0 < threshold <= 1.0:
         raise BundleError(f"{path} has threshold {threshold} outside (0, 1]")
-    if num_classes < 2:  # with one class every answer would agree
-        raise BundleError(f"{path} declares {num_classes} class(es); a classifier has at least 2")
+    if not 2 <= num_classes <= MAX_CLASSES:  # with one class every answer would agree
+        raise BundleError(f"{path} declares {num_classes} classes; a classifier has 2 to {MAX_CLASSES:,}")
     low, high = tensors["domain_low"], tensors["domain_high"]
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise BundleError(f"{path} has a non-finite input domain; it is damaged")

@@ -7,6 +7,7 @@ leaves the old file whole. Both raise ``UsageError`` with one line (exit 2).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -133,6 +134,23 @@ def check_regular_file(path: PathLike, option: str) -> None:
         raise UsageError(f"{option} {shown(os.fspath(path))} is not a regular file (a pipe or a device); pass a file")
 
 
+def _write_stream(path: Path, data: bytes, option: str) -> None:
+    """Write to a pipe or device; a named pipe nobody reads is refused at once, not waited on for ever."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        reason = "a pipe nobody reads" if error.errno == errno.ENXIO else error.strerror
+        raise UsageError(f"cannot write {option} {shown(os.fspath(path))}: {reason}") from None
+    try:
+        os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise UsageError(f"cannot write {option} {shown(os.fspath(path))}: {error.strerror}") from None
+
+
 def write_atomic(
     path: PathLike, data: bytes, *, option: str = "--output", mode: int = 0o644, stream: bool = False
 ) -> None:
@@ -142,16 +160,12 @@ def write_atomic(
     without it such an output is refused — it is never replaced by a file."""
     link = Path(path)
     check_writable_location(link, option)
-    target = Path(os.path.realpath(link))
-    if target.exists() and not target.is_file():
+    if link.exists() and not link.is_file():  # stat through the link: /dev/stdout is this process's stdout
         if not stream:
             raise UsageError(f"{option} {shown(os.fspath(path))} is not a regular file (a pipe, device or socket)")
-        try:
-            with link.open("wb") as handle:  # opened through the link: /dev/stdout is this process's stdout
-                handle.write(data)
-        except OSError as error:
-            raise UsageError(f"cannot write {option} {shown(os.fspath(path))}: {error.strerror}") from None
+        _write_stream(link, data, option)
         return
+    target = Path(os.path.realpath(link))
     temporary: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -223,6 +223,7 @@ def fingerprint(
     started = time.perf_counter()
     say = status or (lambda _: None)
     target, data = _open_target(model_path, settings, data_path, say)
+    settings = _map_class_names(settings, target)
     truth = _ground_truth(target, settings, data, data_path)
     if target.output_spec.kind == "labels" and settings.label == TargetLabelRule.least_likely:
         settings = replace(settings, label=TargetLabelRule.random)  # labels rank no classes: j is drawn (-R)
@@ -297,6 +298,16 @@ def fingerprint(
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
+
+
+def _map_class_names(settings: FingerprintSettings, target: OnnxClassifier) -> FingerprintSettings:
+    """Probability maps (ZipMap) keyed by classes other than 0..C−1 (e.g. 1..10, or names): their keys
+    become the class names, so that an audit, which reads a suspect's key, finds the index the search used
+    (the key's place in the sorted keys)."""
+    keys = target.map_classes
+    if settings.class_names or not keys or list(keys) == list(range(len(keys))):
+        return settings
+    return replace(settings, class_names=tuple(str(key) for key in keys))
 
 
 def _open_target(

@@ -227,13 +227,17 @@ def _keep_set(surrogate: Surrogate, x: FloatArray, low: FloatArray, high: FloatA
     return np.concatenate(parts).astype(np.float32)
 
 
+MAX_EPOCHS = 10_000
+"""The most fine-tuning epochs ``issue`` runs (it stops earlier once the triggers are learnt)."""
+
+
 def check_issue_counts(triggers: int, max_epochs: int) -> None:
     """At least 10 triggers (fewer cannot reach the registry's false-accusation rate) and one epoch (none
     would register a copy that does not answer its triggers)."""
     if triggers < 10:
         raise UsageError(f"--triggers must be at least 10, got {triggers}")
-    if max_epochs < 1:
-        raise UsageError(f"--max-epochs must be at least 1, got {max_epochs}")
+    if not 1 <= max_epochs <= MAX_EPOCHS:
+        raise UsageError(f"--max-epochs must lie in 1..{MAX_EPOCHS:,}, got {max_epochs}")
 
 
 def is_onnx_model(path: Path) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +24,17 @@ class Preprocessing:
     std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        """Every value finite, the scale and every std non-zero: a NaN here would turn every point into NaN."""
-        if not math.isfinite(self.scale) or self.scale == 0:
-            raise UsageError(f"--input-scale must be a finite, non-zero number, got {self.scale!r}")
-        for option, values in (("--mean", self.mean), ("--std", self.std)):
-            if not all(math.isfinite(value) for value in values):
-                raise UsageError(f"{option} values must be finite numbers, got {list(values)}")
-        if any(value == 0 for value in self.std):
-            raise UsageError("--std values must be non-zero")
+        """Every value a finite float32, the scale and every std non-zero there too (1e-300 is 0 in float32):
+        a NaN or a zero here would turn every point into NaN, infinity or one value."""
+        values = {"--input-scale": (self.scale,), "--mean": self.mean, "--std": self.std}
+        for option, numbers in values.items():
+            if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+                raise UsageError(f"{option} values must be numbers, got {list(numbers)}")
+            as_float32 = np.asarray(numbers, dtype=np.float64).astype(np.float32)
+            if not np.isfinite(as_float32).all():
+                raise UsageError(f"{option} values must be finite (in float32), got {list(numbers)}")
+            if option != "--mean" and (as_float32 == 0).any():
+                raise UsageError(f"{option} values must be non-zero (in float32), got {list(numbers)}")
 
     @property
     def is_identity(self) -> bool:
@@ -46,7 +48,7 @@ class Preprocessing:
         if text in ("", "none"):
             return cls()
         data = json.loads(text)
-        return cls(float(data["scale"]), tuple(map(float, data["mean"])), tuple(map(float, data["std"])))
+        return cls(data["scale"], tuple(data["mean"]), tuple(data["std"]))  # types checked by __post_init__
 
     def apply(self, points: FloatArray, channel_axis: int) -> FloatArray:
         """``(x · scale − mean) / std`` per channel; a value that overflows becomes infinity, which the

@@ -178,6 +178,15 @@ class OnnxClassifier(Classifier):
         return len(self._map_classes) if self._map_classes else None
 
     @property
+    def map_classes(self) -> tuple[Any, ...]:
+        """For probability maps (ZipMap): the class keys in the order their scores are read (sorted);
+        empty for any other output."""
+        if self.output_spec.kind != "probability-maps":
+            return ()
+        self.num_classes  # noqa: B018 - reads the keys from one input the first time
+        return tuple(self._map_classes or ())
+
+    @property
     def other_outputs(self) -> tuple[str, ...]:
         return tuple(v.name for v in self._outputs if v.name != self.output_spec.name)
 
