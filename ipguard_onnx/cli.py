@@ -134,6 +134,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
 class _Console(Console):
     """A rich console whose closed pipe ends the command with ``ExitCode.output_closed``: rich's own
     handler exits 1, which a CI step would read as "a suspect matched"."""
@@ -729,7 +731,7 @@ def audit(
         AuditFormat, typer.Option("--format", help="The report on stdout or --output.")
     ] = AuditFormat.text,
     output: Annotated[
-        Path | None, typer.Option("--output", help="Write the json/sarif report here, not stdout.")
+        Path | None, typer.Option("--output", "-o", help="Write the json/sarif report here, not stdout.")
     ] = None,
     sign_report: Annotated[
         Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
@@ -977,7 +979,9 @@ def evaluate(
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the json report here, not stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the json report here, not stdout.")
+    ] = None,
     output_name: Annotated[
         str | None, typer.Option(help="Output to read from ONNX suspects [default: chosen to fit the bundle].")
     ] = None,

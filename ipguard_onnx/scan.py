@@ -84,6 +84,9 @@ class ScanRow:
         data = json.loads(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        unknown = sorted(set(data) - set(_ROW_TYPES))
+        if unknown:
+            raise ValueError(f"unknown field {shown(unknown[0])[:40]!r}")
         for item in fields(ScanRow):
             if item.name in data and not _of_type(data[item.name], _ROW_TYPES[item.name]):
                 raise ValueError(f"field {item.name!r} is not {_ROW_TYPES[item.name]}")
@@ -357,7 +360,7 @@ def read_manifest(path: Path) -> list[str]:
     Relative paths are relative to the manifest's folder."""
     check_regular_file(path, "--manifest")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is no part of a path
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"--manifest {path} could not be read ({type(error).__name__}); pass a text file") from None
     entries = []
