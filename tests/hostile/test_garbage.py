@@ -64,7 +64,7 @@ def test_min_answered_must_be_a_fraction(run_cli: RunCli, zoo: Zoo, tmp_path: Pa
     ("option", "value", "message"),
     [("--input-scale", "nan", "--input-scale"), ("--input-scale", "0", "--input-scale"),
      ("--mean", "nan", "--mean"), ("--std", "inf", "--std"), ("--std", "0", "--std"),
-     ("--input-scale", "1e39", "NaN or infinity"), ("--threshold", "nan", "--threshold"),
+     ("--input-scale", "1e39", "finite (in float32)"), ("--threshold", "nan", "--threshold"),
      ("--model-timeout", "nan", "--model-timeout"), ("--model-timeout", "0", "--model-timeout"),
      ("--deadline", "inf", "--deadline"), ("--timeout", "nan", "--timeout")],
 )  # fmt: skip
@@ -78,6 +78,13 @@ def test_every_numeric_option_is_checked_before_use(
     result = run_cli(*arguments)
     assert result.code == ExitCode.usage, result.stderr
     assert message in one_line_error(result)
+
+
+def test_points_that_preprocessing_sends_to_infinity_are_refused(run_cli: RunCli, zoo: Zoo) -> None:
+    """Each value finite, their combination not: (x · 1e38) / 0.001 overflows float32."""
+    result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--input-scale", "1e38", "--std", "0.001")
+    assert result.code == ExitCode.usage, result.stderr
+    assert "NaN or infinity" in one_line_error(result)
 
 
 def test_fingerprint_refuses_a_nan_recording_before_any_work(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
