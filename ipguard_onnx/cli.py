@@ -152,6 +152,8 @@ def _stdout() -> Console:
 stderr: Console = _Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
 _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
+MAX_CLASS_NAME_CHARACTERS = 1 << 20
+"""Class names are signed into the bundle's header, which loaders cap at 16 MiB."""
 MAX_DOMAIN = 1e30
 """Input bounds beyond this overflow float32 arithmetic on the points (their width, a step along it)."""
 _debug = {"on": False}
@@ -647,6 +649,8 @@ def _class_names(text: str | None) -> tuple[str, ...]:
         names = [part.strip() for part in text.split(",")]
     if not all(names) or len(set(names)) != len(names):
         raise UsageError("--class-names must list distinct, non-empty names")
+    if sum(map(len, names)) > MAX_CLASS_NAME_CHARACTERS:  # they are signed into the bundle's header
+        raise UsageError(f"--class-names hold more than {MAX_CLASS_NAME_CHARACTERS:,} characters in all")
     return tuple(names)
 
 
