@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from .._version import __version__
 from ..audit import AuditResult, Expectation
@@ -27,6 +28,8 @@ def audit_sarif(results: Sequence[AuditResult], expect: Expectation | None = Non
         else:
             level = "note" if result.verdict == wanted else ("warning" if result.verdict == "inconclusive" else "error")
         location = result.suspect_details.get("path") or result.suspect_details.get("endpoint") or result.suspect
+        if not location.startswith(("http://", "https://")):  # a URI reference: spaces, '#' and '%' encoded
+            location = quote(location)
         text = (
             f"{result.suspect}: {result.verdict} against {result.fingerprint} (matching rate "
             f"{result.matching_rate:.1%}, threshold {result.threshold:.0%}, {result.points_skipped} of "

@@ -106,3 +106,14 @@ def test_a_same_origin_redirect_keeps_the_post_or_is_refused(
         assert methods == [("POST", "/old")]
         (row,) = json.loads(result.stdout)["results"]
         assert any("into a GET" in reason for reason in row["skipped_reasons"])
+
+
+def test_sarif_locations_are_uri_references(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
+    """A space, '#' or '%' in a suspect's path is percent-encoded, so a SARIF viewer opens the right file."""
+    suspect = tmp_path / "my model#1 100%.onnx"
+    shutil.copy(zoo.target, suspect)
+    result = run_cli("audit", suspect, "-f", zoo.bundle, "--format", "sarif")
+    assert result.code == ExitCode.match, result.stderr
+    (row,) = json.loads(result.stdout)["runs"][0]["results"]
+    uri = row["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri.endswith("my%20model%231%20100%25.onnx")
