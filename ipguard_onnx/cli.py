@@ -30,10 +30,11 @@ from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, wri
 from .models import Providers, WireProtocol
 from .models.bounded import model_timeout as bounded_timeout
 from .models.http import DEFAULT_DEADLINE
-from .report import AuditFormat, DocumentFormat
+from .report import AuditFormat, DocumentFormat, outside_text
 from .search import METHODS, StartKind, TargetLabelRule
 from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
 from .text import shown
+from .types import MAX_DOMAIN
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -115,7 +116,7 @@ class _OneLineUsageErrors(TyperGroup):
                 context = getattr(error, "ctx", None)
                 hint = f" (see '{context.command_path} --help')" if context is not None else ""
                 stderr.print(
-                    f"[bold red]error:[/] {escape(shown(error.format_message().replace('Value error, ', '') + hint))}",
+                    f"[bold red]error:[/] {outside_text(error.format_message().replace('Value error, ', '') + hint)}",
                     soft_wrap=True,
                     highlight=False,
                 )
@@ -154,8 +155,6 @@ _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
 _PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
 MAX_CLASS_NAME_CHARACTERS = 1 << 20
 """Class names are signed into the bundle's header, which loaders cap at 16 MiB."""
-MAX_DOMAIN = 1e30
-"""Input bounds beyond this overflow float32 arithmetic on the points (their width, a step along it)."""
 _debug = {"on": False}
 
 
@@ -218,7 +217,7 @@ def _main(
 
 def _fatal(error: IPGuardError) -> NoReturn:
     # file names, URLs and metadata inside the message: escaped, never run as terminal codes or markup
-    stderr.print(f"[bold red]error:[/] {escape(shown(error))}", markup=True, highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {outside_text(error)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(error_exit_code(error)) from None
 
 
@@ -252,7 +251,7 @@ def _errors() -> Iterator[None]:
 
 
 def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
-    stderr.print(f"[yellow]warning:[/] {escape(shown(message))}", highlight=False, soft_wrap=True)
+    stderr.print(f"[yellow]warning:[/] {outside_text(message)}", highlight=False, soft_wrap=True)
 
 
 def _output_closed() -> NoReturn:
@@ -362,8 +361,8 @@ def keygen(
         public = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
         pair = write_keypair(out, public, password=_password(), force=force)
         stderr.print(
-            f"private key {escape(shown(pair.private_path))} (mode 0600)\npublic key  "
-            f"{escape(shown(pair.public_path))}\nkey id      {pair.key_id}",
+            f"private key {outside_text(pair.private_path)} (mode 0600)\npublic key  "
+            f"{outside_text(pair.public_path)}\nkey id      {pair.key_id}",
             highlight=False,
         )
 
@@ -516,7 +515,7 @@ def fingerprint(
         if output_format is DocumentFormat.json:
             _emit(fingerprint_json(result), None)
         if key_note:
-            stderr.print(escape(shown(key_note)), highlight=False)
+            stderr.print(outside_text(key_note), highlight=False)
         render_fingerprint(result, stderr)
 
 
@@ -543,7 +542,7 @@ def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[in
                 bar.update(task, completed=min(done, n), iteration=iteration)
 
             def phase(text: str) -> None:  # may quote the model (operator names): escaped
-                bar.update(task, description=escape(shown(text[:60])))
+                bar.update(task, description=outside_text(text[:60]))
 
             yield update, phase
         return
@@ -1076,7 +1075,7 @@ def issue_command(
         if output_format is DocumentFormat.json:
             _emit(issued_json(result), None)
         if key_note:
-            stderr.print(escape(shown(key_note)), highlight=False)
+            stderr.print(outside_text(key_note), highlight=False)
         render_issued(result, stderr if output_format is DocumentFormat.json else _stdout())
 
 
@@ -1111,8 +1110,7 @@ def calibrate(
     with _errors():
         suspects = _expand_suspects(negative or [], "--negative")
         check_outputs({"--output": output}, [*_local(suspects), ("--key", key)])
-        if output is not None and not same_file(output, fingerprint_path):
-            check_outputs({"--output": output}, [("FINGERPRINT", fingerprint_path)])
+        if output is not None and not same_file(output, fingerprint_path):  # in place is calibrate's purpose
             check_bundle_output(output)
         signing_key, _ = _signing_key(key, create=False)
         result = run_calibrate(
@@ -1136,8 +1134,8 @@ def verify_report(
         checked = run_verify(report, trusted_key=_trusted(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
         _stdout().print(
-            f"[bold green]valid[/]: {escape(shown(checked.path))} ({checked.results} result(s)) signed by "
-            f"{escape(shown(checked.signer_key_id))} ({pin})"
+            f"[bold green]valid[/]: {outside_text(checked.path)} ({checked.results} result(s)) signed by "
+            f"{outside_text(checked.signer_key_id)} ({pin})"
         )
 
 

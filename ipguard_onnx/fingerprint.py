@@ -47,7 +47,7 @@ from .search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
 from .search.conferrable import REFERENCE_MARGIN
 from .stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from .surrogate import Conversion, ParityReport, StatusCallback, Surrogate
-from .types import FloatArray, InputSpec, LabelArray
+from .types import MAX_DOMAIN, FloatArray, InputSpec, LabelArray
 
 DEFAULT_K = 3.0
 UNIQUE_DEFAULT_K = 1.0
@@ -136,8 +136,8 @@ class FingerprintSettings:
             raise UsageError(f"--epsilon must be a positive, finite number, got {self.epsilon}")
         if not 0 < self.learning_rate < math.inf:
             raise UsageError(f"--learning-rate must be a positive, finite number, got {self.learning_rate}")
-        if isinstance(self.domain, tuple) and not -1e30 <= self.domain[0] < self.domain[1] <= 1e30:
-            raise UsageError(f"--domain needs LOW < HIGH within ±1e+30, got {self.domain[0]},{self.domain[1]}")
+        if isinstance(self.domain, tuple) and not -MAX_DOMAIN <= self.domain[0] < self.domain[1] <= MAX_DOMAIN:
+            raise UsageError(f"--domain needs LOW < HIGH within ±{MAX_DOMAIN:g}, got {self.domain[0]},{self.domain[1]}")
 
     @property
     def suffix(self) -> str:

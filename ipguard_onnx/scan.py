@@ -12,6 +12,7 @@ import json
 import os
 import time
 import traceback
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -84,33 +85,29 @@ class ScanRow:
         data = json.loads(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        unknown = sorted(set(data) - set(_ROW_TYPES))
+        hints = typing.get_type_hints(ScanRow)
+        unknown = sorted(set(data) - set(hints))
         if unknown:
             raise ValueError(f"unknown field {shown(unknown[0])[:40]!r}")
-        for item in fields(ScanRow):
-            if item.name in data and not _of_type(data[item.name], _ROW_TYPES[item.name]):
-                raise ValueError(f"field {item.name!r} is not {_ROW_TYPES[item.name]}")
+        for name, value in data.items():
+            if not _fits(value, hints[name]):
+                raise ValueError(f"field {name!r} is not {hints[name]}")
         return ScanRow(**data)
 
 
-_ROW_TYPES = {
-    **dict.fromkeys(("suspect", "fingerprint", "fingerprint_sha256", "verdict", "licensee", "error"), "text"),
-    **dict.fromkeys(("matching_rate", "p_value", "threshold"), "a number or null"),
-    **dict.fromkeys(("points_queried", "points_matched", "points_skipped"), "a count"),
-    "suspect_sha256": "text or null", "seconds": "a number", "status": "ok, error or internal-error",
-}  # fmt: skip
-
-
-def _of_type(value: object, kind: str) -> bool:
+def _fits(value: object, hint: object) -> bool:
+    """Whether a journal value has its field's type (``ScanRow``'s annotations): counts are whole numbers
+    ≥ 0, numbers are not booleans, a status is one of ``Status``."""
+    if typing.get_origin(hint) is Literal:
+        return value in typing.get_args(hint)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return {
-        "text": isinstance(value, str),
-        "text or null": value is None or isinstance(value, str),
-        "a number or null": value is None or number,
-        "a number": number,
-        "a count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-        "ok, error or internal-error": value in ("ok", "error", "internal-error"),
-    }[kind]
+    return any(
+        (kind is type(None) and value is None)
+        or (kind is str and isinstance(value, str))
+        or (kind is int and number and isinstance(value, int) and value >= 0)
+        or (kind is float and number)
+        for kind in typing.get_args(hint) or (hint,)
+    )
 
 
 @dataclass(frozen=True)

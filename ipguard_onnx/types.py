@@ -21,6 +21,8 @@ LabelArray = npt.NDArray[np.int64]
 OutputKind = Literal["logits", "probabilities", "labels", "probability-maps", "binary-logit", "binary-probability"]
 LabelKind = Literal["index", "class-label"]
 
+MAX_DOMAIN = 1e30
+"""Input bounds beyond ±this overflow float32 arithmetic on the points (their width, a step along it)."""
 MAX_SAMPLE_VALUES = 1 << 24
 """Largest input a model may declare per sample (16.7 M values; a 3×2048×2048 image is 12.6 M)."""
 

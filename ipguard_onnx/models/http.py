@@ -112,7 +112,7 @@ class _Sockets:
                 pass
 
 
-def http_client_errors() -> type[Exception]:
+def _http_client_error() -> type[Exception]:
     """http.client's base error (a malformed status line or headers): a failed connection, not a crash."""
     import http.client
 
@@ -325,7 +325,7 @@ class HttpClassifier(Classifier):
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Skip(f"timeout after {limit:g} s", retry=True) from None
             raise _Skip(f"connection failed: {shown(reason)}", retry=True) from None
-        except (ConnectionError, OSError, ValueError, http_client_errors()) as error:
+        except (ConnectionError, OSError, ValueError, _http_client_error()) as error:
             raise _Skip(f"connection failed: {type(error).__name__}", retry=True) from None
 
     def _with_retries(self, chunk: FloatArray) -> Answers:

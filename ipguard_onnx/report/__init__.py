@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from .console import (
+    outside_text,
     plot_evaluation,
     render_audit,
     render_bundle,
@@ -33,6 +34,7 @@ from .documents import (
 from .sarif import audit_sarif
 
 __all__ = [
+    "outside_text",
     "AuditFormat",
     "DocumentFormat",
     "audit_document",

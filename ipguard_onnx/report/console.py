@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..scan import ScanSummary
 
 
-def _x(text: object) -> str:
+def outside_text(text: object) -> str:
     """Outside text (names, paths, metadata, server messages) as console text: control characters
     escaped (``text.shown``) and rich markup escaped, so it can neither drive the terminal nor style itself."""
     return escape(shown(text))
@@ -46,8 +46,8 @@ def render_audit(results: Sequence[AuditResult], console: Console) -> None:
         style = _STYLES[result.verdict]
         table.add_row(
             str(rank),
-            _x(result.suspect),
-            _x(result.fingerprint),
+            outside_text(result.suspect),
+            outside_text(result.fingerprint),
             f"[{style}]{result.matching_rate:.1%}[/]",
             f"{result.p_value:.1e}",
             f"{result.points_queried - result.points_skipped}/{result.points_queried}",
@@ -60,8 +60,8 @@ def _render_licensees(results: Sequence[AuditResult], console: Console) -> None:
     for result in results:
         if result.licensee and result.matched:
             console.print(
-                f"[bold red]LICENSEE {_x(result.licensee)}[/]: {_x(result.suspect)} answers "
-                f"{_x(result.licensee)}'s secret "
+                f"[bold red]LICENSEE {outside_text(result.licensee)}[/]: {outside_text(result.suspect)} answers "
+                f"{outside_text(result.licensee)}'s secret "
                 f"triggers ({result.matching_rate:.0%}, p = {result.p_value:.1e}) — the copy issued to them"
             )
 
@@ -108,17 +108,17 @@ def _render_one(result: AuditResult, console: Console) -> None:
             f"{part.matching_rate:.1%} ({part.matched}/{part.answered}), p = {part.p_value:.1e} "
             f"(null agreement q0 = {part.null_agreement:.2f})",
         )
-    table.add_row("suspect", f"{_x(result.suspect)}  sha256 {result.suspect_sha256 or 'n/a'}")
+    table.add_row("suspect", f"{outside_text(result.suspect)}  sha256 {result.suspect_sha256 or 'n/a'}")
     for key, value in result.suspect_details.items():
         if key != "path":
-            table.add_row(f"  {_x(key)}", _x(value))
+            table.add_row(f"  {outside_text(key)}", outside_text(value))
     pin = "pinned by --trusted-key" if result.signer_pinned else "not pinned: pass --trusted-key to require it"
-    table.add_row("fingerprint", f"{_x(result.fingerprint)}  signed by {result.signer_key_id} ({pin})")
-    skipped = ", ".join(f"{count} × {_x(reason)}" for reason, count in result.skipped_reasons.items())
+    table.add_row("fingerprint", f"{outside_text(result.fingerprint)}  signed by {result.signer_key_id} ({pin})")
+    skipped = ", ".join(f"{count} × {outside_text(reason)}" for reason, count in result.skipped_reasons.items())
     table.add_row("points skipped", f"{result.points_skipped}" + (f" ({skipped})" if skipped else ""))
     if result.input_adaptation:
-        table.add_row("input adaptation", _x("; ".join(result.input_adaptation)))
-    table.add_row("providers", _x(", ".join(result.providers)) or "n/a")
+        table.add_row("input adaptation", outside_text("; ".join(result.input_adaptation)))
+    table.add_row("providers", outside_text(", ".join(result.providers)) or "n/a")
     table.add_row("query time", f"{result.seconds:.2f} s")
     console.print(table)
     console.print()
@@ -129,8 +129,8 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
     table.add_column(style="dim")
     table.add_column()
     settings = result.settings
-    table.add_row("bundle", f"[bold]{_x(result.bundle_path)}[/] signed by {result.signer_key_id}")
-    table.add_row("target", f"{_x(result.target)}  sha256 {result.target_sha256}")
+    table.add_row("bundle", f"[bold]{outside_text(result.bundle_path)}[/] signed by {result.signer_key_id}")
+    table.add_row("target", f"{outside_text(result.target)}  sha256 {result.target_sha256}")
     table.add_row(
         "points",
         f"{result.points} of {result.requested} requested ({result.variant}, k={result.k:g}, seed {settings.seed})",
@@ -153,7 +153,7 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         per_100 = 100 * result.search_seconds / max(result.points, 1)
         table.add_row(
             "search",
-            f"gradient-free on onnxruntime ({_x(result.gradient_free_reason)}): "
+            f"gradient-free on onnxruntime ({outside_text(result.gradient_free_reason)}): "
             f"{result.candidates_searched} candidates "
             f"in {result.rounds} round(s), {result.queries:,} queries, {result.search_seconds:.2f} s "
             f"({per_100:.2f} s per 100 points)",
@@ -175,13 +175,13 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"{result.dropped_unconverged} not converged, {result.dropped_disagreement} labelled differently "
             "by onnxruntime than by the surrogate",
         )
-    table.add_row("input", f"{list(result.input_shape)} per sample ({_x(result.input_shape_source)})")
-    table.add_row("output", f"{_x(result.output_name)} ({_x(result.output_chosen_because)})")
+    table.add_row("input", f"{list(result.input_shape)} per sample ({outside_text(result.input_shape_source)})")
+    table.add_row("output", f"{outside_text(result.output_name)} ({outside_text(result.output_chosen_because)})")
     if result.conversion is not None:
         passed = len(result.conversion.failed_attempts)
         table.add_row(
             "surrogate",
-            _x(result.conversion.summary)
+            outside_text(result.conversion.summary)
             + (f"; {passed} earlier attempt(s) passed over (see the bundle)" if passed else ""),
         )
     if result.parity is not None:
@@ -191,14 +191,14 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"{result.parity.max_abs_difference:.1e}, labels agree {result.parity.label_agreement:.0%}",
         )
     table.add_row("threshold", f"{settings.threshold:.0%} (recommended, signed into the bundle)")
-    table.add_row("providers", _x(", ".join(result.providers)))
+    table.add_row("providers", outside_text(", ".join(result.providers)))
     table.add_row("time", f"{result.total_seconds:.2f} s in all")
     console.print(table)
 
 
 def render_bundle(bundle: Bundle, console: Console) -> None:
     pin = "pinned to --trusted-key" if bundle.signer_pinned else "not pinned"
-    console.print(f"[bold]{_x(bundle.name)}[/]  sha256 {bundle.sha256}")
+    console.print(f"[bold]{outside_text(bundle.name)}[/]  sha256 {bundle.sha256}")
     console.print(f"signature [bold green]valid[/], signer {bundle.signer_key_id} ({pin})")
     console.print(
         f"{len(bundle.points)} points of shape {tuple(bundle.points.shape[1:])}, {bundle.num_classes} classes"
@@ -207,16 +207,20 @@ def render_bundle(bundle: Bundle, console: Console) -> None:
     hidden = {"signature", "signer_public_key"}
     for key, value in sorted(bundle.metadata.items()):
         if key not in hidden:
-            table.add_row(_x(key), _x(value))  # signed, yet written by whoever holds the key: never markup
+            table.add_row(
+                outside_text(key), outside_text(value)
+            )  # signed, yet written by whoever holds the key: never markup
     console.print(table)
 
 
 def render_evaluation(evaluation: Evaluation, console: Console) -> None:
     """Matching rates grouped like the paper's Table 5, then robustness, uniqueness, ARUC and gap."""
-    table = Table("group", "suspect", "matching rate", "verdict", title=f"evaluation of {_x(evaluation.fingerprint)}")
+    table = Table(
+        "group", "suspect", "matching rate", "verdict", title=f"evaluation of {outside_text(evaluation.fingerprint)}"
+    )
     for group in GROUPS:
         for row in sorted((r for r in evaluation.rows if r.group == group), key=lambda r: -r.matching_rate):
-            table.add_row(group, _x(row.suspect), f"{row.matching_rate:.2f}", row.verdict)
+            table.add_row(group, outside_text(row.suspect), f"{row.matching_rate:.2f}", row.verdict)
     console.print(table)
     console.print(
         f"threshold {evaluation.threshold:.2f}: robustness {evaluation.robustness:.2f}, uniqueness "
@@ -273,13 +277,13 @@ def plot_evaluation(evaluation: Evaluation, path: Path) -> None:
 def render_calibration(result: Calibration, console: Console) -> None:
     table = Table("independent model", "sha256", "matching rate", box=None, pad_edge=False)
     for negative in sorted(result.negatives, key=lambda n: -n.matching_rate):
-        table.add_row(_x(negative.name), (negative.sha256 or "n/a")[:16], f"{negative.matching_rate:.1%}")
+        table.add_row(outside_text(negative.name), (negative.sha256 or "n/a")[:16], f"{negative.matching_rate:.1%}")
     console.print(table)
     console.print(
         f"null agreement q0 = {result.null_agreement:.3f} (highest {max(n.matching_rate for n in result.negatives):.1%}"
         f" + margin {result.margin:g})\nthreshold {result.threshold:.0%} for a false-accusation rate of "
         f"{result.false_accusation_rate:g} (p at the threshold {result.p_value_at_threshold:.1e})\n"
-        f"re-signed [bold]{_x(result.bundle_path)}[/] with key {result.signer_key_id}"
+        f"re-signed [bold]{outside_text(result.bundle_path)}[/] with key {result.signer_key_id}"
     )
 
 
@@ -287,9 +291,11 @@ def render_issued(result: IssuedCopy, console: Console) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="dim")
     table.add_column()
-    table.add_row("licensee", f"[bold]{_x(result.licensee)}[/]")
-    table.add_row("copy", f"{_x(result.model_path)}  sha256 {result.model_sha256}")
-    table.add_row("registry", f"{_x(result.registry_bundle)} (signed by {result.signer_key_id}; keep it private)")
+    table.add_row("licensee", f"[bold]{outside_text(result.licensee)}[/]")
+    table.add_row("copy", f"{outside_text(result.model_path)}  sha256 {result.model_sha256}")
+    table.add_row(
+        "registry", f"{outside_text(result.registry_bundle)} (signed by {result.signer_key_id}; keep it private)"
+    )
     table.add_row(
         "triggers",
         f"{result.triggers} held-out triggers answered with the licensee's labels: copy {result.trigger_accuracy:.0%}"
@@ -311,7 +317,7 @@ def render_scan(summary: ScanSummary, console: Console) -> None:
     console.print(
         f"scanned {summary.suspects} suspects × {summary.bundles} bundles in {summary.seconds:.1f} s "
         f"(first results after {summary.first_result_seconds:.1f} s): "
-        f"{summary.written} results written, {summary.already_done} already in {_x(summary.journal)}; "
+        f"{summary.written} results written, {summary.already_done} already in {outside_text(summary.journal)}; "
         f"{summary.matches} matches, {summary.errors} failed or inconclusive, "
         f"{summary.internal_errors} internal errors",
         soft_wrap=True,
