@@ -22,7 +22,15 @@ from .errors import AuditError, BundleError, UnsupportedModelError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .preprocessing import Preprocessing
 from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
-from .stats import DEFAULT_NULL_AGREEMENT, binomial_tail, combined_p_value, plain_words
+from .stats import (
+    DEFAULT_FALSE_ACCUSATION_RATE,
+    DEFAULT_NULL_AGREEMENT,
+    best_p_value,
+    binomial_tail,
+    combined_p_value,
+    plain_words,
+    threshold_for,
+)
 from .text import shown
 from .types import ANY_SIZE, Answers, FloatArray
 
@@ -45,17 +53,24 @@ MIN_ANSWERED_POINTS = 10
 ``--min-answered`` says — unless a sequential test settled it with its own error bound."""
 
 
+VerdictRule = Literal["evidence", "threshold"]
+"""``evidence`` (the default): a match when the combined p-value over the parts is at most the bundle's
+false-accusation rate α. ``threshold`` (``--threshold``, the paper's rule, Section 3.2): a match when the
+matching rate over all points, or over one part, reaches the threshold."""
+
+
 @dataclass(frozen=True)
 class PartResult:
-    """One part of a bundle tested in parts (``Bundle.parts``): its own matches, null agreement and p-value."""
+    """One evidence part of the bundle (``Bundle.parts``): its own matches, null agreement and p-value."""
 
-    name: str
+    kind: str
     points: int
     answered: int
     matched: int
     matching_rate: float
     null_agreement: float
     p_value: float
+    null_agreement_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,8 +108,15 @@ class AuditResult:
     sequential: SequentialRecord | None = None
     """For ``--sequential``: queries used, why it stopped, and the tests' evidence at the stop."""
     parts: tuple[PartResult, ...] = ()
-    """For a bundle tested in parts (searched points and the target's mistakes): each part on its own; the
-    verdict is a match when any part reaches the threshold and ``p_value`` combines theirs (Bonferroni)."""
+    """Each evidence part on its own; ``p_value`` combines theirs (Bonferroni, ``stats.combined_p_value``)."""
+    rule: VerdictRule = "evidence"
+    false_accusation_rate: float = DEFAULT_FALSE_ACCUSATION_RATE
+    """α of the evidence rule: a match when ``p_value`` ≤ α."""
+    why: str = ""
+    """The verdict in one sentence: which rule decided it and on what (or why there is none)."""
+    can_accuse: bool = True
+    """False where even every point matching could not bring the p-value to α (an uncalibrated fingerprint):
+    the verdict is then inconclusive however the suspect answered."""
 
     @property
     def matched(self) -> bool:
@@ -238,8 +260,11 @@ def audit(
     bgr: bool = False,
     sequential: SequentialSettings | None = None,
     model_timeout: float | None = None,
+    false_accusation_rate: float | None = None,
 ) -> AuditResult:
-    """Query ``suspect`` with the fingerprint points; matched when m/n ≥ threshold (Section 3.2).
+    """Query ``suspect`` with the fingerprint points and decide by the evidence: a match when the combined
+    p-value over the bundle's parts is at most its false-accusation rate α (``false_accusation_rate``
+    overrides the signed one). With ``threshold``, the paper's rule instead: m/n ≥ threshold (Section 3.2).
 
     ``suspect`` is an ONNX path, an onnxruntime session, a callable (batch → labels or scores) or a
     ``Classifier`` (e.g. ``models.HttpClassifier``). Unanswered points are skipped, not mismatches;
@@ -255,8 +280,11 @@ def audit(
         model_timeout=model_timeout,
     )  # fmt: skip
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
+    rule: VerdictRule = "evidence" if threshold is None else "threshold"
     threshold = bundle.threshold if threshold is None else threshold
     check_threshold(threshold)
+    alpha = bundle.false_accusation_rate if false_accusation_rate is None else false_accusation_rate
+    check_false_accusation_rate(alpha)
     check_min_answered(min_answered)
     prep = preprocessing if preprocessing is not None else bundle.preprocessing
     points = _preprocessed(bundle, prep, signed=preprocessing is None)
@@ -270,7 +298,9 @@ def audit(
         record: SequentialRecord | None = None
         anytime_p = 1.0
     else:
-        answers, asked, record, anytime_p = _ask_sequentially(classifier, points, bundle, threshold, sequential)
+        answers, asked, record, anytime_p = _ask_sequentially(
+            classifier, points, bundle, _sequential_thresholds(bundle, rule, threshold, alpha), alpha, sequential
+        )
     indices = np.full(len(points), -1, np.int64)
     indices[asked] = map_labels(answers, bundle, classifier.name)
     was_answered = np.zeros(len(points), np.bool_)
@@ -293,24 +323,31 @@ def audit(
     matched_points = int(((indices == bundle.labels) & valid).sum())
     rate = matched_points / answered if answered else 0.0
     parts = _parts(bundle, indices == bundle.labels, valid)
-    verdict: Verdict
+    p_value = combined_p_value([part.p_value for part in parts])
+    if record is not None:  # stopped on the data: only the anytime-valid p-value holds there
+        p_value = anytime_p
     settled = SETTLED_VERDICTS.get(record.stopped_because) if record is not None else None
     # nothing answered, too little, or > 2 % out of range: no verdict on a guess, whatever the options say
     too_few = answered == 0 or (settled is None and answered < min(MIN_ANSWERED_POINTS, len(points)))
+    verdict: Verdict
     if too_few or answered < min_answered * queried or wrong_output:
-        verdict = "inconclusive"
-    elif settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
-        verdict = settled
+        verdict, why = "inconclusive", f"{answered} of {queried} points answered with a class of the fingerprint"
+    elif rule == "threshold":
+        if settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
+            verdict = settled
+        else:
+            reached = rate >= threshold or any(part.matching_rate >= threshold for part in parts)
+            verdict = "match" if reached else "no match"
+        why = f"the paper's rule: matching rate {rate:.1%} against the threshold {threshold:.0%}"
     else:
-        reached = rate >= threshold or any(part.matching_rate >= threshold for part in parts)
-        verdict = "match" if reached else "no match"
+        verdict, why = _evidence_verdict(bundle, parts, p_value, alpha, whole_bundle=record is not None)
+    sizes = [part.points if record is not None else part.answered for part in parts]
+    can_accuse = (
+        combined_p_value([best_p_value(size, part.null_agreement) for size, part in zip(sizes, parts, strict=True)])
+        <= alpha
+    )
     details = classifier.describe()
     null = bundle.null_agreement
-    p_value = binomial_tail(matched_points, answered, null) if answered else 1.0
-    if parts:
-        p_value = combined_p_value([part.p_value for part in parts])
-    if record is not None:  # stopped on the data: only the anytime-valid p-value holds there
-        p_value = anytime_p
     return AuditResult(
         suspect=classifier.name,
         suspect_sha256=details.get("sha256"),
@@ -337,8 +374,14 @@ def audit(
         licensee=bundle.licensee,
         parts=parts,
         sequential=record,
+        rule=rule,
+        false_accusation_rate=alpha,
+        why=why,
+        can_accuse=can_accuse,
         parameters={
+            "rule": rule,
             "threshold": repr(threshold),
+            "false_accusation_rate": repr(alpha),
             "min_answered": repr(min_answered),
             "preprocessing": prep.to_json(),
             "providers_requested": providers,
@@ -370,6 +413,40 @@ def _preprocessed(bundle: Bundle, prep: Preprocessing, *, signed: bool) -> Float
     return points
 
 
+def _evidence_verdict(
+    bundle: Bundle, parts: tuple[PartResult, ...], p_value: float, alpha: float, *, whole_bundle: bool
+) -> tuple[Verdict, str]:
+    """The default rule: a match when the combined p-value is at most α; no match when it is not, though every
+    answered point matching would have reached α; inconclusive when even that could not (q0 too high for the
+    points: an uncalibrated fingerprint cannot accuse, and saying "no match" would clear a copy)."""
+    if p_value <= alpha:
+        return "match", f"p = {p_value:.1e} ≤ α = {alpha:g}: the evidence rule"
+    sizes = [part.points if whole_bundle else part.answered for part in parts]  # sequential: what all n could show
+    reachable = combined_p_value(
+        [best_p_value(size, part.null_agreement) for size, part in zip(sizes, parts, strict=True)]
+    )
+    if reachable > alpha:
+        calibrated = any(bundle_part.null_agreement_source.startswith(("self-calibrated", "calibrated"))
+                         for bundle_part in bundle.parts)  # fmt: skip
+        advice = (
+            "fingerprint more points (--n)"
+            if calibrated
+            else "calibrate it ('ipguard-onnx calibrate --negative ...') or fingerprint with owner data (--data), "
+            "or audit with --threshold for the paper's rule"
+        )
+        return "inconclusive", (
+            f"even every answered point matching gives p = {reachable:.1e} > α = {alpha:g} under this fingerprint's "
+            f"null agreement: it cannot accuse; {advice}"
+        )
+    return "no match", f"p = {p_value:.1e} > α = {alpha:g}: the evidence rule"
+
+
+def check_false_accusation_rate(value: float) -> None:
+    """α lies in (0, 1)."""
+    if not 0.0 < value < 1.0:  # NaN fails this too
+        raise UsageError(f"--false-accusation-rate must lie in (0, 1), got {value}")
+
+
 def check_threshold(value: float) -> None:
     """A matching-rate threshold is in (0, 1]: at 0 a model that agrees on nothing would match."""
     if not 0.0 < value <= 1.0:  # NaN fails this too
@@ -393,22 +470,43 @@ def _ask(classifier: Classifier, points: FloatArray) -> Answers:
     return answers
 
 
+def _sequential_thresholds(bundle: Bundle, rule: VerdictRule, threshold: float, alpha: float) -> list[float]:
+    """The matching rate each sequential verdict test settles against: under the evidence rule, per part the
+    smallest rate whose p-value reaches α / parts (2: a part that cannot reach α settles as no match at once);
+    under the paper's rule, the threshold over the whole bundle, then over each part."""
+    parts = bundle.parts
+    if rule == "threshold":
+        return [threshold] * (1 + len(parts))
+    share = alpha / len(parts)
+    return [threshold_for(part.points, part.null_agreement, share) or 2.0 for part in parts]
+
+
 def _ask_sequentially(
-    classifier: Classifier, points: FloatArray, bundle: Bundle, threshold: float, settings: SequentialSettings
+    classifier: Classifier,
+    points: FloatArray,
+    bundle: Bundle,
+    thresholds: list[float],
+    alpha: float,
+    settings: SequentialSettings,
 ) -> tuple[Answers, npt.NDArray[np.int64], SequentialRecord, float]:
     """Ask ``settings.batch`` points at a time in the bundle's order until the verdict is settled (``sequential``).
 
-    The verdict tests cover the whole bundle and each of its parts (a match when any part settles as one,
-    as in the fixed-n rule), each at δ / (number of tests). Once a point goes unanswered nothing stops
-    early: the population of answered points is no longer known, so every point is asked.
+    ``thresholds`` are the verdict tests' (``_sequential_thresholds``): with one more than there are parts, the
+    first covers the whole bundle (the paper's rule), else one per part; each runs at δ / (number of tests) and
+    a match settles when any test settles as one. Under the evidence rule the audit also stops as a match once
+    the anytime-valid p-value reaches α. Once a point goes unanswered nothing stops early: the population of
+    answered points is no longer known, so every point is asked.
     """
     order = query_order(bundle.sha256, len(points))
     parts = bundle.parts
-    error = settings.verdict_error / (1 + len(parts))
-    tests = [ThresholdTest(len(points), threshold, error)]  # the whole bundle, then each part
-    tests += [ThresholdTest(part.stop - part.start, threshold, error) for part in parts]
-    part_of_point = np.full(len(points), -1)
-    null_of_point = np.full(len(points), bundle.null_agreement)
+    whole = len(thresholds) > len(parts)
+    error = settings.verdict_error / len(thresholds)
+    tests = [ThresholdTest(len(points), thresholds[0], error)] if whole else []
+    tests += [
+        ThresholdTest(part.points, rate, error) for part, rate in zip(parts, thresholds[-len(parts) :], strict=True)
+    ]
+    part_of_point = np.zeros(len(points), np.int64)
+    null_of_point = np.zeros(len(points))
     for index, part in enumerate(parts):
         part_of_point[part.start : part.stop] = index
         null_of_point[part.start : part.stop] = part.null_agreement
@@ -426,14 +524,14 @@ def _ask_sequentially(
         valid = answers.answered & (indices >= 0) & (indices < bundle.num_classes)  # as the fixed audit counts
         any_skipped = any_skipped or not bool(valid.all())
         for point, agree in zip(chunk, valid & (indices == bundle.labels[chunk]), strict=True):
-            tests[0].observe(int(agree))
-            if part_of_point[point] >= 0:
-                tests[1 + part_of_point[point]].observe(int(agree))
+            if whole:
+                tests[0].observe(int(agree))
+            tests[int(whole) + int(part_of_point[point])].observe(int(agree))
             evidence.observe(int(agree), float(null_of_point[point]))
         if any_skipped:
             continue
         decisions = [test.decision for test in tests]
-        if "match" in decisions:
+        if ("match" in decisions) if whole else evidence.p_value <= alpha:  # the rule's own match
             stopped_because = "match settled"
             break
         if all(decision == "no match" for decision in decisions):
@@ -452,16 +550,17 @@ def _ask_sequentially(
 
 
 def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.bool_]) -> tuple[PartResult, ...]:
-    """Each part of a bundle tested in parts, on the answered points (empty for a bundle of one kind)."""
+    """Each evidence part of the bundle on its answered points: matches, rate and binomial p-value under its q0."""
     results = []
     for part in bundle.parts:
         answered = int(valid[part.start : part.stop].sum())
         matched = int((agrees & valid)[part.start : part.stop].sum())
         results.append(
             PartResult(
-                name=part.name, points=part.stop - part.start, answered=answered, matched=matched,
+                kind=part.kind, points=part.points, answered=answered, matched=matched,
                 matching_rate=matched / answered if answered else 0.0, null_agreement=part.null_agreement,
                 p_value=binomial_tail(matched, answered, part.null_agreement) if answered else 1.0,
+                null_agreement_source=part.null_agreement_source,
             )
         )  # fmt: skip
     return tuple(results)

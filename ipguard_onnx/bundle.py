@@ -14,7 +14,7 @@ import json
 import os
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from .errors import BundleError, SignatureError, UsageError
 from .files import check_replaceable, write_atomic
 from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
-from .stats import DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
+from .stats import DEFAULT_FALSE_ACCUSATION_RATE, DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
 from .text import shown
 from .types import FloatArray, InputSpec, LabelArray, Layout
 
@@ -127,12 +127,21 @@ _SIGNATURE_FIELDS = ("signer_key_id", "signer_public_key", SIGNATURE_FIELD)
 
 @dataclass(frozen=True)
 class BundlePart:
-    """Points ``start:stop`` of a bundle, tested on their own with null agreement ``null_agreement``."""
+    """One evidence part: points ``start:stop`` of one kind, tested on their own against their own q0.
 
-    name: str
+    ``kind`` names the family member that made them (``parts``: boundary, mistakes, students, …; a licensee
+    bundle's triggers); ``null_agreement_source`` says where q0 came from; ``how`` what made the points."""
+
+    kind: str
     start: int
     stop: int
     null_agreement: float
+    null_agreement_source: str = ""
+    how: str = ""
+
+    @property
+    def points(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,10 @@ class FingerprintRecord:
     class_names: tuple[str, ...] = ()
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     input_shape_source: str = ""
+    parts: tuple[BundlePart, ...] = ()
+    """The evidence parts, in point order (empty in bundles before issue 24: ``Bundle.parts`` derives them)."""
+    false_accusation_rate: float | None = None
+    """α of the default verdict (match when the combined p-value ≤ α); None: ``stats.DEFAULT_FALSE_ACCUSATION_RATE``."""
     calibration: str = ""
     """Set by ``calibrate``: the JSON record of the independent models measured."""
     kind: BundleKind = "fingerprint"
@@ -229,7 +242,8 @@ def _text(value: object, hint: object) -> str:
     if isinstance(value, Preprocessing):
         return value.to_json()
     if isinstance(value, tuple):
-        return json.dumps(list(value)) if value else ""
+        items = [asdict(item) if isinstance(item, BundlePart) else item for item in value]
+        return json.dumps(items, sort_keys=True) if value else ""
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -264,10 +278,25 @@ def _parse(text: str, hint: object) -> object:
         if not isinstance(items, list):
             raise ValueError(f"expected a JSON list, got {text[:40]!r}")
         convert = arguments[0]
+        if convert is BundlePart:
+            return tuple(_part(item) for item in items)
         return tuple(convert(item) for item in items)
     if typing.get_origin(hint) is Literal and text not in arguments:
         raise ValueError(f"{text!r} is not one of {', '.join(map(str, arguments))}")
     return text
+
+
+def _part(item: object) -> BundlePart:
+    """One signed evidence part from its JSON object, every field of its own type."""
+    if not isinstance(item, dict) or set(item) - {f.name for f in fields(BundlePart)}:
+        raise ValueError("an evidence part must be an object with the fields of BundlePart")
+    kind, start, stop, null = item.get("kind"), item.get("start"), item.get("stop"), item.get("null_agreement")
+    source, how = item.get("null_agreement_source", ""), item.get("how", "")
+    if not (isinstance(kind, str) and kind and isinstance(source, str) and isinstance(how, str)):
+        raise ValueError("an evidence part needs a kind, and text for its source and how")
+    if not (type(start) is int and type(stop) is int and isinstance(null, float)):
+        raise ValueError("an evidence part's start and stop are integers and its null agreement a number")
+    return BundlePart(kind, start, stop, null, source, how)
 
 
 def reproducible() -> bool:
@@ -327,18 +356,29 @@ class Bundle:
 
     @property
     def parts(self) -> tuple[BundlePart, ...]:
-        """The bundle's points in parts that each carry their own null agreement: the searched points and the
-        target's mistakes (``--mistakes`` with a search; issue 14). Empty for a bundle of one kind of point."""
-        search = self.record.search
+        """The evidence parts, each with its own q0 (issue 24). Bundles written before the parts were signed
+        get them derived: the searched points and the target's mistakes (``--mistakes`` with a search;
+        issue 14), else one part of every point under the bundle's q0."""
+        if self.record.parts:
+            return self.record.parts
+        search, total = self.record.search, len(self.points)
         mistakes = search.mistakes if search is not None else 0
-        if not 0 < mistakes < len(self.points):
-            return ()
-        other = self.record.mistakes_null_agreement
-        return (
-            BundlePart("searched", 0, len(self.points) - mistakes, self.null_agreement),
-            BundlePart("mistakes", len(self.points) - mistakes, len(self.points),
-                       MISTAKES_NULL_AGREEMENT if other is None else other),
-        )  # fmt: skip
+        source = self.null_agreement_source
+        if 0 < mistakes < total:
+            other = self.record.mistakes_null_agreement
+            return (
+                BundlePart("boundary", 0, total - mistakes, self.null_agreement, source),
+                BundlePart("mistakes", total - mistakes, total,
+                           MISTAKES_NULL_AGREEMENT if other is None else other, source),
+            )  # fmt: skip
+        kind = "triggers" if self.kind == "licensee" else "mistakes" if mistakes == total else "boundary"
+        return (BundlePart(kind, 0, total, self.null_agreement, source),)
+
+    @property
+    def false_accusation_rate(self) -> float:
+        """α: the default verdict is a match when the combined p-value over the parts is at most this."""
+        rate = self.record.false_accusation_rate
+        return DEFAULT_FALSE_ACCUSATION_RATE if rate is None else rate
 
     @property
     def null_agreement_source(self) -> str:
@@ -468,6 +508,21 @@ def load_bundle(path: str | os.PathLike[str], *, trusted_key: Ed25519PublicKey |
     return _validated(tensors, metadata, path, signer, trusted_key is not None, hashlib.sha256(data).hexdigest())
 
 
+def _check_parts(parts: tuple[BundlePart, ...], points: int) -> None:
+    """Signed parts must tile the points in order (each non-empty) and carry a q0 in (0, 1)."""
+    position = 0
+    for part in parts:
+        if part.start != position or part.stop <= part.start:
+            raise ValueError(
+                f"evidence part {part.kind!r} covers {part.start}:{part.stop}, expected to start at {position}"
+            )
+        if not 0.0 < part.null_agreement < 1.0:
+            raise ValueError(f"evidence part {part.kind!r} has null agreement {part.null_agreement} outside (0, 1)")
+        position = part.stop
+    if parts and position != points:
+        raise ValueError(f"the evidence parts cover {position} of the {points} points")
+
+
 def _validated(
     tensors: Mapping[str, npt.NDArray[np.generic]],
     metadata: Mapping[str, str],
@@ -488,6 +543,10 @@ def _validated(
         for name, value in (("null_agreement", null), ("mistakes_null_agreement", record.mistakes_null_agreement)):
             if value is not None and not 0.0 < value < 1.0:
                 raise ValueError(f"{name} {value} outside (0, 1)")
+        rate = record.false_accusation_rate
+        if rate is not None and not 0.0 < rate < 1.0:
+            raise ValueError(f"false_accusation_rate {rate} outside (0, 1)")
+        _check_parts(record.parts, len(tensors["points"]))
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
         if len(set(record.class_names)) != len(record.class_names) or not all(record.class_names):

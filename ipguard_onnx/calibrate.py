@@ -50,8 +50,9 @@ def calibrate(
     providers: str = "auto",
     output_name: str | None = None,
 ) -> Calibration:
-    """Audit independent models; set q0 = highest matching rate + ``margin`` and the threshold for
-    ``false_accusation_rate`` (the smallest m/n with P(Binomial(n, q0) ≥ m) ≤ it); re-sign."""
+    """Audit independent models; set each evidence part's q0 = its highest matching rate + ``margin``, sign α =
+    ``false_accusation_rate`` for the evidence rule, and the paper's rule's threshold for it over all points
+    (the smallest m/n with P(Binomial(n, q0) ≥ m) ≤ α, q0 from the highest overall match); re-sign."""
     if not 0.0 < false_accusation_rate < 1.0:
         raise UsageError(f"--false-accusation-rate must lie in (0, 1), got {false_accusation_rate}")
     if not 0.0 <= margin < 1.0:
@@ -67,7 +68,7 @@ def calibrate(
             "calibrate with the key that signed the fingerprint"
         )
     measured = []
-    part_rates: dict[str, list[float]] = {}
+    part_rates: list[list[float]] = [[] for _ in bundle.parts]
     for negative in negatives:
         result = audit(
             bundle,
@@ -77,16 +78,19 @@ def calibrate(
         if result.verdict == "inconclusive":
             raise AuditError(f"{result.suspect} answered too few points to calibrate with; check it or leave it out")
         measured.append(CalibratedNegative(result.suspect, result.suspect_sha256, result.matching_rate))
-        for part in result.parts:
-            part_rates.setdefault(part.name, []).append(part.matching_rate)
+        for rates, part in zip(part_rates, result.parts, strict=True):
+            rates.append(part.matching_rate)
     highest = max(n.matching_rate for n in measured)
     null = round(min(0.999, highest + margin), 6)
     points = len(bundle.points)
     threshold = threshold_for(points, null, false_accusation_rate)
-    searched_null, mistakes_null = null, bundle.record.mistakes_null_agreement
-    if part_rates:  # tested in parts: each part's q0 from its own highest match (the threshold stays overall)
-        searched_null = round(min(0.999, max(part_rates["searched"]) + margin), 6)
-        mistakes_null = round(min(0.999, max(part_rates["mistakes"]) + margin), 6)
+    source = (
+        f"calibrated on {len(measured)} independent model(s): highest matching rate on the part + margin {margin:g}"
+    )
+    parts = tuple(  # every evidence part gets its own q0 from its own highest match (the threshold stays overall)
+        replace(part, null_agreement=round(min(0.999, max(rates) + margin), 6), null_agreement_source=source)
+        for part, rates in zip(bundle.parts, part_rates, strict=True)
+    )
     if threshold is None:
         raise UsageError(
             f"with {points} points and null agreement {null:.3f} (highest independent match {highest:.1%} + "
@@ -95,11 +99,11 @@ def calibrate(
         )
     record = replace(
         bundle.record,
-        null_agreement=searched_null,
-        mistakes_null_agreement=mistakes_null,
-        null_agreement_source=f"calibrated on {len(measured)} independent model(s): highest matching rate "
-        f"{highest:.4f} + margin {margin:g}"
-        + ("; per part, highest searched + margin, highest on the mistakes + margin" if part_rates else ""),
+        null_agreement=parts[0].null_agreement,
+        mistakes_null_agreement=None,
+        parts=parts,
+        false_accusation_rate=false_accusation_rate,
+        null_agreement_source=source,
         calibration=json.dumps(
             {
                 "calibrated_at": utc_timestamp(),

@@ -24,7 +24,7 @@ from typer._click.exceptions import ClickException  # typer's own (vendored) cli
 from typer.core import TyperGroup
 
 from . import requirements
-from .audit import Expectation, check_min_answered, check_threshold
+from .audit import Expectation, check_false_accusation_rate, check_min_answered, check_threshold
 from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
 from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, write_atomic
 from .models import Providers, WireProtocol
@@ -393,7 +393,9 @@ def fingerprint(
         str, typer.Option(help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data.")
     ] = "0,1",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same points.")] = 0,
-    threshold: Annotated[float, typer.Option(help="Recommended matching-rate threshold stored in the bundle.")] = 0.85,
+    threshold: Annotated[
+        float, typer.Option(help="Matching-rate threshold stored for the paper's rule (audit --threshold).")
+    ] = 0.85,
     max_iterations: Annotated[int, typer.Option(help="Adam iterations per point at most.")] = 1000,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate on the input.")] = 0.01,
     key: Annotated[
@@ -428,12 +430,32 @@ def fingerprint(
         ),
     ] = 0,
     mistakes: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Share of --n taken from the target's own mistakes on labelled --data (.npz with x and y; "
-            "AKH-style, catches students extracted through an API); the search makes the rest. 1: mistakes alone."
+            "AKH-style, catches students extracted through an API); the search makes the rest. 1: mistakes alone; "
+            "0: none. [default: with labelled --data, n/2 mistakes as a part of their own]"
         ),
-    ] = 0.0,
+    ] = None,
+    parts: Annotated[
+        str | None,
+        typer.Option(
+            help="Evidence parts to build, comma-separated: boundary, mistakes, students. "
+            "[default: composed from what you give: boundary always; mistakes with labelled --data; students with "
+            "--data on inputs of ≤ 256 values]"
+        ),
+    ] = None,
+    calibration_references: Annotated[
+        int,
+        typer.Option(
+            help="With --data: owner-made references, held out from the screening, that measure every part's null "
+            "agreement (0: none, the parts keep their conservative defaults)."
+        ),
+    ] = 8,
+    false_accusation_rate: Annotated[
+        float,
+        typer.Option(help="α of the verdict, signed: a match when the combined p-value is at most this."),
+    ] = 1e-6,
     reference: Annotated[
         list[Path] | None, typer.Option(help="With --unique: an independent model to screen against (repeatable).")
     ] = None,
@@ -486,6 +508,9 @@ def fingerprint(
             references=references,
             students=students,
             mistakes=mistakes,
+            parts=tuple(kind.strip() for kind in parts.split(",")) if parts is not None else None,
+            calibration_references=calibration_references,
+            false_accusation_rate=false_accusation_rate,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
             input_shape=_shape(input_shape),
             output_name=output_name,
@@ -716,7 +741,16 @@ def audit(
         str | None, typer.Option(help="Image axis order of the suspects' input, e.g. NHWC or NWHC [default: guessed].")
     ] = None,
     bgr: Annotated[bool, typer.Option("--bgr", help="Suspects take channels in BGR order: reverse them.")] = False,
-    threshold: Annotated[float | None, typer.Option(help="Matching-rate threshold [default: the bundle's].")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Decide by the paper's rule instead: a match when the matching rate reaches this. [default: the "
+            "evidence rule, a match when the combined p-value is at most the bundle's false-accusation rate]"
+        ),
+    ] = None,
+    false_accusation_rate: Annotated[
+        float | None, typer.Option(help="α of the evidence rule [default: the one signed into each bundle].")
+    ] = None,
     min_answered: Annotated[
         float, typer.Option(help="Fraction of points that must be answered, else inconclusive.")
     ] = 0.8,
@@ -753,6 +787,8 @@ def audit(
         bounded_timeout(model_timeout)
         if threshold is not None:
             check_threshold(threshold)
+        if false_accusation_rate is not None:
+            check_false_accusation_rate(false_accusation_rate)
         report_key = None
         if sign_report is not None:
             from .keys import load_private_key
@@ -793,7 +829,7 @@ def audit(
             bundles, targets, threshold=threshold, providers=providers,
             preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
             suspect_layout=suspect_layout, bgr=bgr, sequential=sequential, sequential_settings=settings,
-            model_timeout=model_timeout,
+            model_timeout=model_timeout, false_accusation_rate=false_accusation_rate,
         )  # fmt: skip
         if output_format is AuditFormat.json:
             document = audit_document(results)

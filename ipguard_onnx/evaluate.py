@@ -89,8 +89,12 @@ class EvaluatedSuspect:
     verdict: str
     points_skipped: int
     score: float | None = None
-    """What ROC AUC and TPR rank suspects by: the matching rate, or for a bundle tested in parts (whose parts
-    have different null agreements) the evidence −log10 p of the combined p-value."""
+    """What ROC AUC and TPR rank suspects by: the evidence −log10 p of the combined p-value (the parts have
+    different null agreements, so no matching rate ranks them); None: the matching rate (older rows)."""
+    p_value: float = 1.0
+    """The combined p-value the default verdict (the evidence rule) decided on; ``verdict`` is that verdict."""
+    answered: bool = True
+    """Answered well enough for a matching rate (else shown, not scored)."""
 
     @property
     def copy_score(self) -> float:
@@ -117,6 +121,10 @@ class Evaluation:
     """ROC AUC with every copy (positives and hard positives, e.g. extracted students) against negatives."""
     tpr_at_1_percent_fpr: float = float("nan")
     tpr_at_5_percent_fpr: float = float("nan")
+    verdict_tpr: float = float("nan")
+    """Share of the copies (positives and hard positives) the default verdict judges a match."""
+    false_accusations: int = 0
+    """Independent models the default verdict judges a match: no threshold set afterwards, the verdict itself."""
 
     def rates(self, group: Group) -> list[float]:
         return [row.matching_rate for row in self.rows if row.group == group]
@@ -143,18 +151,19 @@ def evaluate(
     for suspect, group in suspects:
         if group not in GROUPS:
             raise UsageError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
-        result: AuditResult = audit(
+        result: AuditResult = audit(  # the default verdict: the evidence rule
             bundle,
             as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
-            threshold=threshold,
         )
-        evidence = -math.log10(max(result.p_value, 1e-300)) if result.parts else None
+        answered = result.verdict != "inconclusive" or not result.can_accuse  # answered enough for a rate
+        evidence = -math.log10(max(result.p_value, 1e-300))
         rows.append(
             EvaluatedSuspect(
-                result.suspect, group, result.matching_rate, result.verdict, result.points_skipped, evidence
+                result.suspect, group, result.matching_rate, result.verdict, result.points_skipped, evidence,
+                result.p_value, answered,
             )
-        )
-    counted = [row for row in rows if row.verdict != "inconclusive"]  # no answers are no rate: shown, not scored
+        )  # fmt: skip
+    counted = [row for row in rows if row.answered]  # no answers are no rate: shown, not scored
     positives = [row.matching_rate for row in counted if row.group == "positive"]
     negatives = [row.matching_rate for row in counted if row.group == "negative"]
     hard = [row.matching_rate for row in counted if row.group == "hard-positive"]
@@ -183,4 +192,6 @@ def evaluate(
         roc_auc=roc_auc(copies, independent),
         tpr_at_1_percent_fpr=tpr_at_fpr(copies, independent, 0.01),
         tpr_at_5_percent_fpr=tpr_at_fpr(copies, independent, 0.05),
+        verdict_tpr=sum(row.verdict == "match" for row in counted if row.group != "negative") / max(len(copies), 1),
+        false_accusations=sum(row.verdict == "match" for row in counted if row.group == "negative"),
     )

@@ -17,10 +17,21 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import requirements
-from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
+from .bundle import BundlePart, FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
-from .models import OnnxClassifier, as_classifier, label_indices, non_differentiable_ops
+from .models import OnnxClassifier, label_indices, non_differentiable_ops
+from .parts import (
+    MIN_PART_POINTS,
+    PART_KINDS,
+    MadePart,
+    SearchTally,
+    Workshop,
+    calibrated,
+    calibration_references,
+    why_uncalibrated,
+)
+from .parts.students import AUTO_MAX_FEATURES as STUDENTS_AUTO_MAX_FEATURES
 from .preprocessing import Preprocessing
 from .search import (
     METHODS,
@@ -29,23 +40,11 @@ from .search import (
     ConferrableSearch,
     GradientSearch,
     ProgressCallback,
-    QuerySearch,
-    SearchOptions,
     StartKind,
     TargetLabelRule,
-    TrajectoryWalk,
-    ZerothOrderAdam,
-    anchor_targets,
-    choose_labels,
-    make_strategy,
-    margin_scale,
-    screen,
-    search_scores,
     start_points,
 )
-from .search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
-from .search.conferrable import REFERENCE_MARGIN
-from .stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
+from .stats import DEFAULT_FALSE_ACCUSATION_RATE, DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from .surrogate import Conversion, ParityReport, StatusCallback, Surrogate
 from .types import MAX_DOMAIN, FloatArray, InputSpec, LabelArray
 
@@ -64,6 +63,8 @@ ANCHOR_POOL = 1024
 """Anchors the gradient-free search draws at least, per round (more: a nearer anchor of every class j)."""
 
 
+CALIBRATION_REFERENCES = 8
+"""Owner-made calibration references by default: q0's upper bound widens fast below this many (Student's t)."""
 MAX_POINTS = 100_000
 """The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
 
@@ -100,10 +101,16 @@ class FingerprintSettings:
     """With ``--unique``: owner-made extracted students among the positives (``search.panel``), so points
     also hold for models stolen through the API with synthetic queries (issue 14)."""
     pool_factor: int = 2
-    mistakes: float = 0.0
+    mistakes: float | None = None
     """Share of the ``n`` points taken from the target's own mistakes on labelled ``--data`` (AKH-style, issue
     14: a student that learned the target's labels repeats them, an independent model mostly does not); the
-    search makes the rest. 1.0: the mistakes alone."""
+    search makes the rest. 1.0: the mistakes alone; 0: none. None: the default composition (``compose``)."""
+    parts: tuple[str, ...] | None = None
+    """The evidence part kinds to build (``--parts``); None: composed from what the owner gives (``compose``)."""
+    calibration_references: int = CALIBRATION_REFERENCES
+    """Owner-made references that measure every part's q0 when ``--data`` is given (``parts.calibration``)."""
+    false_accusation_rate: float = DEFAULT_FALSE_ACCUSATION_RATE
+    """α of the default verdict, signed: a match when the combined p-value is at most this."""
     input_shape: tuple[int, ...] | None = None
     """Per-sample input shape for graphs with symbolic dimensions (``--input-shape``); signed, used by audits."""
     output_name: str | None = None
@@ -130,14 +137,27 @@ class FingerprintSettings:
             raise UsageError("--students must be ≥ 0")
         if self.students and self.unique is False:
             raise UsageError("--students adds positives to the --unique panel; use it with --unique")
-        if not 0.0 <= self.mistakes <= 1.0:
+        if self.mistakes is not None and not 0.0 <= self.mistakes <= 1.0:
             raise UsageError(f"--mistakes is a share of --n and must lie in [0, 1], got {self.mistakes}")
+        unknown = [kind for kind in self.parts or () if kind not in PART_KINDS]
+        if unknown or (self.parts is not None and (not self.parts or len(set(self.parts)) != len(self.parts))):
+            raise UsageError(
+                f"--parts takes distinct kinds among {', '.join(PART_KINDS)}, got {','.join(self.parts or ())!r}"
+            )
+        if not 0 <= self.calibration_references <= 1000:
+            raise UsageError(f"--calibration-references must lie in 0..1000, got {self.calibration_references}")
+        if not 0.0 < self.false_accusation_rate < 1.0:
+            raise UsageError(f"--false-accusation-rate must lie in (0, 1), got {self.false_accusation_rate}")
         if not 0 < self.epsilon < math.inf:
             raise UsageError(f"--epsilon must be a positive, finite number, got {self.epsilon}")
         if not 0 < self.learning_rate < math.inf:
             raise UsageError(f"--learning-rate must be a positive, finite number, got {self.learning_rate}")
         if isinstance(self.domain, tuple) and not -MAX_DOMAIN <= self.domain[0] < self.domain[1] <= MAX_DOMAIN:
             raise UsageError(f"--domain needs LOW < HIGH within ±{MAX_DOMAIN:g}, got {self.domain[0]},{self.domain[1]}")
+
+    def with_n(self, n: int) -> FingerprintSettings:
+        """These settings asking for ``n`` points (a part's share)."""
+        return replace(self, n=n)
 
     @property
     def suffix(self) -> str:
@@ -194,6 +214,91 @@ class FingerprintResult:
     """Points the gradient-free search sent to onnxruntime."""
     mistakes: int = 0
     """Points that are the target's own mistakes on labelled owner data (``--mistakes``)."""
+    parts: tuple[BuiltPart, ...] = ()
+    """The evidence parts built, in bundle order, with their q0 and why each was built."""
+    parts_skipped: tuple[str, ...] = ()
+    """Each part kind not built, with why (``kind: reason``)."""
+    uncalibrated: str = ""
+    """Why the parts' q0 were not self-calibrated ("" where they were)."""
+
+
+@dataclass(frozen=True)
+class BuiltPart:
+    """One evidence part as the fingerprint report shows it."""
+
+    kind: str
+    points: int
+    null_agreement: float
+    null_agreement_source: str
+    how: str
+    why: str
+
+
+def compose(settings: FingerprintSettings, shop: Workshop) -> tuple[list[tuple[str, int, str]], list[str]]:
+    """The parts to build — (kind, points wanted, why) — and the kinds left out with why (issue 24, point 4).
+
+    By default from what the owner gives: boundary points always; with labelled ``--data`` the target's
+    mistakes (n/2 more); with ``--data`` on inputs of ≤ ``students.AUTO_MAX_FEATURES`` values the points
+    owner-made students share (n/2 more). ``--parts`` names them instead; ``--mistakes F`` takes a share F of
+    ``--n`` from the mistakes (1: the mistakes alone) and 0 leaves them out."""
+    half = max(settings.n // 2, 1)
+    share = round((settings.mistakes or 0.0) * settings.n)
+    sizes = {"boundary": settings.n - share if settings.mistakes else settings.n, "mistakes": share or half}
+    if settings.parts is not None:
+        plan = []
+        for kind in settings.parts:
+            reason = PART_KINDS[kind]().why_not(shop)
+            if reason is not None:
+                raise UsageError(f"--parts {kind}: {reason}")
+            plan.append((kind, sizes.get(kind, half), "asked for with --parts"))
+        return plan, []
+    plan, skipped = [], []
+    if settings.mistakes != 1.0:
+        plan.append(("boundary", sizes["boundary"], "always: copies that keep the target's boundary"))
+    mistakes_reason = PART_KINDS["mistakes"]().why_not(shop) if settings.mistakes != 0.0 else "--mistakes 0"
+    if mistakes_reason is None:
+        plan.append(
+            ("mistakes", sizes["mistakes"], "--data has the true classes: students repeat the target's mistakes")
+        )
+    else:
+        skipped.append(f"mistakes: {mistakes_reason}")
+    students_reason = PART_KINDS["students"]().why_not(shop)
+    if students_reason is None and shop.features > STUDENTS_AUTO_MAX_FEATURES:
+        students_reason = (
+            f"inputs of {shop.features:,} values: owner-made students would take minutes to train "
+            f"(the default builds them up to {STUDENTS_AUTO_MAX_FEATURES}; --parts builds them anyway)"
+        )
+    if students_reason is None and settings.mistakes != 1.0:
+        plan.append(("students", half, "--data given: points owner-made extracted students share"))
+    elif students_reason is not None:
+        skipped.append(f"students: {students_reason}")
+    return plan, skipped
+
+
+def _checked(part: MadePart, shop: Workshop) -> MadePart:
+    """Keep only points the target labels as the part says, through the output an audit reads (effectiveness,
+    Section 3.3): unstable labels are an error; a label output that disagrees drops the point."""
+    target, points, labels = shop.target, part.points, part.labels
+    if not len(points):
+        return part
+    own_labels = shop.audit_labels if target.output_spec.kind == "labels" else target.predict
+    if not (own_labels(points) == labels).all():
+        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
+    agreed = shop.audit_labels(points) == labels
+    if agreed.all():
+        return part
+    shop.tally.disagreement += int((~agreed).sum())
+    return replace(part, points=points[agreed], labels=labels[agreed])
+
+
+def _bundle_parts(built: Sequence[tuple[MadePart, str]]) -> tuple[BundlePart, ...]:
+    """The signed list: each part's kind, index range in the bundle, q0 and its source."""
+    parts, start = [], 0
+    for part, _ in built:
+        stop = start + len(part.points)
+        parts.append(BundlePart(part.kind, start, stop, part.null_agreement, part.null_agreement_source, part.how))
+        start = stop
+    return tuple(parts)
 
 
 def uses_unique(settings: FingerprintSettings, has_data: bool, sample_shape: tuple[int, ...]) -> bool:
@@ -239,37 +344,20 @@ def fingerprint(
     k = settings.k if settings.k is not None else _default_k(unique, surrogate is None, bool(blocking))
     if target.output_spec.kind == "labels":
         k = 0.0  # decision-based: no margin to measure; the step past the boundary is a fixed share of the segment
-    tally = SearchTally()
-    screening: dict[str, Any] = {}
-    balance = ""
     audit_labels = _audit_view(target, settings)
-    mistake_points, mistake_labels = _mistake_points(target, audit_labels, settings, data, truth)
-    to_search = 0 if settings.mistakes == 1.0 else settings.n - len(mistake_points)
-    searched = replace(settings, n=to_search) if to_search else settings  # the search makes what mistakes do not
-    if to_search == 0:
-        points, labels = mistake_points[:0], mistake_labels[:0]
-    elif surrogate is None:
-        points, labels = _gradient_free_points(
-            target, audit_labels, searched, k, data, rng, (low, high), tally, progress, say
-        )
-    elif unique:
-        loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
-        points, labels, screening = _unique_points(loop, searched, k, data, truth, reference_paths)
-    else:
-        loop = CandidateLoop(surrogate, target, rng, low, high, settings.max_rounds, progress, say, tally)
-        options = SearchOptions(k, settings.epsilon, settings.max_iterations, settings.learning_rate)
-        strategy = make_strategy(settings.method, options)
-        assert isinstance(strategy, GradientSearch)  # a surrogate was built: the method follows a gradient
-        points, labels, balance = _paper_points(loop, strategy, searched, data)
-    points, labels = np.concatenate([points, mistake_points]), np.concatenate([labels, mistake_labels])
-    own_labels = audit_labels if target.output_spec.kind == "labels" else target.predict
-    if len(points) and not (own_labels(points) == labels).all():  # effectiveness (Section 3.3)
-        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
-    agreed = audit_labels(points) == labels if len(points) else np.ones(0, np.bool_)  # the label output says j
-    if not agreed.all():
-        tally.disagreement += int((~agreed).sum())
-        points, labels = points[agreed], labels[agreed]
-    if len(points) == 0:
+    shop = Workshop(target, settings, audit_labels, data, truth, rng, low, high, surrogate, why_gradient_free, k,
+                    unique, reference_paths, progress, say)  # fmt: skip
+    plan, skipped = compose(settings, shop)
+    built: list[tuple[MadePart, str]] = []
+    for kind, wanted, why in plan:
+        part = _checked(PART_KINDS[kind]().make(shop, wanted), shop)
+        asked = settings.parts is not None or kind == "boundary" or (kind == "mistakes" and settings.mistakes)
+        if len(part.points) < (1 if asked else MIN_PART_POINTS):
+            skipped.append(f"{kind}: only {len(part.points)} point(s) found (fewer than {MIN_PART_POINTS})")
+            continue
+        if len(part.points):
+            built.append((part, why))
+    if not built:
         budget = "on the way to anchors of other classes" if surrogate is None else f"within {settings.max_iterations}"
         raise SearchError(
             f"no point reached the boundary margin k={k} {budget} iterations; lower --k, raise --max-iterations, "
@@ -277,12 +365,33 @@ def fingerprint(
             if surrogate is not None
             else f"no point reached the boundary margin k={k} {budget}; lower --k, or pass owner data (--data)"
         )
+    uncalibrated = why_uncalibrated(shop)
+    calibration = ""
+    if uncalibrated is None:
+        references = calibration_references(shop)
+        built = [(calibrated(part, references), why) for part, why in built]
+        calibration = json.dumps({"self_calibration": [{"name": r.name, "how": r.how} for r in references]})
+    else:
+        advice = f" ({uncalibrated}); calibrate with independent models or fingerprint with --data"
+        built = [(replace(part, null_agreement_source=part.null_agreement_source + advice), why) for part, why in built]
+    points = np.concatenate([part.points for part, _ in built])
+    labels = np.concatenate([part.labels for part, _ in built])
+    parts = _bundle_parts(built)
     if target.num_classes is None:  # labels only: the classes named, else the largest label seen
         seen = [int(labels.max())] + ([int(audit_labels(data[:1024]).max())] if data is not None else [])
         target.declared_classes = len(settings.class_names) if settings.class_names else max(seen) + 1
+    tally = shop.tally
+    details = {key: value for part, _ in built for key, value in part.details.items()}
+    screening: dict[str, Any] = details.get("screening", {})
+    balance = str(details.get("balance", ""))
+    mistakes_count = sum(part.points for part in parts if part.kind == "mistakes")
     unique_seconds = float(screening.pop("seconds", 0.0))
-    record = _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
-                     unique_seconds, why_gradient_free, len(mistake_points))  # fmt: skip
+    record = replace(
+        _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
+                unique_seconds, why_gradient_free, mistakes_count),
+        parts=parts, null_agreement=parts[0].null_agreement, null_agreement_source=parts[0].null_agreement_source,
+        false_accusation_rate=settings.false_accusation_rate, calibration=calibration,
+    )  # fmt: skip
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, record, signing_key)
     return FingerprintResult(
@@ -294,7 +403,10 @@ def fingerprint(
         settings=settings, screening_seconds=unique_seconds, variant=record.variant, k=k,
         screening=record.search.screening if record.search else "",
         conversion=surrogate.conversion if surrogate else None, gradient_free_reason=why_gradient_free,
-        queries=tally.queries, mistakes=len(mistake_points),
+        queries=tally.queries, mistakes=mistakes_count,
+        parts=tuple(BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
+                    for part, (_, why) in zip(parts, built, strict=True)),
+        parts_skipped=tuple(skipped), uncalibrated=uncalibrated or "",
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
@@ -357,33 +469,6 @@ def _ground_truth(
     return truth
 
 
-def _mistake_points(
-    target: OnnxClassifier, audit_labels: Callable[[FloatArray], LabelArray], settings: FingerprintSettings,
-    data: FloatArray | None, truth: LabelArray | None,
-) -> tuple[FloatArray, LabelArray]:  # fmt: skip
-    """Up to ``mistakes · n`` samples of the owner's data the target labels wrong (AKH-style, as in QuRD's
-    baseline), the wrong label being the point's label; only where the scores and the label output agree,
-    so the target matches itself. Mistakes of middling confidence come first (the margin nearest the
-    median of all the mistakes'): the most confident ones are mostly label noise every model repeats, the
-    least confident flip under fine-tuning (measured per quartile on the Fashion-MNIST zoo, BENCHMARKS.md)."""
-    wanted = round(settings.mistakes * settings.n)
-    if not wanted or data is None or truth is None:
-        return np.zeros((0, *target.input_spec.sample_shape), np.float32), np.zeros(0, np.int64)
-    said = audit_labels(data)
-    wrong = np.flatnonzero((said != truth) & (target.predict(data) == said))
-    if target.output_spec.kind != "labels" and len(wrong):
-        top = np.sort(search_scores(target.scores(data[wrong]), target.output_spec.kind), axis=1)
-        margin = top[:, -1] - top[:, -2]
-        wrong = wrong[np.argsort(np.abs(margin - np.median(margin)), kind="stable")]
-    if not len(wrong) and settings.mistakes == 1.0:
-        raise SearchError(
-            f"{target.name} labels all {len(data)} samples of --data as their labels say: no mistakes to "
-            "fingerprint with; lower --mistakes so the search makes the points"
-        )
-    chosen = wrong[:wanted]
-    return data[chosen].astype(np.float32), said[chosen].astype(np.int64)
-
-
 def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callable[[FloatArray], LabelArray]:
     """The labels an audit of the target reads, as class indices. An audit reads a graph's label output
     where it has one; the search reads its scores. The two can differ (an SVM with probabilities labels
@@ -430,82 +515,6 @@ def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | N
         low = np.full(spec.sample_shape, settings.domain[0], dtype=np.float32)
         high = np.full(spec.sample_shape, settings.domain[1], dtype=np.float32)
     return low.astype(np.float32), high.astype(np.float32)
-
-
-@dataclass
-class SearchTally:
-    """What the candidate loop spent and dropped, over all its rounds."""
-
-    searched: int = 0
-    unconverged: int = 0
-    disagreement: int = 0
-    rounds: int = 0
-    seconds: float = 0.0
-    hit_rates: list[float] = field(default_factory=list)
-    iterations: list[int] = field(default_factory=list)
-    queries: int = 0
-
-    @property
-    def mean_iterations(self) -> float:
-        return float(np.mean(self.iterations)) if self.iterations else 0.0
-
-    def add_round(self, searched: int, unreached: int, seconds: float, *, hit_rate: float, queries: int = 0) -> None:
-        """Count one search round: candidates searched, those that never reached a point, time and queries."""
-        self.searched += searched
-        self.unconverged += unreached
-        self.seconds += seconds
-        self.hit_rates.append(hit_rate)
-        self.queries += queries
-
-
-@dataclass
-class CandidateLoop:
-    """The one candidate loop of every strategy: search rounds until enough points converge and
-    onnxruntime labels them as the surrogate does (the surrogate only proposes; Section 4.2)."""
-
-    surrogate: Surrogate
-    target: OnnxClassifier
-    rng: np.random.Generator
-    low: FloatArray
-    high: FloatArray
-    max_rounds: int
-    progress: ProgressCallback | None
-    say: StatusCallback
-    tally: SearchTally
-
-    def collect(
-        self, strategy: GradientSearch, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
-    ) -> tuple[FloatArray, LabelArray]:
-        """Up to ``wanted`` accepted points from starts drawn from ``starts`` (None: the domain)."""
-        kept_points: list[FloatArray] = []
-        kept_labels: list[LabelArray] = []
-        for attempt in range(1, self.max_rounds + 1):
-            need = wanted - sum(len(labels) for labels in kept_labels)
-            if need <= 0:
-                break
-            count = need if attempt == 1 else 2 * need
-            self.tally.rounds += 1
-            self.say(f"boundary search, round {attempt}: {count} points")
-            start = start_points(count, self.rng, starts, self.low, self.high)
-            source, target_labels = choose_labels(self.surrogate.scores(start), rule, self.rng)
-            tick = time.perf_counter()
-            outcome = strategy.run(
-                self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=self.progress
-            )
-            unreached = int((~outcome.converged).sum())
-            self.tally.add_round(count, unreached, time.perf_counter() - tick, hit_rate=outcome.hit_rate)
-            candidates = np.flatnonzero(outcome.converged)
-            found = outcome.points[candidates]
-            true_labels = self.target.predict(found) if len(found) else np.zeros(0, np.int64)
-            agrees = true_labels == (self.surrogate.predict(found) if len(found) else true_labels)
-            self.tally.disagreement += int((~agrees).sum())
-            accepted = candidates[agrees][:need]
-            kept_points.append(outcome.points[accepted])
-            kept_labels.append(true_labels[agrees][:need])
-            self.tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
-        shape = self.low.shape
-        points = np.concatenate(kept_points) if kept_points else np.zeros((0, *shape), np.float32)
-        return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
 
 def _default_k(unique: bool, gradient_free: bool, graph_without_gradient: bool) -> float:
@@ -563,238 +572,6 @@ def _surrogate_or_reason(
         reason = f"no PyTorch surrogate reproduces onnxruntime ({str(exc)[:300]})"
         say("gradient-free search: no surrogate reproduces onnxruntime")
         return None, reason
-
-
-def _gradient_free_points(
-    target: OnnxClassifier,
-    audit_labels: Callable[[FloatArray], LabelArray],
-    settings: FingerprintSettings,
-    k: float,
-    data: FloatArray | None,
-    rng: np.random.Generator,
-    bounds: tuple[FloatArray, FloatArray],
-    tally: SearchTally,
-    progress: ProgressCallback | None,
-    say: StatusCallback,
-) -> tuple[FloatArray, LabelArray]:
-    """Rounds of the gradient-free search (``search.gradient_free``) on onnxruntime itself until ``n``
-    points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain (the
-    starts are anchors too)."""
-    if settings.method == TrajectoryWalk.name:
-        return _trajectory_points(target, audit_labels, settings, data, rng, bounds, tally, progress, say)
-    low, high = bounds
-    kind = target.output_spec.kind
-
-    def scores(batch: FloatArray) -> FloatArray:
-        if kind == "labels":  # labels only: one-hot "scores" to choose j and anchors; the walk is decision-based
-            found = audit_labels(batch)
-            return np.eye(max(int(found.max()) + 1, target.num_classes or 0, 2), dtype=np.float32)[found]
-        return search_scores(target.scores(batch), kind)
-
-    integer = target.input_spec.integer
-    strategy: QuerySearch = BoundaryWalk(k=k, integer=integer)
-    if settings.method == ZerothOrderAdam.name:  # measured against the walk (BENCHMARKS.md); by name only
-        if integer or kind == "labels":
-            raise UsageError(
-                f"--method zo-adam needs class scores over float inputs; {target.name} "
-                f"{'takes integer input' if integer else 'gives labels only'}: use --method gradient-free"
-            )
-        strategy = ZerothOrderAdam(
-            k=k, max_iterations=settings.max_iterations, learning_rate=settings.learning_rate, seed=settings.seed
-        )
-    starts_from = data if settings.init == StartKind.data else None
-    kept_points: list[FloatArray] = []
-    kept_labels: list[LabelArray] = []
-    for attempt in range(1, settings.max_rounds + 1):
-        need = settings.n - sum(len(labels) for labels in kept_labels)
-        if need <= 0:
-            break
-        count = need if attempt == 1 else 2 * need
-        tally.rounds += 1
-        say(f"gradient-free boundary search, round {attempt}: {count} points")
-        tick = time.perf_counter()
-        start = start_points(count, rng, starts_from, low, high)
-        anchors = np.concatenate([start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high), start])
-        if integer:  # whole numbers, as the model reads them
-            start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
-        start_scores, anchor_scores = scores(start), scores(anchors)
-        width = max(start_scores.shape[1], anchor_scores.shape[1])  # one-hot widths follow the labels seen
-        start_scores, anchor_scores = _widen(start_scores, width), _widen(anchor_scores, width)
-        _require_two_classes(np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)]), settings,
-                             data)  # fmt: skip
-        least_likely = settings.label == TargetLabelRule.least_likely and kind != "labels"
-        found_points, found_labels, found_iterations, queries = [], [], [], len(start) + len(anchors)
-        remaining = np.arange(count)
-        for sure_by in (0.0, k):  # the nearest anchor of j; for starts left short, the nearest one sure by k
-            if not len(remaining):
-                break
-            targets, which = anchor_targets(
-                start[remaining], start_scores[remaining], anchors, anchor_scores, least_likely, rng, sure_by
-            )
-            usable = targets >= 0
-            outcome, cost = strategy.run_queries(
-                audit_labels if kind == "labels" else target.predict, None if kind == "labels" else scores,
-                start[remaining[usable]], anchors[which[usable]], targets[usable], bounds=(low, high),
-                progress=progress,
-            )  # fmt: skip
-            converged = outcome.converged.copy()
-            if (
-                audit_labels is not target.predict and kind != "labels" and converged.any()
-            ):  # the label output must say j too
-                converged[converged] = audit_labels(outcome.points[converged]) == outcome.target_labels[converged]
-                queries += int(outcome.converged.sum())
-                tally.disagreement += int((outcome.converged & ~converged).sum())
-            queries += cost.queries
-            found_points.append(outcome.points[converged])
-            found_labels.append(outcome.target_labels[converged])
-            found_iterations.append(outcome.iterations[converged])
-            remaining = remaining[usable][~outcome.converged]
-        tally.add_round(count, len(remaining), time.perf_counter() - tick, hit_rate=1.0 - len(remaining) / count,
-                        queries=queries)  # fmt: skip
-        kept_points.append(np.concatenate(found_points)[:need])
-        kept_labels.append(np.concatenate(found_labels)[:need])
-        tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
-    points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
-    return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
-
-
-def _require_two_classes(labels: LabelArray, settings: FingerprintSettings, data: FloatArray | None) -> None:
-    """A gradient-free search needs starts or anchors of two classes at least: say where all were one."""
-    seen = np.unique(labels)
-    if len(seen) < 2:
-        low_high = settings.domain if isinstance(settings.domain, tuple) else (0.0, 1.0)
-        source = "--data" if data is not None else f"--domain {low_high[0]:g},{low_high[1]:g}"
-        raise SearchError(
-            f"every input drawn from {source} is labelled class {int(seen[0])}, so there is no other class "
-            "to cross to; widen --domain, or pass owner data that holds other classes (--data)"
-        )
-
-
-def _trajectory_points(
-    target: OnnxClassifier,
-    audit_labels: Callable[[FloatArray], LabelArray],
-    settings: FingerprintSettings,
-    data: FloatArray | None,
-    rng: np.random.Generator,
-    bounds: tuple[FloatArray, FloatArray],
-    tally: SearchTally,
-    progress: ProgressCallback | None,
-    say: StatusCallback,
-) -> tuple[FloatArray, LabelArray]:
-    """``--method trajectory``: ADV-TRA-style trajectories (``search.trajectory``), each point labelled as the
-    audit reads the target; rounds add trajectories until ``n`` points (the last one may be cut short)."""
-    low, high = bounds
-    walk = TrajectoryWalk(integer=target.input_spec.integer)
-    kept_points: list[FloatArray] = []
-    kept_labels: list[LabelArray] = []
-    for attempt in range(1, settings.max_rounds + 1):
-        need = settings.n - sum(len(labels) for labels in kept_labels)
-        if need <= 0:
-            break
-        count = -(-need // walk.length) * (1 if attempt == 1 else 2)
-        tally.rounds += 1
-        say(f"trajectory search, round {attempt}: {count} trajectories of up to {walk.length} points")
-        tick = time.perf_counter()
-        start = start_points(count, rng, data if settings.init == StartKind.data else None, low, high)
-        anchors = start_points(max(8 * count, ANCHOR_POOL), rng, data, low, high)
-        if walk.integer:
-            start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
-        anchor_labels = audit_labels(anchors)
-        _require_two_classes(np.concatenate([audit_labels(start), anchor_labels]), settings, data)
-        found, cost = walk.trace(audit_labels, start, anchors, anchor_labels, progress=progress)
-        keep, checked = np.ones(len(found.points), np.bool_), 0
-        if target.output_spec.kind != "labels":  # the scores must say what the label output says
-            keep, checked = target.predict(found.points) == found.labels, len(found.points)
-            tally.disagreement += int((~keep).sum())
-        kept_points.append(found.points[keep][:need])
-        kept_labels.append(found.labels[keep][:need])
-        tally.add_round(count, count - found.complete, time.perf_counter() - tick, hit_rate=found.complete / count,
-                        queries=cost.queries + checked)  # fmt: skip
-        tally.iterations.extend([walk.crossings * walk.bisection_steps] * int(keep.sum()))
-    empty = np.zeros((0, *low.shape), np.float32)
-    points = np.concatenate(kept_points) if kept_points else empty
-    return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
-
-
-def _widen(scores: FloatArray, width: int) -> FloatArray:
-    """One-hot label scores padded with zero columns to ``width`` classes."""
-    if scores.shape[1] >= width:
-        return scores
-    return np.pad(scores, ((0, 0), (0, width - scores.shape[1])))
-
-
-def _paper_points(
-    loop: CandidateLoop, strategy: GradientSearch, settings: FingerprintSettings, data: FloatArray | None
-) -> tuple[FloatArray, LabelArray, str]:
-    """The paper's search (or a baseline), and the binary balance: a binary model labels every random
-    start alike, so every point would say one class and a constant model would match. Half the points
-    are then searched back across the boundary from the others (j is then the other class)."""
-    points, labels = loop.collect(strategy, settings.n, data if settings.init == "data" else None, settings.label)
-    if loop.target.num_classes != 2 or len(points) < 2 or len(set(labels.tolist())) != 1:
-        return points, labels, ""
-    half = len(points) // 2
-    back_points, back_labels = loop.collect(strategy, half, points[: len(points) - half], settings.label)
-    if not len(back_points):
-        return points, labels, ""
-    points = np.concatenate([points[: len(points) - len(back_points)], back_points])
-    labels = np.concatenate([labels[: len(labels) - len(back_labels)], back_labels])
-    return points, labels, f"{len(back_points)} of {len(points)} points searched back across the boundary"
-
-
-def _unique_points(
-    loop: CandidateLoop,
-    settings: FingerprintSettings,
-    k: float,
-    data: FloatArray | None,
-    truth: LabelArray | None,
-    reference_paths: Sequence[str | os.PathLike[str]],
-) -> tuple[FloatArray, LabelArray, dict[str, Any]]:
-    """``--unique``: the panel, a conferrable search over a ``pool_factor · n`` pool through the same
-    candidate loop, then the ``n`` most conferrable points (``search.conferrable``)."""
-    from .search.panel import build_panel
-
-    started = time.perf_counter()
-    supplied = [as_classifier(Path(path), providers=settings.providers) for path in reference_paths]
-    if data is None and not supplied:
-        raise UsageError(
-            "--unique needs owner data (--data) to train references, or models to compare with (--reference)"
-        )
-    target, surrogate = loop.target, loop.surrogate
-    loop.say("--unique: training the panel of owner-made copies and references")
-    panel = build_panel(
-        surrogate.score_module, data, target.predict(data) if data is not None else None,
-        references=settings.references if data is not None else 0, seed=settings.seed, supplied=supplied,
-        students=settings.students, label=target.predict, reference_labels=truth,
-    )  # fmt: skip
-    build_seconds = time.perf_counter() - started
-    loop.say("--unique: conferrable search")
-    scale = margin_scale(surrogate.scores(data if data is not None else start_points(256, loop.rng, None, loop.low,
-                                                                                       loop.high)))  # fmt: skip
-    search = ConferrableSearch(panel, k=k, iterations=UNIQUE_ITERATIONS, learning_rate=settings.learning_rate)
-    pool, pool_labels = loop.collect(
-        search, settings.pool_factor * settings.n, data, TargetLabelRule.random
-    )  # random j: measured
-    chosen, disagreement, agreement = screen(pool, pool_labels, panel, settings.n)
-    record: dict[str, Any] = {
-        "search": "conferrable (target and positives to j by margin k, references away from j)",
-        "pool": len(pool),
-        "searched": loop.tally.searched,
-        "iterations": UNIQUE_ITERATIONS,
-        "k": round(k, 6),
-        "reference_margin": round(REFERENCE_MARGIN * k, 6),
-        "median_margin": round(scale, 6),
-        "starts": "data" if data is not None else "random",
-        "reference_disagreement": round(disagreement, 4),
-        "positive_agreement": round(agreement, 4),
-        "panel_seconds": round(build_seconds, 2),
-        "reference_labels": "ground truth from --data" if truth is not None else "the target's",
-        "panel": [
-            {"name": m.name, "role": m.role, "how": m.how, "digest": m.digest}
-            | ({"agreement_with_target": round(m.agreement, 4)} if m.agreement is not None else {})
-            for m in panel
-        ],
-    }
-    return pool[chosen], pool_labels[chosen], record | {"seconds": time.perf_counter() - started}
 
 
 def _record(

@@ -63,9 +63,12 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     _export_external(target, x, folder / "target_external.onnx")
     pair = write_keypair(folder / "owner.pem", folder / "owner.pub.pem")
     bundle = folder / "target.fingerprint.safetensors"
+    owner_data = folder / "owner.npz"  # the owner's labelled data: the default fingerprint composes and calibrates
+    np.savez(owner_data, x=x, y=y)
     fingerprint(
-        paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0)
-    )
+        paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0),
+        data_path=owner_data,
+    )  # fmt: skip
     return Zoo(
         folder=folder, x=x, y=y, private_key=pair.private_path, public_key=pair.public_path, bundle=bundle, **paths
     )

@@ -139,11 +139,13 @@ def test_a_failing_callable_is_skipped_not_counted(zoo: Zoo) -> None:
     from ipguard_onnx.models import CallableClassifier
 
     result = audit(bundle, CallableClassifier(flaky, name="flaky", batch_size=10))
-    assert result.points_skipped == 50 and result.skipped_reasons == {"ConnectionError: backend down": 50}
-    assert result.matching_rate == 1.0 and result.points_matched == 50
+    batches = -(-len(bundle.points) // 10)
+    failed = sum(min(10, len(bundle.points) - 10 * b) for b in range(1, batches, 2))  # every second batch
+    assert result.points_skipped == failed and result.skipped_reasons == {"ConnectionError: backend down": failed}
+    assert result.matching_rate == 1.0 and result.points_matched == len(bundle.points) - failed
     assert result.verdict == "inconclusive"  # 50 % answered is below the 80 % needed
-    lenient = audit(bundle, CallableClassifier(flaky, name="flaky", batch_size=10), min_answered=0.5)
-    assert lenient.verdict == "match"
+    lenient = audit(bundle, CallableClassifier(flaky, name="flaky", batch_size=10), min_answered=0.4)
+    assert lenient.verdict == "match", lenient.why
 
 
 def test_callable_with_a_wrong_shape_is_an_error(zoo: Zoo) -> None:
@@ -214,8 +216,8 @@ def test_preprocessing_stored_in_the_bundle_is_the_default(zoo: Zoo, tmp_path: P
     key = load_private_key(zoo.private_key)
     settings = FingerprintSettings(n=30, preprocessing=Preprocessing(scale=255.0))
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=key, settings=settings)
-    assert audit(made.bundle_path, suspect).matched
-    assert not audit(made.bundle_path, suspect, preprocessing=Preprocessing()).matched
+    assert audit(made.bundle_path, suspect, threshold=0.85).matched  # no owner data: the paper's rule decides
+    assert not audit(made.bundle_path, suspect, preprocessing=Preprocessing(), threshold=0.85).matched
 
 
 def test_many_bundles_against_many_suspects_are_ranked(zoo: Zoo, tmp_path: Path) -> None:
@@ -224,7 +226,7 @@ def test_many_bundles_against_many_suspects_are_ranked(zoo: Zoo, tmp_path: Path)
         zoo.independent, tmp_path / "other.safetensors", signing_key=key, settings=FingerprintSettings(n=30)
     )
     bundles = [load_bundle(zoo.bundle), load_bundle(other.bundle_path)]
-    results = audit_many(bundles, [zoo.target, zoo.independent, zoo.other_architecture])
+    results = audit_many(bundles, [zoo.target, zoo.independent, zoo.other_architecture], threshold=0.85)
     assert len(results) == 6
     rates = [(r.verdict != "match", -r.matching_rate) for r in results]
     assert rates == sorted(rates)

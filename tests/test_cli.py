@@ -28,11 +28,17 @@ def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, r
     shown = run_cli("inspect", bundle, "--trusted-key", tmp_path / "owner.pub.pem")
     assert shown.code == 0 and "valid" in shown.stdout and "target_sha256" in shown.stdout
 
-    pirate = run_cli("audit", zoo.fine_tuned, "--fingerprint", bundle, "--trusted-key", tmp_path / "owner.pub.pem")
+    uncalibrated = run_cli("audit", zoo.fine_tuned, "--fingerprint", bundle)  # no owner data: it cannot accuse
+    assert uncalibrated.code == ExitCode.input and "cannot accuse" in uncalibrated.stdout, uncalibrated.stdout
+    assert "calibrate" in uncalibrated.stdout and "--threshold" in uncalibrated.stdout  # and says how to
+
+    paper = ("--threshold", 0.85)  # the paper's rule, asked for by name
+    pirate = run_cli("audit", zoo.fine_tuned, "--fingerprint", bundle, "--trusted-key", tmp_path / "owner.pub.pem",
+                     *paper)  # fmt: skip
     assert pirate.code == ExitCode.match, pirate.stderr
     assert "MATCH" in pirate.stdout
 
-    innocent = run_cli("audit", zoo.independent, "--fingerprint", bundle, "--format", "json")
+    innocent = run_cli("audit", zoo.independent, "--fingerprint", bundle, "--format", "json", *paper)
     assert innocent.code == ExitCode.no_match, innocent.stderr
     (row,) = json.loads(innocent.stdout)["results"]
     assert AUDIT_FIELDS <= set(row)

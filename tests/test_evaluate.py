@@ -67,7 +67,10 @@ def test_evaluate_on_the_zoo(zoo: Zoo) -> None:
         [(zoo.fine_tuned, "positive"), (zoo.pruned, "positive"), (zoo.independent, "negative"),
          (zoo.other_architecture, "negative")],
     )  # fmt: skip
-    assert evaluation.robustness == 1.0 and evaluation.uniqueness == 1.0
+    assert evaluation.uniqueness == 1.0 and evaluation.robustness == sum(
+        rate >= evaluation.threshold for rate in evaluation.rates("positive")
+    ) / len(evaluation.rates("positive"))  # the paper's measure, at the signed threshold
+    assert evaluation.verdict_tpr == 1.0 and evaluation.false_accusations == 0  # the default verdict's
     assert evaluation.gap == pytest.approx(min(evaluation.rates("positive")) - max(evaluation.rates("negative")))
     assert evaluation.gap > 0
     assert 0 < evaluation.aruc <= 1

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ipguard_onnx import audit, load_bundle
+from ipguard_onnx import Bundle, audit, load_bundle
 from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.keys import write_keypair
-from ipguard_onnx.stats import DEFAULT_NULL_AGREEMENT, binomial_tail, plain_words, threshold_for
+from ipguard_onnx.stats import binomial_tail, plain_words, threshold_for
 
 from .conftest import RunCli, Zoo
 
@@ -37,15 +37,28 @@ def test_threshold_is_the_smallest_rate_reaching_the_false_accusation_rate() -> 
     assert "10^5" in plain_words(3e-6) and "weak evidence" in plain_words(0.3)
 
 
+def audit_part_agreement(bundle_path: object, model: Path, start: int, stop: int) -> int:
+    """Points ``start:stop`` the model labels as the bundle does, counted with onnxruntime directly."""
+    from ipguard_onnx import OnnxClassifier
+
+    assert isinstance(bundle_path, Bundle)
+    said = OnnxClassifier(model).predict(bundle_path.points[start:stop])
+    return int((said == bundle_path.labels[start:stop]).sum())
+
+
 def test_audit_reports_a_p_value_and_provenance(zoo: Zoo) -> None:
     bundle = load_bundle(zoo.bundle)
     copy = audit(bundle, zoo.fine_tuned)
     other = audit(bundle, zoo.independent)
-    n = copy.points_queried - copy.points_skipped
-    assert copy.p_value == pytest.approx(binomial_tail(copy.points_matched, n, bundle.null_agreement))
+    tails = []
+    for part, result in zip(bundle.parts, copy.parts, strict=True):  # each part against its own signed q0
+        agrees = audit_part_agreement(bundle, zoo.fine_tuned, part.start, part.stop)
+        assert result.matched == agrees and result.null_agreement == part.null_agreement
+        tails.append(binomial_tail(agrees, part.points, part.null_agreement))
+    assert copy.p_value == pytest.approx(min(1.0, len(tails) * min(tails)))  # Bonferroni over the parts
     assert copy.p_value < other.p_value
-    assert copy.null_agreement == DEFAULT_NULL_AGREEMENT and "default" in copy.null_agreement_source
-    assert bundle.metadata["null_agreement"] == repr(DEFAULT_NULL_AGREEMENT)  # signed at fingerprint time
+    assert all(part.null_agreement_source.startswith("self-calibrated on 8") for part in bundle.parts)
+    assert json.loads(bundle.metadata["parts"])[0]["kind"] == "boundary"  # signed at fingerprint time
     assert copy.audited_at.endswith("Z") and copy.parameters["threshold"] == repr(bundle.threshold)
     assert copy.suspect_sha256 and copy.fingerprint_sha256 == bundle.sha256
 
@@ -60,7 +73,10 @@ def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_
     assert done.code == 0, done.stderr
     report = json.loads(done.stdout)["calibration"]
     calibrated = load_bundle(bundle_path)
-    assert calibrated.null_agreement == pytest.approx(min(0.999, max(rates) + 0.05))
+    part_rates = [[part.matching_rate for part in audit(zoo.bundle, model).parts] for model in negatives]
+    for index, part in enumerate(calibrated.parts):  # every part refined from its own highest match
+        assert part.null_agreement == pytest.approx(min(0.999, max(rates[index] for rates in part_rates) + 0.05))
+    assert calibrated.false_accusation_rate == 1e-3 and max(rates) < 1.0
     assert calibrated.threshold == report["threshold"]
     m = round(calibrated.threshold * len(calibrated.points))
     assert binomial_tail(m, len(calibrated.points), calibrated.null_agreement) <= 1e-3

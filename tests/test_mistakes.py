@@ -36,7 +36,9 @@ def _labelled(zoo: Zoo, folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 
 def _parted(zoo: Zoo, data: Path, folder: Path) -> FingerprintResult:
     """20 points: 15 searched, 5 of the target's mistakes (a bundle tested in parts)."""
-    settings = FingerprintSettings(n=20, mistakes=0.25, unique=False)
+    settings = FingerprintSettings(
+        n=20, mistakes=0.25, unique=False, parts=("boundary", "mistakes"), calibration_references=0
+    )  # the two kinds alone, at their uncalibrated defaults
     return fingerprint(zoo.target, folder / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=data)  # fmt: skip
 
@@ -71,7 +73,7 @@ def test_mistakes_alone_through_the_cli(zoo: Zoo, tmp_path: Path, run_cli: RunCl
     result = run_cli("fingerprint", zoo.target, "--data", data, "--plain", "--mistakes", "1", "--n", 50,
                      "--key", zoo.private_key, "-o", bundle_path)  # fmt: skip
     assert result.code == 0, result.stderr
-    assert f"{FLIPPED} of the points are the target's own mistakes" in result.stderr
+    assert f"mistakes {FLIPPED} points" in " ".join(result.stderr.split()), result.stderr
     bundle = load_bundle(bundle_path)
     assert bundle.metadata["variant"] == "AKH-mistakes" and len(bundle.points) == FLIPPED  # fewer than --n: all
     assert sorted(_rows_of(bundle.points, zoo.x[:ROWS])) == sorted(flipped.tolist())
@@ -86,7 +88,7 @@ def test_a_bundle_with_mistakes_is_tested_in_parts_with_one_combined_p_value(zoo
     said = _logits(zoo.independent, bundle.points).argmax(axis=1)
     result = audit(bundle, zoo.independent)
     searched, mistakes = result.parts
-    assert (searched.name, searched.points, mistakes.name, mistakes.points) == ("searched", 15, "mistakes", 5)
+    assert (searched.kind, searched.points, mistakes.kind, mistakes.points) == ("boundary", 15, "mistakes", 5)
     assert searched.matched == int((said[:15] == bundle.labels[:15]).sum())
     assert mistakes.matched == int((said[15:] == bundle.labels[15:]).sum())
     assert mistakes.null_agreement == MISTAKES_NULL_AGREEMENT and searched.null_agreement == bundle.null_agreement
@@ -103,9 +105,10 @@ def test_calibrating_a_bundle_in_parts_measures_each_parts_null_agreement(zoo: Z
     negatives = [zoo.independent, zoo.other_architecture]
     before = [audit(load_bundle(made.bundle_path), negative).parts for negative in negatives]
     calibrate(made.bundle_path, negatives, load_private_key(zoo.private_key), margin=0.05, false_accusation_rate=0.5)
-    record = load_bundle(made.bundle_path).record
-    assert record.mistakes_null_agreement == round(min(0.999, max(p[1].matching_rate for p in before) + 0.05), 6)
-    assert record.null_agreement == round(min(0.999, max(p[0].matching_rate for p in before) + 0.05), 6)
+    parts = load_bundle(made.bundle_path).parts
+    assert parts[1].null_agreement == round(min(0.999, max(p[1].matching_rate for p in before) + 0.05), 6)
+    assert parts[0].null_agreement == round(min(0.999, max(p[0].matching_rate for p in before) + 0.05), 6)
+    assert all(part.null_agreement_source.startswith("calibrated on 2") for part in parts)
 
 
 def test_evaluate_ranks_a_bundle_in_parts_by_its_combined_evidence(zoo: Zoo, tmp_path: Path) -> None:
@@ -125,5 +128,4 @@ def test_evaluate_ranks_a_bundle_in_parts_by_its_combined_evidence(zoo: Zoo, tmp
     copies = [row.copy_score for row in evaluation.rows if row.group == "positive"]
     negatives = [row.copy_score for row in evaluation.rows if row.group == "negative"]
     assert evaluation.roc_auc == roc_auc(copies, negatives)
-    plain = evaluate(zoo.bundle, suspects)  # one kind of point: ranked by the matching rate, as before
-    assert all(row.score is None and row.copy_score == row.matching_rate for row in plain.rows)
+    assert [row.verdict for row in evaluation.rows] == [audit(made.bundle_path, s).verdict for s, _ in suspects]

@@ -70,7 +70,7 @@ _STYLES = {"match": "bold red", "no match": "bold green", "inconclusive": "bold 
 _VERDICTS = {
     "match": "MATCH — the suspect labels the fingerprint like the protected model",
     "no match": "NO MATCH — the suspect does not behave like the protected model",
-    "inconclusive": "INCONCLUSIVE — too few points were answered for a verdict",
+    "inconclusive": "INCONCLUSIVE — no verdict either way (see 'because')",
 }
 
 
@@ -80,18 +80,20 @@ def _render_one(result: AuditResult, console: Console) -> None:
     table.add_column(style="dim")
     table.add_column()
     table.add_row("verdict", f"[{style}]{_VERDICTS[result.verdict]}[/]")
+    if result.why:
+        table.add_row("because", outside_text(result.why))
     answered = result.points_queried - result.points_skipped
+    rule = f"  threshold {result.threshold:.0%}" if result.rule == "threshold" else ""
     table.add_row(
         "matching rate",
-        f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{answered} answered points)"
-        f"  threshold {result.threshold:.0%}",
+        f"[{style}]{result.matching_rate:.1%}[/] ({result.points_matched}/{answered} answered points){rule}",
     )
     how = (
         "anytime-valid: the evidence martingale's peak"
         if result.sequential is not None
         else "the parts' p-values combined, Bonferroni"
-        if result.parts
-        else f"null agreement q0 = {result.null_agreement:.2f}, {result.null_agreement_source}"
+        if len(result.parts) > 1
+        else f"null agreement q0 = {result.null_agreement:.2f}"
     )
     table.add_row("evidence", f"p = {result.p_value:.1e}: {result.evidence} ({how})")
     if result.sequential is not None:
@@ -104,9 +106,9 @@ def _render_one(result: AuditResult, console: Console) -> None:
         )
     for part in result.parts:
         table.add_row(
-            f"  {part.name}",
+            f"  {outside_text(part.kind)} points",
             f"{part.matching_rate:.1%} ({part.matched}/{part.answered}), p = {part.p_value:.1e} "
-            f"(null agreement q0 = {part.null_agreement:.2f})",
+            f"(q0 = {part.null_agreement:.2f}: {outside_text(part.null_agreement_source or 'default')})",
         )
     table.add_row("suspect", f"{outside_text(result.suspect)}  sha256 {result.suspect_sha256 or 'n/a'}")
     for key, value in result.suspect_details.items():
@@ -135,11 +137,18 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         "points",
         f"{result.points} of {result.requested} requested ({result.variant}, k={result.k:g}, seed {settings.seed})",
     )
-    if result.mistakes:
+    for part in result.parts:
         table.add_row(
-            "mistakes",
-            f"{result.mistakes} of the points are the target's own mistakes on --data (it disagrees with the labels)",
+            f"  {part.kind}",
+            f"{part.points} points, q0 = {part.null_agreement:.3f} — {outside_text(part.how)}; built because "
+            f"{outside_text(part.why)}; q0: {outside_text(part.null_agreement_source)}",
         )
+    for skipped in result.parts_skipped:
+        table.add_row("  not built", outside_text(skipped))
+    evidence = f"match when the combined p-value ≤ {settings.false_accusation_rate:g} (signed)" + (
+        "" if not result.uncalibrated else "; UNCALIBRATED: " + outside_text(result.uncalibrated)
+    )
+    table.add_row("verdict rule", evidence)
     if result.screening:
         record = json.loads(result.screening)
         roles = [member["role"] for member in record["panel"]]
@@ -190,7 +199,7 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"surrogate vs onnxruntime on {result.parity.points} points: max relative difference "
             f"{result.parity.max_abs_difference:.1e}, labels agree {result.parity.label_agreement:.0%}",
         )
-    table.add_row("threshold", f"{settings.threshold:.0%} (recommended, signed into the bundle)")
+    table.add_row("threshold", f"{settings.threshold:.0%} (for the paper's rule, audit --threshold; signed)")
     table.add_row("providers", outside_text(", ".join(result.providers)))
     table.add_row("time", f"{result.total_seconds:.2f} s in all")
     console.print(table)
@@ -241,6 +250,11 @@ def render_evaluation(evaluation: Evaluation, console: Console) -> None:
             f"every copy (hard positives included) against the negatives: ROC AUC {evaluation.roc_auc:.3f}; "
             f"TPR {evaluation.tpr_at_1_percent_fpr:.2f} at 1 % FPR, {evaluation.tpr_at_5_percent_fpr:.2f} at 5 % FPR"
         )
+    accused = "red" if evaluation.false_accusations else "green"
+    console.print(
+        f"the default verdict (the evidence rule): {evaluation.verdict_tpr:.0%} of the copies judged a match; "
+        f"[{accused}]{evaluation.false_accusations} independent model(s) judged a match[/]"
+    )
 
 
 def plot_evaluation(evaluation: Evaluation, path: Path) -> None:

@@ -138,7 +138,7 @@ def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_c
     assert json.loads(bundle.metadata["input_shape"]) == [3, 8, 12]
     assert bundle.metadata["input_shape_source"] == "--input-shape"
     assert bundle.points.shape[1:] == (3, 8, 12)
-    audited = run_cli("audit", target, "-f", tmp_path / "cls.fp", "--format", "json")  # symbolic suspect: same size
+    audited = run_cli("audit", target, "-f", tmp_path / "cls.fp", "--format", "json", "--threshold", 0.85)  # no data
     assert audited.code == ExitCode.match, audited.stderr
     assert json.loads(audited.stdout)["results"][0]["matching_rate"] == 1.0
 
@@ -186,7 +186,8 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli: RunCli, key: 
     assert fingerprint_row["output_name"] == "prob" and "probability-like" in fingerprint_row["output_chosen_because"]
     bundle_path = tmp_path / "onet.fp"
     swapped = _face_stage(tmp_path / "onet_nwhc.onnx", "NWHC", seed=5)
-    matched = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json")
+    matched = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json",
+                      "--threshold", 0.85)  # fmt: skip
     assert matched.code == ExitCode.match, matched.stderr
     row = json.loads(matched.stdout)["results"][0]
     assert row["matching_rate"] == 1.0 and row["parameters"]["suspect_layout"] == "NWHC"

@@ -42,7 +42,7 @@ def owner_data(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_unique_mode_with_owner_data(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
-    settings = FingerprintSettings(n=20, unique=True, references=2)
+    settings = FingerprintSettings(n=20, unique=True, references=2, parts=("boundary",), calibration_references=0)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=owner_data)  # fmt: skip
     bundle = load_bundle(made.bundle_path)
@@ -75,13 +75,15 @@ def test_extraction_queries_stay_in_the_datas_range() -> None:
 
 
 def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
-    settings = FingerprintSettings(n=10, unique=True, references=2, students=2)
+    settings = FingerprintSettings(
+        n=10, unique=True, references=2, students=2, parts=("boundary",), calibration_references=0
+    )
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=owner_data)  # fmt: skip
     record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
     students = [member for member in record["panel"] if member["name"].startswith("student-")]
     assert len(students) == 2 and all(member["role"] == "positive" for member in students)
-    assert all("1800 synthetic queries labelled by the target" in member["how"] for member in students)
+    assert all("900 synthetic queries labelled by the target" in member["how"] for member in students)
     assert all(member["agreement_with_target"] >= 0.9 for member in students)  # they learned the target
     assert audit(load_bundle(made.bundle_path), zoo.target).matching_rate == 1.0
     with pytest.raises(UsageError, match="use it with --unique"):
@@ -89,7 +91,9 @@ def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_p
 
 
 def test_unique_mode_is_reproducible_with_a_seed(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
-    settings = FingerprintSettings(n=10, unique=True, references=2, seed=3)
+    settings = FingerprintSettings(
+        n=10, unique=True, references=2, seed=3, parts=("boundary",), calibration_references=0
+    )
     key = load_private_key(zoo.private_key)
     first = fingerprint(zoo.target, tmp_path / "a.safetensors", signing_key=key, settings=settings,
                         data_path=owner_data)  # fmt: skip

@@ -47,8 +47,9 @@ def test_a_tree_ensemble_is_fingerprinted_without_a_gradient(
     zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path
 ) -> None:
     path, data = forest
+    settings = FingerprintSettings(n=40, init=StartKind.data, parts=("boundary",), calibration_references=0)
     made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=40, init=StartKind.data), data_path=data)  # fmt: skip
+                       settings=settings, data_path=data)  # fmt: skip
     assert made.k == 0.3  # the default on graphs with no gradient, where small margins measured best
     assert made.points == 40 and made.parity is None and made.conversion is None
     assert "TreeEnsembleClassifier" in made.gradient_free_reason and made.queries > 0
@@ -61,7 +62,7 @@ def test_a_tree_ensemble_is_fingerprinted_without_a_gradient(
 
 
 def test_a_network_fingerprinted_by_name_satisfies_eq5_on_onnxruntime(zoo: Zoo, tmp_path: Path) -> None:
-    settings = FingerprintSettings(n=30, method="gradient-free")
+    settings = FingerprintSettings(n=30, method="gradient-free", parts=("boundary",), calibration_references=0)
     data = tmp_path / "data.npy"
     np.save(data, zoo.x[:300])
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
@@ -80,7 +81,8 @@ def test_fingerprinting_without_a_gradient_never_imports_torch(zoo: Zoo, forest:
         "from ipguard_onnx import fingerprint, FingerprintSettings\n"
         "from ipguard_onnx.keys import load_private_key\n"
         f"fingerprint({str(path)!r}, {str(path) + '.fp'!r}, signing_key=load_private_key({str(zoo.private_key)!r}),"
-        f" settings=FingerprintSettings(n=10, k=0.5), data_path={str(data)!r})\n"
+        f" settings=FingerprintSettings(n=10, k=0.5, parts=('boundary',), calibration_references=0),"
+        f" data_path={str(data)!r})\n"
         "print('torch' in sys.modules)\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -170,7 +172,8 @@ def test_points_where_the_label_output_disagrees_with_the_scores_are_dropped(zoo
     data = tmp_path / "x.npy"
     np.save(data, x)
     made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=100, init=StartKind.data), data_path=data)  # fmt: skip
+                       settings=FingerprintSettings(n=100, init=StartKind.data, parts=("boundary",),
+                                                    calibration_references=0), data_path=data)  # fmt: skip
     assert "SVMClassifier" in made.gradient_free_reason
     assert made.points == 100 and made.dropped_disagreement > 0
     bundle = load_bundle(made.bundle_path)
@@ -190,8 +193,9 @@ def test_a_model_that_answers_only_labels_is_fingerprinted_decision_based(
     graph.graph.output.extend(kept)
     labels_only = tmp_path / "labels-only.onnx"
     onnx.save(graph, labels_only)
+    settings = FingerprintSettings(n=40, init=StartKind.data, parts=("boundary",), calibration_references=0)
     made = fingerprint(labels_only, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=40, init=StartKind.data), data_path=data)  # fmt: skip
+                       settings=settings, data_path=data)  # fmt: skip
     assert "labels only" in made.gradient_free_reason and "decision-based" in made.gradient_free_reason
     bundle = load_bundle(made.bundle_path)
     assert made.points == 40 and bundle.num_classes == 10 and bundle.record.variant == "IPGuard-GF-TR"

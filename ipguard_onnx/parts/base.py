@@ -1,0 +1,204 @@
+"""The evidence-part family (issue 24): a fingerprint is a list of typed parts, each made by one member.
+
+A member names its kind, says why it cannot run on a target (``why_not``) and makes up to ``wanted`` points
+with their labels (``make``) from the ``Workshop``: the target, the owner's data, the surrogate and the shared
+search state. ``fingerprint`` composes the parts, checks every point, calibrates each part's null agreement q0
+(``parts.calibration``) and signs the list into the bundle (``bundle.BundlePart``). A new kind of evidence is a
+new file with a ``@register``ed ``PartKind``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ..search import GradientSearch, ProgressCallback, TargetLabelRule, choose_labels, start_points
+from ..types import FloatArray, LabelArray
+
+if TYPE_CHECKING:
+    import os
+
+    from ..fingerprint import FingerprintSettings
+    from ..models import OnnxClassifier
+    from ..surrogate import StatusCallback, Surrogate
+
+MIN_SPLIT_ROWS = 40
+"""With fewer owner rows than twice this, screening and calibration models share all of them."""
+MIN_PART_POINTS = 10
+"""A part the default composes is kept only with at least this many points: fewer carry too little evidence
+to pay for the Bonferroni share they take from the other parts."""
+
+
+@dataclass
+class SearchTally:
+    """What the searches spent and dropped, over all their rounds and parts."""
+
+    searched: int = 0
+    unconverged: int = 0
+    disagreement: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    hit_rates: list[float] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    queries: int = 0
+
+    @property
+    def mean_iterations(self) -> float:
+        return float(np.mean(self.iterations)) if self.iterations else 0.0
+
+    def add_round(self, searched: int, unreached: int, seconds: float, *, hit_rate: float, queries: int = 0) -> None:
+        """Count one search round: candidates searched, those that never reached a point, time and queries."""
+        self.searched += searched
+        self.unconverged += unreached
+        self.seconds += seconds
+        self.hit_rates.append(hit_rate)
+        self.queries += queries
+
+
+@dataclass
+class Workshop:
+    """Everything a part kind may use to make points: the target (scores and the label output an audit reads),
+    the owner's data and labels, the domain, the surrogate when one reproduces onnxruntime, and shared state."""
+
+    target: OnnxClassifier
+    settings: FingerprintSettings
+    audit_labels: Callable[[FloatArray], LabelArray]
+    data: FloatArray | None
+    truth: LabelArray | None
+    rng: np.random.Generator
+    low: FloatArray
+    high: FloatArray
+    surrogate: Surrogate | None
+    why_gradient_free: str
+    k: float
+    unique: bool
+    reference_paths: Sequence[str | os.PathLike[str]]
+    progress: ProgressCallback | None
+    say: StatusCallback
+    tally: SearchTally = field(default_factory=SearchTally)
+
+    def _half(self, which: int) -> tuple[FloatArray, LabelArray | None]:
+        assert self.data is not None
+        if len(self.data) < 2 * MIN_SPLIT_ROWS:
+            return self.data, self.truth
+        order = np.random.default_rng([self.settings.seed, 24]).permutation(len(self.data))
+        rows = np.sort(order[: len(order) // 2] if which == 0 else order[len(order) // 2 :])
+        return self.data[rows], self.truth[rows] if self.truth is not None else None
+
+    @property
+    def screening_data(self) -> tuple[FloatArray, LabelArray | None]:
+        """The half of the owner's rows the models that choose points train on (the ``--unique`` panel, the
+        students part's students and references); the other half is the calibration references' alone."""
+        return self._half(0)
+
+    @property
+    def calibration_data(self) -> tuple[FloatArray, LabelArray | None]:
+        """The owner's rows no screening model saw: calibration references train there, as an independent
+        party would train on data of its own (fewer than ``2 · MIN_SPLIT_ROWS`` rows: all of them, shared)."""
+        return self._half(1)
+
+    @property
+    def features(self) -> int:
+        return int(np.prod(self.target.input_spec.sample_shape))
+
+    def empty(self) -> tuple[FloatArray, LabelArray]:
+        return np.zeros((0, *self.low.shape), np.float32), np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class MadePart:
+    """Points of one kind, their labels (as an audit reads the target), and what made them."""
+
+    kind: str
+    points: FloatArray
+    labels: LabelArray
+    how: str
+    null_agreement: float
+    """q0 when no calibration reference measures it (the kind's conservative default)."""
+    null_agreement_source: str
+    details: dict[str, Any] = field(default_factory=dict)
+    """Kind-specific signed record (the ``--unique`` panel, the binary balance, timings)."""
+
+
+class PartKind(ABC):
+    """One kind of evidence part."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    """One line for the report: what this kind of point catches."""
+
+    @abstractmethod
+    def why_not(self, shop: Workshop) -> str | None:
+        """Why this kind cannot be made for this target and data (None: it can)."""
+
+    @abstractmethod
+    def make(self, shop: Workshop, wanted: int) -> MadePart:
+        """Up to ``wanted`` points of this kind."""
+
+
+Kind = TypeVar("Kind", bound="type[PartKind]")
+PART_KINDS: dict[str, type[PartKind]] = {}
+"""Every part kind by its ``name``, in registration order (the order parts take in a bundle)."""
+
+
+def register(kind: Kind) -> Kind:
+    """Class decorator: add a part kind to ``PART_KINDS`` under its ``name`` (names are unique)."""
+    if kind.name in PART_KINDS:
+        raise ValueError(f"two evidence part kinds are named {kind.name!r}")
+    PART_KINDS[kind.name] = kind
+    return kind
+
+
+@dataclass
+class CandidateLoop:
+    """The one candidate loop of every strategy: search rounds until enough points converge and
+    onnxruntime labels them as the surrogate does (the surrogate only proposes; Section 4.2)."""
+
+    surrogate: Surrogate
+    target: OnnxClassifier
+    rng: np.random.Generator
+    low: FloatArray
+    high: FloatArray
+    max_rounds: int
+    progress: ProgressCallback | None
+    say: StatusCallback
+    tally: SearchTally
+
+    def collect(
+        self, strategy: GradientSearch, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
+    ) -> tuple[FloatArray, LabelArray]:
+        """Up to ``wanted`` accepted points from starts drawn from ``starts`` (None: the domain)."""
+        kept_points: list[FloatArray] = []
+        kept_labels: list[LabelArray] = []
+        for attempt in range(1, self.max_rounds + 1):
+            need = wanted - sum(len(labels) for labels in kept_labels)
+            if need <= 0:
+                break
+            count = need if attempt == 1 else 2 * need
+            self.tally.rounds += 1
+            self.say(f"boundary search, round {attempt}: {count} points")
+            start = start_points(count, self.rng, starts, self.low, self.high)
+            source, target_labels = choose_labels(self.surrogate.scores(start), rule, self.rng)
+            tick = time.perf_counter()
+            outcome = strategy.run(
+                self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=self.progress
+            )
+            unreached = int((~outcome.converged).sum())
+            self.tally.add_round(count, unreached, time.perf_counter() - tick, hit_rate=outcome.hit_rate)
+            candidates = np.flatnonzero(outcome.converged)
+            found = outcome.points[candidates]
+            true_labels = self.target.predict(found) if len(found) else np.zeros(0, np.int64)
+            agrees = true_labels == (self.surrogate.predict(found) if len(found) else true_labels)
+            self.tally.disagreement += int((~agrees).sum())
+            accepted = candidates[agrees][:need]
+            kept_points.append(outcome.points[accepted])
+            kept_labels.append(true_labels[agrees][:need])
+            self.tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
+        shape = self.low.shape
+        points = np.concatenate(kept_points) if kept_points else np.zeros((0, *shape), np.float32)
+        return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
