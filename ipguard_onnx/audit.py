@@ -114,9 +114,8 @@ class AuditResult:
     """α of the evidence rule: a match when ``p_value`` ≤ α."""
     why: str = ""
     """The verdict in one sentence: which rule decided it and on what (or why there is none)."""
-    can_accuse: bool = True
-    """False where even every point matching could not bring the p-value to α (an uncalibrated fingerprint):
-    the verdict is then inconclusive however the suspect answered."""
+    answered_enough: bool = True
+    """Enough points answered with a class of the fingerprint for a verdict (else inconclusive for that)."""
 
     @property
     def matched(self) -> bool:
@@ -341,11 +340,6 @@ def audit(
         why = f"the paper's rule: matching rate {rate:.1%} against the threshold {threshold:.0%}"
     else:
         verdict, why = _evidence_verdict(bundle, parts, p_value, alpha, whole_bundle=record is not None)
-    sizes = [part.points if record is not None else part.answered for part in parts]
-    can_accuse = (
-        combined_p_value([best_p_value(size, part.null_agreement) for size, part in zip(sizes, parts, strict=True)])
-        <= alpha
-    )
     details = classifier.describe()
     null = bundle.null_agreement
     return AuditResult(
@@ -377,7 +371,7 @@ def audit(
         rule=rule,
         false_accusation_rate=alpha,
         why=why,
-        can_accuse=can_accuse,
+        answered_enough=not (too_few or answered < min_answered * queried or wrong_output),
         parameters={
             "rule": rule,
             "threshold": repr(threshold),

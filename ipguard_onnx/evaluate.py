@@ -155,7 +155,7 @@ def evaluate(
             bundle,
             as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
         )
-        answered = result.verdict != "inconclusive" or not result.can_accuse  # answered enough for a rate
+        answered = result.answered_enough  # else no rate: shown, not scored
         evidence = -math.log10(max(result.p_value, 1e-300))
         rows.append(
             EvaluatedSuspect(

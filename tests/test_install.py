@@ -101,6 +101,7 @@ def test_light_installs_audit_without_torch(zoo: Zoo, tmp_path: Path) -> None:
     )  # fmt: skip
     assert walked.returncode == 0, walked.stderr
     again = _run(
-        ["ipguard-onnx", "audit", "models/ours.onnx", "-f", "gf.safetensors", "--format", "json"], repository, venv
-    )
+        ["ipguard-onnx", "audit", "models/ours.onnx", "-f", "gf.safetensors", "--format", "json",
+         "--threshold", "0.85"], repository, venv,
+    )  # fmt: skip
     assert again.returncode == ExitCode.match and json.loads(again.stdout)["results"][0]["matching_rate"] == 1.0

@@ -57,11 +57,11 @@ def test_transient_failures_are_retried(zoo: Zoo) -> None:
 
 
 def test_failures_without_retries_are_skipped_with_their_reason(zoo: Zoo) -> None:
-    behaviour = Behaviour(fail_every=4)
+    behaviour = Behaviour(fail_every=5)
     with PredictionServer(zoo.target, behaviour) as server:
         result = audit(zoo.bundle, HttpClassifier(f"{server.base}/predict", batch_size=10, retries=0))
     sizes = [min(10, _points(zoo) - start) for start in range(0, _points(zoo), 10)]
-    failed = sum(size for index, size in enumerate(sizes) if (index + 1) % 4 == 0)  # every fourth request
+    failed = sum(size for index, size in enumerate(sizes) if (index + 1) % 5 == 0)  # every fifth request
     assert result.points_skipped == failed
     assert result.skipped_reasons == {'HTTP 500: {"error": "injected failure"}': failed}
     assert result.matching_rate == 1.0  # over the answered points only
