@@ -15,7 +15,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .audit import AuditResult, audit
-    from .bundle import Bundle, load_bundle
+    from .bundle import Bundle, BundlePart, load_bundle
     from .calibrate import Calibration, calibrate
     from .errors import (
         AuditError,
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
     from .licensing import IssuedCopy, issue
     from .models import Classifier, OnnxClassifier
+    from .parts import PartKind
     from .types import Answers
 
 _HOMES = {
@@ -44,6 +45,7 @@ _HOMES = {
     "AuditResult": "audit",
     "Bundle": "bundle",
     "BundleError": "errors",
+    "BundlePart": "bundle",
     "Calibration": "calibrate",
     "Classifier": "models",
     "FingerprintResult": "fingerprint",
@@ -53,6 +55,7 @@ _HOMES = {
     "MissingDependencyError": "errors",
     "ModelLoadError": "errors",
     "OnnxClassifier": "models",
+    "PartKind": "parts",
     "ReportError": "errors",
     "ScanError": "errors",
     "SearchError": "errors",
@@ -77,6 +80,7 @@ __all__ = [
     "AuditResult",
     "Bundle",
     "BundleError",
+    "BundlePart",
     "Calibration",
     "Classifier",
     "FingerprintResult",
@@ -86,6 +90,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "OnnxClassifier",
+    "PartKind",
     "ReportError",
     "ScanError",
     "SearchError",

@@ -17,7 +17,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import requirements
-from .bundle import BundlePart, FingerprintRecord, SearchRecord, reproducible, save_bundle
+from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
 from .models import OnnxClassifier, label_indices, non_differentiable_ops
@@ -31,7 +31,7 @@ from .parts import (
     calibration_references,
     why_uncalibrated,
 )
-from .parts.students import AUTO_MAX_FEATURES as STUDENTS_AUTO_MAX_FEATURES
+from .parts.compose import bundle_parts, checked, compose, without_weak_parts
 from .preprocessing import Preprocessing
 from .search import (
     METHODS,
@@ -234,73 +234,6 @@ class BuiltPart:
     why: str
 
 
-def compose(settings: FingerprintSettings, shop: Workshop) -> tuple[list[tuple[str, int, str]], list[str]]:
-    """The parts to build — (kind, points wanted, why) — and the kinds left out with why (issue 24, point 4).
-
-    By default from what the owner gives: boundary points always; with labelled ``--data`` the target's
-    mistakes (n/2 more); with ``--data`` on inputs of ≤ ``students.AUTO_MAX_FEATURES`` values the points
-    owner-made students share (n/2 more). ``--parts`` names them instead; ``--mistakes F`` takes a share F of
-    ``--n`` from the mistakes (1: the mistakes alone) and 0 leaves them out."""
-    half = max(settings.n // 2, 1)
-    share = round((settings.mistakes or 0.0) * settings.n)
-    sizes = {"boundary": settings.n - share if settings.mistakes else settings.n, "mistakes": share or half}
-    if settings.parts is not None:
-        plan = []
-        for kind in settings.parts:
-            reason = PART_KINDS[kind]().why_not(shop)
-            if reason is not None:
-                raise UsageError(f"--parts {kind}: {reason}")
-            plan.append((kind, sizes.get(kind, half), "asked for with --parts"))
-        return plan, []
-    plan, skipped = [], []
-    if settings.mistakes != 1.0:
-        plan.append(("boundary", sizes["boundary"], "always: copies that keep the target's boundary"))
-    mistakes_reason = PART_KINDS["mistakes"]().why_not(shop) if settings.mistakes != 0.0 else "--mistakes 0"
-    if mistakes_reason is None:
-        plan.append(
-            ("mistakes", sizes["mistakes"], "--data has the true classes: students repeat the target's mistakes")
-        )
-    else:
-        skipped.append(f"mistakes: {mistakes_reason}")
-    students_reason = PART_KINDS["students"]().why_not(shop)
-    if students_reason is None and shop.features > STUDENTS_AUTO_MAX_FEATURES:
-        students_reason = (
-            f"inputs of {shop.features:,} values: owner-made students would take minutes to train "
-            f"(the default builds them up to {STUDENTS_AUTO_MAX_FEATURES}; --parts builds them anyway)"
-        )
-    if students_reason is None and settings.mistakes != 1.0:
-        plan.append(("students", half, "--data given: points owner-made extracted students share"))
-    elif students_reason is not None:
-        skipped.append(f"students: {students_reason}")
-    return plan, skipped
-
-
-def _checked(part: MadePart, shop: Workshop) -> MadePart:
-    """Keep only points the target labels as the part says, through the output an audit reads (effectiveness,
-    Section 3.3): unstable labels are an error; a label output that disagrees drops the point."""
-    target, points, labels = shop.target, part.points, part.labels
-    if not len(points):
-        return part
-    own_labels = shop.audit_labels if target.output_spec.kind == "labels" else target.predict
-    if not (own_labels(points) == labels).all():
-        raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
-    agreed = shop.audit_labels(points) == labels
-    if agreed.all():
-        return part
-    shop.tally.disagreement += int((~agreed).sum())
-    return replace(part, points=points[agreed], labels=labels[agreed])
-
-
-def _bundle_parts(built: Sequence[tuple[MadePart, str]]) -> tuple[BundlePart, ...]:
-    """The signed list: each part's kind, index range in the bundle, q0 and its source."""
-    parts, start = [], 0
-    for part, _ in built:
-        stop = start + len(part.points)
-        parts.append(BundlePart(part.kind, start, stop, part.null_agreement, part.null_agreement_source, part.how))
-        start = stop
-    return tuple(parts)
-
-
 def uses_unique(settings: FingerprintSettings, has_data: bool, sample_shape: tuple[int, ...]) -> bool:
     """``--unique`` when asked; by default, for IPGuard with owner data and inputs of at most
     ``UNIQUE_AUTO_MAX_FEATURES`` values, where it was measured to win (BENCHMARKS.md)."""
@@ -350,7 +283,7 @@ def fingerprint(
     plan, skipped = compose(settings, shop)
     built: list[tuple[MadePart, str]] = []
     for kind, wanted, why in plan:
-        part = _checked(PART_KINDS[kind]().make(shop, wanted), shop)
+        part = checked(PART_KINDS[kind]().make(shop, wanted), shop)
         asked = settings.parts is not None or kind == "boundary" or (kind == "mistakes" and settings.mistakes)
         if len(part.points) < (1 if asked else MIN_PART_POINTS):
             skipped.append(f"{kind}: only {len(part.points)} point(s) found (fewer than {MIN_PART_POINTS})")
@@ -374,9 +307,11 @@ def fingerprint(
     else:
         advice = f" ({uncalibrated}); calibrate with independent models or fingerprint with --data"
         built = [(replace(part, null_agreement_source=part.null_agreement_source + advice), why) for part, why in built]
+    built, weak = without_weak_parts(built, settings.false_accusation_rate, settings.parts is not None)
+    skipped.extend(weak)
     points = np.concatenate([part.points for part, _ in built])
     labels = np.concatenate([part.labels for part, _ in built])
-    parts = _bundle_parts(built)
+    parts = bundle_parts(built)
     if target.num_classes is None:  # labels only: the classes named, else the largest label seen
         seen = [int(labels.max())] + ([int(audit_labels(data[:1024]).max())] if data is not None else [])
         target.declared_classes = len(settings.class_names) if settings.class_names else max(seen) + 1
