@@ -307,7 +307,8 @@ def fingerprint(
     else:
         advice = f" ({uncalibrated}); calibrate with independent models or fingerprint with --data"
         built = [(replace(part, null_agreement_source=part.null_agreement_source + advice), why) for part, why in built]
-    built, weak = without_weak_parts(built, settings.false_accusation_rate, settings.parts is not None)
+    named = frozenset(settings.parts or ()) | ({"mistakes"} if settings.mistakes is not None else set())
+    built, weak = without_weak_parts(built, settings.false_accusation_rate, named)
     skipped.extend(weak)
     points = np.concatenate([part.points for part, _ in built])
     labels = np.concatenate([part.labels for part, _ in built])

@@ -95,10 +95,11 @@ def test_a_sequential_audit_stops_on_the_same_rule(zoo: Zoo) -> None:
 
 def test_the_upper_bound_on_q0_widens_with_fewer_references() -> None:
     rates = [0.20, 0.30, 0.25, 0.40, 0.10, 0.20, 0.30, 0.35]
-    many = null_agreement_bound(rates * 3, 100)  # the same rates seen three times as often
-    few = null_agreement_bound(rates, 100)
+    many = null_agreement_bound(rates * 3, 10_000)  # the same rates seen three times as often
+    few = null_agreement_bound(rates, 10_000)
     assert few > many > max(rates)  # an upper bound, not the mean; fewer references, wider
-    assert many >= binomial_upper_bound(round(max(rates) * 100), 100)  # never below the highest one's own bound
+    small = null_agreement_bound(rates, 20)  # few points: the highest rate's own bound dominates
+    assert small == pytest.approx(binomial_upper_bound(round(max(rates) * 20), 20), abs=1e-6) and small > few
     assert null_agreement_bound([0.2], 100) == 0.999  # one reference has no spread to bound
     upper = binomial_upper_bound(0, 100)
     assert binomial_tail(1, 100, upper) == pytest.approx(0.95, abs=1e-6)  # P(X ≤ 0) = 5 % at the bound
@@ -183,3 +184,17 @@ def test_bad_part_options_are_one_line_usage_errors(zoo: Zoo, tmp_path: Path, ru
     assert needs_data.code == ExitCode.usage and "--parts mistakes: needs labelled owner data" in needs_data.stderr
     with pytest.raises(UsageError, match="--false-accusation-rate"):
         audit(zoo.bundle, zoo.target, false_accusation_rate=1.0)
+
+
+def test_a_composed_part_that_could_never_reach_alpha_is_left_out() -> None:
+    from ipguard_onnx.parts.compose import without_weak_parts
+
+    def part(kind: str, points: int, null: float) -> tuple[MadePart, str]:
+        return MadePart(kind, np.zeros((points, 2), np.float32), np.zeros(points, np.int64), "", null, ""), "why"
+
+    strong, weak = part("students", 50, 0.5), part("mistakes", 12, 0.97)  # 0.97^12 ≈ 0.69: never evidence
+    kept, dropped = without_weak_parts([part("boundary", 100, 0.99), weak, strong], 1e-6, asked=False)
+    assert [made.kind for made, _ in kept] == ["boundary", "students"]  # boundary points always stay
+    assert len(dropped) == 1 and dropped[0].startswith("mistakes: built, then left out") and "12 points" in dropped[0]
+    asked, none = without_weak_parts([part("boundary", 100, 0.5), weak], 1e-6, asked=True)
+    assert len(asked) == 2 and none == []  # --parts builds what it names

@@ -85,19 +85,26 @@ def bundle_parts(built: Sequence[tuple[MadePart, str]]) -> tuple[BundlePart, ...
 
 
 def without_weak_parts(
-    built: list[tuple[MadePart, str]], alpha: float, asked: bool
+    built: list[tuple[MadePart, str]], alpha: float, asked: bool | frozenset[str]
 ) -> tuple[list[tuple[MadePart, str]], list[str]]:
     """Leave out composed parts that could never show a match: with every point matching, a part's p-value
     under its q0 would still exceed its Bonferroni share α / parts — it would only dilute the others' evidence
-    (e.g. 12 mistakes that independent references repeat at 0.9). Boundary points, and parts asked for by
-    ``--parts``, always stay; the report says which parts were left out and why."""
+    (e.g. 12 mistakes that independent references repeat at 0.9). Boundary points, parts asked for by name
+    (``asked``: every kind, or the kinds ``--parts``/``--mistakes`` named) and the last part always stay; the
+    report says which parts were left out and why."""
     kept, dropped = list(built), list[str]()
-    while True:
+
+    def named(kind: str) -> bool:
+        return asked if isinstance(asked, bool) else kind in asked
+
+    while len(kept) > 1:
         share = alpha / len(kept)
         weak = [
             (part, why)
             for part, why in kept
-            if part.kind != "boundary" and not asked and best_p_value(len(part.points), part.null_agreement) > share
+            if part.kind != "boundary"
+            and not named(part.kind)
+            and best_p_value(len(part.points), part.null_agreement) > share
         ]
         if not weak:
             return kept, dropped
@@ -108,3 +115,4 @@ def without_weak_parts(
             f"{len(part.points)} points matching give p = {best_p_value(len(part.points), part.null_agreement):.1e}, "
             f"above its share α / {len(kept) + 1} of the false-accusation rate"
         )
+    return kept, dropped
