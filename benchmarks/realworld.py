@@ -375,7 +375,7 @@ def main() -> None:
     total = fingerprinted + refused
     print(f"\nfingerprinted {fingerprinted} of {total} ({fingerprinted / max(total, 1):.0%}); refused {refused}\n")
 
-    print("| fingerprint | suspect | relation | identical file | matching rate | p-value (q0 of the bundle) | verdict |")
+    print("| fingerprint | suspect | relation | identical file | matching rate | p-value (the bundle's q0) | verdict |")
     print("|---|---|---|---|---|---|---|")
     rows: list[dict[str, object]] = []
     pairs = [(a, b, why, "derivative") for a, b, why in DERIVATIVES]
