@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ipguard_onnx import demo
-from ipguard_onnx.fingerprint import FingerprintSettings, fingerprint
+from ipguard_onnx.fingerprint import FingerprintResult, FingerprintSettings, fingerprint
 from ipguard_onnx.keys import load_private_key, write_keypair
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class Zoo:
     private_key: Path
     public_key: Path
     bundle: Path
+    made: FingerprintResult
+    """What the default fingerprint of the target with the owner's labelled data built (and left out)."""
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +67,19 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     bundle = folder / "target.fingerprint.safetensors"
     owner_data = folder / "owner.npz"  # the owner's labelled data: the default fingerprint composes and calibrates
     np.savez(owner_data, x=x, y=y)
-    fingerprint(
+    made = fingerprint(
         paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0),
         data_path=owner_data,
     )  # fmt: skip
     return Zoo(
-        folder=folder, x=x, y=y, private_key=pair.private_path, public_key=pair.public_path, bundle=bundle, **paths
+        folder=folder,
+        x=x,
+        y=y,
+        private_key=pair.private_path,
+        public_key=pair.public_path,
+        bundle=bundle,
+        made=made,
+        **paths,
     )
 
 

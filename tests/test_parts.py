@@ -45,9 +45,17 @@ def test_the_default_composes_its_parts_from_labelled_data(zoo: Zoo) -> None:
     owner-made students share — each a signed part with its own q0, measured on held-out references."""
     bundle = load_bundle(zoo.bundle)
     kinds = [part.kind for part in bundle.parts]
+    assert kinds[0] == "boundary" and [part.kind for part in zoo.made.parts] == kinds
     mistakes = int((OnnxClassifier(zoo.target).predict(zoo.x) != zoo.y).sum())
-    assert kinds[0] == "boundary" and "students" in kinds
-    assert ("mistakes" in kinds) == (mistakes >= MIN_PART_POINTS)
+    fate = {kind: [why for why in zoo.made.parts_skipped if why.startswith(f"{kind}: ")] for kind in PART_KINDS}
+    for kind in ("mistakes", "students"):  # each built, or left out with the reason said
+        assert (kind in kinds) != bool(fate[kind]), (kind, zoo.made.parts_skipped)
+    if mistakes < MIN_PART_POINTS:
+        assert fate["mistakes"] and "fewer than" in fate["mistakes"][0]
+    for part in bundle.parts[1:]:  # a composed part stays only if it could reach its share of α
+        assert best_p_value(part.points, part.null_agreement) <= bundle.false_accusation_rate / len(bundle.parts)
+    for why in fate["mistakes"] + fate["students"]:
+        assert "fewer than" in why or "left out" in why
     signed = json.loads(bundle.metadata["parts"])
     assert [part["kind"] for part in signed] == kinds and signed[-1]["stop"] == len(bundle.points)
     for part in bundle.parts:
