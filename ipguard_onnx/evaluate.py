@@ -90,7 +90,7 @@ class EvaluatedSuspect:
     points_skipped: int
     score: float | None = None
     """What ROC AUC and TPR rank suspects by: the evidence −log10 p of the combined p-value (the parts have
-    different null agreements, so no matching rate ranks them); None: the matching rate (older rows)."""
+    different null agreements, so no matching rate ranks them); None (rows built by hand): the matching rate."""
     p_value: float = 1.0
     """The combined p-value the default verdict (the evidence rule) decided on; ``verdict`` is that verdict."""
     answered: bool = True

@@ -192,6 +192,9 @@ def test_bad_part_options_are_one_line_usage_errors(zoo: Zoo, tmp_path: Path, ru
     assert needs_data.code == ExitCode.usage and "--parts mistakes: needs labelled owner data" in needs_data.stderr
     with pytest.raises(UsageError, match="--false-accusation-rate"):
         audit(zoo.bundle, zoo.target, false_accusation_rate=1.0)
+    audited = run_cli("audit", zoo.target, "-f", zoo.bundle, "--false-accusation-rate", "nan")
+    assert audited.code == ExitCode.usage and len(audited.stderr.strip().splitlines()) == 1, audited.stderr
+    assert "--false-accusation-rate" in audited.stderr and "Traceback" not in audited.stderr
 
 
 def test_a_composed_part_that_could_never_reach_alpha_is_left_out() -> None:
