@@ -179,6 +179,7 @@ def build(
         suspects.append((_export(others[family]().fit(xt, yt), xo, folder / f"independent-{name}.onnx"), "negative",
                          family))  # fmt: skip
     np.save(folder / "owner.npy", xo)
+    np.savez(folder / "owner.npz", x=xo, y=yo)
     return target_path, xo, suspects
 
 
@@ -191,9 +192,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--method", default="ipguard", help="ipguard (the walk, chosen by itself) or zo-adam")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--default", action="store_true", help="the default command and its verdict (issue 24)")
     arguments = parser.parse_args()
     warnings.simplefilter("ignore")
     arguments.out.mkdir(parents=True, exist_ok=True)
+    if arguments.default:
+        _default(arguments)
+        return
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -235,6 +240,66 @@ def main() -> None:
     (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
     for kind in arguments.targets:
         _table(kind, [r for r in results if r["target"] == kind], arguments.worlds, arguments.k)
+
+
+def _default(arguments: argparse.Namespace) -> None:
+    """Every target, world and seed fingerprinted by the default command; the verdict counted per family."""
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        key = load_private_key(write_keypair(work / "k.pem", work / "k.pub.pem").private_path)
+        for kind in arguments.targets:
+            for world in arguments.worlds:
+                for seed in arguments.seeds:
+                    folder = work / f"{kind}-{world}-{seed}"
+                    folder.mkdir()
+                    target, _, suspects = build(world, seed, folder, kind)
+                    families = {path.name: family for path, _, family in suspects}
+                    started = time.perf_counter()
+                    made = fingerprint(
+                        target, folder / "fp.safetensors", signing_key=key, settings=FingerprintSettings(seed=seed),
+                        data_path=folder / "owner.npz",
+                    )  # fmt: skip
+                    seconds = time.perf_counter() - started
+                    evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
+                    results.append({
+                        "target": kind, "world": world, "seed": seed, "seconds": seconds, "points": made.points,
+                        "parts": [{"kind": p.kind, "points": p.points, "q0": p.null_agreement} for p in made.parts],
+                        "skipped": list(made.parts_skipped), "roc_auc": evaluation.roc_auc,
+                        "tpr_at_1": evaluation.tpr_at_1_percent_fpr, "verdict_tpr": evaluation.verdict_tpr,
+                        "false_accusations": evaluation.false_accusations,
+                        "rows": [{"suspect": row.suspect, "family": families[row.suspect], "group": row.group,
+                                  "rate": row.matching_rate, "p": row.p_value, "verdict": row.verdict}
+                                 for row in evaluation.rows],
+                    })  # fmt: skip
+                    parts = ", ".join(f"{p.kind} {p.points} q0 {p.null_agreement:.2f}" for p in made.parts)
+                    print(f"{kind} {world} seed {seed}: {parts}; copies matched {evaluation.verdict_tpr:.2f}, "
+                          f"false accusations {evaluation.false_accusations}, AUC {evaluation.roc_auc:.2f}, "
+                          f"{seconds:.1f} s", flush=True)  # fmt: skip
+                    (arguments.out / "trees-default.json").write_text(json.dumps(results, indent=1))
+    _default_table(results)
+
+
+def _default_table(results: list[dict[str, Any]]) -> None:
+    families = (*POSITIVE_FAMILIES, *HARD_FAMILIES, *NEGATIVE_FAMILIES)
+    print("\n| target | world | ROC AUC | TPR @ 1 % FPR | copies matched (verdict) | false accusations (verdict) "
+          "| parts (seed 0) | seconds per fingerprint |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    for kind in TARGETS:
+        for world in sorted({r["world"] for r in results if r["target"] == kind}):
+            rows = [r for r in results if r["target"] == kind and r["world"] == world]
+            copies = [s for r in rows for s in r["rows"] if s["group"] != "negative"]
+            negatives = [s for r in rows for s in r["rows"] if s["group"] == "negative"]
+            parts = ", ".join(f"{p['kind']} {p['points']} (q0 {p['q0']:.2f})" for p in rows[0]["parts"])
+            print(f"| {kind} | {world} | {statistics.mean(r['roc_auc'] for r in rows):.2f} | "
+                  f"{statistics.mean(r['tpr_at_1'] for r in rows):.2f} | "
+                  f"{sum(s['verdict'] == 'match' for s in copies)}/{len(copies)} | "
+                  f"{sum(s['verdict'] == 'match' for s in negatives)}/{len(negatives)} | {parts} | "
+                  f"{statistics.mean(r['seconds'] for r in rows):.1f} |")  # fmt: skip
+    print("\n| family | matched by the verdict (all targets, worlds, seeds) |\n|---|---|")
+    for family in families:
+        members = [s for r in results for s in r["rows"] if s["family"] == family]
+        if members:
+            print(f"| {family} | {sum(s['verdict'] == 'match' for s in members)}/{len(members)} |")
 
 
 def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list[float]) -> None:

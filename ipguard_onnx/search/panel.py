@@ -28,6 +28,18 @@ AGREEMENT_GOAL = 0.99
 """Panel models train until they label the owner's data like the target this often (or hit the epoch cap)."""
 MAX_EPOCHS = 300
 RETRAINED_COPIES = 3
+SCREENING_BUDGET = 50_000_000
+"""Input values (rows × values per row, summed over epochs) each panel model may train on. Panel models only
+choose points, so training them less costs power, never validity: q0 comes from the calibration references,
+which are held out from the panel and trained to agreement (``parts.calibration``). The budget binds on inputs
+of hundreds of values and thousands of rows (Fashion-MNIST's 2,700 screening rows: 23 epochs), not on the
+small worlds (digits: 1,700 epochs, above ``MAX_EPOCHS``)."""
+MIN_EPOCHS = 10
+
+
+def epoch_cap(rows: int, values: int) -> int:
+    """Most epochs a panel model trains on ``rows`` rows of ``values`` values each (``SCREENING_BUDGET``)."""
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, SCREENING_BUDGET // max(rows * values, 1)))
 
 
 @dataclass(frozen=True)
@@ -101,8 +113,9 @@ def train_until_agreement(
     """Train five epochs at a time until ``module`` labels ``x`` as ``y`` at least ``goal`` of the time."""
     epochs = 0
     while epochs < max_epochs:
-        train(module, x, y, seed=seed + epochs, epochs=5, learning_rate=learning_rate, only=only)
-        epochs += 5
+        step = min(5, max_epochs - epochs)
+        train(module, x, y, seed=seed + epochs, epochs=step, learning_rate=learning_rate, only=only)
+        epochs += step
         if _agreement(module, x, y) >= goal:
             break
     return module, epochs
@@ -181,6 +194,8 @@ def build_panel(
         add(noised, "noised", "positive", "Gaussian weight noise, 5% of each tensor's std")
     else:
         x, y = data, data_labels
+        features = int(np.prod(data.shape[1:]))
+        cap = epoch_cap(len(x), features)
         for fraction in _pruning_levels(surrogate_module, x, y):
             add(magnitude_pruned(surrogate_module, fraction), f"pruned-{fraction:g}", "positive",
                 f"{fraction:.0%} smallest weights per tensor set to 0")  # fmt: skip
@@ -200,6 +215,7 @@ def build_panel(
                     seed=copy_seed,
                     learning_rate=5e-4 if all_layers else 1e-3,
                     only=None if all_layers else list(last.parameters()),
+                    max_epochs=cap,
                 )
                 scope = "all layers" if all_layers else "it"
                 add(
@@ -208,7 +224,6 @@ def build_panel(
                     "positive",
                     f"last layer re-initialised, {scope} retrained {epochs} epochs, seed {copy_seed}",
                 )
-        features = int(np.prod(data.shape[1:]))
         classes = max(int(data_labels.max()) + 1, 2)
         truth = reference_labels if reference_labels is not None else y
         for index in range(references):
@@ -224,8 +239,10 @@ def build_panel(
                     tnn.Flatten(), tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, classes)
                 )
                 shape = f"MLP {features}-{hidden}-{classes}"
-            trained, epochs = train_until_agreement(module, x[resample], truth[resample], seed=reference_seed)
-            extra = epochs * (index // 2 % 3)  # trained 1×, 2× or 3× as long as needed: logit scales vary
+            trained, epochs = train_until_agreement(
+                module, x[resample], truth[resample], seed=reference_seed, max_epochs=cap
+            )
+            extra = min(epochs * (index // 2 % 3), cap - epochs)  # 1×, 2× or 3× as long as needed: logit scales vary
             if extra:
                 train(trained, x[resample], truth[resample], seed=reference_seed + 1, epochs=extra)
                 epochs += extra
@@ -248,7 +265,9 @@ def build_panel(
                     tnn.Flatten(), tnn.Linear(features, hidden), tnn.ReLU(), tnn.Linear(hidden, classes)
                 )
                 shape = f"MLP {features}-{hidden}-{classes}"
-            student, epochs = train_until_agreement(module, queries, label(queries), seed=student_seed)
+            student, epochs = train_until_agreement(
+                module, queries, label(queries), seed=student_seed, max_epochs=epoch_cap(len(queries), features)
+            )
             add(student, f"student-{index}", "positive", f"{shape}, extracted: owner data + "
                 f"{len(queries) - len(data)} synthetic queries labelled by the target, {epochs} epochs, "
                 f"seed {student_seed}")  # fmt: skip
