@@ -32,7 +32,7 @@ from .stats import (
     threshold_for,
 )
 from .text import shown
-from .types import ANY_SIZE, Answers, FloatArray
+from .types import ANY_SIZE, Answers, FloatArray, Packing
 
 Verdict = Literal["match", "no match", "inconclusive"]
 
@@ -276,7 +276,7 @@ def audit(
         bundle = load_bundle(bundle)
     classifier = as_classifier(
         suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
-        model_timeout=model_timeout,
+        model_timeout=model_timeout, packing=bundle.input_spec.packing,
     )  # fmt: skip
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     rule: VerdictRule = "evidence" if threshold is None else "threshold"
@@ -578,7 +578,7 @@ def audit_many(
     for suspect in suspects:
         classifier = as_classifier(
             suspect, providers=providers, output_name=options.get("output_name"), num_classes=shared_classes(bundles),
-            model_timeout=options.get("model_timeout"),
+            model_timeout=options.get("model_timeout"), packing=shared_packing(bundles),
         )  # fmt: skip
         settings = sequential_settings_for(classifier, sequential, sequential_settings)
         results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in bundles)
@@ -589,6 +589,12 @@ def shared_classes(bundles: Sequence[Bundle]) -> int | None:
     """The class count every bundle shares (it guides which output of a suspect to read), else None."""
     counts = {bundle.num_classes for bundle in bundles}
     return next(iter(counts)) if len(counts) == 1 else None
+
+
+def shared_packing(bundles: Sequence[Bundle]) -> Packing | None:
+    """How a point feeds a model of several inputs, where every bundle says the same (else None)."""
+    packings = {bundle.input_spec.packing for bundle in bundles}
+    return next(iter(packings)) if len(packings) == 1 else None
 
 
 def sequential_settings_for(

@@ -30,7 +30,7 @@ from .keys import key_id, public_key_bytes, verify_signature
 from .preprocessing import Preprocessing
 from .stats import DEFAULT_FALSE_ACCUSATION_RATE, DEFAULT_NULL_AGREEMENT, MISTAKES_NULL_AGREEMENT
 from .text import shown
-from .types import FloatArray, InputSpec, LabelArray, Layout
+from .types import FloatArray, GraphInput, InputSpec, LabelArray, Layout, Packing
 
 FORMAT_NAME = "ipguard-onnx-fingerprint"
 FORMAT_VERSION = "1"
@@ -179,6 +179,8 @@ class FingerprintRecord:
     input_shape_source: str = ""
     parts: tuple[BundlePart, ...] = ()
     """The evidence parts, in point order (empty in bundles before issue 24: ``Bundle.parts`` derives them)."""
+    inputs: tuple[GraphInput, ...] = ()
+    """A model of several inputs (issue 25): how each point feeds them (``types.Packing``); empty: one input."""
     false_accusation_rate: float | None = None
     """α of the default verdict (match when the combined p-value ≤ α); None: ``stats.DEFAULT_FALSE_ACCUSATION_RATE``."""
     calibration: str = ""
@@ -192,7 +194,8 @@ class FingerprintRecord:
 
     @property
     def input_spec(self) -> InputSpec:
-        return InputSpec(self.input_name, self.input_shape, self.input_dtype, self.input_layout, None)
+        packing = Packing(self.inputs) if self.inputs else None
+        return InputSpec(self.input_name, self.input_shape, self.input_dtype, self.input_layout, None, packing=packing)
 
     def to_metadata(self) -> dict[str, str]:
         """The str→str metadata this record is signed as (without the stamps and the signature)."""
@@ -242,7 +245,10 @@ def _text(value: object, hint: object) -> str:
     if isinstance(value, Preprocessing):
         return value.to_json()
     if isinstance(value, tuple):
-        items = [asdict(item) if isinstance(item, BundlePart) else item for item in value]
+        items = [
+            item.to_json() if isinstance(item, GraphInput) else asdict(item) if isinstance(item, BundlePart) else item
+            for item in value
+        ]
         return json.dumps(items, sort_keys=True) if value else ""
     if isinstance(value, float):
         return repr(value)
@@ -280,6 +286,8 @@ def _parse(text: str, hint: object) -> object:
         convert = arguments[0]
         if convert is BundlePart:
             return tuple(_part(item) for item in items)
+        if convert is GraphInput:
+            return Packing.from_json(items).inputs if items else ()
         return tuple(convert(item) for item in items)
     if typing.get_origin(hint) is Literal and text not in arguments:
         raise ValueError(f"{text!r} is not one of {', '.join(map(str, arguments))}")
@@ -547,6 +555,8 @@ def _validated(
         if rate is not None and not 0.0 < rate < 1.0:
             raise ValueError(f"false_accusation_rate {rate} outside (0, 1)")
         _check_parts(record.parts, len(tensors["points"]))
+        if record.inputs and (Packing(record.inputs).size,) != record.input_shape:
+            raise ValueError("the packed inputs do not add up to the points' size")
         if record.class_names and len(record.class_names) != record.num_classes:
             raise ValueError("class_names must list one name per class")
         if len(set(record.class_names)) != len(record.class_names) or not all(record.class_names):

@@ -72,7 +72,13 @@ def calibrate(
     for negative in negatives:
         result = audit(
             bundle,
-            as_classifier(negative, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
+            as_classifier(
+                negative,
+                providers=providers,
+                output_name=output_name,
+                num_classes=bundle.num_classes,
+                packing=bundle.input_spec.packing,
+            ),  # fmt: skip
             threshold=1.0,
         )
         if result.verdict == "inconclusive":

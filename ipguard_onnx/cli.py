@@ -471,8 +471,18 @@ def fingerprint(
     mean: Annotated[str | None, typer.Option(help="Record for audits: per-channel mean suspects subtract.")] = None,
     std: Annotated[str | None, typer.Option(help="Record for audits: per-channel std suspects divide by.")] = None,
     input_shape: Annotated[
-        str | None,
-        typer.Option(help="Per-sample input shape for symbolic dimensions, e.g. 3,48,192 (signed; audits use it)."),
+        list[str] | None,
+        typer.Option(
+            help="Per-sample input shape for symbolic dimensions, e.g. 3,48,192; NAME=SIZES for one input of "
+            "several (repeatable). Signed; audits use it."
+        ),
+    ] = None,
+    hold: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE: hold that input at VALUE for every point (a mask, a length, a sample rate, "
+            "state); repeatable. Other inputs: see README 'Models of several inputs'."
+        ),
     ] = None,
     output_name: Annotated[
         str | None, typer.Option(help="The class-score output to fingerprint [default: chosen, and said which].")
@@ -483,6 +493,7 @@ def fingerprint(
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
     from .bundle import check_bundle_output
+    from .data import named_shapes
     from .fingerprint import FingerprintSettings
     from .fingerprint import fingerprint as run_fingerprint
     from .models import choose_input, describe_graph
@@ -512,7 +523,9 @@ def fingerprint(
             calibration_references=calibration_references,
             false_accusation_rate=false_accusation_rate,
             preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
-            input_shape=_shape(input_shape),
+            input_shape=_shape(_unnamed(input_shape)),
+            input_shapes=tuple((name, _required_shape(text)) for name, text in _named(input_shape, "--input-shape")),
+            holds=tuple((name, _hold_value(name, text)) for name, text in _named(hold, "--hold", required=True)),
             output_name=output_name,
         )
         settings.require_installed()
@@ -524,7 +537,10 @@ def fingerprint(
         )  # fmt: skip
         check_bundle_output(bundle_path)  # a bundle replaces only a bundle, and a path under a file fails now
         inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
-        choose_input(inputs, model.name, input_shape=settings.input_shape)
+        choose_input(
+            inputs, model.name, input_shape=settings.input_shape, input_shapes=dict(settings.input_shapes),
+            holds=dict(settings.holds), data_shapes=named_shapes(data) if data is not None else None,
+        )  # fmt: skip
         signing_key, key_note = _signing_key(key)
         with _search_progress(settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
@@ -619,6 +635,45 @@ def _progress_interval() -> float:
         raise UsageError(
             f"{_PROGRESS_SECONDS_VARIABLE} must be a number of seconds in [0.001, 86400], got {shown(text)!r}"
         )
+    return value
+
+
+def _unnamed(texts: list[str] | None) -> str | None:
+    """The one ``--input-shape`` given without a name (a model of one input), if any."""
+    plain = [text for text in texts or [] if "=" not in text]
+    if len(plain) > 1:
+        raise UsageError("--input-shape without a NAME= may be given once; name each input of a model of several")
+    return plain[0] if plain else None
+
+
+def _named(texts: list[str] | None, option: str, *, required: bool = False) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` items of a repeatable option, each name once."""
+    items: list[tuple[str, str]] = []
+    for text in texts or []:
+        if "=" not in text:
+            if required:
+                raise UsageError(f"{option} expects NAME=VALUE, got {text!r}")
+            continue
+        name, _, value = text.partition("=")
+        if not name.strip() or name.strip() in {seen for seen, _ in items}:
+            raise UsageError(f"{option} {text!r}: each input is named once, with a non-empty name")
+        items.append((name.strip(), value.strip()))
+    return items
+
+
+def _required_shape(text: str) -> tuple[int, ...]:
+    shape = _shape(text)
+    assert shape is not None
+    return shape
+
+
+def _hold_value(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--hold {name}={text!r}: the value must be a number (e.g. --hold sr=16000)") from None
+    if not math.isfinite(value):
+        raise UsageError(f"--hold {name}: the value must be finite, got {text!r}")
     return value
 
 

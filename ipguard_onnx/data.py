@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,71 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _NPZ_KEYS = ("x", "X", "data", "inputs", "x_train", "X_train")
 
 
+def named_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes of the arrays a .npz holds, by name (for a model of several inputs: the arrays
+    named like its inputs fix their symbolic sizes); empty for anything else. Reads the headers only."""
+    if path.suffix != ".npz" or not path.is_file():
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as handle:
+                    major, _ = np.lib.format.read_magic(handle)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, _ = read(handle)  # the header only
+                if len(shape) >= 2:
+                    shapes[member.removesuffix(".npy")] = tuple(int(d) for d in shape[1:])
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
+    return shapes
+
+
+def _load_packed(path: Path, spec: InputSpec) -> np.ndarray | None:
+    """A model of several inputs fed from a .npz holding one array per data input (by input name), packed
+    side by side as the points are; None when the archive does not name every data input."""
+    packing = spec.packing
+    if packing is None or path.suffix != ".npz" or not path.is_file():
+        return None
+    check_regular_file(path, "--data")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = [value.name for value in packing.data]
+            if not set(names) <= set(archive.files):
+                return None
+            for name in names:
+                _check_size(path, archive.zip.getinfo(f"{name}.npy").file_size)
+            arrays = [np.asarray(archive[name]) for name in names]
+    except MemoryError:
+        raise UsageError(f"--data {path.name} does not fit in memory") from None
+    except (OSError, ValueError, KeyError):
+        raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
+    rows = {len(array) for array in arrays}
+    if len(rows) != 1:
+        raise UsageError(f"--data {path.name}: the arrays of {', '.join(names)} hold different numbers of samples")
+    for value, array in zip(packing.data, arrays, strict=True):
+        if tuple(array.shape[1:]) != value.shape:
+            raise UsageError(
+                f"--data {path.name}: '{value.name}' has samples of shape {tuple(array.shape[1:])}; the input "
+                f"takes {value.shape}"
+            )
+        if array.dtype.kind not in "fiub":
+            raise UsageError(f"--data {path.name}: '{value.name}' holds {array.dtype} values; expected numbers")
+    count = rows.pop()
+    return np.concatenate([array.reshape(count, -1).astype(np.float32) for array in arrays], axis=1)
+
+
 def load_points(path: Path, spec: InputSpec) -> FloatArray:
-    """Load samples shaped for ``spec`` (n × sample shape, float32); flat rows are reshaped."""
+    """Load samples shaped for ``spec`` (n × sample shape, float32); flat rows are reshaped. For a model of
+    several inputs, a .npz with one array per data input (named like it) is packed as the points are."""
     if not path.exists():
         raise UsageError(f"--data {path} does not exist; pass a .npy/.npz file or a folder of images")
-    if path.is_dir():
+    packed = _load_packed(path, spec)
+    if packed is not None:
+        array = packed
+    elif path.is_dir():
         array = _load_images(path, spec)
     elif path.suffix == ".npy":
         array = _load_numpy(path)

@@ -153,7 +153,13 @@ def evaluate(
             raise UsageError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
         result: AuditResult = audit(  # the default verdict: the evidence rule
             bundle,
-            as_classifier(suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes),
+            as_classifier(
+                suspect,
+                providers=providers,
+                output_name=output_name,
+                num_classes=bundle.num_classes,
+                packing=bundle.input_spec.packing,
+            ),  # fmt: skip
         )
         answered = result.answered_enough  # else no rate: shown, not scored
         evidence = -math.log10(max(result.p_value, 1e-300))

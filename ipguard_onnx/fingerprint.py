@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import requirements
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
-from .data import data_sample_shape, load_labels, load_points
+from .data import data_sample_shape, load_labels, load_points, named_shapes
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
 from .models import OnnxClassifier, label_indices, non_differentiable_ops
 from .parts import (
@@ -113,6 +113,10 @@ class FingerprintSettings:
     """α of the default verdict, signed: a match when the combined p-value is at most this."""
     input_shape: tuple[int, ...] | None = None
     """Per-sample input shape for graphs with symbolic dimensions (``--input-shape``); signed, used by audits."""
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """Per-sample shapes of named inputs (``--input-shape NAME=SHAPE``), for models of several inputs."""
+    holds: tuple[tuple[str, float], ...] = ()
+    """Inputs held at one value for every point (``--hold NAME=VALUE``): masks, lengths, sample rates, state."""
     output_name: str | None = None
     """The class-score output to fingerprint (``--output-name``); None chooses (``models.choose_output``)."""
 
@@ -284,6 +288,8 @@ def fingerprint(
     built: list[tuple[MadePart, str]] = []
     for kind, wanted, why in plan:
         part = checked(PART_KINDS[kind]().make(shop, wanted), shop)
+        if spec.packing is not None:  # integer inputs are fed rounded: the evidence is what was fed
+            part = replace(part, points=spec.packing.whole_numbers(part.points))
         asked = settings.parts is not None or kind == "boundary" or (kind == "mistakes" and settings.mistakes)
         if len(part.points) < (1 if asked else MIN_PART_POINTS):
             skipped.append(f"{kind}: only {len(part.points)} point(s) found (fewer than {MIN_PART_POINTS})")
@@ -367,6 +373,8 @@ def _open_target(
     target = OnnxClassifier(
         model_path, providers=settings.providers, allow_spinning=False,
         input_shape=settings.input_shape, output_name=settings.output_name,
+        input_shapes=dict(settings.input_shapes), holds=dict(settings.holds),
+        data_shapes=named_shapes(Path(data_path)) if data_path is not None else None,
     )  # fmt: skip
     if not target.input_spec.resolved:
         if data_path is None:
@@ -418,7 +426,7 @@ def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callab
         view = OnnxClassifier(
             target.path if target.path is not None else target.session, role="suspect",
             providers=settings.providers, allow_spinning=False, input_shape=target.input_spec.sample_shape,
-            num_classes=target.num_classes,
+            num_classes=target.num_classes, packing=target.input_spec.packing,
         )  # fmt: skip
         if view.output_spec.name == target.output_spec.name:
             return target.predict
@@ -466,6 +474,10 @@ def _without_gradient(target: OnnxClassifier, blocking: tuple[str, ...]) -> tupl
     """Why no gradient search can run on the target, as (what it lacks, for an error; why the
     gradient-free search runs, for the report), or None when a surrogate may be tried."""
     spec = target.input_spec
+    if spec.packing is not None:
+        names = ", ".join(repr(value.name) for value in spec.packing.data)
+        return (f"takes several inputs ({names})",
+                f"several data inputs ({names}): the surrogate reads one; the search asks onnxruntime")  # fmt: skip
     if spec.integer:
         return (f"takes {spec.dtype} input (bytes or token ids: no gradient)",
                 f"input {spec.name!r} is {spec.dtype}: no gradient, points are whole numbers")  # fmt: skip
@@ -538,6 +550,7 @@ def _record(
         input_layout=spec.layout,
         input_dtype=spec.dtype,
         input_shape_source=spec.shape_source,
+        inputs=spec.packing.inputs if spec.packing is not None else (),
         output_name=output.name,
         output_kind=output.kind,
         num_classes=target.num_classes or 0,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes
+from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes, shared_packing
 from .bundle import Bundle
 from .deadlines import check_seconds
 from .errors import IPGuardError, ScanError, UsageError
@@ -171,6 +171,7 @@ def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions
                 providers=options.providers,
                 num_classes=shared_classes(bundles),
                 model_timeout=options.model_timeout,
+                packing=shared_packing(bundles),
             )  # fmt: skip
         )
     except IPGuardError as error:

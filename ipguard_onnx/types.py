@@ -41,6 +41,132 @@ ANY_SIZE = -1
 """A per-sample dimension the graph leaves symbolic (resolved by --input-shape or --data)."""
 
 
+InputRole = Literal["data", "held"]
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """One input of a model with several (issue 25): fed from a slice of every point (``data``), or held at one
+    value for every point (``held``: masks, lengths, sample rates, recurrent state) — how it was decided in ``why``.
+
+    ``shape`` is the per-sample shape when ``batch_axis`` is not None (the batch axis sits at that index of
+    the fed tensor), else the whole tensor's shape (a scalar sample rate: ``()``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: InputRole
+    batch_axis: int | None = 0
+    value: float = 0.0
+    """Held inputs: every element's value (a mask's 1, a state's 0, a sample rate)."""
+    why: str = ""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def integer(self) -> bool:
+        return self.dtype.startswith(("int", "uint", "bool"))
+
+    def tensor(self, values: npt.NDArray[Any], rows: int) -> npt.NDArray[Any]:
+        """The tensor fed for ``rows`` points: ``values`` (rows × size, a data input's slice), or the held value."""
+        if self.role == "held":
+            if self.batch_axis is None:
+                return np.full(self.shape, self.value, dtype=self.dtype)
+            shape = list(self.shape)
+            shape.insert(self.batch_axis, rows)
+            return np.full(shape, self.value, dtype=self.dtype)
+        block = np.asarray(values).reshape(rows, *self.shape)
+        if self.integer:
+            block = np.rint(block)
+        if self.batch_axis not in (0, None):
+            block = np.moveaxis(block, 0, self.batch_axis)
+        return np.ascontiguousarray(block.astype(self.dtype))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "role": self.role,
+                "batch_axis": self.batch_axis, "value": self.value, "why": self.why}  # fmt: skip
+
+    @staticmethod
+    def from_json(record: Mapping[str, Any]) -> GraphInput:
+        role = record["role"]
+        if role not in ("data", "held"):
+            raise ValueError(f"input role {role!r} is neither data nor held")
+        axis = record.get("batch_axis", 0)
+        return GraphInput(
+            name=str(record["name"]), shape=tuple(int(d) for d in record["shape"]), dtype=str(record["dtype"]),
+            role=role, batch_axis=None if axis is None else int(axis), value=float(record.get("value", 0.0)),
+            why=str(record.get("why", "")),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How one point feeds a model of several inputs: the data inputs' values side by side (each flattened,
+    in this order), every held input at its value. The fingerprint's points live in this packed space."""
+
+    inputs: tuple[GraphInput, ...]
+
+    @property
+    def data(self) -> tuple[GraphInput, ...]:
+        return tuple(value for value in self.inputs if value.role == "data")
+
+    @property
+    def size(self) -> int:
+        return sum(value.size for value in self.data)
+
+    @property
+    def integer(self) -> bool:
+        """Every data input takes whole numbers (ids, bytes): the points are whole numbers throughout."""
+        return all(value.integer for value in self.data)
+
+    def feeds(self, batch: npt.NDArray[Any], names: Mapping[str, str] | None = None) -> dict[str, npt.NDArray[Any]]:
+        """The tensors a batch of packed points (rows × ``size``) feeds, by input name (``names`` renames them:
+        a suspect whose inputs are named otherwise)."""
+        rows = len(batch)
+        flat = np.asarray(batch).reshape(rows, self.size)
+        feeds: dict[str, npt.NDArray[Any]] = {}
+        start = 0
+        for value in self.inputs:
+            name = names.get(value.name, value.name) if names else value.name
+            if value.role == "data":
+                feeds[name] = value.tensor(flat[:, start : start + value.size], rows)
+                start += value.size
+            else:
+                feeds[name] = value.tensor(flat[:, :0], rows)
+        return feeds
+
+    def whole_numbers(self, points: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """``points`` with the slices of integer inputs rounded, as they are fed (what the evidence stores)."""
+        flat = np.array(points, dtype=np.float32).reshape(len(points), self.size)
+        start = 0
+        for value in self.data:
+            if value.integer:
+                flat[:, start : start + value.size] = np.rint(flat[:, start : start + value.size])
+            start += value.size
+        return flat.reshape(np.shape(points))
+
+    def describe(self) -> str:
+        """One line: each input, its role and shape."""
+        return "; ".join(
+            f"{value.name} {value.dtype}{list(value.shape)} "
+            + ("data" if value.role == "data" else f"held at {value.value:g} ({value.why})")
+            for value in self.inputs
+        )
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [value.to_json() for value in self.inputs]
+
+    @staticmethod
+    def from_json(records: list[Mapping[str, Any]]) -> Packing:
+        packing = Packing(tuple(GraphInput.from_json(record) for record in records))
+        if not packing.data:
+            raise ValueError("no input is fed from the points")
+        return packing
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """The single data input of a classifier (float, or integer bytes or ids): name, per-sample shape, dtype, layout.
@@ -56,6 +182,8 @@ class InputSpec:
     layout: Layout
     fixed_batch: int | None
     shape_source: str = "declared by the graph"
+    packing: Packing | None = None
+    """A model of several inputs: how each packed point (``sample_shape`` = (values,)) feeds them."""
 
     @property
     def batch_shape(self) -> tuple[int | str, ...]:
@@ -64,6 +192,8 @@ class InputSpec:
     @property
     def integer(self) -> bool:
         """Integer inputs (bytes, token ids): no gradient, and every point must be whole numbers."""
+        if self.packing is not None:
+            return self.packing.integer
         return self.dtype.startswith(("int", "uint"))
 
     @property

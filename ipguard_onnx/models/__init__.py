@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AuditError
+from ..types import Packing
 from .base import Classifier, label_indices, sha256_file, unanswered
 from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
@@ -61,23 +62,30 @@ def as_classifier(
     output_name: str | None = None,
     num_classes: int | None = None,
     model_timeout: float | None = None,
+    packing: Packing | None = None,
 ) -> Classifier:
     """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
 
     For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
-    guides the automatic choice among several outputs; ``model_timeout`` bounds each run (``bounded``).
+    guides the automatic choice among several outputs; ``model_timeout`` bounds each run (``bounded``);
+    ``packing`` (the fingerprint's, for a model of several inputs) says how a point feeds them.
     """
     if isinstance(suspect, Classifier):
         return suspect
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxClassifier(
             Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,
-            timeout=model_timeout,
+            timeout=model_timeout, packing=packing,
         )  # fmt: skip
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
         return OnnxClassifier(
-            suspect, role="suspect", output_name=output_name, num_classes=num_classes, timeout=model_timeout
+            suspect,
+            role="suspect",
+            output_name=output_name,
+            num_classes=num_classes,
+            timeout=model_timeout,
+            packing=packing,
         )
     if callable(suspect):
         return CallableClassifier(suspect)

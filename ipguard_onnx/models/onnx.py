@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -18,9 +19,10 @@ import numpy.typing as npt
 
 from .. import requirements
 from ..errors import DeadlineError, UnsupportedModelError
-from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec
+from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec, Packing
 from .base import Classifier, from_labels, from_scores, label_indices, sha256_file
 from .bounded import model_timeout, run_bounded
+from .inputs import match_inputs
 from .onnx_graph import (
     check_model_file,
     choose_input,
@@ -111,6 +113,10 @@ class OnnxClassifier(Classifier):
         output_name: str | None = None,
         num_classes: int | None = None,
         timeout: float | None = None,
+        input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+        holds: Mapping[str, float] | None = None,
+        packing: Packing | None = None,
+        data_shapes: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         ort = requirements.onnxruntime()
         self.timeout = model_timeout(timeout)
@@ -135,7 +141,21 @@ class OnnxClassifier(Classifier):
                 inputs, outputs = describe_session(self.session)
             self.sha256 = sha256_file(self.path)
         self._producers_known = role == "target" and self.path is not None
-        self.input_spec = choose_input(inputs, self.name, input_shape=input_shape)
+        if packing is not None and len(inputs) > 1:  # a suspect fed the fingerprint's packing
+            self._feed_names, self.inputs_fed = match_inputs(inputs, packing, self.name)
+        else:
+            packing, self._feed_names, self.inputs_fed = None, {}, ""
+        self.input_spec = choose_input(
+            inputs,
+            self.name,
+            input_shape=input_shape,
+            input_shapes=input_shapes,
+            holds=holds,
+            packing=packing,
+            data_shapes=data_shapes,
+        )
+        if self.input_spec.packing is not None and not self.inputs_fed:
+            self.inputs_fed = "by name"
         self._outputs = outputs
         self._choice = {"need_scores": role == "target", "output_name": output_name, "num_classes": num_classes}
         self._map_classes: list[Any] | None = None
@@ -143,7 +163,7 @@ class OnnxClassifier(Classifier):
         """For a label output, the class count the caller knows (a label output does not tell it)."""
         self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
-        self._numpy_dtype = np.dtype(self.input_spec.dtype)
+        self._numpy_dtype = np.dtype(self.input_spec.dtype if self.input_spec.packing is None else "float32")
         self._output_spec: OutputSpec | None = None
         try:
             self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
@@ -195,7 +215,7 @@ class OnnxClassifier(Classifier):
         rows = self.input_spec.fixed_batch or 1
         probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
         try:
-            results = self._session_run(None, {self.input_spec.name: probe})
+            results = self._session_run(None, self._feeds(probe))
         except DeadlineError:
             raise
         except Exception as exc:
@@ -215,6 +235,13 @@ class OnnxClassifier(Classifier):
         self.input_spec = self.input_spec.resolve(shape, source)
         if self._output_spec is None:
             self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
+
+    def _feeds(self, chunk: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
+        """What one batch of points feeds: the one input, or every input of a packing."""
+        packing = self.input_spec.packing
+        if packing is None:
+            return {self.input_spec.name: chunk}
+        return packing.feeds(chunk, self._feed_names)
 
     @staticmethod
     def _open(path: Path, providers: str, allow_spinning: bool) -> Any:
@@ -252,7 +279,7 @@ class OnnxClassifier(Classifier):
                 padding = np.zeros((spec.fixed_batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, padding])
             try:
-                (result,) = self._session_run([self.output_spec.name], {spec.name: chunk})
+                (result,) = self._session_run([self.output_spec.name], self._feeds(chunk))
             except DeadlineError:
                 raise
             except Exception as exc:
@@ -357,6 +384,8 @@ class OnnxClassifier(Classifier):
             facts["sha256"] = self.sha256
         if self.path is not None:
             facts["path"] = str(self.path)
+        if self.input_spec.packing is not None:
+            facts["inputs"] = f"{self.input_spec.packing.describe()}; fed {self.inputs_fed}"
         return facts
 
 

@@ -7,25 +7,27 @@ every load failure lives here too. Imports onnx lazily (suspects need only onnxr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelLoadError, UnsupportedModelError
+from ..errors import ModelLoadError, UnsupportedModelError, UsageError
 from ..types import (
     ANY_SIZE,
     MAX_SAMPLE_VALUES,
     InputSpec,
     OutputKind,
     OutputSpec,
+    Packing,
     ValueDescription,
     guess_layout,
 )
+from .inputs import FLOAT_TYPES, INTEGER_TYPES, infer_packing
 
-_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
-_INTEGER_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
-                  "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16"}  # fmt: skip
+_FLOAT_TYPES = FLOAT_TYPES
+_INTEGER_TYPES = INTEGER_TYPES
 _LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
 _ONNX_ELEM_NAMES = {
     1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
@@ -174,24 +176,53 @@ def shape_text(dims: tuple[int | str | None, ...]) -> str:
 
 
 def choose_input(
-    inputs: list[ValueDescription], model_name: str, *, input_shape: tuple[int, ...] | None = None
+    inputs: list[ValueDescription],
+    model_name: str,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    holds: Mapping[str, float] | None = None,
+    packing: Packing | None = None,
+    data_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> InputSpec:
     """The single data input, float or integer (bytes, token ids: searched gradient-free on integer
     points), of any rank ≥ 2 (vectors, sequences, spectrograms, images, volumes).
 
     The first axis is the batch (free or fixed at any size); symbolic per-sample dimensions stay
     ``ANY_SIZE`` unless ``input_shape`` (``--input-shape``) fixes them. A model that needs other
-    inputs (state tensors, a sample rate, a second image) is refused by name.
+    inputs are packed (``inputs``): every point is their data inputs side by side, the others held;
+    ``input_shapes`` and ``holds`` (``--input-shape NAME=…``, ``--hold NAME=VALUE``) decide for named inputs,
+    and ``packing`` (a fingerprint's, for a suspect) is taken as it is.
     """
-    if len(inputs) != 1:
-        names = ", ".join(f"{value.name!r} {value.type.removeprefix('tensor(').removesuffix(')')}"
-                          f"{shape_text(value.dims)}" for value in inputs) or "none"  # fmt: skip
-        raise UnsupportedModelError(
-            f"{model_name} takes {len(inputs)} inputs ({names}); ipguard-onnx queries classifiers with one "
-            "float data input, so a model that also needs state tensors, a sample rate or a second input "
-            "must be wrapped or re-exported with those fixed"
+    if not inputs:
+        raise UnsupportedModelError(f"{model_name} takes no input")
+    if packing is not None or len(inputs) > 1 or holds:
+        if packing is None and input_shape is not None:
+            raise UsageError(
+                f"{model_name} takes several inputs; name the one --input-shape sizes: --input-shape NAME=SIZES"
+            )
+        if packing is None:
+            names = {value.name for value in inputs}  # the owner's arrays named like inputs fix their sizes too
+            shapes = {name: shape for name, shape in (data_shapes or {}).items() if name in names}
+            packing = infer_packing(inputs, model_name, shapes={**shapes, **(input_shapes or {})}, holds=holds)
+        fixed = {value.dims[0] for value in inputs if value.dims and isinstance(value.dims[0], int)
+                 and value.dims[0] > 0 and len(value.dims) >= 2}  # fmt: skip
+        return InputSpec(
+            name=", ".join(value.name for value in packing.data),
+            sample_shape=(packing.size,),
+            dtype="int64" if packing.integer else "float32",
+            layout="ND",
+            fixed_batch=min(fixed) if len(fixed) == 1 and min(fixed) <= MAX_FIXED_BATCH else None,
+            shape_source="packed from the data inputs (" + packing.describe() + ")",
+            packing=packing,
         )
     value = inputs[0]
+    if input_shapes:
+        if set(input_shapes) != {value.name}:
+            raise UsageError(
+                f"{model_name} has one input, {value.name!r}; --input-shape names {', '.join(map(repr, input_shapes))}"
+            )
+        input_shape = input_shapes[value.name]
     if value.type not in _FLOAT_TYPES and value.type not in _INTEGER_TYPES:
         type_name = value.type.removeprefix("tensor(").removesuffix(")")
         raise UnsupportedModelError(

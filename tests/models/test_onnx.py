@@ -90,14 +90,18 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
         OnnxClassifier(tmp_path)
 
 
-def test_several_inputs(tmp_path: Path) -> None:
+def test_several_inputs_are_packed_side_by_side(tmp_path: Path) -> None:
     path = _save(
-        tmp_path / "two.onnx", [helper.make_node("Add", ["a", "b"], ["y"])],
+        tmp_path / "two.onnx", [helper.make_node("Sub", ["a", "b"], ["y"])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("a", "b")],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
     )  # fmt: skip
-    with pytest.raises(UnsupportedModelError, match=r"takes 2 inputs \('a' float\[\?, 3\], 'b' float\[\?, 3\]\)"):
-        OnnxClassifier(path)
+    model = OnnxClassifier(path)
+    packing = model.input_spec.packing
+    assert packing is not None and [value.name for value in packing.data] == ["a", "b"]
+    assert model.input_spec.sample_shape == (6,)
+    points = np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 5, 0]], np.float32)  # a = first three, b = the rest
+    assert model.scores(points).tolist() == [[1, 0, 0], [0, -5, 0]]
 
 
 def test_integer_input(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
 from ipguard_onnx.cli import ExitCode
 
-from ..conftest import CliResult, RunCli
+from ..conftest import CliResult, RunCli, one_line_error
 
 RNG = np.random.default_rng(7)
 
@@ -316,7 +316,9 @@ def test_integer_byte_input_is_fingerprinted_on_whole_numbers(tmp_path: Path, ru
     assert refused.code == ExitCode.usage and "takes int32 input" in refused.stderr
 
 
-def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> None:
+def test_state_inputs_are_held_and_a_sample_rate_is_asked_for(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
+    """silero's pattern: data, recurrent state (held at 0 by its name) and a scalar sample rate, which no
+    rule can guess: one line asks for ``--hold sr=VALUE``; given, the model is fingerprinted and audited."""
     nodes = [helper.make_node("Add", ["input", "state"], ["output"])]
     path = _save(
         tmp_path / "vad.onnx", nodes,
@@ -325,9 +327,16 @@ def test_state_inputs_are_refused_by_name(tmp_path: Path, run_cli: RunCli) -> No
          helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8])], {},
     )  # fmt: skip
-    refused = run_cli("fingerprint", path, "--n", 5)
-    assert refused.code == ExitCode.input and len(refused.stderr.strip().splitlines()) == 1
-    assert "takes 3 inputs ('input' float[?, 8], 'state' float[?, 8], 'sr' int64[])" in refused.stderr
+    refused = run_cli("fingerprint", path, "--n", 5, "--key", key)
+    assert refused.code == ExitCode.usage
+    assert "input 'sr' of vad.onnx has no batch axis (int64[])" in one_line_error(refused)
+    assert "--hold sr=VALUE" in refused.stderr
+    made = _fingerprint(run_cli, path, tmp_path, "--hold", "sr=16000", "--k", "0.2")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "vad.fp")
+    held = {value.name: (value.role, value.value) for value in bundle.record.inputs}
+    assert held == {"input": ("data", 0.0), "state": ("held", 0.0), "sr": ("held", 16000.0)}
+    assert audit(bundle, path, threshold=0.85).matching_rate == 1.0
 
 
 def test_progress_lines_off_a_terminal(tmp_path: Path, run_process: RunCli, key: Path) -> None:

@@ -1,0 +1,180 @@
+"""Models of several inputs (issue 25): which inputs carry data and which are held, and how a point feeds them.
+
+A point of such a model is the data inputs' values side by side (``types.Packing``); every other input —
+a boolean mask, a length, a sample rate, recurrent state — is held at one value for every point. The rule,
+in order (the first that applies decides, and is recorded as the input's ``why``):
+
+1. ``--hold NAME=VALUE`` holds that input at VALUE;
+2. a boolean input is a mask: held all true;
+3. an input whose name says mask, length or state is held (mask 1, length the sequence length of the first
+   data input, state 0);
+4. an input with no batch axis (a scalar, a fixed-size tensor) cannot vary per point: held, and its value must
+   be given with ``--hold`` (no value can be guessed for a sample rate);
+5. every other float or integer input is data.
+
+Symbolic sizes are resolved by symbol: a size fixed for one input (``--input-shape NAME=SHAPE``, the owner's
+data, a declared size) fixes every dimension of the same name elsewhere. A suspect is fed the fingerprint's
+packing by input name, else by position (``match_inputs``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+
+from ..errors import UnsupportedModelError, UsageError
+from ..types import MAX_SAMPLE_VALUES, GraphInput, Packing, ValueDescription
+
+FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+INTEGER_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
+                 "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16"}  # fmt: skip
+BOOL_TYPE = "tensor(bool)"
+_MASK = re.compile(r"mask", re.IGNORECASE)
+_LENGTH = re.compile(r"(^|_)(len|lens|length|lengths|seq_len)($|_)", re.IGNORECASE)
+_STATE = re.compile(r"(^|_)(state|states|hidden|h0|c0|cache|past)($|_|\d)", re.IGNORECASE)
+
+
+def _dtype(value: ValueDescription, model_name: str) -> str:
+    if value.type == BOOL_TYPE:
+        return "bool"
+    dtype = FLOAT_TYPES.get(value.type) or INTEGER_TYPES.get(value.type)
+    if dtype is None:
+        shown = value.type.removeprefix("tensor(").removesuffix(")")
+        raise UnsupportedModelError(
+            f"{model_name}: input {value.name!r} is {shown}; ipguard-onnx feeds float, integer or boolean inputs"
+        )
+    return dtype
+
+
+def _batch_symbol(inputs: list[ValueDescription]) -> int | str | None:
+    """The batch axis's name (or None for an unnamed free axis): the first axis of the first input of rank ≥ 2."""
+    for value in inputs:
+        if len(value.dims) >= 2:
+            return value.dims[0] if not isinstance(value.dims[0], int) or value.dims[0] > 0 else None
+    return None
+
+
+def _batch_axis(value: ValueDescription, symbol: int | str | None) -> int | None:
+    """Where the batch sits in this input: the axis named like the batch; else a free first axis; else none."""
+    if isinstance(symbol, str) and symbol in value.dims:
+        return value.dims.index(symbol)
+    if value.dims and (value.dims[0] is None or isinstance(value.dims[0], str)) and len(value.dims) >= 1:
+        return 0
+    if isinstance(symbol, int) and value.dims and value.dims[0] == symbol and len(value.dims) >= 2:
+        return 0
+    return None
+
+
+def infer_packing(
+    inputs: list[ValueDescription],
+    model_name: str,
+    *,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    holds: Mapping[str, float] | None = None,
+) -> Packing:
+    """Every input's role, shape and (held) value, by the module's rule."""
+    shapes, holds = dict(shapes or {}), dict(holds or {})
+    names = {value.name for value in inputs}
+    for name in (*shapes, *holds):
+        if name not in names:
+            raise UsageError(f"{model_name} has no input named {name!r} (its inputs: {', '.join(sorted(names))})")
+    symbol = _batch_symbol(inputs)
+    axes = {value.name: _batch_axis(value, symbol) for value in inputs}
+    sizes: dict[str, int] = {}  # symbolic dimension name → size, from every input whose size is known
+
+    def per_sample(value: ValueDescription) -> tuple[int | str | None, ...]:
+        axis = axes[value.name]
+        return value.dims if axis is None else value.dims[:axis] + value.dims[axis + 1 :]
+
+    for value in inputs:  # sizes the user or the graph fixes, by symbol
+        dims = per_sample(value)
+        given = shapes.get(value.name)
+        if given is not None:
+            if len(given) != len(dims):
+                raise UsageError(
+                    f"--input-shape {value.name}={','.join(map(str, given))}: input {value.name!r} has "
+                    f"{len(dims)} dimensions per sample"
+                )
+            for declared, size in zip(dims, given, strict=True):
+                if isinstance(declared, int) and declared > 0 and declared != size:
+                    raise UsageError(f"--input-shape {value.name}: the graph fixes a size of {declared}, not {size}")
+                if isinstance(declared, str):
+                    sizes[declared] = size
+
+    def resolved(value: ValueDescription) -> tuple[int, ...] | None:
+        given = shapes.get(value.name)
+        if given is not None:
+            return tuple(given)
+        out = []
+        for declared in per_sample(value):
+            if isinstance(declared, int) and declared > 0:
+                out.append(declared)
+            elif isinstance(declared, str) and declared in sizes:
+                out.append(sizes[declared])
+            else:
+                return None
+        return tuple(out)
+
+    chosen: list[GraphInput] = []
+    first_data_length: int | None = None
+    pending_lengths: list[int] = []
+    for value in inputs:
+        dtype = _dtype(value, model_name)
+        axis = axes[value.name]
+        shape = resolved(value)
+        if shape is None:
+            shown = "×".join("?" if not isinstance(d, int) or d < 1 else str(d) for d in per_sample(value))
+            raise UsageError(
+                f"input {value.name!r} of {model_name} has symbolic sizes ({shown} per sample); pass "
+                f"--input-shape {value.name}=SIZES (e.g. --input-shape {value.name}="
+                f"{','.join('16' if not isinstance(d, int) or d < 1 else str(d) for d in per_sample(value))})"
+            )
+        role, held, why = "data", 0.0, "float or integer values that vary per point"
+        if value.name in holds:
+            role, held, why = "held", float(holds[value.name]), "--hold"
+        elif dtype == "bool":
+            role, held, why = "held", 1.0, "a boolean input reads as a mask: held all true"
+        elif _MASK.search(value.name):
+            role, held, why = "held", 1.0, "named a mask: held at 1 everywhere"
+        elif _LENGTH.search(value.name):
+            role, why = "held", "named a length: held at the first data input's sequence length"
+            pending_lengths.append(len(chosen))
+        elif _STATE.search(value.name):
+            role, held, why = "held", 0.0, "named a state: held at 0 (a fresh start)"
+        elif axis is None:
+            raise UsageError(
+                f"input {value.name!r} of {model_name} has no batch axis ({dtype}{list(shape)}), so it cannot "
+                f"vary per point; pass --hold {value.name}=VALUE with the value deployments feed it"
+            )
+        if role == "data" and first_data_length is None:
+            first_data_length = shape[0] if shape else 1
+        chosen.append(GraphInput(value.name, shape, dtype, role, axis, held, why))  # type: ignore[arg-type]
+    for index in pending_lengths:
+        chosen[index] = replace(chosen[index], value=float(first_data_length or 1))
+    packing = Packing(tuple(chosen))
+    if not packing.data:
+        raise UsageError(f"{model_name}: every input is held ({packing.describe()}); nothing is left to search over")
+    if packing.size > MAX_SAMPLE_VALUES:
+        raise UnsupportedModelError(
+            f"{model_name}'s data inputs hold {packing.size:,} values per sample, more than the "
+            f"{MAX_SAMPLE_VALUES:,} ipguard-onnx accepts"
+        )
+    return packing
+
+
+def match_inputs(inputs: list[ValueDescription], packing: Packing, model_name: str) -> tuple[dict[str, str], str]:
+    """How a suspect is fed a fingerprint's packing: the fingerprint's input names → the suspect's, and how
+    (by name when the suspect has every input the fingerprint names, else by position when it has as many)."""
+    names = [value.name for value in inputs]
+    wanted = [value.name for value in packing.inputs]
+    if set(wanted) <= set(names) and len(names) == len(wanted):
+        return {name: name for name in wanted}, "by name"
+    if len(names) == len(wanted):
+        return dict(zip(wanted, names, strict=True)), "by position (the suspect names its inputs " + ", ".join(
+            repr(name) for name in names
+        ) + ")"
+    raise UnsupportedModelError(
+        f"{model_name} takes {len(names)} inputs ({', '.join(map(repr, names))}); the fingerprint feeds "
+        f"{len(wanted)} ({', '.join(map(repr, wanted))}), neither by name nor by position"
+    )
