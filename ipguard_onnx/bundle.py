@@ -179,6 +179,8 @@ class FingerprintRecord:
     input_shape_source: str = ""
     parts: tuple[BundlePart, ...] = ()
     """The evidence parts, in point order (empty in bundles before issue 24: ``Bundle.parts`` derives them)."""
+    output_site: str = ""
+    """How a sample's label is read from the output (batch axis, class axis, positions averaged)."""
     inputs: tuple[GraphInput, ...] = ()
     """A model of several inputs (issue 25): how each point feeds them (``types.Packing``); empty: one input."""
     false_accusation_rate: float | None = None

@@ -477,6 +477,18 @@ def fingerprint(
             "several (repeatable). Signed; audits use it."
         ),
     ] = None,
+    time_budget: Annotated[
+        float,
+        typer.Option(help="Seconds the searches may take together; past it they end with the points they have."),
+    ] = 900.0,
+    batch_axis: Annotated[
+        int | None,
+        typer.Option(help="The output's batch axis [default: measured by running the model with two batch sizes]."),
+    ] = None,
+    class_axis: Annotated[
+        int | None,
+        typer.Option(help="The output's class axis [default: the last]; other axes are positions, averaged."),
+    ] = None,
     hold: Annotated[
         list[str] | None,
         typer.Option(
@@ -527,6 +539,9 @@ def fingerprint(
             input_shapes=tuple((name, _required_shape(text)) for name, text in _named(input_shape, "--input-shape")),
             holds=tuple((name, _hold_value(name, text)) for name, text in _named(hold, "--hold", required=True)),
             output_name=output_name,
+            batch_axis=batch_axis,
+            class_axis=class_axis,
+            time_budget=time_budget,
         )
         settings.require_installed()
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")

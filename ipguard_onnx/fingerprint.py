@@ -66,6 +66,9 @@ ANCHOR_POOL = 1024
 CALIBRATION_REFERENCES = 8
 """Owner-made calibration references by default: q0's upper bound widens fast below this many (Student's t)."""
 MAX_POINTS = 100_000
+DEFAULT_TIME_BUDGET = 900.0
+"""Seconds the searches of one fingerprint may take together by default (15 minutes): past it they end with the
+points they have, and the report says so."""
 """The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
 
 
@@ -116,11 +119,19 @@ class FingerprintSettings:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     """Per-sample shapes of named inputs (``--input-shape NAME=SHAPE``), for models of several inputs."""
     holds: tuple[tuple[str, float], ...] = ()
+    batch_axis: int | None = None
+    """The output's batch axis (``--batch-axis``); None: measured by running the model with two batch sizes."""
+    class_axis: int | None = None
+    """The output's class axis (``--class-axis``); None: the last."""
+    time_budget: float = DEFAULT_TIME_BUDGET
+    """Seconds every search together may take (``--time-budget``); past it they end with the points they have."""
     """Inputs held at one value for every point (``--hold NAME=VALUE``): masks, lengths, sample rates, state."""
     output_name: str | None = None
     """The class-score output to fingerprint (``--output-name``); None chooses (``models.choose_output``)."""
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.time_budget) and self.time_budget > 0):
+            raise UsageError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
         if not 1 <= self.n <= MAX_POINTS:
             raise UsageError(f"--n must lie in 1..{MAX_POINTS:,}, got {self.n}")
         if not 0 <= self.seed < 2**63:
@@ -224,6 +235,8 @@ class FingerprintResult:
     """Each part kind not built, with why (``kind: reason``)."""
     uncalibrated: str = ""
     """Why the parts' q0 were not self-calibrated ("" where they were)."""
+    search_stopped: str = ""
+    """Why a search ended before it had every point it wanted ("" where none did)."""
 
 
 @dataclass(frozen=True)
@@ -282,8 +295,9 @@ def fingerprint(
     if target.output_spec.kind == "labels":
         k = 0.0  # decision-based: no margin to measure; the step past the boundary is a fixed share of the segment
     audit_labels = _audit_view(target, settings)
+    deadline = time.monotonic() + settings.time_budget
     shop = Workshop(target, settings, audit_labels, data, truth, rng, low, high, surrogate, why_gradient_free, k,
-                    unique, reference_paths, progress, say)  # fmt: skip
+                    unique, reference_paths, progress, say, deadline=deadline)  # fmt: skip
     plan, skipped = compose(settings, shop)
     built: list[tuple[MadePart, str]] = []
     for kind, wanted, why in plan:
@@ -297,6 +311,8 @@ def fingerprint(
         if len(part.points):
             built.append((part, why))
     if not built:
+        if shop.tally.stopped:
+            raise SearchError(f"no fingerprint point was found before the search ended: {shop.tally.stopped}")
         budget = "on the way to anchors of other classes" if surrogate is None else f"within {settings.max_iterations}"
         raise SearchError(
             f"no point reached the boundary margin k={k} {budget} iterations; lower --k, raise --max-iterations, "
@@ -348,7 +364,7 @@ def fingerprint(
         queries=tally.queries, mistakes=mistakes_count,
         parts=tuple(BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
                     for part, (_, why) in zip(parts, built, strict=True)),
-        parts_skipped=tuple(skipped), uncalibrated=uncalibrated or "",
+        parts_skipped=tuple(skipped), uncalibrated=uncalibrated or "", search_stopped=tally.stopped,
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
@@ -374,6 +390,7 @@ def _open_target(
         model_path, providers=settings.providers, allow_spinning=False,
         input_shape=settings.input_shape, output_name=settings.output_name,
         input_shapes=dict(settings.input_shapes), holds=dict(settings.holds),
+        batch_axis=settings.batch_axis, class_axis=settings.class_axis,
         data_shapes=named_shapes(Path(data_path)) if data_path is not None else None,
     )  # fmt: skip
     if not target.input_spec.resolved:
@@ -553,6 +570,7 @@ def _record(
         inputs=spec.packing.inputs if spec.packing is not None else (),
         output_name=output.name,
         output_kind=output.kind,
+        output_site=output.site,
         num_classes=target.num_classes or 0,
         class_names=settings.class_names,
         method=settings.method,

@@ -249,6 +249,45 @@ class OutputSpec:
     judge_by_values: bool = False
     """A single unit whose producer does not say sigmoid or logit (an If, no graph): the first answers
     decide — all in [0, 1] is a probability."""
+    batch_axis: int | None = 0
+    """The output's batch axis as onnxruntime returns it (measured by running the model with two batch sizes;
+    ``--batch-axis``); None: the output has none (a model fed one sample at a time, e.g. ``[seq]``)."""
+    class_axis: int = -1
+    """The class axis of the output tensor (``--class-axis``); the last unless told."""
+    positions: int = 1
+    """Classifications per sample (time steps, tokens, heads of one tensor): a point's label is then the class
+    with the highest mean score over the positions (``site``)."""
+
+    @property
+    def site(self) -> str:
+        """How a sample's label is read from this output, in words (recorded in the bundle)."""
+        where = "no batch axis (one sample per run)" if self.batch_axis is None else f"batch axis {self.batch_axis}"
+        if self.positions == 1:
+            return f"{where}, class axis {self.class_axis}"
+        return (f"{where}, class axis {self.class_axis}, {self.positions} positions per sample: a point's label is "
+                "the class with the highest mean score over them")  # fmt: skip
+
+    def rows(self, result: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """One row per sample from what onnxruntime returned: batch axis first, class axis last, positions
+        averaged (probabilities stay probabilities: their mean is one)."""
+        values = np.asarray(result)
+        if values.ndim == 0:
+            return values
+        if self.batch_axis is None:
+            values, batch = values[None], 0
+            classes = self.class_axis % (values.ndim - 1) + 1
+        else:
+            batch = self.batch_axis % values.ndim
+            classes = self.class_axis % values.ndim
+        if classes == batch:  # the class axis defaults to the last; here the batch is last
+            classes = max(axis for axis in range(values.ndim) if axis != batch)
+        if batch == 0 and self.positions == 1:
+            return values  # N × C (unit axes are squeezed by the reader)
+        moved = np.moveaxis(values, (batch, classes), (0, -1)) if values.ndim > 1 else values
+        if self.positions > 1:
+            averaged: npt.NDArray[Any] = moved.reshape(len(moved), -1, moved.shape[-1]).mean(axis=1)
+            return averaged
+        return moved
 
     @property
     def has_scores(self) -> bool:

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import requirements
-from ..errors import DeadlineError, UnsupportedModelError
-from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec, Packing
+from ..errors import DeadlineError, UnsupportedModelError, UsageError
+from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec, Packing, ValueDescription
 from .base import Classifier, from_labels, from_scores, label_indices, sha256_file
 from .bounded import model_timeout, run_bounded
 from .inputs import match_inputs
@@ -113,6 +113,8 @@ class OnnxClassifier(Classifier):
         output_name: str | None = None,
         num_classes: int | None = None,
         timeout: float | None = None,
+        batch_axis: int | None = None,
+        class_axis: int | None = None,
         input_shapes: Mapping[str, tuple[int, ...]] | None = None,
         holds: Mapping[str, float] | None = None,
         packing: Packing | None = None,
@@ -164,15 +166,21 @@ class OnnxClassifier(Classifier):
         self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype if self.input_spec.packing is None else "float32")
+        self._axes = (batch_axis, class_axis)
+        self._measured = False
+        """Whether the output axes were measured by running the model (``_choose_by_probe``)."""
         self._output_spec: OutputSpec | None = None
         try:
             self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
         except UnsupportedModelError:
-            if not any(isinstance(d, str) or d is None for v in outputs for d in v.dims[1:]):
+            if not _untrusted(outputs) and batch_axis is None and class_axis is None:
                 raise
-            if self.input_spec.resolved:  # symbolic output axes: run once to see their sizes
+        if _untrusted(outputs) or batch_axis is not None or class_axis is not None:
+            # declared shapes are trusted only where a run agrees: run it (when the input size is known;
+            # else when it is, in resolve_input or the first query)
+            self._output_spec = None
+            if self.input_spec.resolved:
                 self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
-            # else decided when the input size is known (resolve_input, or the first query)
 
     @property
     def output_spec(self) -> OutputSpec:
@@ -211,24 +219,55 @@ class OnnxClassifier(Classifier):
         return tuple(v.name for v in self._outputs if v.name != self.output_spec.name)
 
     def _choose_by_probe(self, sample_shape: tuple[int, ...]) -> OutputSpec:
-        """Choose the output from the sizes onnxruntime gives for one all-zero input of ``sample_shape``."""
-        rows = self.input_spec.fixed_batch or 1
-        probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
-        try:
-            results = self._session_run(None, self._feeds(probe))
-        except DeadlineError:
-            raise
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"onnxruntime failed to run {self.name} on one input of shape {list(sample_shape)}: "
-                f"{' '.join(str(exc).split())[:200]}"
-            ) from None
-        measured = [
-            replace(value, dims=("N", *np.shape(result)[1:])) if hasattr(result, "shape") else value
-            for value, result in zip(self._outputs, results, strict=True)
-        ]
+        """Choose the output from the sizes onnxruntime gives for all-zero inputs of ``sample_shape``, run
+        with two batch sizes (one where the batch is fixed) to find each output's batch axis: the axis that
+        follows the batch (``--batch-axis`` overrides). The class axis is the last (``--class-axis``)."""
+        fixed = self.input_spec.fixed_batch
+        self._measured = True
+        runs = []
+        for rows in (fixed,) if fixed else (1, 2):
+            probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
+            try:
+                runs.append((rows, self._session_run(None, self._feeds(probe))))
+            except DeadlineError:
+                raise
+            except Exception as exc:
+                raise UnsupportedModelError(
+                    f"onnxruntime failed to run {self.name} on {rows} input(s) of shape {list(sample_shape)}: "
+                    f"{' '.join(str(exc).split())[:200]}"
+                ) from None
+        measured, axes = [], {}
+        batch_override, class_override = self._axes
+        for index, value in enumerate(self._outputs):
+            shapes = [(rows, tuple(np.shape(results[index]))) for rows, results in runs]
+            if not all(hasattr(results[index], "shape") for _, results in runs):
+                measured.append(value)  # probability maps: a list per row
+                continue
+            batch = batch_override if batch_override is not None else _batch_axis(shapes)
+            rank = len(shapes[0][1])
+            if batch is not None and not -rank <= batch < rank:
+                raise UsageError(f"--batch-axis {batch}: output {value.name!r} has {rank} axes")
+            classes = class_override if class_override is not None else -1
+            if not -rank <= classes < rank:
+                raise UsageError(f"--class-axis {classes}: output {value.name!r} has {rank} axes")
+            shape = shapes[0][1]
+            rest = [d for axis, d in enumerate(shape) if axis != (batch % rank if batch is not None else None)]
+            class_index = (classes % rank) if batch is None or classes % rank != batch % rank else rank - 1
+            class_size = shape[class_index]
+            others = [d for axis, d in enumerate(shape)
+                      if axis != class_index and (batch is None or axis != batch % rank)]  # fmt: skip
+            dims = ("N", *others, class_size) if rest else ("N",)
+            measured.append(replace(value, dims=dims))
+            axes[value.name] = (batch, classes)
         self._outputs = measured
-        return choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+        chosen = choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+        batch, classes = axes.get(chosen.name, (0, -1))
+        site = replace(chosen, batch_axis=batch, class_axis=classes)
+        if batch is None:
+            self.batch_size = 1  # no batch axis: one sample per run
+        if batch != 0 or site.positions > 1:
+            site = replace(site, chosen_because=f"{site.chosen_because}; read at {site.site}")
+        return site
 
     def resolve_input(self, shape: tuple[int, ...], source: str) -> None:
         """Fix the input's symbolic per-sample dimensions (``--input-shape`` or the owner's data)."""
@@ -286,7 +325,13 @@ class OnnxClassifier(Classifier):
                 text = str(exc).strip()
                 first_line = " ".join(text.split())[:300] if text else type(exc).__name__
                 raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
+            if not isinstance(result, list):
+                result = self.output_spec.rows(result)
             answered = len(result) if isinstance(result, list) else (np.shape(result)[0] if np.ndim(result) else 0)
+            if answered != len(chunk) and not self._measured and spec.resolved:
+                # the declared shape said N × C and the run disagrees: measure the axes by running, once
+                self._output_spec = self._choose_by_probe(spec.sample_shape)
+                return self._run(batch)
             if answered != len(chunk):  # 0 rows, N − 1 rows, or [T, N, C]: no row to read per point
                 raise UnsupportedModelError(
                     f"{self.name} answered {answered} rows for {len(chunk)} points in output "
@@ -387,6 +432,27 @@ class OnnxClassifier(Classifier):
         if self.input_spec.packing is not None:
             facts["inputs"] = f"{self.input_spec.packing.describe()}; fed {self.inputs_fed}"
         return facts
+
+
+def _untrusted(outputs: list[ValueDescription]) -> bool:
+    """Whether the declared shapes of float outputs leave the batch or class axis to be measured: a rank
+    below 2, or a symbolic size past the first axis (``[T, N, C]``, ``[seq]``, a declared rank 0 that lies)."""
+    return any(
+        value.type.startswith("tensor(float") and (len(value.dims) < 2 or not all(
+            isinstance(d, int) and d > 0 for d in value.dims[1:]))
+        for value in outputs
+    )  # fmt: skip
+
+
+def _batch_axis(shapes: list[tuple[int, tuple[int, ...]]]) -> int | None:
+    """The axis whose size is the batch in every run (the first such; axis 0 first); None: none is."""
+    rank = len(shapes[0][1])
+    if any(len(shape) != rank for _, shape in shapes):
+        return None
+    candidates = [axis for axis in range(rank) if all(shape[axis] == rows for rows, shape in shapes)]
+    if len(shapes) == 1 and shapes[0][0] == 1 and 0 not in candidates:
+        return None  # one sample per run and no unit axis: the output has no batch axis
+    return candidates[0] if candidates else None
 
 
 def binary_scores(values: FloatArray, *, probability: bool) -> FloatArray:

@@ -295,7 +295,16 @@ def choose_output(
     maps: list[OutputSpec] = []
     for value in outputs:
         dims = value.dims
-        if value.type in _FLOAT_TYPES and dims:
+        wide = [d for d in dims[1:] if d != 1]
+        if value.type in _FLOAT_TYPES and len(wide) > 1:  # several classifications per sample: positions × C
+            sizes = [d for d in wide if isinstance(d, int) and d > 0]
+            if len(sizes) == len(wide):
+                positions = int(np.prod(sizes[:-1]))
+                kind_ = "probabilities" if value.producer in _PROBABILITY_OPS else "logits"
+                scores.append(OutputSpec(value.name, sizes[-1], kind_, positions=positions))  # type: ignore[arg-type]
+            else:
+                scores.append(OutputSpec(value.name, None, "logits"))  # sizes known once the model has run
+        elif value.type in _FLOAT_TYPES and dims:
             classes = _class_axis(dims)
             if classes == 1 and not need_scores and num_classes is not None and num_classes > 2:
                 # one float per point is no 2-class score against a C > 2 fingerprint: labels cast to float

@@ -46,6 +46,9 @@ class SearchTally:
     hit_rates: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     queries: int = 0
+    stopped: str = ""
+    """Why a search ended before it had every point it wanted ("" where none did): its time budget ran out,
+    or it was not converging."""
 
     @property
     def mean_iterations(self) -> float:
@@ -58,6 +61,46 @@ class SearchTally:
         self.seconds += seconds
         self.hit_rates.append(hit_rate)
         self.queries += queries
+
+
+STALL_SHARE = 0.25
+"""A gradient search with no point converged after this share of ``--max-iterations`` (at least
+``STALL_ITERATIONS``, at most ``STALL_CAP``) is not converging: it stops, and the boundary part falls back to the
+gradient-free search."""
+STALL_ITERATIONS = 50
+STALL_CAP = 500
+
+
+@dataclass
+class SearchGuard:
+    """Ends searches that would not end usefully: past the fingerprint's time budget (``--time-budget``), or a
+    gradient search round with no point converged after ``STALL_SHARE`` of its iterations. Passed as the
+    search's progress callback (answering True stops it); ``stopped`` says why it stopped."""
+
+    deadline: float
+    """``time.monotonic()`` after which every search stops with the points it has."""
+    budget: float
+    max_iterations: int
+    progress: ProgressCallback | None = None
+    stopped: str = ""
+    stalled: bool = False
+    """Stopped because no point converged (not for time): another search may do better."""
+
+    def expired(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.stopped = f"the time budget of {self.budget:g} s ran out (--time-budget)"
+        return bool(self.stopped)
+
+    def __call__(self, iteration: int, done: int) -> bool:
+        if self.progress is not None:
+            self.progress(iteration, done)
+        if self.expired():
+            return True
+        if done == 0 and iteration >= max(STALL_ITERATIONS, min(STALL_SHARE * self.max_iterations, STALL_CAP)):
+            self.stopped = f"no point converged in {iteration} iterations: the gradient search is not converging"
+            self.stalled = True
+            return True
+        return False
 
 
 @dataclass
@@ -81,6 +124,12 @@ class Workshop:
     progress: ProgressCallback | None
     say: StatusCallback
     tally: SearchTally = field(default_factory=SearchTally)
+    deadline: float = float("inf")
+    """``time.monotonic()`` when every search must end (``--time-budget`` from the fingerprint's start)."""
+
+    def guard(self, max_iterations: int) -> SearchGuard:
+        """A fresh guard for one search (the shared deadline, this search's iterations)."""
+        return SearchGuard(self.deadline, self.settings.time_budget, max_iterations, self.progress)
 
     def _half(self, which: int) -> tuple[FloatArray, LabelArray | None]:
         assert self.data is not None
@@ -168,6 +217,8 @@ class CandidateLoop:
     progress: ProgressCallback | None
     say: StatusCallback
     tally: SearchTally
+    guard: SearchGuard | None = None
+    """Stops a round past the time budget or not converging (then no further round runs)."""
 
     def collect(
         self, strategy: GradientSearch, wanted: int, starts: FloatArray | None, rule: TargetLabelRule
@@ -185,8 +236,9 @@ class CandidateLoop:
             start = start_points(count, self.rng, starts, self.low, self.high)
             source, target_labels = choose_labels(self.surrogate.scores(start), rule, self.rng)
             tick = time.perf_counter()
+            watch = self.guard if self.guard is not None else self.progress
             outcome = strategy.run(
-                self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=self.progress
+                self.surrogate.scores_tensor, start, source, target_labels, self.low, self.high, progress=watch
             )
             unreached = int((~outcome.converged).sum())
             self.tally.add_round(count, unreached, time.perf_counter() - tick, hit_rate=outcome.hit_rate)
@@ -199,6 +251,10 @@ class CandidateLoop:
             kept_points.append(outcome.points[accepted])
             kept_labels.append(true_labels[agrees][:need])
             self.tally.iterations.extend(int(i) for i in outcome.iterations[accepted])
+            if self.guard is not None and self.guard.stopped:
+                self.tally.stopped = self.guard.stopped
+                self.say(f"boundary search stopped: {self.guard.stopped}")
+                break
         shape = self.low.shape
         points = np.concatenate(kept_points) if kept_points else np.zeros((0, *shape), np.float32)
         return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)

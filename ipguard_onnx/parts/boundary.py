@@ -36,7 +36,7 @@ from ..search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
 from ..search.conferrable import REFERENCE_MARGIN
 from ..stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from ..types import FloatArray, LabelArray
-from .base import CandidateLoop, MadePart, PartKind, SearchTally, Workshop, register
+from .base import CandidateLoop, MadePart, PartKind, SearchGuard, SearchTally, Workshop, register
 
 if TYPE_CHECKING:
     from ..fingerprint import FingerprintSettings
@@ -62,12 +62,13 @@ class BoundaryPart(PartKind):
         if shop.surrogate is None:
             points, labels = _gradient_free_points(
                 shop.target, shop.audit_labels, settings, shop.k, shop.data, shop.rng, (shop.low, shop.high),
-                shop.tally, shop.progress, shop.say,
+                shop.tally, shop.progress, shop.say, shop.guard(settings.max_iterations),
             )  # fmt: skip
             how = f"gradient-free search on onnxruntime ({shop.why_gradient_free})"
         else:
+            guard = shop.guard(settings.max_iterations)
             loop = CandidateLoop(shop.surrogate, shop.target, shop.rng, shop.low, shop.high, settings.max_rounds,
-                                 shop.progress, shop.say, shop.tally)  # fmt: skip
+                                 shop.progress, shop.say, shop.tally, guard)  # fmt: skip
             if shop.unique:
                 data, truth = shop.screening_data if shop.data is not None else (None, None)
                 points, labels, screening = _unique_points(loop, settings, shop.k, data, truth, shop.reference_paths)
@@ -80,6 +81,16 @@ class BoundaryPart(PartKind):
                 points, labels, balance = _paper_points(loop, strategy, settings, shop.data)
                 details["balance"] = balance
                 how = f"the paper's search ({settings.method}, k = {shop.k:g}) on the surrogate"
+                if len(points) < wanted and guard.stalled:  # the walk needs no gradient: it may still find them
+                    shop.say(f"{guard.stopped}; falling back to the gradient-free search on onnxruntime")
+                    more, more_labels = _gradient_free_points(
+                        shop.target, shop.audit_labels, settings.with_n(wanted - len(points)), shop.k, shop.data,
+                        shop.rng, (shop.low, shop.high), shop.tally, shop.progress, shop.say,
+                        shop.guard(settings.max_iterations),
+                    )  # fmt: skip
+                    points, labels = np.concatenate([points, more]), np.concatenate([labels, more_labels])
+                    shop.tally.stopped += f"; the gradient-free search on onnxruntime then found {len(more)} point(s)"
+                    how += f", then the gradient-free search on onnxruntime for {len(more)} ({guard.stopped})"
         null = UNIQUE_NULL_AGREEMENT if shop.unique else DEFAULT_NULL_AGREEMENT
         source = (
             f"default for {'--unique' if shop.unique else 'the paper'}'s points, uncalibrated: above every "
@@ -99,6 +110,7 @@ def _gradient_free_points(
     tally: SearchTally,
     progress: ProgressCallback | None,
     say: StatusCallback,
+    guard: SearchGuard | None = None,
 ) -> tuple[FloatArray, LabelArray]:
     """Rounds of the gradient-free search (``search.gradient_free``) on onnxruntime itself until ``n``
     points satisfy Eq. 5; anchors of each class j come from owner data when given, else the domain (the
@@ -133,6 +145,10 @@ def _gradient_free_points(
         if need <= 0:
             break
         count = need if attempt == 1 else 2 * need
+        if guard is not None and guard.expired():
+            tally.stopped = guard.stopped
+            say(f"gradient-free search stopped: {guard.stopped}")
+            break
         tally.rounds += 1
         say(f"gradient-free boundary search, round {attempt}: {count} points")
         tick = time.perf_counter()

@@ -20,7 +20,7 @@ from ..types import FloatArray, LabelArray
 if TYPE_CHECKING:
     import torch
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, int], bool | None]
 """Called as ``callback(iteration, points_done)`` after every step."""
 LogitsFunction = Callable[["torch.Tensor"], "torch.Tensor"]
 

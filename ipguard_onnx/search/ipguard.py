@@ -79,10 +79,9 @@ class IPGuardSearch(GradientSearch):
         for iteration in range(self.max_iterations + 1):
             loss = eq5_loss(logits_fn(points), source, target, self.k)
             active &= loss.detach() > 0
-            if progress is not None:
-                progress(iteration, int(count - active.sum()))
-            if iteration == self.max_iterations or not bool(active.any()):
-                break
+            stop = progress(iteration, int(count - active.sum())) if progress is not None else None
+            if stop or iteration == self.max_iterations or not bool(active.any()):
+                break  # a callback that answers True stops the search (``parts.base.SearchGuard``)
             optimizer.zero_grad(set_to_none=False)
             (loss * active).sum().backward()  # type: ignore[no-untyped-call]
             before = points.detach().clone()
