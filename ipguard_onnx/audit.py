@@ -276,7 +276,7 @@ def audit(
         bundle = load_bundle(bundle)
     classifier = as_classifier(
         suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
-        model_timeout=model_timeout, packing=bundle.input_spec.packing,
+        model_timeout=model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,
     )  # fmt: skip
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     rule: VerdictRule = "evidence" if threshold is None else "threshold"

@@ -181,6 +181,10 @@ class FingerprintRecord:
     """The evidence parts, in point order (empty in bundles before issue 24: ``Bundle.parts`` derives them)."""
     output_site: str = ""
     """How a sample's label is read from the output (batch axis, class axis, positions averaged)."""
+    batch_axis: int | None = None
+    """``--batch-axis`` as the owner gave it (suspects are read the same way); None: measured by running."""
+    class_axis: int | None = None
+    """``--class-axis`` as the owner gave it (suspects are read the same way); None: the last."""
     inputs: tuple[GraphInput, ...] = ()
     """A model of several inputs (issue 25): how each point feeds them (``types.Packing``); empty: one input."""
     false_accusation_rate: float | None = None
@@ -193,6 +197,11 @@ class FingerprintRecord:
     tool_version: str = ""
     created_at: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def output_axes(self) -> tuple[int | None, int | None]:
+        """The owner's ``--batch-axis`` and ``--class-axis`` (None: measured, the last)."""
+        return self.batch_axis, self.class_axis
 
     @property
     def input_spec(self) -> InputSpec:
@@ -281,6 +290,8 @@ def _parse(text: str, hint: object) -> object:
         return float(text)
     if hint == float | None:
         return float(text) if text else None
+    if hint == int | None:
+        return int(text) if text else None
     if typing.get_origin(hint) is tuple:
         items = json.loads(text) if text else []
         if not isinstance(items, list):

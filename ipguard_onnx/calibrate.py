@@ -78,6 +78,7 @@ def calibrate(
                 output_name=output_name,
                 num_classes=bundle.num_classes,
                 packing=bundle.input_spec.packing,
+                axes=bundle.record.output_axes,
             ),  # fmt: skip
             threshold=1.0,
         )

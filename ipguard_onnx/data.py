@@ -32,7 +32,7 @@ def named_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                     shape, _, _ = read(handle)  # the header only
                 if len(shape) >= 2:
                     shapes[member.removesuffix(".npy")] = tuple(int(d) for d in shape[1:])
-    except (OSError, ValueError, zipfile.BadZipFile):
+    except (OSError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile):
         raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
     return shapes
 
@@ -54,7 +54,7 @@ def _load_packed(path: Path, spec: InputSpec) -> np.ndarray | None:
             arrays = [np.asarray(archive[name]) for name in names]
     except MemoryError:
         raise UsageError(f"--data {path.name} does not fit in memory") from None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile):
         raise UsageError(f"--data {path.name} is not a readable .npz archive") from None
     rows = {len(array) for array in arrays}
     if len(rows) != 1:

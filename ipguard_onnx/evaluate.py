@@ -159,6 +159,7 @@ def evaluate(
                 output_name=output_name,
                 num_classes=bundle.num_classes,
                 packing=bundle.input_spec.packing,
+                axes=bundle.record.output_axes,
             ),  # fmt: skip
         )
         answered = result.answered_enough  # else no rate: shown, not scored

@@ -66,10 +66,10 @@ ANCHOR_POOL = 1024
 CALIBRATION_REFERENCES = 8
 """Owner-made calibration references by default: q0's upper bound widens fast below this many (Student's t)."""
 MAX_POINTS = 100_000
+"""The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
 DEFAULT_TIME_BUDGET = 900.0
 """Seconds the searches of one fingerprint may take together by default (15 minutes): past it they end with the
 points they have, and the report says so."""
-"""The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,13 @@ class FingerprintSettings:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     """Per-sample shapes of named inputs (``--input-shape NAME=SHAPE``), for models of several inputs."""
     holds: tuple[tuple[str, float], ...] = ()
+    """Inputs held at one value for every point (``--hold NAME=VALUE``): masks, lengths, sample rates, state."""
     batch_axis: int | None = None
     """The output's batch axis (``--batch-axis``); None: measured by running the model with two batch sizes."""
     class_axis: int | None = None
     """The output's class axis (``--class-axis``); None: the last."""
     time_budget: float = DEFAULT_TIME_BUDGET
     """Seconds every search together may take (``--time-budget``); past it they end with the points they have."""
-    """Inputs held at one value for every point (``--hold NAME=VALUE``): masks, lengths, sample rates, state."""
     output_name: str | None = None
     """The class-score output to fingerprint (``--output-name``); None chooses (``models.choose_output``)."""
 
@@ -571,6 +571,8 @@ def _record(
         output_name=output.name,
         output_kind=output.kind,
         output_site=output.site,
+        batch_axis=settings.batch_axis,
+        class_axis=settings.class_axis,
         num_classes=target.num_classes or 0,
         class_names=settings.class_names,
         method=settings.method,

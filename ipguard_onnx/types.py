@@ -271,18 +271,14 @@ class OutputSpec:
         """One row per sample from what onnxruntime returned: batch axis first, class axis last, positions
         averaged (probabilities stay probabilities: their mean is one)."""
         values = np.asarray(result)
-        if values.ndim == 0:
-            return values
+        if values.ndim == 0 or (self.batch_axis == 0 and self.positions == 1):
+            return values  # N × C, N (a single unit or labels); unit axes are squeezed by the reader
         if self.batch_axis is None:
-            values, batch = values[None], 0
-            classes = self.class_axis % (values.ndim - 1) + 1
-        else:
-            batch = self.batch_axis % values.ndim
-            classes = self.class_axis % values.ndim
-        if classes == batch:  # the class axis defaults to the last; here the batch is last
-            classes = max(axis for axis in range(values.ndim) if axis != batch)
-        if batch == 0 and self.positions == 1:
-            return values  # N × C (unit axes are squeezed by the reader)
+            values = values[None]
+        batch, classes = site_axes(values.ndim, 0 if self.batch_axis is None else self.batch_axis,
+                                   self.class_axis, shifted=self.batch_axis is None)  # fmt: skip
+        if classes is None:
+            return np.moveaxis(values, batch, 0)
         moved = np.moveaxis(values, (batch, classes), (0, -1)) if values.ndim > 1 else values
         if self.positions > 1:
             averaged: npt.NDArray[Any] = moved.reshape(len(moved), -1, moved.shape[-1]).mean(axis=1)
@@ -325,6 +321,21 @@ class Answers:
             answered=np.concatenate([p.answered for p in parts]),
             skipped=dict(reasons),
         )
+
+
+def site_axes(rank: int, batch: int, classes: int, *, shifted: bool = False) -> tuple[int, int | None]:
+    """The batch and class axes of an output of ``rank`` axes as indices (the class axis counts from the
+    output as returned; ``shifted``: a batch axis of one was put in front). The class axis defaults to the
+    last; where that is the batch axis, the last other axis; None where the output has no other axis."""
+    batch = batch % rank
+    if shifted:
+        classes = classes % (rank - 1) + 1 if rank > 1 else 0
+    else:
+        classes = classes % rank
+    if classes == batch:
+        others = [axis for axis in range(rank) if axis != batch]
+        return batch, (others[-1] if others else None)
+    return batch, classes
 
 
 def guess_layout(sample_shape: tuple[int, ...]) -> Layout:

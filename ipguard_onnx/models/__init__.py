@@ -63,19 +63,21 @@ def as_classifier(
     num_classes: int | None = None,
     model_timeout: float | None = None,
     packing: Packing | None = None,
+    axes: tuple[int | None, int | None] = (None, None),
 ) -> Classifier:
     """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
 
     For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
     guides the automatic choice among several outputs; ``model_timeout`` bounds each run (``bounded``);
-    ``packing`` (the fingerprint's, for a model of several inputs) says how a point feeds them.
+    ``packing`` (the fingerprint's, for a model of several inputs) says how a point feeds them; ``axes``
+    (the fingerprint's ``--batch-axis``, ``--class-axis``) where the answer sits in the output.
     """
     if isinstance(suspect, Classifier):
         return suspect
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxClassifier(
             Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,
-            timeout=model_timeout, packing=packing,
+            timeout=model_timeout, packing=packing, batch_axis=axes[0], class_axis=axes[1],
         )  # fmt: skip
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
@@ -86,6 +88,8 @@ def as_classifier(
             num_classes=num_classes,
             timeout=model_timeout,
             packing=packing,
+            batch_axis=axes[0],
+            class_axis=axes[1],
         )
     if callable(suspect):
         return CallableClassifier(suspect)

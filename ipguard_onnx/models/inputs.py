@@ -26,12 +26,18 @@ from dataclasses import replace
 from ..errors import UnsupportedModelError, UsageError
 from ..types import MAX_SAMPLE_VALUES, GraphInput, Packing, ValueDescription
 
+
+def shape_text(dims: tuple[int | str | None, ...]) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims) + "]"
+
+
 FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 INTEGER_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
                  "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16"}  # fmt: skip
 BOOL_TYPE = "tensor(bool)"
 _MASK = re.compile(r"mask", re.IGNORECASE)
 _LENGTH = re.compile(r"(^|_)(len|lens|length|lengths|seq_len)($|_)", re.IGNORECASE)
+_TOKEN_TYPE = re.compile(r"token_type|segment_ids|position_ids", re.IGNORECASE)
 _STATE = re.compile(r"(^|_)(state|states|hidden|h0|c0|cache|past)($|_|\d)", re.IGNORECASE)
 
 
@@ -48,7 +54,17 @@ def _dtype(value: ValueDescription, model_name: str) -> str:
 
 
 def _batch_symbol(inputs: list[ValueDescription]) -> int | str | None:
-    """The batch axis's name (or None for an unnamed free axis): the first axis of the first input of rank ≥ 2."""
+    """The batch axis's name (or None for an unnamed free axis): the symbolic name most inputs share (a batch
+    runs through every batched input; a state ``[layers, N, H]`` still names N), else the first axis of the
+    first input of rank ≥ 2."""
+    counts: dict[str, int] = {}
+    for value in inputs:
+        for name in {d for d in value.dims if isinstance(d, str)}:
+            counts[name] = counts.get(name, 0) + 1
+    shared = [name for name, count in counts.items() if count == max(counts.values(), default=0) and count > 1]
+    firsts = [value.dims[0] for value in inputs if value.dims and value.dims[0] in shared]
+    if firsts:
+        return firsts[0]
     for value in inputs:
         if len(value.dims) >= 2:
             return value.dims[0] if not isinstance(value.dims[0], int) or value.dims[0] > 0 else None
@@ -140,6 +156,8 @@ def infer_packing(
         elif _LENGTH.search(value.name):
             role, why = "held", "named a length: held at the first data input's sequence length"
             pending_lengths.append(len(chosen))
+        elif _TOKEN_TYPE.search(value.name):
+            role, held, why = "held", 0.0, "named like token types or positions: held at 0"
         elif _STATE.search(value.name):
             role, held, why = "held", 0.0, "named a state: held at 0 (a fresh start)"
         elif axis is None:
@@ -164,16 +182,32 @@ def infer_packing(
 
 
 def match_inputs(inputs: list[ValueDescription], packing: Packing, model_name: str) -> tuple[dict[str, str], str]:
-    """How a suspect is fed a fingerprint's packing: the fingerprint's input names → the suspect's, and how
-    (by name when the suspect has every input the fingerprint names, else by position when it has as many)."""
+    """How a suspect is fed a fingerprint's packing: the fingerprint's input names → the suspect's, and how.
+    Inputs named alike are matched by name; the rest by position among the unmatched, and only where the
+    suspect's input has the same rank and no declared size that contradicts the fingerprint's."""
     names = [value.name for value in inputs]
     wanted = [value.name for value in packing.inputs]
-    if set(wanted) <= set(names) and len(names) == len(wanted):
-        return {name: name for name in wanted}, "by name"
     if len(names) == len(wanted):
-        return dict(zip(wanted, names, strict=True)), "by position (the suspect names its inputs " + ", ".join(
-            repr(name) for name in names
-        ) + ")"
+        by_name = {name: name for name in wanted if name in names}
+        left_wanted = [name for name in wanted if name not in by_name]
+        left_names = [name for name in names if name not in by_name.values()]
+        described = {value.name: value for value in inputs}
+        expected = {value.name: value for value in packing.inputs}
+        pairs = dict(zip(left_wanted, left_names, strict=True))
+        for ours, theirs in pairs.items():
+            value, dims = expected[ours], described[theirs].dims
+            axis = value.batch_axis
+            sample = list(dims) if axis is None else [d for i, d in enumerate(dims) if i != axis]
+            sizes = zip(sample, value.shape, strict=False)
+            if len(sample) != len(value.shape) or any(isinstance(d, int) and d > 0 and d != n for d, n in sizes):
+                raise UnsupportedModelError(
+                    f"{model_name}'s input {theirs!r} ({shape_text(dims)}) cannot take the fingerprint's {ours!r} "
+                    f"({value.dtype}{list(value.shape)}): the inputs match neither by name nor by position"
+                )
+        if not pairs:
+            return by_name, "by name"
+        how = ", ".join(f"{ours!r} → {theirs!r}" for ours, theirs in pairs.items())
+        return {**by_name, **pairs}, f"by name where the names agree, else by position ({how})"
     raise UnsupportedModelError(
         f"{model_name} takes {len(names)} inputs ({', '.join(map(repr, names))}); the fingerprint feeds "
         f"{len(wanted)} ({', '.join(map(repr, wanted))}), neither by name nor by position"

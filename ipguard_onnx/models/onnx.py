@@ -19,7 +19,17 @@ import numpy.typing as npt
 
 from .. import requirements
 from ..errors import DeadlineError, UnsupportedModelError, UsageError
-from ..types import Answers, FloatArray, InputSpec, LabelArray, OutputKind, OutputSpec, Packing, ValueDescription
+from ..types import (
+    Answers,
+    FloatArray,
+    InputSpec,
+    LabelArray,
+    OutputKind,
+    OutputSpec,
+    Packing,
+    ValueDescription,
+    site_axes,
+)
 from .base import Classifier, from_labels, from_scores, label_indices, sha256_file
 from .bounded import model_timeout, run_bounded
 from .inputs import match_inputs
@@ -251,12 +261,13 @@ class OnnxClassifier(Classifier):
             if not -rank <= classes < rank:
                 raise UsageError(f"--class-axis {classes}: output {value.name!r} has {rank} axes")
             shape = shapes[0][1]
-            rest = [d for axis, d in enumerate(shape) if axis != (batch % rank if batch is not None else None)]
-            class_index = (classes % rank) if batch is None or classes % rank != batch % rank else rank - 1
-            class_size = shape[class_index]
-            others = [d for axis, d in enumerate(shape)
-                      if axis != class_index and (batch is None or axis != batch % rank)]  # fmt: skip
-            dims = ("N", *others, class_size) if rest else ("N",)
+            if batch is None:  # no batch axis: every axis is the sample's
+                class_index: int | None = classes % rank if rank else None
+                others = [d for axis, d in enumerate(shape) if axis != class_index]
+            else:
+                batch_index, class_index = site_axes(rank, batch, classes)
+                others = [d for axis, d in enumerate(shape) if axis not in (batch_index, class_index)]
+            dims = ("N", *others, shape[class_index]) if class_index is not None else ("N", *others)
             measured.append(replace(value, dims=dims))
             axes[value.name] = (batch, classes)
         self._outputs = measured

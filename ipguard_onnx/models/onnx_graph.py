@@ -205,8 +205,11 @@ def choose_input(
             names = {value.name for value in inputs}  # the owner's arrays named like inputs fix their sizes too
             shapes = {name: shape for name, shape in (data_shapes or {}).items() if name in names}
             packing = infer_packing(inputs, model_name, shapes={**shapes, **(input_shapes or {})}, holds=holds)
-        fixed = {value.dims[0] for value in inputs if value.dims and isinstance(value.dims[0], int)
-                 and value.dims[0] > 0 and len(value.dims) >= 2}  # fmt: skip
+        declared = {value.name: value.dims for value in inputs}
+        batch_sizes = [declared[value.name][value.batch_axis] for value in packing.inputs
+                       if value.name in declared and value.batch_axis is not None
+                       and value.batch_axis < len(declared[value.name])]  # fmt: skip
+        fixed = {size for size in batch_sizes if isinstance(size, int) and size > 0}
         return InputSpec(
             name=", ".join(value.name for value in packing.data),
             sample_shape=(packing.size,),

@@ -82,6 +82,9 @@ class SearchGuard:
     budget: float
     max_iterations: int
     progress: ProgressCallback | None = None
+    watch_stall: bool = True
+    """False for searches that report no convergence while they run (the conferrable ``--unique`` search runs
+    its fixed iterations, then screens): only the time budget ends those."""
     stopped: str = ""
     stalled: bool = False
     """Stopped because no point converged (not for time): another search may do better."""
@@ -96,7 +99,11 @@ class SearchGuard:
             self.progress(iteration, done)
         if self.expired():
             return True
-        if done == 0 and iteration >= max(STALL_ITERATIONS, min(STALL_SHARE * self.max_iterations, STALL_CAP)):
+        if (
+            self.watch_stall
+            and done == 0
+            and iteration >= max(STALL_ITERATIONS, min(STALL_SHARE * self.max_iterations, STALL_CAP))
+        ):
             self.stopped = f"no point converged in {iteration} iterations: the gradient search is not converging"
             self.stalled = True
             return True
@@ -127,9 +134,9 @@ class Workshop:
     deadline: float = float("inf")
     """``time.monotonic()`` when every search must end (``--time-budget`` from the fingerprint's start)."""
 
-    def guard(self, max_iterations: int) -> SearchGuard:
+    def guard(self, max_iterations: int, *, watch_stall: bool = True) -> SearchGuard:
         """A fresh guard for one search (the shared deadline, this search's iterations)."""
-        return SearchGuard(self.deadline, self.settings.time_budget, max_iterations, self.progress)
+        return SearchGuard(self.deadline, self.settings.time_budget, max_iterations, self.progress, watch_stall)
 
     def _half(self, which: int) -> tuple[FloatArray, LabelArray | None]:
         assert self.data is not None

@@ -66,7 +66,7 @@ class BoundaryPart(PartKind):
             )  # fmt: skip
             how = f"gradient-free search on onnxruntime ({shop.why_gradient_free})"
         else:
-            guard = shop.guard(settings.max_iterations)
+            guard = shop.guard(settings.max_iterations, watch_stall=not shop.unique)
             loop = CandidateLoop(shop.surrogate, shop.target, shop.rng, shop.low, shop.high, settings.max_rounds,
                                  shop.progress, shop.say, shop.tally, guard)  # fmt: skip
             if shop.unique:

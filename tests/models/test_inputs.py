@@ -96,7 +96,9 @@ def test_two_data_inputs_are_fingerprinted_jointly_and_suspects_fed_by_name_or_p
     assert bundle.points.shape == (40, 9)
     reordered = _two_inputs(tmp_path / "reordered.onnx", seed=1, swap=True)
     renamed = _two_inputs(tmp_path / "renamed.onnx", seed=1, names=("pixels", "extra"))
-    for copy, how in ((reordered, "fed by name"), (renamed, "fed by position")):
+    half = _two_inputs(tmp_path / "half.onnx", seed=1, names=("image", "extra"), swap=True)  # one name kept
+    for copy, how in ((reordered, "fed by name"), (renamed, "'image' → 'pixels', 'meta' → 'extra'"),
+                      (half, "else by position ('meta' → 'extra')")):  # fmt: skip
         result = run_cli("audit", "-f", tmp_path / "t.fp", copy, "--format", "json", "--threshold", 0.85)
         assert result.code == ExitCode.match, result.stderr
         row = json.loads(result.stdout)["results"][0]

@@ -112,6 +112,23 @@ def test_a_ctc_style_model_is_fingerprinted_and_its_site_signed(tmp_path: Path, 
     assert other.matching_rate < 0.85  # another model, read the same way (its own batch axis, found by running)
 
 
+def test_a_class_axis_the_owner_names_is_read_the_same_way_in_audits(tmp_path: Path, run_cli: RunCli) -> None:
+    """[N, C, T] (classes before time, as a 1-D convolution writes them): --class-axis 1, signed, and the
+    suspect is read with it too (without it T would be taken for the classes)."""
+    x = helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 4, 6])
+    nodes = [helper.make_node("MatMul", ["frames", "W"], ["z"]),
+             helper.make_node("Transpose", ["z"], ["scores"], perm=[0, 2, 1])]  # fmt: skip
+    output = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", CLASSES, 4])
+    target = _save(tmp_path / "conv.onnx", nodes, [x], output, {"W": _weights(8)})
+    assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
+    made = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 20, "--k", 0.5, "--domain", "-1,1",
+                   "--class-axis", 1, "-o", tmp_path / "conv.fp")  # fmt: skip
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "conv.fp")
+    assert bundle.num_classes == CLASSES and bundle.record.class_axis == 1
+    assert audit(bundle, target, threshold=0.85).matching_rate == 1.0
+
+
 def _unreachable(path: Path) -> Path:
     """Scores bounded in [0, 1] (a sigmoid per class): no margin of 50 between two classes exists."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
