@@ -274,6 +274,7 @@ def audit(
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
+    output_name = bundle.record.suspect_output(output_name)
     classifier = as_classifier(
         suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
         model_timeout=model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,

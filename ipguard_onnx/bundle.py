@@ -198,6 +198,11 @@ class FingerprintRecord:
     created_at: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    def suspect_output(self, asked: str | None) -> str | None:
+        """The output a suspect is read through: ``asked`` (``--output-name``), else the heads the fingerprint
+        read jointly (``a,b,c``), else None (chosen by the suspect's adapter)."""
+        return asked if asked is not None or "," not in self.output_name else self.output_name
+
     @property
     def output_axes(self) -> tuple[int | None, int | None]:
         """The owner's ``--batch-axis`` and ``--class-axis`` (None: measured, the last)."""

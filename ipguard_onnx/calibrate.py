@@ -75,7 +75,7 @@ def calibrate(
             as_classifier(
                 negative,
                 providers=providers,
-                output_name=output_name,
+                output_name=bundle.record.suspect_output(output_name),
                 num_classes=bundle.num_classes,
                 packing=bundle.input_spec.packing,
                 axes=bundle.record.output_axes,

@@ -156,7 +156,7 @@ def evaluate(
             as_classifier(
                 suspect,
                 providers=providers,
-                output_name=output_name,
+                output_name=bundle.record.suspect_output(output_name),
                 num_classes=bundle.num_classes,
                 packing=bundle.input_spec.packing,
                 axes=bundle.record.output_axes,

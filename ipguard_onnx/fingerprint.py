@@ -491,6 +491,10 @@ def _without_gradient(target: OnnxClassifier, blocking: tuple[str, ...]) -> tupl
     """Why no gradient search can run on the target, as (what it lacks, for an error; why the
     gradient-free search runs, for the report), or None when a surrogate may be tried."""
     spec = target.input_spec
+    if target.output_spec.heads:
+        heads = ", ".join(repr(name) for name in target.output_spec.heads)
+        return (f"reads several heads jointly ({heads})",
+                f"{len(target.output_spec.heads)} heads read jointly ({heads}): a surrogate reads one")  # fmt: skip
     if spec.packing is not None:
         names = ", ".join(repr(value.name) for value in spec.packing.data)
         return (f"takes several inputs ({names})",
@@ -568,7 +572,7 @@ def _record(
         input_dtype=spec.dtype,
         input_shape_source=spec.shape_source,
         inputs=spec.packing.inputs if spec.packing is not None else (),
-        output_name=output.name,
+        output_name=",".join(output.heads) if output.heads else output.name,
         output_kind=output.kind,
         output_site=output.site,
         batch_axis=settings.batch_axis,

@@ -254,6 +254,8 @@ class OutputSpec:
     ``--batch-axis``); None: the output has none (a model fed one sample at a time, e.g. ``[seq]``)."""
     class_axis: int = -1
     """The class axis of the output tensor (``--class-axis``); the last unless told."""
+    heads: tuple[str, ...] = ()
+    """Several outputs read as one classification (``--output-name a,b,c``): each head's scores are positions."""
     positions: int = 1
     """Classifications per sample (time steps, tokens, heads of one tensor): a point's label is then the class
     with the highest mean score over the positions (``site``)."""
@@ -262,6 +264,8 @@ class OutputSpec:
     def site(self) -> str:
         """How a sample's label is read from this output, in words (recorded in the bundle)."""
         where = "no batch axis (one sample per run)" if self.batch_axis is None else f"batch axis {self.batch_axis}"
+        if self.heads:
+            where = f"{len(self.heads)} heads ({', '.join(self.heads)}), {where}"
         if self.positions == 1:
             return f"{where}, class axis {self.class_axis}"
         return (f"{where}, class axis {self.class_axis}, {self.positions} positions per sample: a point's label is "

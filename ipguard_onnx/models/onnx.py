@@ -329,15 +329,20 @@ class OnnxClassifier(Classifier):
                 padding = np.zeros((spec.fixed_batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, padding])
             try:
-                (result,) = self._session_run([self.output_spec.name], self._feeds(chunk))
+                names = list(self.output_spec.heads) or [self.output_spec.name]
+                results = self._session_run(names, self._feeds(chunk))
             except DeadlineError:
                 raise
             except Exception as exc:
                 text = str(exc).strip()
                 first_line = " ".join(text.split())[:300] if text else type(exc).__name__
                 raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
-            if not isinstance(result, list):
-                result = self.output_spec.rows(result)
+            if len(results) > 1:  # heads: each one's rows side by side, averaged as positions
+                result = np.stack([self._head_rows(r) for r in results], axis=1).mean(axis=1)
+            else:
+                (result,) = results
+                if not isinstance(result, list):
+                    result = self.output_spec.rows(result)
             answered = len(result) if isinstance(result, list) else (np.shape(result)[0] if np.ndim(result) else 0)
             if answered != len(chunk) and not self._measured and spec.resolved:
                 # the declared shape said N × C and the run disagrees: measure the axes by running, once
@@ -350,6 +355,12 @@ class OnnxClassifier(Classifier):
                 )
             outputs.append(result[:rows] if spec.fixed_batch is not None else result)
         return outputs
+
+    def _head_rows(self, result: Any) -> npt.NDArray[np.float32]:
+        """One head's answer as N × C (its own positions averaged)."""
+        spec = self.output_spec
+        rows = replace(spec, heads=(), positions=spec.positions // max(len(spec.heads), 1)).rows(result)
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
 
     def _session_run(self, outputs: list[str] | None, feeds: dict[str, Any]) -> list[Any]:
         """One bounded run; once a run has overrun, every later one fails at once with the same reason."""

@@ -326,6 +326,24 @@ def choose_output(
             maps.append(OutputSpec(value.name, None, "probability-maps"))
     described = ", ".join(f"{v.name!r} {v.type.removeprefix('tensor(').removesuffix(')')}{shape_text(v.dims)}"
                           for v in outputs)  # fmt: skip
+    if output_name is not None and "," in output_name:  # several heads, read as one classification
+        names = [name.strip() for name in output_name.split(",")]
+        heads = [next((s for s in scores if s.name == name), None) for name in names]
+        missing = [name for name, head in zip(names, heads, strict=True) if head is None]
+        if missing or len(set(names)) != len(names):
+            raise UnsupportedModelError(
+                f"{model_name}: --output-name lists {', '.join(map(repr, missing or names))}, which are not "
+                f"distinct class-score outputs (outputs: {described})"
+            )
+        found = [head for head in heads if head is not None]
+        if len({(head.num_classes, head.kind, head.positions) for head in found}) != 1 or found[0].num_classes is None:
+            raise UnsupportedModelError(
+                f"{model_name}: the heads {', '.join(map(repr, names))} differ in class count or kind; heads are "
+                "read jointly only where they score the same classes"
+            )
+        first = found[0]
+        return replace(first, heads=tuple(names), positions=sum(head.positions for head in found),
+                       chosen_because=f"--output-name: {len(names)} heads read jointly")  # fmt: skip
     if output_name is not None:
         for group in (scores, labels, maps):
             for spec in group:
@@ -359,7 +377,12 @@ def choose_output(
         likely = [s for s in known if s in probability_like]
         if likely:
             return replace(likely[0], chosen_because="probability-like (softmax/sigmoid producer or name)")
-        return replace(known[0], chosen_because="the first of several float outputs; pass --output-name to choose")
+        alike = [s.name for s in known if (s.num_classes, s.kind, s.positions) == (known[0].num_classes,
+                 known[0].kind, known[0].positions)]  # fmt: skip
+        hint = (f"; --output-name {','.join(alike)} reads these {len(alike)} heads jointly" if len(alike) > 1
+                else "")  # fmt: skip
+        return replace(known[0], chosen_because="the first of several float outputs; pass --output-name to choose"
+                       + hint)  # fmt: skip
 
     if need_scores:
         chosen = pick_scores()

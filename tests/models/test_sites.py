@@ -160,3 +160,38 @@ def test_the_time_budget_ends_every_search(tmp_path: Path, run_cli: RunCli) -> N
         assert result.code == ExitCode.input and "time budget of 0.001 s ran out" in one_line_error(result)
     refused = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--time-budget", -1)
     assert refused.code == ExitCode.usage and "--time-budget" in one_line_error(refused)
+
+
+def _heads(path: Path, seeds: Sequence[int]) -> Path:
+    """A multi-digit captcha's pattern: one input, a head per character, each [N, C]."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
+    nodes = [helper.make_node("MatMul", ["x", f"W{index}"], [f"char{index}"]) for index in range(len(seeds))]
+    outputs = [helper.make_tensor_value_info(f"char{index}", TensorProto.FLOAT, ["N", CLASSES])
+               for index in range(len(seeds))]  # fmt: skip
+    weights = [numpy_helper.from_array(_weights(seed), f"W{index}") for index, seed in enumerate(seeds)]
+    model = helper.make_model(helper.make_graph(nodes, "heads", [x], outputs, weights),
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_several_heads_are_read_jointly_when_named_and_audits_read_them_the_same_way(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    target = _heads(tmp_path / "captcha.onnx", seeds=(10, 11, 12))
+    alone = OnnxClassifier(target)
+    assert alone.output_spec.name == "char0" and "--output-name char0,char1,char2" in alone.output_spec.chosen_because
+    joint = OnnxClassifier(target, output_name="char0,char1,char2")
+    points = np.random.default_rng(3).normal(size=(50, 6)).astype(np.float32)
+    mean = np.mean([points @ _weights(seed) for seed in (10, 11, 12)], axis=0)
+    assert np.array_equal(joint.predict(points), mean.argmax(axis=1))
+    assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
+    made = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 20, "--k", 0.5, "--domain", "-1,1",
+                   "--output-name", "char0,char1,char2", "-o", tmp_path / "captcha.fp")  # fmt: skip
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "captcha.fp")
+    assert bundle.record.output_name == "char0,char1,char2"
+    assert audit(bundle, target, threshold=0.85).matching_rate == 1.0  # read through the same three heads
+    one_head_retrained = _heads(tmp_path / "other.onnx", seeds=(10, 11, 13))
+    assert audit(bundle, one_head_retrained, threshold=0.85).matching_rate < 1.0
