@@ -497,7 +497,11 @@ def fingerprint(
         ),
     ] = None,
     output_name: Annotated[
-        str | None, typer.Option(help="The class-score output to fingerprint [default: chosen, and said which].")
+        str | None,
+        typer.Option(
+            help="The class-score output to fingerprint [default: chosen, and said which]; a,b,c reads several "
+            "heads of the same classes jointly."
+        ),
     ] = None,
     output_format: Annotated[
         DocumentFormat, typer.Option("--format", help="json: the result to stdout.")
