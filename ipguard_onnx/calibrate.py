@@ -14,7 +14,6 @@ from .audit import audit
 from .bundle import Bundle, load_bundle, save_bundle, utc_timestamp
 from .errors import AuditError, SigningKeyError, UsageError
 from .keys import key_id
-from .models import as_classifier
 from .stats import CALIBRATION_MARGIN, DEFAULT_FALSE_ACCUSATION_RATE, binomial_tail, threshold_for
 
 
@@ -70,18 +69,7 @@ def calibrate(
     measured = []
     part_rates: list[list[float]] = [[] for _ in bundle.parts]
     for negative in negatives:
-        result = audit(
-            bundle,
-            as_classifier(
-                negative,
-                providers=providers,
-                output_name=bundle.record.suspect_output(output_name),
-                num_classes=bundle.num_classes,
-                packing=bundle.input_spec.packing,
-                axes=bundle.record.output_axes,
-            ),  # fmt: skip
-            threshold=1.0,
-        )
+        result = audit(bundle, negative, providers=providers, output_name=output_name, threshold=1.0)
         if result.verdict == "inconclusive":
             raise AuditError(f"{result.suspect} answered too few points to calibrate with; check it or leave it out")
         measured.append(CalibratedNegative(result.suspect, result.suspect_sha256, result.matching_rate))

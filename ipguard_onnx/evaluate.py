@@ -19,7 +19,6 @@ import numpy as np
 from .audit import AuditResult, audit, check_threshold
 from .bundle import Bundle, load_bundle
 from .errors import AuditError, UsageError
-from .models import as_classifier
 
 Group = Literal["positive", "negative", "hard-positive"]
 GROUPS: tuple[Group, ...] = ("positive", "hard-positive", "negative")
@@ -151,17 +150,7 @@ def evaluate(
     for suspect, group in suspects:
         if group not in GROUPS:
             raise UsageError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
-        result: AuditResult = audit(  # the default verdict: the evidence rule
-            bundle,
-            as_classifier(
-                suspect,
-                providers=providers,
-                output_name=bundle.record.suspect_output(output_name),
-                num_classes=bundle.num_classes,
-                packing=bundle.input_spec.packing,
-                axes=bundle.record.output_axes,
-            ),  # fmt: skip
-        )
+        result: AuditResult = audit(bundle, suspect, providers=providers, output_name=output_name)  # evidence rule
         answered = result.answered_enough  # else no rate: shown, not scored
         evidence = -math.log10(max(result.p_value, 1e-300))
         rows.append(

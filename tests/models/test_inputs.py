@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
 from ipguard_onnx.cli import ExitCode
 
 from ..conftest import RunCli, one_line_error
+from .graphs import save_graph
 
 CLASSES = 4
 
@@ -24,13 +25,7 @@ CLASSES = 4
 def _save(path: Path, nodes: list[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto],
           weights: dict[str, np.ndarray]) -> Path:  # fmt: skip
     output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])
-    initializers = [numpy_helper.from_array(value, name) for name, value in weights.items()]
-    graph = helper.make_graph(nodes, path.stem, list(inputs), [output], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, inputs, [output], weights)
 
 
 def _two_inputs(path: Path, seed: int, names: tuple[str, str] = ("image", "meta"), *, swap: bool = False) -> Path:
@@ -60,7 +55,7 @@ def _ids_and_mask(path: Path, seed: int) -> Path:
     ]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "T"]),
               helper.make_tensor_value_info("attention_mask", TensorProto.BOOL, ["N", "T"])]  # fmt: skip
-    weights = {"W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32), "depth": np.array(8, np.int64),
+    weights: dict[str, np.ndarray] = {"W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32), "depth": np.array(8, np.int64),
                "values": np.array([0, 1], np.float32), "axes": np.array([1], np.int64)}  # fmt: skip
     return _save(path, nodes, inputs, weights)
 
@@ -130,7 +125,7 @@ def test_three_windows_take_their_size_from_the_owners_arrays(tmp_path: Path, ru
     target = _three_windows(tmp_path / "segmenter.onnx", seed=5)
     rng = np.random.default_rng(0)
     windows = {name: rng.uniform(-1, 1, (300, 21)).astype(np.float32) for name in ("left", "centre", "right")}
-    np.savez(tmp_path / "owner.npz", **windows)
+    np.savez(tmp_path / "owner.npz", left=windows["left"], centre=windows["centre"], right=windows["right"])
     made = run_cli("fingerprint", target, "--key", key, "--n", 30, "--k", 0.5, "--data", tmp_path / "owner.npz",
                    "--parts", "boundary", "--calibration-references", 0, "-o", tmp_path / "t.fp")  # fmt: skip
     assert made.code == 0, made.stderr

@@ -19,19 +19,14 @@ from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.models import OnnxClassifier
 
 from ..conftest import RunCli, one_line_error
+from .graphs import save_graph
 
 CLASSES = 5
 
 
 def _save(path: Path, nodes: list[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto],
           output: onnx.ValueInfoProto, weights: dict[str, np.ndarray]) -> Path:  # fmt: skip
-    initializers = [numpy_helper.from_array(value, name) for name, value in weights.items()]
-    graph = helper.make_graph(nodes, path.stem, list(inputs), [output], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, inputs, [output], weights)
 
 
 def _weights(seed: int) -> np.ndarray:
