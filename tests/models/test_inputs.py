@@ -55,8 +55,10 @@ def _ids_and_mask(path: Path, seed: int) -> Path:
     ]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "T"]),
               helper.make_tensor_value_info("attention_mask", TensorProto.BOOL, ["N", "T"])]  # fmt: skip
-    weights: dict[str, np.ndarray] = {"W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32), "depth": np.array(8, np.int64),
-               "values": np.array([0, 1], np.float32), "axes": np.array([1], np.int64)}  # fmt: skip
+    weights: dict[str, np.ndarray] = {
+        "W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32), "depth": np.array(8, np.int64),
+        "values": np.array([0, 1], np.float32), "axes": np.array([1], np.int64),
+    }  # fmt: skip
     return _save(path, nodes, inputs, weights)
 
 
