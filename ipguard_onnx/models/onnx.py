@@ -179,6 +179,8 @@ class OnnxClassifier(Classifier):
         self._axes = (batch_axis, class_axis)
         self._measured = False
         """Whether the output axes were measured by running the model (``_choose_by_probe``)."""
+        self.batch_note = ""
+        """Why the model is run one sample at a time, where a batch failed ("" otherwise)."""
         self._output_spec: OutputSpec | None = None
         try:
             self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
@@ -242,6 +244,10 @@ class OnnxClassifier(Classifier):
             except DeadlineError:
                 raise
             except Exception as exc:
+                if runs:  # one sample runs, two do not: a free batch axis the graph cannot take
+                    self.batch_size = 1
+                    self.batch_note = f"run one sample at a time: a batch of {rows} failed"
+                    break
                 raise UnsupportedModelError(
                     f"onnxruntime failed to run {self.name} on {rows} input(s) of shape {list(sample_shape)}: "
                     f"{' '.join(str(exc).split())[:200]}"
@@ -336,6 +342,11 @@ class OnnxClassifier(Classifier):
             except Exception as exc:
                 text = str(exc).strip()
                 first_line = " ".join(text.split())[:300] if text else type(exc).__name__
+                if len(chunk) > 1 and spec.fixed_batch is None and self.batch_size > 1:
+                    # a batch axis declared free that the graph cannot take (a Reshape to 1 inside): one at a time
+                    self.batch_size = 1
+                    self.batch_note = f"run one sample at a time: a batch of {len(chunk)} failed ({first_line[:120]})"
+                    return self._run(batch)
                 raise UnsupportedModelError(f"onnxruntime failed to run {self.name}: {first_line}") from None
             if len(results) > 1:  # heads: each one's rows side by side, averaged as positions
                 result = np.stack([self._head_rows(r) for r in results], axis=1).mean(axis=1)
@@ -451,6 +462,8 @@ class OnnxClassifier(Classifier):
             facts["sha256"] = self.sha256
         if self.path is not None:
             facts["path"] = str(self.path)
+        if self.batch_note:
+            facts["batch"] = self.batch_note
         if self.input_spec.packing is not None:
             facts["inputs"] = f"{self.input_spec.packing.describe()}; fed {self.inputs_fed}"
         return facts

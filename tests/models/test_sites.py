@@ -190,3 +190,15 @@ def test_several_heads_are_read_jointly_when_named_and_audits_read_them_the_same
     assert audit(bundle, target, threshold=0.85).matching_rate == 1.0  # read through the same three heads
     one_head_retrained = _heads(tmp_path / "other.onnx", seeds=(10, 11, 13))
     assert audit(bundle, one_head_retrained, threshold=0.85).matching_rate < 1.0
+
+
+def test_a_free_batch_axis_the_graph_cannot_take_is_run_one_sample_at_a_time(tmp_path: Path) -> None:
+    """Declared [N, 6] → [N, C], but a Reshape to [1, 6] inside: a batch of two fails, one at a time works."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
+    nodes = [helper.make_node("Reshape", ["x", "one"], ["row"]), helper.make_node("MatMul", ["row", "W"], ["y"])]
+    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", CLASSES])
+    path = _save(tmp_path / "single.onnx", nodes, [x], output, {"W": _weights(9), "one": np.array([1, 6], np.int64)})
+    model = OnnxClassifier(path)
+    points = np.random.default_rng(4).normal(size=(7, 6)).astype(np.float32)
+    assert np.array_equal(model.predict(points), (points @ _weights(9)).argmax(axis=1))
+    assert "one sample at a time" in model.describe()["batch"]
