@@ -49,9 +49,14 @@ class Model:
     extra_members: tuple[str, ...] = field(default=())
     owner_data: str = ""
     """A builder in OWNER_DATA for inputs of the model's own kind (starts and anchors, -T)."""
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """``--input-shape NAME=SIZES`` for models of several inputs (issue 25)."""
+    output_name: str | None = None
 
 
 OWW = "openwakeword/resources/models/"
+CREDSWEEPER_WINDOWS = (("line_input", (128, 101)), ("value_input", (64, 101)), ("variable_input", (64, 101)))
+"""The character windows credsweeper's own wrapper feeds (one-hot, 101 characters)."""
 CORPUS: tuple[Model, ...] = (
     Model(
         "ppocr-cls",
@@ -183,6 +188,77 @@ CORPUS: tuple[Model, ...] = (
         "spox",
         notes="state and sample-rate inputs",
     ),
+    # issue 25: several inputs, per-position outputs, several heads (found on PyPI for the issue, none of the
+    # models the issue itself describes)
+    Model(
+        "credsweeper",
+        "credsweeper==1.19.5",
+        "credsweeper/ml_model/ml_model.onnx",
+        "tf2onnx",
+        input_shapes=(("line_input", (128, 101)), ("value_input", (64, 101)), ("variable_input", (64, 101))),
+        notes="4 float inputs (529 features + 3 one-hot character windows), a sigmoid",
+    ),  # fmt: skip
+    Model(
+        "credsweeper-1.18.0",
+        "credsweeper==1.18.0",
+        "credsweeper/ml_model/ml_model.onnx",
+        "tf2onnx",
+        input_shapes=(("line_input", (128, 101)), ("value_input", (64, 101)), ("variable_input", (64, 101))),
+    ),  # fmt: skip
+    Model(
+        "tashkeel-rawi",
+        "text2tashkeel==0.1.0",
+        "text2tashkeel/models/rawi.int8.onnx",
+        "torch, int8",
+        input_shape=(32,),
+        domain=(0.0, 301.0),
+        notes="int64 ids → per-character [N,T,73]",
+    ),  # fmt: skip
+    Model(
+        "tashkeel-rawi-v2",
+        "text2tashkeel==0.1.0",
+        "text2tashkeel/models/rawi_v2.int8.onnx",
+        "torch, int8",
+        input_shape=(32,),
+        domain=(0.0, 301.0),
+        notes="a retrained variant, [N,T,75]",
+    ),  # fmt: skip
+    Model(
+        "slovorez",
+        "slovorez==0.1.0",
+        "slovorez/models/slovorez-test/slovorez-test.onnx",
+        "tf2onnx",
+        input_shape=(16,),
+        domain=(0.0, 48.0),
+        notes="int32 ids → float16 [N,T,27]",
+    ),  # fmt: skip
+    Model(
+        "khmersm",
+        "khmersm==1.4.2",
+        "khmersm/model.onnx",
+        "torch",
+        extra_members=("khmersm/model.onnx.data",),
+        input_shapes=(("x", (12,)),),
+        domain=(0.0, 125.0),
+        notes="int64 ids + bool mask; declared free batch, runs one sample at a time; [1,T,2]",
+    ),  # fmt: skip
+    Model(
+        "basic-pitch",
+        "basic-pitch==0.4.0",
+        "basic_pitch/saved_models/icassp_2022/nmp.onnx",
+        "tf2onnx",
+        domain=(-1.0, 1.0),
+        n=20,
+        notes="3 per-frame heads [N,172,264|88|88]",
+    ),  # fmt: skip
+    Model(
+        "basic-pitch-0.3.0",
+        "basic-pitch==0.3.0",
+        "basic-pitch-0.3.0/basic_pitch/saved_models/icassp_2022/nmp.onnx",
+        "tf2onnx",
+        domain=(-1.0, 1.0),
+        n=20,
+    ),
     Model(
         "atspm-function",
         "atspm-detector==1.1.0",
@@ -231,6 +307,11 @@ DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("oww-alexa", "oww-alexa-0.5.1", "the same file in a later release"),
     ("oww-alexa", "oww-alexa-pruned", "the same file in a fork"),
     ("oww-hey-mycroft-0.4.0", "oww-hey-mycroft-0.5.1", "a later release of the same wake word (tf2onnx → torch)"),
+    ("credsweeper", "credsweeper-1.18.0", "the same file in an earlier release (4 inputs)"),
+    ("basic-pitch", "basic-pitch-0.3.0", "the same file in an earlier release (sdist)"),
+)
+RELATED: tuple[tuple[str, str, str], ...] = (
+    ("tashkeel-rawi", "tashkeel-rawi-v2", "a retrained variant in the same package (neither copy nor independent)"),
 )
 INDEPENDENT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("oww-alexa", "oww-hey-jarvis", "oww-hey-marvin", "oww-hey-mycroft-0.4.0", "oww-hey-rhasspy"),
@@ -347,6 +428,7 @@ def main() -> None:
             np.save(data_path, OWNER_DATA[model.owner_data]())
         settings = FingerprintSettings(
             n=arguments.n or model.n, input_shape=model.input_shape, domain=model.domain,
+            input_shapes=model.input_shapes, output_name=model.output_name,
             max_iterations=arguments.max_iterations, seed=0,
             init=StartKind.data if data_path is not None else StartKind.random,
         )  # fmt: skip
@@ -379,6 +461,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     rows: list[dict[str, object]] = []
     pairs = [(a, b, why, "derivative") for a, b, why in DERIVATIVES]
+    pairs.extend((a, b, why, "related") for a, b, why in RELATED)
     for group in INDEPENDENT_GROUPS:
         pairs.extend((a, b, "independent (same input kind)", "independent") for a in group for b in group if a != b)
     for owner, suspect, why, kind in pairs:
