@@ -60,16 +60,17 @@ def compose(settings: FingerprintSettings, shop: Workshop) -> tuple[list[tuple[s
 
 def checked(part: MadePart, shop: Workshop) -> MadePart:
     """Keep only points the target labels as the part says, through the output an audit reads and through its
-    scores (effectiveness, Section 3.3): labels neither reproduces are an error; a point where the two disagree
-    (a forest's tied vote: its label output and its probabilities' argmax part) is dropped."""
+    scores (effectiveness, Section 3.3). A point where they disagree, or whose label another batch does not
+    reproduce (a forest's tied vote: summed in another order, 0.5 falls either side), is dropped; a part none
+    of whose labels is reproduced is an error (an unstable provider)."""
     target, points, labels = shop.target, part.points, part.labels
     if not len(points):
         return part
     read = shop.audit_labels(points)
     scored = read if target.output_spec.kind == "labels" else target.predict(points)
-    if not ((read == labels) | (scored == labels)).all():  # each part labels through one of the two views
+    if not ((read == labels) | (scored == labels)).any():  # each part labels through one of the two views
         raise SearchError(f"onnxruntime gives unstable labels on {target.name}; rerun with --providers cpu")
-    agreed = (read == labels) & (scored == labels)  # a tie the two views break apart is no evidence
+    agreed = (read == labels) & (scored == labels)  # a tie broken apart (by view or by batch) is no evidence
     if agreed.all():
         return part
     shop.tally.disagreement += int((~agreed).sum())
