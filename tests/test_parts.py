@@ -25,7 +25,7 @@ from ipguard_onnx import (
 from ipguard_onnx.bundle import save_bundle
 from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.fingerprint import FingerprintSettings
-from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.keys import load_private_key, write_keypair
 from ipguard_onnx.models import OnnxClassifier
 from ipguard_onnx.parts import MIN_PART_POINTS, PART_KINDS, MadePart, Workshop, register
 from ipguard_onnx.sequential import SequentialSettings
@@ -209,3 +209,28 @@ def test_a_composed_part_that_could_never_reach_alpha_is_left_out() -> None:
     assert len(dropped) == 1 and dropped[0].startswith("mistakes: built, then left out") and "12 points" in dropped[0]
     asked, none = without_weak_parts([part("boundary", 100, 0.5), weak], 1e-6, asked=True)
     assert len(asked) == 2 and none == []  # --parts builds what it names
+
+
+def test_a_forests_tied_votes_are_dropped_not_an_unstable_label_error(tmp_path: Path) -> None:
+    """A 50-tree forest on breast cancer, fingerprinted by default with labelled data: some of the students
+    part's synthetic queries get a 25/25 vote, whose label another batch (trees summed in another order)
+    breaks the other way. Those points are dropped; every point kept reproduces its label in any batch."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.min(axis=0)) / np.maximum(x.max(axis=0) - x.min(axis=0), 1e-9)).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))[: len(x) // 2]
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(x[order], y[order])
+    (tmp_path / "forest.onnx").write_bytes(to_onnx(forest, x[:1], target_opset=17).SerializeToString())
+    np.savez(tmp_path / "owner.npz", x=x[order], y=y[order])
+    key = load_private_key(write_keypair(tmp_path / "k.pem", tmp_path / "k.pub.pem").private_path)
+    made = fingerprint(tmp_path / "forest.onnx", tmp_path / "forest.fp", signing_key=key,
+                       settings=FingerprintSettings(seed=0), data_path=tmp_path / "owner.npz")  # fmt: skip
+    assert made.dropped_disagreement >= 1  # the tied votes, dropped
+    bundle = load_bundle(tmp_path / "forest.fp")
+    target = OnnxClassifier(tmp_path / "forest.onnx")
+    shuffled = np.random.default_rng(1).permutation(len(bundle.points))
+    assert np.array_equal(target.predict(bundle.points[shuffled]), bundle.labels[shuffled])
+    assert audit(bundle, tmp_path / "forest.onnx", threshold=0.85).matching_rate == 1.0
