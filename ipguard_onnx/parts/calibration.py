@@ -3,7 +3,8 @@
 With owner data, ``fingerprint`` trains ``--calibration-references`` models the way an independent party would
 — on the owner's inputs with their true classes (or, without labels, with the target's labels on different
 random subsets, which agree with the target more and so keep q0 conservative), of the target's architecture and
-of others — that took **no part** in choosing any point (a model that screened a point is biased towards
+of others (for a target that is not a network the surrogate re-initialises — a forest, an SVM, a linear model —
+half of them classical kinds: forest, RBF SVM, logistic regression, boosted trees, k-NN) — that took **no part** in choosing any point (a model that screened a point is biased towards
 rejecting it). q0 of each part is then an upper confidence bound over these references
 (``stats.null_agreement_bound``), never their mean. Without data q0 stays at each kind's conservative default.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..stats import null_agreement_bound
 from .base import MadePart, Workshop
-from .owner_models import OwnerModel, architecture, predictor, torch_missing, trained
+from .owner_models import OwnerModel, architecture, classical, predictor, sklearn_missing, torch_missing, trained
 
 MAX_EPOCHS = 100
 MAX_TRAINING_ROWS = 2000
@@ -34,6 +35,8 @@ def why_uncalibrated(shop: Workshop) -> str | None:
         return f"input {shop.target.input_spec.name!r} takes whole numbers: no reference architecture fits it"
     if shop.features > MAX_FEATURES:
         return f"inputs of {shop.features:,} values: references would take minutes each (limit {MAX_FEATURES:,})"
+    if shop.surrogate is None and sklearn_missing():
+        return sklearn_missing()
     return torch_missing()
 
 
@@ -51,6 +54,11 @@ def calibration_references(shop: Workshop) -> list[OwnerModel]:
     for index in range(count):
         reference_seed = seed * 1000 + 900 + index
         subset = np.random.default_rng(reference_seed).permutation(len(data))[:rows]
+        if template is None and index % 2 == 0:  # not a network to re-initialise: classical kinds instead
+            predict, shape = classical(index // 2, data[subset], truth[subset], reference_seed)
+            how = f"{shape}, {rows} owner rows no screening model saw, {labelled}, seed {reference_seed}"
+            references.append(OwnerModel(f"calibration-{index}", how, predict))
+            continue
         module, shape = architecture(index, template, shop.features, classes, reference_seed)
         module, epochs = trained(module, data[subset], truth[subset], seed=reference_seed, max_epochs=MAX_EPOCHS)
         how = f"{shape}, {rows} owner rows no screening model saw, {labelled}, {epochs} epochs, seed {reference_seed}"

@@ -57,6 +57,45 @@ def architecture(
     return mlp, f"MLP {features}-{hidden}-{classes}"
 
 
+CLASSICAL_KINDS = ("random forest", "RBF SVM", "logistic regression", "gradient-boosted trees",
+                   "k-nearest neighbours")  # fmt: skip
+"""Reference kinds for a target that is not a network the surrogate can re-initialise (a forest, an SVM, a
+linear model, a graph no converter reads): an independent party may have trained any of them, and one of the
+target's own kind agrees with it far more than a network does (measured on the tree worlds, BENCHMARKS.md)."""
+
+
+def classical(index: int, x: FloatArray, y: LabelArray, seed: int) -> tuple[Callable[[FloatArray], LabelArray], str]:
+    """Reference ``index`` of ``CLASSICAL_KINDS`` (cycled) trained on ``x``, ``y``: its labels and its kind."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    kind = CLASSICAL_KINDS[index % len(CLASSICAL_KINDS)]
+    makers = {
+        "random forest": lambda: RandomForestClassifier(n_estimators=50, random_state=seed),
+        "RBF SVM": lambda: SVC(C=1.0 + index, random_state=seed),
+        "logistic regression": lambda: LogisticRegression(max_iter=2000),
+        "gradient-boosted trees": lambda: HistGradientBoostingClassifier(max_iter=50, random_state=seed),
+        "k-nearest neighbours": lambda: KNeighborsClassifier(n_neighbors=5),
+    }
+    flat = x.reshape(len(x), -1)
+    model = makers[kind]().fit(flat, y)
+
+    def predict(batch: FloatArray) -> LabelArray:
+        labels: LabelArray = np.asarray(model.predict(batch.reshape(len(batch), -1)), dtype=np.int64)
+        return labels
+
+    return predict, kind
+
+
+def sklearn_missing() -> str | None:
+    """Why references of classical kinds cannot be trained here (None: scikit-learn is installed)."""
+    if importlib.util.find_spec("sklearn") is None:
+        return "needs scikit-learn for references of classical kinds: pip install 'ipguard-onnx[fingerprint]'"
+    return None
+
+
 def trained(module: nn.Module, x: FloatArray, y: LabelArray, *, seed: int, max_epochs: int) -> tuple[nn.Module, int]:
     """Train until ``module`` labels ``x`` as ``y`` on 99 % (or ``max_epochs``); returns it and the epochs."""
     from ..search.panel import train_until_agreement
