@@ -3,10 +3,11 @@
 With owner data, ``fingerprint`` trains ``--calibration-references`` models the way an independent party would
 — on the owner's inputs with their true classes (or, without labels, with the target's labels on different
 random subsets, which agree with the target more and so keep q0 conservative), of the target's architecture and
-of others (for a target that is not a network the surrogate re-initialises — a forest, an SVM, a linear model —
-half of them classical kinds: forest, RBF SVM, logistic regression, boosted trees, k-NN) — that took **no part** in choosing any point (a model that screened a point is biased towards
-rejecting it). q0 of each part is then an upper confidence bound over these references
-(``stats.null_agreement_bound``), never their mean. Without data q0 stays at each kind's conservative default.
+of others — that took **no part** in choosing any point (a model that screened a point is biased towards
+rejecting it). For a target that is not a network the surrogate re-initialises (a forest, an SVM, a linear
+model), half the references are of classical kinds (forest, RBF SVM, logistic regression, boosted trees, k-NN).
+q0 of each part is then an upper confidence bound over these references (``stats.null_agreement_bound``),
+never their mean. Without data q0 stays at each kind's conservative default.
 """
 
 from __future__ import annotations
