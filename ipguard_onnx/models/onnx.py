@@ -253,6 +253,7 @@ class OnnxClassifier(Classifier):
                     f"{' '.join(str(exc).split())[:200]}"
                 ) from None
         measured, axes = [], {}
+        varying: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
         batch_override, class_override = self._axes
         for index, value in enumerate(self._outputs):
             shapes = [(rows, tuple(np.shape(results[index]))) for rows, results in runs]
@@ -276,8 +277,16 @@ class OnnxClassifier(Classifier):
             dims = ("N", *others, shape[class_index]) if class_index is not None else ("N", *others)
             measured.append(replace(value, dims=dims))
             axes[value.name] = (batch, classes)
+            if batch is None and len({shape for _, shape in shapes}) > 1:
+                varying[value.name] = shapes  # its size follows the batch, yet no axis is the batch
         self._outputs = measured
         chosen = choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+        if chosen.name in varying:
+            shown = "; ".join(f"{list(shape)} for {rows} point(s)" for rows, shape in varying[chosen.name])
+            raise UnsupportedModelError(
+                f"{self.name} answered {shown} in output {chosen.name!r}: no axis has one row for each point, "
+                "which audits need (rows for points)"
+            )
         batch, classes = axes.get(chosen.name, (0, -1))
         site = replace(chosen, batch_axis=batch, class_axis=classes)
         if batch is None:
