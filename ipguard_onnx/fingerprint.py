@@ -124,6 +124,8 @@ class FingerprintSettings:
     """The output's batch axis (``--batch-axis``); None: measured by running the model with two batch sizes."""
     class_axis: int | None = None
     """The output's class axis (``--class-axis``); None: the last."""
+    position: str = ""
+    """Which position of a per-position output labels a sample (``--position``): "" the middle, an index, "mean"."""
     time_budget: float = DEFAULT_TIME_BUDGET
     """Seconds every search together may take (``--time-budget``); past it they end with the points they have."""
     output_name: str | None = None
@@ -390,7 +392,7 @@ def _open_target(
         model_path, providers=settings.providers, allow_spinning=False,
         input_shape=settings.input_shape, output_name=settings.output_name,
         input_shapes=dict(settings.input_shapes), holds=dict(settings.holds),
-        batch_axis=settings.batch_axis, class_axis=settings.class_axis,
+        batch_axis=settings.batch_axis, class_axis=settings.class_axis, position=settings.position,
         data_shapes=named_shapes(Path(data_path)) if data_path is not None else None,
     )  # fmt: skip
     if not target.input_spec.resolved:
@@ -496,9 +498,9 @@ def _without_gradient(target: OnnxClassifier, blocking: tuple[str, ...]) -> tupl
         return (f"reads several heads jointly ({heads})",
                 f"{len(target.output_spec.heads)} heads read jointly ({heads}): a surrogate reads one")  # fmt: skip
     if spec.packing is not None:
-        names = ", ".join(repr(value.name) for value in spec.packing.data)
+        names = ", ".join(f"{value.name!r} {value.role}" for value in spec.packing.inputs)
         return (f"takes several inputs ({names})",
-                f"several data inputs ({names}): the surrogate reads one; the search asks onnxruntime")  # fmt: skip
+                f"several inputs ({names}): the surrogate reads one; the search asks onnxruntime")  # fmt: skip
     if spec.integer:
         return (f"takes {spec.dtype} input (bytes or token ids: no gradient)",
                 f"input {spec.name!r} is {spec.dtype}: no gradient, points are whole numbers")  # fmt: skip
@@ -577,6 +579,7 @@ def _record(
         output_site=output.site,
         batch_axis=settings.batch_axis,
         class_axis=settings.class_axis,
+        position=settings.position,
         num_classes=target.num_classes or 0,
         class_names=settings.class_names,
         method=settings.method,

@@ -258,7 +258,10 @@ class OutputSpec:
     """Several outputs read as one classification (``--output-name a,b,c``): each head's scores are positions."""
     positions: int = 1
     """Classifications per sample (time steps, tokens, heads of one tensor): a point's label is then the class
-    with the highest mean score over the positions (``site``)."""
+    at one position (``position``), or the class with the highest mean score over them (``--position mean``)."""
+    position: str = ""
+    """Which position labels a sample (``--position``): "" the middle one, an index, or "mean" (which washes
+    out where one class fills most positions: a tagger's 'no mark', CTC's blank — measured, BENCHMARKS.md)."""
 
     @property
     def site(self) -> str:
@@ -268,8 +271,18 @@ class OutputSpec:
             where = f"{len(self.heads)} heads ({', '.join(self.heads)}), {where}"
         if self.positions == 1:
             return f"{where}, class axis {self.class_axis}"
-        return (f"{where}, class axis {self.class_axis}, {self.positions} positions per sample: a point's label is "
-                "the class with the highest mean score over them")  # fmt: skip
+        rule = ("the class with the highest mean score over them" if self.position == "mean"
+                else f"the class at position {self.position_index} (of 0–{self.positions - 1}, flattened)")  # fmt: skip
+        return (
+            f"{where}, class axis {self.class_axis}, {self.positions} positions per sample: a point's label is {rule}"
+        )
+
+    @property
+    def position_index(self) -> int:
+        """The flattened position that labels a sample (the middle one unless ``position`` names one)."""
+        if self.position in ("", "mean"):
+            return self.positions // 2
+        return int(self.position) % max(self.positions, 1)
 
     def rows(self, result: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """One row per sample from what onnxruntime returned: batch axis first, class axis last, positions
@@ -285,8 +298,9 @@ class OutputSpec:
             return np.moveaxis(values, batch, 0)
         moved = np.moveaxis(values, (batch, classes), (0, -1)) if values.ndim > 1 else values
         if self.positions > 1:
-            averaged: npt.NDArray[Any] = moved.reshape(len(moved), -1, moved.shape[-1]).mean(axis=1)
-            return averaged
+            grid = moved.reshape(len(moved), -1, moved.shape[-1])
+            chosen: npt.NDArray[Any] = grid.mean(axis=1) if self.position == "mean" else grid[:, self.position_index]
+            return chosen
         return moved
 
     @property

@@ -63,7 +63,7 @@ def as_classifier(
     num_classes: int | None = None,
     model_timeout: float | None = None,
     packing: Packing | None = None,
-    axes: tuple[int | None, int | None] = (None, None),
+    axes: tuple[int | None, int | None, str] = (None, None, ""),
 ) -> Classifier:
     """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
 
@@ -77,7 +77,7 @@ def as_classifier(
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxClassifier(
             Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,
-            timeout=model_timeout, packing=packing, batch_axis=axes[0], class_axis=axes[1],
+            timeout=model_timeout, packing=packing, batch_axis=axes[0], class_axis=axes[1], position=axes[2],
         )  # fmt: skip
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
@@ -90,6 +90,7 @@ def as_classifier(
             packing=packing,
             batch_axis=axes[0],
             class_axis=axes[1],
+            position=axes[2],
         )
     if callable(suspect):
         return CallableClassifier(suspect)

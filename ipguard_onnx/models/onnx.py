@@ -125,6 +125,7 @@ class OnnxClassifier(Classifier):
         timeout: float | None = None,
         batch_axis: int | None = None,
         class_axis: int | None = None,
+        position: str = "",
         input_shapes: Mapping[str, tuple[int, ...]] | None = None,
         holds: Mapping[str, float] | None = None,
         packing: Packing | None = None,
@@ -177,6 +178,7 @@ class OnnxClassifier(Classifier):
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype if self.input_spec.packing is None else "float32")
         self._axes = (batch_axis, class_axis)
+        self._position = check_position(position)
         self._measured = False
         """Whether the output axes were measured by running the model (``_choose_by_probe``)."""
         self.batch_note = ""
@@ -288,7 +290,9 @@ class OnnxClassifier(Classifier):
                 "which audits need (rows for points)"
             )
         batch, classes = axes.get(chosen.name, (0, -1))
-        site = replace(chosen, batch_axis=batch, class_axis=classes)
+        site = replace(chosen, batch_axis=batch, class_axis=classes, position=self._position)
+        if self._position not in ("", "mean") and not -site.positions <= int(self._position) < site.positions:
+            raise UsageError(f"--position {self._position}: output {site.name!r} has {site.positions} positions")
         if batch is None:
             self.batch_size = 1  # no batch axis: one sample per run
         if batch != 0 or site.positions > 1:
@@ -476,6 +480,17 @@ class OnnxClassifier(Classifier):
         if self.input_spec.packing is not None:
             facts["inputs"] = f"{self.input_spec.packing.describe()}; fed {self.inputs_fed}"
         return facts
+
+
+def check_position(text: str) -> str:
+    """``--position``: "" (the middle), "mean", or a whole number (negative counts from the end)."""
+    text = text.strip()
+    if text in ("", "mean"):
+        return text
+    try:
+        return str(int(text))
+    except ValueError:
+        raise UsageError(f"--position takes a position's index or 'mean', got {text!r}") from None
 
 
 def _untrusted(outputs: list[ValueDescription]) -> bool:

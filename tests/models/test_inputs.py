@@ -86,7 +86,9 @@ def test_two_data_inputs_are_fingerprinted_jointly_and_suspects_fed_by_name_or_p
     made = run_cli("fingerprint", target, "--key", key, "--n", 40, "--k", 0.5, "--domain", "-1,1",
                    "-o", tmp_path / "t.fp", "--format", "json")  # fmt: skip
     assert made.code == 0, made.stderr
-    assert "several data inputs ('image', 'meta')" in json.loads(made.stdout)["fingerprint"]["gradient_free_reason"]
+    assert (
+        "several inputs ('image' data, 'meta' data)" in json.loads(made.stdout)["fingerprint"]["gradient_free_reason"]
+    )
     bundle = load_bundle(tmp_path / "t.fp")
     assert [(value.name, value.shape, value.role) for value in bundle.record.inputs] == [
         ("image", (6,), "data"), ("meta", (3,), "data")]  # fmt: skip

@@ -62,9 +62,16 @@ def _no_batch(path: Path, seed: int) -> Path:
 
 
 def _mean_label(weights: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """What the site promises: the class with the highest mean score over the positions."""
+    """What ``--position mean`` promises: the class with the highest mean score over the positions."""
     scores = points.reshape(len(points), -1, 6) @ weights
     labels: np.ndarray = scores.mean(axis=1).argmax(axis=1)
+    return labels
+
+
+def _middle_label(weights: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """What the default site promises: the class at the middle position."""
+    scores = points.reshape(len(points), -1, 6) @ weights
+    labels: np.ndarray = scores[:, scores.shape[1] // 2].argmax(axis=1)
     return labels
 
 
@@ -77,7 +84,12 @@ def test_per_step_outputs_are_read_at_their_batch_axis_with_positions_averaged(
     assert (spec.batch_axis, spec.positions, spec.num_classes) == (1 if time_first else 0, 7, CLASSES)
     assert "7 positions per sample" in spec.chosen_because and f"batch axis {spec.batch_axis}" in spec.site
     points = np.random.default_rng(0).normal(size=(40, 7, 6)).astype(np.float32)
-    assert np.array_equal(model.predict(points), _mean_label(_weights(1), points))
+    assert "position 3" in spec.site and np.array_equal(model.predict(points), _middle_label(_weights(1), points))
+    path = _per_step(tmp_path / "steps.onnx", seed=1, time_first=time_first)
+    averaged = OnnxClassifier(path, input_shape=(7, 6), position="mean")
+    assert np.array_equal(averaged.predict(points), _mean_label(_weights(1), points))
+    first = OnnxClassifier(path, input_shape=(7, 6), position="0")
+    assert np.array_equal(first.predict(points), (points[:, 0] @ _weights(1)).argmax(axis=1))
 
 
 def test_a_declared_shape_that_lies_is_measured(tmp_path: Path) -> None:
@@ -90,7 +102,7 @@ def test_a_declared_shape_that_lies_is_measured(tmp_path: Path) -> None:
 def test_an_output_without_a_batch_axis_is_read_one_sample_per_run(tmp_path: Path) -> None:
     model = OnnxClassifier(_no_batch(tmp_path / "seq.onnx", seed=3))
     points = np.random.default_rng(2).normal(size=(12, 8, 6)).astype(np.float32)
-    assert np.array_equal(model.predict(points), _mean_label(_weights(3), points))  # trusted only once it ran
+    assert np.array_equal(model.predict(points), _middle_label(_weights(3), points))  # trusted only once it ran
     assert model.output_spec.batch_axis is None and model.output_spec.positions == 8
 
 
