@@ -195,7 +195,7 @@ CORPUS: tuple[Model, ...] = (
         "credsweeper==1.19.5",
         "credsweeper/ml_model/ml_model.onnx",
         "tf2onnx",
-        input_shapes=(("line_input", (128, 101)), ("value_input", (64, 101)), ("variable_input", (64, 101))),
+        input_shapes=CREDSWEEPER_WINDOWS,
         notes="4 float inputs (529 features + 3 one-hot character windows), a sigmoid",
     ),  # fmt: skip
     Model(
@@ -203,7 +203,7 @@ CORPUS: tuple[Model, ...] = (
         "credsweeper==1.18.0",
         "credsweeper/ml_model/ml_model.onnx",
         "tf2onnx",
-        input_shapes=(("line_input", (128, 101)), ("value_input", (64, 101)), ("variable_input", (64, 101))),
+        input_shapes=CREDSWEEPER_WINDOWS,
     ),  # fmt: skip
     Model(
         "tashkeel-rawi",
@@ -220,8 +220,8 @@ CORPUS: tuple[Model, ...] = (
         "text2tashkeel/models/rawi_v2.int8.onnx",
         "torch, int8",
         input_shape=(32,),
-        domain=(0.0, 301.0),
-        notes="a retrained variant, [N,T,75]",
+        domain=(0.0, 235.0),
+        notes="a retrained variant with its own vocabulary, [N,T,75]",
     ),  # fmt: skip
     Model(
         "slovorez",
