@@ -215,6 +215,10 @@ def adapt_points(
     )
 
 
+def _inputs_text(packing: Packing | None) -> str:
+    return "one input" if packing is None else f"{len(packing.inputs)} inputs ({packing.describe()})"
+
+
 def _whole_numbers(
     points: FloatArray, suspect: Classifier, steps: tuple[str, ...]
 ) -> tuple[FloatArray, tuple[str, ...]]:
@@ -279,6 +283,12 @@ def audit(
         suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
         model_timeout=model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,
     )  # fmt: skip
+    if isinstance(classifier, HttpClassifier) and classifier.packing != bundle.input_spec.packing:
+        raise AuditError(
+            f"the fingerprint {bundle.name} feeds {_inputs_text(bundle.input_spec.packing)}, the endpoint "
+            f"{classifier.name} was opened for {_inputs_text(classifier.packing)}: audit an API against "
+            "fingerprints of one kind of input at a time"
+        )
     layout = parse_layout(suspect_layout) if suspect_layout is not None else None
     rule: VerdictRule = "evidence" if threshold is None else "threshold"
     threshold = bundle.threshold if threshold is None else threshold
@@ -577,25 +587,44 @@ def audit_many(
     results: list[AuditResult] = []
     providers = options.get("providers", "auto")
     for suspect in suspects:
-        classifier = as_classifier(
-            suspect, providers=providers, output_name=options.get("output_name"), num_classes=shared_classes(bundles),
-            model_timeout=options.get("model_timeout"), packing=shared_packing(bundles),
-        )  # fmt: skip
-        settings = sequential_settings_for(classifier, sequential, sequential_settings)
-        results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in bundles)
+        for group in suspect_groups(bundles):
+            classifier = as_classifier(
+                suspect, providers=providers, output_name=options.get("output_name") or group.output_name,
+                num_classes=group.num_classes, model_timeout=options.get("model_timeout"), packing=group.packing,
+                axes=group.axes,
+            )  # fmt: skip
+            settings = sequential_settings_for(classifier, sequential, sequential_settings)
+            results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in group.bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
+
+
+@dataclass(frozen=True)
+class SuspectGroup:
+    """Bundles that read a suspect alike: the same packing of inputs, output and output axes, so one
+    adapter of the suspect serves them all (``num_classes``: the count they share, else None)."""
+
+    bundles: tuple[Bundle, ...]
+    packing: Packing | None
+    output_name: str | None
+    axes: tuple[int | None, int | None, str]
+    num_classes: int | None
+
+
+def suspect_groups(bundles: Sequence[Bundle]) -> list[SuspectGroup]:
+    """``bundles`` grouped by how they read a suspect, in first-seen order: a scan or ``audit_many`` opens
+    one adapter per group, so fingerprints of several inputs or another classification site sit beside
+    ordinary ones."""
+    grouped: dict[tuple[Packing | None, str | None, tuple[int | None, int | None, str]], list[Bundle]] = {}
+    for bundle in bundles:
+        key = (bundle.input_spec.packing, bundle.record.suspect_output(None), bundle.record.output_axes)
+        grouped.setdefault(key, []).append(bundle)
+    return [SuspectGroup(tuple(group), key[0], key[1], key[2], shared_classes(group)) for key, group in grouped.items()]
 
 
 def shared_classes(bundles: Sequence[Bundle]) -> int | None:
     """The class count every bundle shares (it guides which output of a suspect to read), else None."""
     counts = {bundle.num_classes for bundle in bundles}
     return next(iter(counts)) if len(counts) == 1 else None
-
-
-def shared_packing(bundles: Sequence[Bundle]) -> Packing | None:
-    """How a point feeds a model of several inputs, where every bundle says the same (else None)."""
-    packings = {bundle.input_spec.packing for bundle in bundles}
-    return next(iter(packings)) if len(packings) == 1 else None
 
 
 def sequential_settings_for(

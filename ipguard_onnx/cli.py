@@ -890,6 +890,12 @@ def audit(
         check_replaceable(output, "--output", REPORT)  # a report replaces only a report
         bundles = _load_bundles(bundle_paths, trusted_key)
         headers = headers_from_environment() if endpoints else {}
+        packings = {bundle.input_spec.packing for bundle in bundles}
+        if endpoints and len(packings) > 1:
+            raise UsageError(
+                "--endpoint: the fingerprints feed different inputs (some several, packed differently); audit an "
+                "API against fingerprints of one kind of input at a time"
+            )
         targets: list[object] = list(suspects or [])
         targets.extend(
             HttpClassifier(
@@ -903,6 +909,7 @@ def audit(
                 max_queries=max_queries,
                 headers=headers,
                 deadline=deadline,
+                packing=next(iter(packings), None),
             )  # fmt: skip
             for url in endpoints or []
         )
@@ -1070,14 +1077,12 @@ def _count_progress(what: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _expand_suspects(patterns: list[str], option: str) -> list[object]:
-    """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints."""
-    from .models import HttpClassifier, headers_from_environment
-
+    """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints (kept as URLs:
+    the core opens them for each fingerprint's inputs, ``models.as_classifier``)."""
     return [
-        HttpClassifier(found, headers=headers_from_environment()) if found.startswith(("http://", "https://"))
-        else Path(found)
+        found if found.startswith(("http://", "https://")) else Path(found)
         for found in _suspect_names(patterns, option, recursive=False)
-    ]  # fmt: skip
+    ]
 
 
 @app.command()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .audit import AuditResult, audit, check_min_answered, sequential_settings_for, shared_classes, shared_packing
+from .audit import AuditResult, SuspectGroup, audit, check_min_answered, sequential_settings_for, suspect_groups
 from .bundle import Bundle
 from .deadlines import check_seconds
 from .errors import IPGuardError, ScanError, UsageError
@@ -161,18 +161,34 @@ def _one_line(error: BaseException) -> str:
 
 def scan_suspect(reference: str, bundles: Sequence[Bundle], options: ScanOptions) -> list[ScanRow]:
     """One suspect against every bundle; a suspect that cannot be opened or queried gives a failed row per
-    bundle with the reason. Exceptions nobody planned become ``internal-error`` rows (never a verdict)."""
+    bundle with the reason. Exceptions nobody planned become ``internal-error`` rows (never a verdict).
+    The suspect is opened once per way the bundles read it (``audit.suspect_groups``)."""
+    position = {id(bundle): index for index, bundle in enumerate(bundles)}
+    placed: list[tuple[int, ScanRow]] = []
+    for group in suspect_groups(bundles):
+        rows = _scan_group(reference, group, options)
+        placed.extend(zip((position[id(bundle)] for bundle in group.bundles), rows, strict=True))
+    return [row for _, row in sorted(placed, key=lambda pair: pair[0])]
+
+
+def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> list[ScanRow]:
+    """The bundles of one ``SuspectGroup`` against one suspect, opened once."""
+    bundles = group.bundles
     try:
         classifier: Classifier = (
-            HttpClassifier(reference, headers=headers_from_environment(), deadline=options.deadline)
+            HttpClassifier(
+                reference, headers=headers_from_environment(), deadline=options.deadline, packing=group.packing
+            )
             if reference.startswith(("http://", "https://"))
             else as_classifier(
                 reference,
                 providers=options.providers,
-                num_classes=shared_classes(bundles),
+                output_name=group.output_name,
+                num_classes=group.num_classes,
                 model_timeout=options.model_timeout,
-                packing=shared_packing(bundles),
-            )  # fmt: skip
+                packing=group.packing,
+                axes=group.axes,
+            )
         )
     except IPGuardError as error:
         return [_failed(reference, bundle, "error", str(error)) for bundle in bundles]

@@ -36,13 +36,35 @@ class Behaviour:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+_ORT_TYPES = {"tensor(float)": (np.float32, "FP32"), "tensor(int64)": (np.int64, "INT64"),
+              "tensor(int32)": (np.int32, "INT32"), "tensor(bool)": (np.bool_, "BOOL")}  # fmt: skip
+
+
 class PredictionServer:
-    def __init__(self, model: Path, behaviour: Behaviour | None = None, name: str = "digits") -> None:
+    """``served_names`` renames the model's inputs as the server publishes them (a re-deployment that names its
+    inputs otherwise); a model of several inputs takes named instances (simple JSON) or one OIP input each."""
+
+    def __init__(
+        self,
+        model: Path,
+        behaviour: Behaviour | None = None,
+        name: str = "digits",
+        served_names: dict[str, str] | None = None,
+    ) -> None:
         self.session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
+        self.inputs = self.session.get_inputs()
+        self.served = {value.name: (served_names or {}).get(value.name, value.name) for value in self.inputs}
         self.behaviour = behaviour or Behaviour()
         self.name = name
+        self.fed: list[dict[str, tuple[str, list[int]]]] = []  # per request: served name -> (dtype, shape) received
         server = self
+
+        def feeds(named: dict[str, Any]) -> dict[str, np.ndarray]:
+            """The model's feeds from values named as served, each cast to the model input's type."""
+            by_served = {served: model_name for model_name, served in server.served.items()}
+            return {by_served[key]: np.asarray(value, dtype=_ORT_TYPES[next(v.type for v in server.inputs
+                    if v.name == by_served[key])][0]) for key, value in named.items()}  # fmt: skip
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -57,11 +79,14 @@ class PredictionServer:
 
             def do_GET(self) -> None:
                 if self.path == f"/v2/models/{server.name}":
-                    shape = [-1, *server.input.shape[1:]]
                     meta = {
                         "name": server.name,
-                        "inputs": [{"name": server.input.name, "datatype": "FP32", "shape": shape}],
-                    }
+                        "inputs": [
+                            {"name": server.served[value.name], "datatype": _ORT_TYPES[value.type][1],
+                             "shape": [-1, *(d if isinstance(d, int) else -1 for d in value.shape[1:])]}
+                            for value in server.inputs
+                        ],
+                    }  # fmt: skip
                     self._send(200, json.dumps(meta).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
@@ -99,19 +124,25 @@ class PredictionServer:
                     self._send(200, b"<html>oops</html>", "text/html")
                     return
                 if self.path == "/predict":
-                    batch = np.asarray(body["instances"], dtype=np.float32)
+                    instances = body["instances"]
+                    if len(server.inputs) > 1:  # named instances, one object per point
+                        fed = feeds({key: [instance[key] for instance in instances] for key in instances[0]})
+                    else:
+                        fed = {server.input.name: np.asarray(instances, dtype=np.float32)}
                     with behaviour.lock:
-                        behaviour.answered_points += len(batch)
-                    scores = server.session.run(None, {server.input.name: batch})[0]
+                        behaviour.answered_points += len(instances)
+                    scores = server.session.run(None, fed)[0]
                     labels = behaviour.answer == "labels" or (behaviour.answer == "alternate" and count % 2 == 0)
                     predictions = scores.argmax(1).tolist() if labels else scores.tolist()
                     self._send(200, json.dumps({"predictions": predictions}).encode())
                 elif self.path == f"/v2/models/{server.name}/infer":
-                    tensor = body["inputs"][0]
-                    batch = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+                    tensors = {t["name"]: np.asarray(t["data"]).reshape(t["shape"]) for t in body["inputs"]}
+                    server.fed.append({t["name"]: (t["datatype"], t["shape"]) for t in body["inputs"]})
+                    fed = feeds(tensors) if len(server.inputs) > 1 else {
+                        server.input.name: next(iter(tensors.values())).astype(np.float32)}  # fmt: skip
                     with behaviour.lock:
-                        behaviour.answered_points += len(batch)
-                    scores = server.session.run(None, {server.input.name: batch})[0]
+                        behaviour.answered_points += len(next(iter(tensors.values())))
+                    scores = server.session.run(None, fed)[0]
                     outputs = [
                         {
                             "name": "logits",

@@ -65,7 +65,8 @@ def as_classifier(
     packing: Packing | None = None,
     axes: tuple[int | None, int | None, str] = (None, None, ""),
 ) -> Classifier:
-    """Wrap what the user holds: a Classifier, an ONNX path, an onnxruntime session, or a callable.
+    """Wrap what the user holds: a Classifier, an ONNX path, an http(s) URL of a prediction API (auth from the
+    environment, ``headers_from_environment``), an onnxruntime session, or a callable.
 
     For ONNX suspects ``output_name`` picks the output to read; ``num_classes`` (the fingerprint's)
     guides the automatic choice among several outputs; ``model_timeout`` bounds each run (``bounded``);
@@ -74,6 +75,8 @@ def as_classifier(
     """
     if isinstance(suspect, Classifier):
         return suspect
+    if isinstance(suspect, str) and suspect.startswith(("http://", "https://")):
+        return HttpClassifier(suspect, output_name=output_name, headers=headers_from_environment(), packing=packing)
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxClassifier(
             Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,

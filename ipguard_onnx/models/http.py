@@ -9,6 +9,9 @@ Two wire formats:
 * **Simple JSON** (KServe v1 / TensorFlow Serving style): ``POST URL`` with ``{"instances": [...]}``,
   answered by ``{"predictions": [...]}``, each prediction a label (number or string) or a list of scores.
 
+A fingerprint of several inputs (``packing``) sends each point's inputs by name: one OIP input per model
+input (matched to the served names by name, else by position), or one JSON object per instance.
+
 Points go in batches; a failed batch is retried with exponential backoff on timeouts, connection
 errors, HTTP 429 and 5xx. What still fails is *skipped with its reason*, never counted as a match or a
 mismatch. ``max_queries`` caps the number of points sent (the rest are skipped, "query budget").
@@ -30,7 +33,7 @@ import numpy as np
 from ..deadlines import DeadlinePassed, call_bounded, check_seconds
 from ..errors import UnsupportedModelError, UsageError
 from ..text import shown
-from ..types import MAX_SAMPLE_VALUES, Answers, FloatArray, InputSpec, guess_layout
+from ..types import MAX_SAMPLE_VALUES, Answers, FloatArray, InputSpec, Packing, guess_layout
 from .base import Classifier, from_labels, from_scores, unanswered
 
 
@@ -44,6 +47,10 @@ class WireProtocol(StrEnum):
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16"}
+_OIP_TENSOR_TYPES = {
+    **_OIP_DATATYPES, "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8",
+    "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64", "bool": "BOOL",
+}  # fmt: skip
 _OIP_LABEL_TYPES = {"INT64", "INT32", "INT16", "INT8", "UINT8", "BYTES"}
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 30.0
@@ -190,6 +197,7 @@ class HttpClassifier(Classifier):
         max_queries: int | None = None,
         headers: dict[str, str] | None = None,
         deadline: float = DEFAULT_DEADLINE,
+        packing: Packing | None = None,
     ) -> None:
         try:
             parts = urlsplit(url)
@@ -228,6 +236,10 @@ class HttpClassifier(Classifier):
         """When this suspect's audit must end: every request, retry and wait counts against it."""
         self._deadline_reason = f"the {deadline:g} s deadline of auditing this API (--deadline) passed"
         self._input_name = input_name
+        self.packing = packing
+        """The fingerprint's inputs, for a model of several: each point is sent as one tensor per input."""
+        self._feed_names: dict[str, str] = {}
+        self.inputs_fed = "by name" if packing is not None else ""
         self._datatype: str | None = None
         self.input_spec: InputSpec | None = None
         if self.protocol == "oip":
@@ -246,6 +258,9 @@ class HttpClassifier(Classifier):
         except _Skip:
             return
         inputs = body.get("inputs") if isinstance(body, dict) else None
+        if self.packing is not None and isinstance(inputs, list):
+            self._match_served(inputs, self.packing)
+            return
         if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
             return
         first = inputs[0]
@@ -265,6 +280,23 @@ class HttpClassifier(Classifier):
                 )
             dtype = {v: k for k, v in _OIP_DATATYPES.items()}.get(self._datatype or "", "float32")
             self.input_spec = InputSpec(self._input_name or "input", sample, dtype, guess_layout(sample), None)
+
+    def _match_served(self, inputs: list[Any], packing: Packing) -> None:
+        """The served inputs (OIP metadata) for the fingerprint's: by name, else by position; refused when
+        the counts differ (the API is not a model of the fingerprint's inputs)."""
+        served = [str(i.get("name", "")) for i in inputs if isinstance(i, dict)]
+        wanted = [value.name for value in packing.inputs]
+        if len(served) != len(wanted) or len(served) != len(inputs):
+            names = ", ".join(repr(shown(name)[:40]) for name in served[:8])
+            raise UnsupportedModelError(
+                f"{shown(self.url)} serves {len(inputs)} inputs ({names}); "
+                f"the fingerprint feeds {len(wanted)} ({', '.join(map(repr, wanted))})"
+            )
+        if sorted(served) == sorted(wanted):
+            return
+        self._feed_names = dict(zip(wanted, served, strict=True))
+        how = ", ".join(f"{ours!r} → {shown(theirs)[:40]!r}" for ours, theirs in self._feed_names.items())
+        self.inputs_fed = f"by position ({how})"
 
     def _request(self, method: str, url: str, payload: object | None) -> Any:
         """One request within ``--timeout`` in total (connect, send, every byte of the answer) and within
@@ -347,6 +379,8 @@ class HttpClassifier(Classifier):
                 attempt += 1
 
     def _payload(self, chunk: FloatArray) -> dict[str, Any]:
+        if self.packing is not None:
+            return self._packed_payload(self.packing.feeds(chunk, self._feed_names), len(chunk))
         if self.protocol == "simple":
             return {"instances": chunk.tolist()}
         datatype = self._datatype or _OIP_DATATYPES.get(str(chunk.dtype), "FP32")
@@ -360,6 +394,29 @@ class HttpClassifier(Classifier):
                 }
             ]
         }
+
+    def _packed_payload(self, feeds: dict[str, Any], count: int) -> dict[str, Any]:
+        """One tensor per input (OIP), or one object of named values per point (simple JSON); a held
+        input without a batch axis (a sample rate) goes whole with every point."""
+        if self.protocol == "oip":
+            return {
+                "inputs": [
+                    {"name": name, "shape": list(tensor.shape),
+                     "datatype": _OIP_TENSOR_TYPES.get(str(tensor.dtype), "FP32"), "data": tensor.reshape(-1).tolist()}
+                    for name, tensor in feeds.items()
+                ]
+            }  # fmt: skip
+        axes = {
+            self._feed_names.get(value.name, value.name): value.batch_axis for value in self.packing.inputs
+        } if self.packing is not None else {}  # fmt: skip
+        instances = [
+            {
+                name: (tensor if axes.get(name) is None else np.take(tensor, row, axis=axes[name])).tolist()
+                for name, tensor in feeds.items()
+            }
+            for row in range(count)
+        ]
+        return {"instances": instances}
 
     def _parse(self, body: Any, count: int) -> Answers:
         if self.protocol == "simple":
@@ -431,8 +488,11 @@ class HttpClassifier(Classifier):
         return Answers.concatenate([answered, unanswered(len(batch) - allowed, budget)], answered.kind)
 
     def describe(self) -> dict[str, str]:
-        return {
+        facts = {
             "endpoint": self.url,
             "protocol": "Open Inference Protocol (v2)" if self.protocol == "oip" else "simple JSON",
             "requests": str(self.requests_sent),
         }
+        if self.packing is not None:
+            facts["inputs"] = f"{self.packing.describe()}; sent {self.inputs_fed}"
+        return facts

@@ -147,3 +147,82 @@ def test_a_hold_for_an_input_the_model_lacks_is_a_one_line_usage_error(
     assert wrong.code == ExitCode.usage and "has no input named 'sample_rate'" in one_line_error(wrong)
     not_a_number = run_cli("fingerprint", target, "--key", key, "--hold", "meta=loud")
     assert not_a_number.code == ExitCode.usage and "must be a number" in one_line_error(not_a_number)
+
+
+def _one_input(path: Path, seed: int) -> Path:
+    """An ordinary classifier of one float input [N, 9]: a scan's other kind of fingerprint."""
+    rng = np.random.default_rng(seed)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 9])]
+    return _save(path, [helper.make_node("MatMul", ["x", "W"], ["logits"])], inputs,
+                 {"W": rng.normal(0, 2, (9, CLASSES)).astype(np.float32)})  # fmt: skip
+
+
+@pytest.mark.parametrize("protocol", ["oip", "simple"])
+def test_a_remote_api_of_several_inputs_gets_each_input_by_name_with_its_own_type(
+    tmp_path: Path, run_cli: RunCli, key: Path, protocol: str
+) -> None:
+    from ..http_server import PredictionServer
+
+    target = _ids_and_mask(tmp_path / "tagger.onnx", seed=3)
+    made = run_cli("fingerprint", target, "--key", key, "--n", 20, "--k", 0.2, "--input-shape", "input_ids=5",
+                   "--domain", "0,7", "-o", tmp_path / "t.fp")  # fmt: skip
+    assert made.code == 0, made.stderr
+    other = _ids_and_mask(tmp_path / "other.onnx", seed=4)
+    # the copy is served under other input names: OIP matches them by position from the server's metadata
+    renamed = {"input_ids": "tokens", "attention_mask": "mask"} if protocol == "oip" else None
+    with PredictionServer(target, served_names=renamed, name="tagger") as copy, PredictionServer(other) as innocent:
+        path = "/v2/models/tagger/infer" if protocol == "oip" else "/predict"
+        found = run_cli("audit", "--endpoint", copy.base + path, "-f", tmp_path / "t.fp", "--format", "json",
+                        "--threshold", 0.85)  # fmt: skip
+        assert found.code == ExitCode.match, found.stderr
+        row = json.loads(found.stdout)["results"][0]
+        assert row["matching_rate"] == 1.0 and row["points_skipped"] == 0
+        if protocol == "oip":
+            assert "by position ('input_ids' → 'tokens', 'attention_mask' → 'mask')" in row["suspect_details"]["inputs"]
+            assert {name: dtype for name, (dtype, _) in copy.fed[0].items()} == {"tokens": "INT64", "mask": "BOOL"}
+        innocent_path = "/v2/models/digits/infer" if protocol == "oip" else "/predict"
+        cleared = run_cli("audit", "--endpoint", innocent.base + innocent_path, "-f", tmp_path / "t.fp",
+                          "--format", "json", "--threshold", 0.85)  # fmt: skip
+        assert cleared.code == ExitCode.no_match, cleared.stderr
+
+
+def test_an_api_serving_other_inputs_than_the_fingerprints_is_a_one_line_error(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
+    from ..http_server import PredictionServer
+
+    target = _two_inputs(tmp_path / "target.onnx", seed=1)
+    made = run_cli("fingerprint", target, "--key", key, "--n", 10, "--k", 0.5, "--domain", "-1,1",
+                   "-o", tmp_path / "t.fp")  # fmt: skip
+    assert made.code == 0, made.stderr
+    with PredictionServer(_one_input(tmp_path / "one.onnx", seed=0), name="one") as server:
+        refused = run_cli("audit", "--endpoint", server.base + "/v2/models/one/infer", "-f", tmp_path / "t.fp")
+    assert refused.code == ExitCode.input
+    assert "serves 1 inputs ('x'); the fingerprint feeds 2 ('image', 'meta')" in one_line_error(refused)
+
+
+def test_a_scan_reads_each_suspect_as_each_fingerprint_packs_its_inputs(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    two = _two_inputs(hub / "two-inputs.onnx", seed=1)
+    one = _one_input(hub / "one-input.onnx", seed=0)
+    fingerprints = tmp_path / "fps"
+    fingerprints.mkdir()
+    for model in (two, one):
+        made = run_cli("fingerprint", model, "--key", key, "--n", 20, "--k", 0.5, "--domain", "-1,1",
+                       "-o", fingerprints / f"{model.stem}.safetensors")  # fmt: skip
+        assert made.code == 0, made.stderr
+    journal = tmp_path / "scan.jsonl"
+    result = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", journal)
+    assert journal.exists(), (result.code, result.stderr)
+    rows = {(Path(row["suspect"]).stem, Path(row["fingerprint"]).stem): row
+            for row in map(json.loads, journal.read_text().splitlines())}  # fmt: skip
+    assert len(rows) == 4, result.stderr
+    for name in ("two-inputs", "one-input"):  # each suspect answers its own fingerprint's points, as packed
+        assert rows[name, name]["status"] == "ok" and rows[name, name]["matching_rate"] == 1.0, rows[name, name]
+    # the other pairs: an error row with the reason where they cannot be fed, else evidence against; never
+    # an internal error or a match
+    for pair in (("two-inputs", "one-input"), ("one-input", "two-inputs")):
+        assert rows[pair]["status"] in ("ok", "error") and rows[pair]["verdict"] != "match", rows[pair]
