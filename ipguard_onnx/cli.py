@@ -390,8 +390,12 @@ def fingerprint(
     label: Annotated[TargetLabelRule, typer.Option(help="Target label j.")] = TargetLabelRule.least_likely,
     data: Annotated[Path | None, typer.Option(help="Owner data: .npy/.npz, or a folder of images.")] = None,
     domain: Annotated[
-        str, typer.Option(help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data.")
-    ] = "0,1",
+        str | None,
+        typer.Option(
+            help="Input bounds LOW,HIGH, or 'data' for per-feature bounds from --data [default: 0,1; integer "
+            "inputs: the ids their graph reads, where it says]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same points.")] = 0,
     threshold: Annotated[
         float, typer.Option(help="Matching-rate threshold stored for the paper's rule (audit --threshold).")
@@ -529,7 +533,7 @@ def fingerprint(
             k=k,
             init=init or (StartKind.data if data is not None else StartKind.random),
             label=label,
-            domain=_parse_domain(domain),
+            domain=_parse_domain(domain) if domain is not None else None,
             seed=seed,
             max_iterations=max_iterations,
             learning_rate=learning_rate,

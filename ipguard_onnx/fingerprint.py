@@ -20,7 +20,7 @@ from . import requirements
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points, named_shapes
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
-from .models import OnnxClassifier, label_indices, non_differentiable_ops
+from .models import OnnxClassifier, integer_ranges, label_indices, non_differentiable_ops
 from .parts import (
     MIN_PART_POINTS,
     PART_KINDS,
@@ -46,7 +46,7 @@ from .search import (
 )
 from .stats import DEFAULT_FALSE_ACCUSATION_RATE, DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from .surrogate import Conversion, ParityReport, StatusCallback, Surrogate
-from .types import MAX_DOMAIN, FloatArray, InputSpec, LabelArray
+from .types import MAX_DOMAIN, FloatArray, LabelArray
 
 DEFAULT_K = 3.0
 UNIQUE_DEFAULT_K = 1.0
@@ -85,7 +85,9 @@ class FingerprintSettings:
     """Eq. 5's margin; None: ``DEFAULT_K`` for the paper's search, ``UNIQUE_DEFAULT_K`` with ``unique``."""
     init: StartKind = StartKind.random
     label: TargetLabelRule = TargetLabelRule.least_likely
-    domain: tuple[float, float] | Literal["data"] = (0.0, 1.0)
+    domain: tuple[float, float] | Literal["data"] | None = None
+    """Input bounds (LOW, HIGH), "data" (per feature from the owner's data), or None: ``DEFAULT_DOMAIN``, and
+    for integer inputs the ids their graph reads where it says (``models.integer_ranges``)."""
     seed: int = 0
     max_iterations: int = 1000
     learning_rate: float = 0.01
@@ -239,6 +241,8 @@ class FingerprintResult:
     """Why the parts' q0 were not self-calibrated ("" where they were)."""
     search_stopped: str = ""
     """Why a search ended before it had every point it wanted ("" where none did)."""
+    shortfall: str = ""
+    """Why the fingerprint has fewer points than requested, and the remedy ("" where it has them all)."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +289,7 @@ def fingerprint(
     if target.output_spec.kind == "labels" and settings.label == TargetLabelRule.least_likely:
         settings = replace(settings, label=TargetLabelRule.random)  # labels rank no classes: j is drawn (-R)
     spec = target.input_spec
-    low, high = _bounds(settings, spec, data)
+    low, high, domain_text = _bounds(settings, target, data)
     rng = np.random.default_rng(settings.seed)
     parity_batch = start_points(PARITY_POINTS, rng, None, low, high)  # random inputs, and owner data if any
     if data is not None:
@@ -348,7 +352,7 @@ def fingerprint(
     unique_seconds = float(screening.pop("seconds", 0.0))
     record = replace(
         _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
-                unique_seconds, why_gradient_free, mistakes_count),
+                unique_seconds, why_gradient_free, mistakes_count, domain_text),
         parts=parts, null_agreement=parts[0].null_agreement, null_agreement_source=parts[0].null_agreement_source,
         false_accusation_rate=settings.false_accusation_rate, calibration=calibration,
     )  # fmt: skip
@@ -367,6 +371,7 @@ def fingerprint(
         parts=tuple(BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
                     for part, (_, why) in zip(parts, built, strict=True)),
         parts_skipped=tuple(skipped), uncalibrated=uncalibrated or "", search_stopped=tally.stopped,
+        shortfall=tally.shortfall(len(points), settings.n, "--data" if data is not None else f"--domain {domain_text}"),
         input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
         output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
     )  # fmt: skip
@@ -469,15 +474,42 @@ def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callab
     return labels
 
 
-def _bounds(settings: FingerprintSettings, spec: InputSpec, data: FloatArray | None) -> tuple[FloatArray, FloatArray]:
+DEFAULT_DOMAIN = (0.0, 1.0)
+"""Bounds of the random starts and anchors where ``--domain`` is not given (integer inputs: see ``_bounds``)."""
+
+
+def _bounds(
+    settings: FingerprintSettings, target: OnnxClassifier, data: FloatArray | None
+) -> tuple[FloatArray, FloatArray, str]:
+    """The input domain as per-value bounds, and how to say it (signed in the record). Without ``--domain``,
+    integer inputs (bytes, token ids) take the ids their graph reads — an embedding's rows, a one-hot's
+    depth — where it says (``models.integer_ranges``): [0, 1] would feed ids 0 and 1 only."""
+    spec = target.input_spec
     if settings.domain == "data":
         if data is None:
             raise UsageError("--domain data needs --data FILE to derive per-feature bounds from")
-        low, high = data.min(axis=0), data.max(axis=0)
-    else:
-        low = np.full(spec.sample_shape, settings.domain[0], dtype=np.float32)
-        high = np.full(spec.sample_shape, settings.domain[1], dtype=np.float32)
-    return low.astype(np.float32), high.astype(np.float32)
+        return data.min(axis=0).astype(np.float32), data.max(axis=0).astype(np.float32), "per-feature from data"
+    given = settings.domain if settings.domain is not None else DEFAULT_DOMAIN
+    low = np.full(spec.sample_shape, given[0], dtype=np.float32)
+    high = np.full(spec.sample_shape, given[1], dtype=np.float32)
+    text = f"{given[0]:g},{given[1]:g}"
+    if settings.domain is not None or target.path is None:
+        return low, high, text
+    inputs = spec.packing.data if spec.packing is not None else (None,)
+    if not any(value.integer for value in inputs if value is not None) and not spec.integer:
+        return low, high, text
+    ranges = integer_ranges(target.path)
+    said, flat_low, flat_high, start = [], low.reshape(-1), high.reshape(-1), 0
+    for value in inputs:
+        name, size = (spec.name, flat_low.size) if value is None else (value.name, value.size)
+        if name in ranges and (value is None or value.integer):
+            first, last, how = ranges[name]
+            flat_low[start : start + size], flat_high[start : start + size] = first, last
+            said.append(f"{name!r} {first}..{last} ({how})")
+        start += size
+    if said:
+        text += "; integer ids as the graph reads them: " + ", ".join(said)
+    return low, high, text
 
 
 def _default_k(unique: bool, gradient_free: bool, graph_without_gradient: bool) -> float:
@@ -559,6 +591,7 @@ def _record(
     seconds: float,
     why_gradient_free: str,
     mistakes: int,
+    domain_text: str,
 ) -> FingerprintRecord:
     """The signed record: what the points were made from, how, and what an audit needs to ask for them."""
     spec, output = target.input_spec, target.output_spec
@@ -587,7 +620,7 @@ def _record(
         if settings.mistakes == 1.0
         else _variant(settings, unique, gradient_free=surrogate is None) + ("+mistakes" if mistakes else ""),
         threshold=settings.threshold,
-        domain="per-feature from data" if settings.domain == "data" else f"{settings.domain[0]},{settings.domain[1]}",
+        domain=domain_text,
         null_agreement=UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT,
         null_agreement_source=f"default for {source}: above every independent model measured on the benchmark "
         "zoos (see README); calibrate to measure yours",

@@ -27,6 +27,7 @@ from .onnx_graph import (
     choose_output,
     describe_graph,
     describe_session,
+    integer_ranges,
     non_differentiable_ops,
     read_model_specs,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "describe_session",
     "headers_from_environment",
     "installed_onnxruntime_wheels",
+    "integer_ranges",
     "non_differentiable_ops",
     "read_model_specs",
     "sha256_file",

@@ -443,3 +443,71 @@ def non_differentiable_ops(path: Path) -> tuple[str, ...]:
 
     visit(model.graph)
     return tuple(sorted(found))
+
+
+_PASS_THROUGH_OPS = {"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Expand", "Slice",
+                     "Concat", "Tile", "CastLike"}  # fmt: skip
+"""Operators that move ids without changing them: an id range read further on holds for the input too."""
+
+
+def integer_ranges(path: Path) -> dict[str, tuple[int, int, str]]:
+    """For each integer input of the graph at ``path``, the ids it reads, where the graph says: the rows of an
+    embedding table (``Gather`` on a constant), a ``OneHot``'s depth, or the values an ``Equal`` compares with
+    (a one-hot spelled out, as jax2tf exports it) — (lowest, highest, how it was found). Followed through
+    operators that only move ids (``Cast``, ``Reshape``, ...); inputs no such reader reaches are left out."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    constants: dict[str, np.ndarray] = {}
+    for tensor in graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            constants[tensor.name] = numpy_helper.to_array(tensor)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    integer = {"tensor(int64)", "tensor(int32)", "tensor(int16)", "tensor(int8)", "tensor(uint8)", "tensor(uint16)"}
+    initialised = set(constants)
+    ranges: dict[str, tuple[int, int, str]] = {}
+    for value in graph.input:
+        if value.name in initialised or _type_string(value.type) not in integer:
+            continue
+        found: list[tuple[int, int, str]] = []
+        frontier, seen = [value.name], {value.name}
+        while frontier and len(seen) < 64:
+            name = frontier.pop()
+            for node in readers.get(name, []):
+                found.extend(_ids_read(node, name, constants))
+                if node.op_type in _PASS_THROUGH_OPS and node.input and node.input[0] == name:
+                    fresh = [out for out in node.output if out and out not in seen]
+                    seen.update(fresh)
+                    frontier.extend(fresh)
+        if found:
+            ranges[value.name] = (min(f[0] for f in found), max(f[1] for f in found), found[0][2])
+    return ranges
+
+
+def _ids_read(node: object, name: str, constants: Mapping[str, np.ndarray]) -> list[tuple[int, int, str]]:
+    """The id range ``node`` reads from its input ``name``, where it is a constant lookup (else none)."""
+    op, inputs = node.op_type, list(node.input)  # type: ignore[attr-defined]
+    attributes = {a.name: a for a in node.attribute}  # type: ignore[attr-defined]
+    if op == "Gather" and len(inputs) > 1 and inputs[1] == name and inputs[0] in constants:
+        table = constants[inputs[0]]
+        axis = int(attributes["axis"].i) if "axis" in attributes else 0
+        if table.ndim and table.shape[axis % table.ndim] > 1:
+            return [(0, int(table.shape[axis % table.ndim]) - 1, f"the rows of the embedding table {inputs[0]!r}")]
+    if op == "OneHot" and len(inputs) > 1 and inputs[0] == name and inputs[1] in constants:
+        depth = int(np.asarray(constants[inputs[1]]).reshape(-1)[0])
+        if depth > 1:
+            return [(0, depth - 1, f"the depth of a OneHot ({depth})")]
+    if op == "Equal" and len(inputs) == 2 and name in inputs:
+        other = inputs[1] if inputs[0] == name else inputs[0]
+        values = constants.get(other)
+        if values is not None and values.size > 1 and np.issubdtype(values.dtype, np.integer):
+            return [(int(values.min()), int(values.max()), f"the {values.size} ids an Equal compares with (a one-hot)")]
+    return []

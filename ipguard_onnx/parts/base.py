@@ -49,10 +49,33 @@ class SearchTally:
     stopped: str = ""
     """Why a search ended before it had every point it wanted ("" where none did): its time budget ran out,
     or it was not converging."""
+    drawn_labels: list[int] = field(default_factory=list)
+    """The target's label of every random start and anchor the gradient-free search drew (what classes the
+    domain or the owner's data reach: ``shortfall``)."""
 
     @property
     def mean_iterations(self) -> float:
         return float(np.mean(self.iterations)) if self.iterations else 0.0
+
+    def shortfall(self, found: int, wanted: int, source: str) -> str:
+        """Why fewer than ``wanted`` points were found ("" where none were missing), with the remedy; where one
+        class labels almost every draw from ``source`` (a domain that misses the model's inputs), says so."""
+        if found >= wanted:
+            return ""
+        text = f"{found} of {wanted} points found"
+        if self.drawn_labels:
+            counts = np.bincount(np.asarray(self.drawn_labels, dtype=np.int64))
+            top = int(counts.argmax())
+            share = counts[top] / counts.sum()
+            if share >= DOMINANT_SHARE:
+                return (
+                    f"{text}: {share:.1%} of the inputs drawn from {source} are labelled class {top} "
+                    f"({int((counts > 0).sum())} class(es) seen), so few starts have another class to cross to; "
+                    "pass inputs the model sees (--data), or a --domain that reaches its other classes"
+                )
+        if self.stopped:
+            return f"{text}: {self.stopped}"
+        return f"{text}: the other candidates never reached the margin k beyond a boundary; lower --k, or pass --data"
 
     def add_round(self, searched: int, unreached: int, seconds: float, *, hit_rate: float, queries: int = 0) -> None:
         """Count one search round: candidates searched, those that never reached a point, time and queries."""
@@ -62,6 +85,9 @@ class SearchTally:
         self.hit_rates.append(hit_rate)
         self.queries += queries
 
+
+DOMINANT_SHARE = 0.9
+"""A shortfall whose random draws were labelled one class this often is blamed on the domain (``shortfall``)."""
 
 STALL_SHARE = 0.25
 """A gradient search with no point converged after this share of ``--max-iterations`` (at least

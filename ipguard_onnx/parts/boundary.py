@@ -159,8 +159,9 @@ def _gradient_free_points(
         start_scores, anchor_scores = scores(start), scores(anchors)
         width = max(start_scores.shape[1], anchor_scores.shape[1])  # one-hot widths follow the labels seen
         start_scores, anchor_scores = _widen(start_scores, width), _widen(anchor_scores, width)
-        _require_two_classes(np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)]), settings,
-                             data)  # fmt: skip
+        drawn = np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)])
+        tally.drawn_labels.extend(drawn.tolist())
+        _require_two_classes(drawn, bounds, data)
         least_likely = settings.label == TargetLabelRule.least_likely and kind != "labels"
         found_points, found_labels, found_iterations, queries = [], [], [], len(start) + len(anchors)
         remaining = np.arange(count)
@@ -197,12 +198,11 @@ def _gradient_free_points(
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
 
 
-def _require_two_classes(labels: LabelArray, settings: FingerprintSettings, data: FloatArray | None) -> None:
+def _require_two_classes(labels: LabelArray, bounds: tuple[FloatArray, FloatArray], data: FloatArray | None) -> None:
     """A gradient-free search needs starts or anchors of two classes at least: say where all were one."""
     seen = np.unique(labels)
     if len(seen) < 2:
-        low_high = settings.domain if isinstance(settings.domain, tuple) else (0.0, 1.0)
-        source = "--data" if data is not None else f"--domain {low_high[0]:g},{low_high[1]:g}"
+        source = "--data" if data is not None else f"the domain [{bounds[0].min():g}, {bounds[1].max():g}]"
         raise SearchError(
             f"every input drawn from {source} is labelled class {int(seen[0])}, so there is no other class "
             "to cross to; widen --domain, or pass owner data that holds other classes (--data)"
@@ -239,7 +239,7 @@ def _trajectory_points(
         if walk.integer:
             start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
         anchor_labels = audit_labels(anchors)
-        _require_two_classes(np.concatenate([audit_labels(start), anchor_labels]), settings, data)
+        _require_two_classes(np.concatenate([audit_labels(start), anchor_labels]), bounds, data)
         found, cost = walk.trace(audit_labels, start, anchors, anchor_labels, progress=progress)
         keep, checked = np.ones(len(found.points), np.bool_), 0
         if target.output_spec.kind != "labels":  # the scores must say what the label output says

@@ -186,6 +186,8 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         )
     if result.search_stopped:
         table.add_row("stopped", f"the search ended early: {outside_text(result.search_stopped)}")
+    if result.shortfall:
+        table.add_row("short", f"[bold]{outside_text(result.shortfall)}[/bold]")
     table.add_row("input", f"{list(result.input_shape)} per sample ({outside_text(result.input_shape_source)})")
     table.add_row("output", f"{outside_text(result.output_name)} ({outside_text(result.output_chosen_because)})")
     if result.conversion is not None:

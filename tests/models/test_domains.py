@@ -1,0 +1,83 @@
+"""Where a fingerprint's random starts come from when the owner gives no --domain (issue 25): integer inputs
+take the ids their graph reads, and a fingerprint short of points says why and what to pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from ipguard_onnx.bundle import load_bundle
+from ipguard_onnx.models import integer_ranges
+from ipguard_onnx.parts.base import SearchTally
+
+from ..conftest import RunCli
+from .graphs import save_graph
+
+CLASSES = 4
+VOCABULARY = 40
+
+
+def _embedding_classifier(path: Path, *, spelled_out: bool = False) -> Path:
+    """Token ids [N, 6] → an embedding of ``VOCABULARY`` rows (a Gather; or, ``spelled_out``, jax2tf's one-hot:
+    Equal against the ids 0..V-1, then MatMul) → sum over the tokens → logits."""
+    rng = np.random.default_rng(0)
+    table = rng.normal(0, 3, (VOCABULARY, CLASSES)).astype(np.float32)
+    weights: dict[str, np.ndarray] = {"table": table, "axes": np.array([1], np.int64)}
+    if spelled_out:
+        weights["ids"] = np.arange(VOCABULARY, dtype=np.int64).reshape(1, 1, VOCABULARY)
+        nodes = [
+            helper.make_node("Unsqueeze", ["tokens", "last"], ["column"]),
+            helper.make_node("Equal", ["column", "ids"], ["hit"]),
+            helper.make_node("Cast", ["hit"], ["hot"], to=TensorProto.FLOAT),
+            helper.make_node("MatMul", ["hot", "table"], ["rows"]),
+        ]
+        weights["last"] = np.array([-1], np.int64)
+    else:
+        nodes = [helper.make_node("Gather", ["table", "tokens"], ["rows"])]
+    nodes.append(helper.make_node("ReduceSum", ["rows", "axes"], ["logits"], keepdims=0))
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", 6])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])]
+    return save_graph(path, nodes, inputs, outputs, weights)
+
+
+@pytest.fixture
+def key(tmp_path: Path, run_cli: RunCli) -> Path:
+    assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
+    return tmp_path / "k.pem"
+
+
+@pytest.mark.parametrize("spelled_out", [False, True], ids=["gather", "equal-one-hot"])
+def test_token_ids_are_drawn_from_the_vocabulary_the_graph_reads(
+    tmp_path: Path, run_cli: RunCli, key: Path, spelled_out: bool
+) -> None:
+    model = _embedding_classifier(tmp_path / "tokens.onnx", spelled_out=spelled_out)
+    ((name, (low, high, how)),) = integer_ranges(model).items()
+    assert (name, low, high) == ("tokens", 0, VOCABULARY - 1)
+    made = run_cli("fingerprint", model, "--key", key, "--n", 20, "--k", 0.3, "-o", tmp_path / "t.fp")
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "t.fp")
+    assert float(bundle.domain_low.min()) == 0 and float(bundle.domain_high.max()) == VOCABULARY - 1
+    assert f"'tokens' 0..{VOCABULARY - 1} ({how})" in bundle.record.domain
+    # the points use the vocabulary, not only ids 0 and 1 as the [0, 1] default would
+    assert len(np.unique(bundle.points)) > 10 and bundle.points.max() > 1
+    given = run_cli(
+        "fingerprint", model, "--key", key, "--n", 20, "--k", 0.3, "--domain", "0,5", "-o", tmp_path / "g.fp"
+    )
+    assert given.code == 0, given.stderr
+    assert load_bundle(tmp_path / "g.fp").points.max() <= 5  # an owner's --domain wins
+
+
+def test_a_shortfall_blames_a_domain_that_one_class_fills_and_says_what_to_pass() -> None:
+    tally = SearchTally()
+    assert tally.shortfall(20, 20, "--domain 0,1") == ""
+    tally.drawn_labels.extend([0] * 97 + [2] * 3)
+    said = tally.shortfall(5, 20, "--domain 0,1")
+    assert said.startswith("5 of 20 points found: 97.0% of the inputs drawn from --domain 0,1 are labelled class 0")
+    assert "(2 class(es) seen)" in said and "--data" in said and "--domain" in said
+    mixed = SearchTally(drawn_labels=[0, 1, 2, 3] * 25)  # every class drawn: the margin is what was missed
+    assert "never reached the margin k" in mixed.shortfall(5, 20, "--domain 0,1")
+    mixed.stopped = "the 900 s time budget (--time-budget) ran out"
+    assert mixed.shortfall(5, 20, "--domain 0,1").endswith("the 900 s time budget (--time-budget) ran out")
