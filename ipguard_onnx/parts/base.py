@@ -49,6 +49,8 @@ class SearchTally:
     stopped: str = ""
     """Why a search ended before it had every point it wanted ("" where none did): its time budget ran out,
     or it was not converging."""
+    spread_anchors: int = 0
+    """Anchors drawn from sub-intervals of the domain because one class filled its uniform noise."""
     drawn_labels: list[int] = field(default_factory=list)
     """The target's label of every random start and anchor the gradient-free search drew (what classes the
     domain or the owner's data reach: ``shortfall``)."""

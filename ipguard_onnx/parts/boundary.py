@@ -30,13 +30,14 @@ from ..search import (
     margin_scale,
     screen,
     search_scores,
+    spread_points,
     start_points,
 )
 from ..search.conferrable import ITERATIONS as UNIQUE_ITERATIONS
 from ..search.conferrable import REFERENCE_MARGIN
 from ..stats import DEFAULT_NULL_AGREEMENT, UNIQUE_NULL_AGREEMENT
 from ..types import FloatArray, LabelArray
-from .base import CandidateLoop, MadePart, PartKind, SearchGuard, SearchTally, Workshop, register
+from .base import DOMINANT_SHARE, CandidateLoop, MadePart, PartKind, SearchGuard, SearchTally, Workshop, register
 
 if TYPE_CHECKING:
     from ..fingerprint import FingerprintSettings
@@ -62,7 +63,7 @@ class BoundaryPart(PartKind):
         if shop.surrogate is None:
             points, labels = _gradient_free_points(
                 shop.target, shop.audit_labels, settings, shop.k, shop.data, shop.rng, (shop.low, shop.high),
-                shop.tally, shop.progress, shop.say, shop.guard(settings.max_iterations),
+                shop.tally, shop.progress, shop.say, shop.guard(settings.max_iterations, watch_stall=False),
             )  # fmt: skip
             how = f"gradient-free search on onnxruntime ({shop.why_gradient_free})"
         else:
@@ -86,7 +87,7 @@ class BoundaryPart(PartKind):
                     more, more_labels = _gradient_free_points(
                         shop.target, shop.audit_labels, settings.with_n(wanted - len(points)), shop.k, shop.data,
                         shop.rng, (shop.low, shop.high), shop.tally, shop.progress, shop.say,
-                        shop.guard(settings.max_iterations),
+                        shop.guard(settings.max_iterations, watch_stall=False),
                     )  # fmt: skip
                     points, labels = np.concatenate([points, more]), np.concatenate([labels, more_labels])
                     shop.tally.stopped += f"; the gradient-free search on onnxruntime then found {len(more)} point(s)"
@@ -157,6 +158,11 @@ def _gradient_free_points(
         if integer:  # whole numbers, as the model reads them
             start, anchors = np.rint(start).astype(np.float32), np.rint(anchors).astype(np.float32)
         start_scores, anchor_scores = scores(start), scores(anchors)
+        if data is None and _one_class_fills(np.concatenate([start_scores, anchor_scores]).argmax(axis=1)):
+            spread = spread_points(len(anchors), rng, low, high)  # other classes hide in parts of the domain
+            spread = np.rint(spread).astype(np.float32) if integer else spread
+            anchors, anchor_scores = np.concatenate([anchors, spread]), np.concatenate([anchor_scores, scores(spread)])
+            tally.spread_anchors += len(spread)
         width = max(start_scores.shape[1], anchor_scores.shape[1])  # one-hot widths follow the labels seen
         start_scores, anchor_scores = _widen(start_scores, width), _widen(anchor_scores, width)
         drawn = np.concatenate([start_scores.argmax(axis=1), anchor_scores.argmax(axis=1)])
@@ -175,7 +181,7 @@ def _gradient_free_points(
             outcome, cost = strategy.run_queries(
                 audit_labels if kind == "labels" else target.predict, None if kind == "labels" else scores,
                 start[remaining[usable]], anchors[which[usable]], targets[usable], bounds=(low, high),
-                progress=progress,
+                progress=guard if guard is not None else progress,
             )  # fmt: skip
             converged = outcome.converged.copy()
             if (
@@ -189,13 +195,22 @@ def _gradient_free_points(
             found_labels.append(outcome.target_labels[converged])
             found_iterations.append(outcome.iterations[converged])
             remaining = remaining[usable][~outcome.converged]
+            if guard is not None and guard.stopped:
+                break
         tally.add_round(count, len(remaining), time.perf_counter() - tick, hit_rate=1.0 - len(remaining) / count,
                         queries=queries)  # fmt: skip
         kept_points.append(np.concatenate(found_points)[:need])
         kept_labels.append(np.concatenate(found_labels)[:need])
         tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
+    if guard is not None and guard.stopped:
+        tally.stopped = guard.stopped
     points = np.concatenate(kept_points) if kept_points else np.zeros((0, *low.shape), np.float32)
     return points, np.concatenate(kept_labels) if kept_labels else np.zeros(0, np.int64)
+
+
+def _one_class_fills(labels: LabelArray) -> bool:
+    """One class labels at least ``DOMINANT_SHARE`` of the draws."""
+    return bool(len(labels)) and float(np.bincount(labels).max()) >= DOMINANT_SHARE * len(labels)
 
 
 def _require_two_classes(labels: LabelArray, bounds: tuple[FloatArray, FloatArray], data: FloatArray | None) -> None:

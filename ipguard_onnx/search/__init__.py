@@ -25,6 +25,7 @@ from .base import (
     StartKind,
     TargetLabelRule,
     choose_labels,
+    spread_points,
     start_points,
 )
 from .baselines import CWL2, FGSM, IGSM, RandomPoints
@@ -67,6 +68,7 @@ __all__ = [
     "margin_scale",
     "register",
     "screen",
+    "spread_points",
     "start_points",
 ]
 

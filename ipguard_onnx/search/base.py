@@ -144,6 +144,17 @@ def start_points(
     return (low + uniform * (high - low)).astype(np.float32)
 
 
+def spread_points(count: int, rng: np.random.Generator, low: FloatArray, high: FloatArray) -> FloatArray:
+    """Uniform noise within a random sub-interval of the domain for each point: near-constant, dark, bright
+    and mid-range inputs as well as full noise. Anchors for a domain whose uniform noise one class labels
+    (random bytes are all "unknown binary" to a file-type model), so the walk has other classes to cross to."""
+    ends = np.sort(rng.random((count, 2)), axis=1).astype(np.float32)
+    view = (count,) + (1,) * low.ndim
+    first, last = ends[:, 0].reshape(view), ends[:, 1].reshape(view)
+    fraction = first + rng.random((count, *low.shape), dtype=np.float32) * (last - first)
+    return (low + fraction * (high - low)).astype(np.float32)
+
+
 def choose_labels(scores: FloatArray, rule: TargetLabelRule, rng: np.random.Generator) -> tuple[LabelArray, LabelArray]:
     """i = the model's label at the start; j = its least-likely label, or a random other label."""
     source = scores.argmax(axis=1).astype(np.int64)

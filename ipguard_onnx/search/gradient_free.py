@@ -135,8 +135,11 @@ class BoundaryWalk(QuerySearch):
             queries, calls = queries + count, calls + 1
             high_t = np.where(is_target, middle, high_t)
             low_t = np.where(is_target, low_t, middle)
-            if progress is not None:
-                progress(step, 0)
+            if progress is not None and progress(step, 0):  # asked to stop (a time budget): no point is placed yet
+                nothing = np.zeros(count, dtype=np.bool_)
+                outcome = SearchOutcome(origin, np.full(count, -1, np.int64), np.asarray(target_labels, np.int64),
+                                        nothing, np.full(count, step + 1, dtype=np.int64))  # fmt: skip
+                return outcome, QueryCost(queries, calls)
         before = labels_fn(along(low_t))  # i: the label just before the boundary
         queries, calls = queries + count, calls + 1
         if scores_fn is None:
@@ -145,7 +148,9 @@ class BoundaryWalk(QuerySearch):
             converged = labels_fn(points) == target_labels
             queries, calls = queries + count, calls + 1
         else:
-            points, converged, walked = self._walk(scores_fn, origin, direction, high_t, before, target_labels)
+            points, converged, walked = self._walk(
+                scores_fn, origin, direction, high_t, before, target_labels, progress
+            )
             queries, calls = queries + walked.queries, calls + walked.calls
         if progress is not None:
             progress(self.bisection_steps, int(converged.sum()))
@@ -166,9 +171,11 @@ class BoundaryWalk(QuerySearch):
         boundary_t: npt.NDArray[np.float64],
         source: LabelArray,
         target: LabelArray,
+        progress: ProgressCallback | None = None,
     ) -> tuple[FloatArray, npt.NDArray[np.bool_], QueryCost]:
         """The nearest of ``walk_steps`` points from the boundary to the anchor that satisfies Eq. 5, and
-        what that cost (each step asks only for the points not placed yet)."""
+        what that cost (each step asks only for the points not placed yet); ``progress`` answering True stops
+        the walk with the points placed so far."""
         chosen = origin.copy()
         found = np.zeros(len(origin), dtype=np.bool_)
         queries = calls = 0
@@ -194,6 +201,8 @@ class BoundaryWalk(QuerySearch):
             )
             chosen[pending[ok]] = candidate[ok]
             found[pending[ok]] = True
+            if progress is not None and progress(self.bisection_steps, int(found.sum())):
+                break
         return chosen, found, QueryCost(queries, calls)
 
 

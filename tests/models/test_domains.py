@@ -81,3 +81,24 @@ def test_a_shortfall_blames_a_domain_that_one_class_fills_and_says_what_to_pass(
     assert "never reached the margin k" in mixed.shortfall(5, 20, "--domain 0,1")
     mixed.stopped = "the 900 s time budget (--time-budget) ran out"
     assert mixed.shortfall(5, 20, "--domain 0,1").endswith("the 900 s time budget (--time-budget) ran out")
+
+
+def test_classes_that_uniform_noise_never_reaches_are_found_in_parts_of_the_domain(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
+    """A brightness classifier (dark / mid / bright by the mean of 64 values): uniform noise in [0, 1] is always
+    "mid" (its mean is 0.5 ± 0.04), so the walk had no other class to cross to; anchors drawn from sub-intervals of
+    the domain (dark and bright inputs) give it some."""
+    weights = {"scale": np.array([0.0, -50.0, 50.0], np.float32), "shift": np.array([0.0, 10.0, -40.0], np.float32)}
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+             helper.make_node("Mul", ["mean", "scale"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "shift"], ["logits"])]  # fmt: skip
+    model = save_graph(
+        tmp_path / "brightness.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])], weights,
+    )  # fmt: skip
+    made = run_cli("fingerprint", model, "--key", key, "--n", 10, "--k", 1, "--method", "gradient-free",
+                   "-o", tmp_path / "t.fp")  # fmt: skip
+    assert made.code == 0, made.stderr
+    bundle = load_bundle(tmp_path / "t.fp")
+    assert len(bundle.points) == 10 and set(np.unique(bundle.labels)) <= {1, 2}  # crossed to dark or bright

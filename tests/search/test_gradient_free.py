@@ -209,3 +209,42 @@ def test_a_model_that_answers_only_labels_is_fingerprinted_decision_based(
     other = RandomForestClassifier(n_estimators=20, random_state=5).fit(flat[900:], zoo.y[900:])
     (tmp_path / "other.onnx").write_bytes(to_onnx(other, flat[:1]).SerializeToString())
     assert audit(bundle, tmp_path / "other.onnx").matching_rate < 0.9  # points sit at the target's own boundary
+
+
+@pytest.mark.parametrize("stop_at", [2, 25])  # during the bisection; during the walk past the boundary
+def test_a_walk_asked_to_stop_asks_the_model_nothing_more(zoo: Zoo, stop_at: int) -> None:
+    """A search's time budget ends a round mid-way (the walk takes the fingerprint's guard as its progress
+    callback): no query after the answer True, and only points that satisfy Eq. 5 are kept."""
+    model = OnnxClassifier(zoo.target)
+    rng = np.random.default_rng(0)
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    starts, pool = start_points(20, rng, zoo.x, low, high), start_points(200, rng, zoo.x, low, high)
+    targets, which = anchor_targets(starts, model.scores(starts), pool, model.scores(pool), False, rng)
+    asked: list[int] = []
+
+    def labels(batch: np.ndarray) -> np.ndarray:
+        asked.append(len(batch))
+        return model.predict(batch)
+
+    def scores(batch: np.ndarray) -> np.ndarray:
+        asked.append(len(batch))
+        return search_scores(model.scores(batch), "logits")
+
+    calls: list[int] = []
+    asked_by_the_stop: list[int] = []
+
+    def progress(step: int, done: int) -> bool:
+        calls.append(step)
+        if len(calls) == stop_at:
+            asked_by_the_stop.append(len(asked))
+        return len(calls) >= stop_at
+
+    walk = BoundaryWalk(k=1.0, bisection_steps=20)
+    outcome, cost = walk.run_queries(labels, scores, starts, pool[which], targets, progress=progress)
+    assert asked_by_the_stop == [len(asked)] and cost.calls == len(asked)  # nothing asked after the stop
+    if stop_at <= walk.bisection_steps:
+        assert not outcome.converged.any() and cost.calls == stop_at
+    else:  # stopped in the walk: the points placed so far are kept, each satisfying Eq. 5
+        assert cost.calls < walk.bisection_steps + 1 + walk.walk_steps
+        kept = outcome.points[outcome.converged]
+        assert _eq5_holds(zoo.target, kept, outcome.target_labels[outcome.converged], 1.0).all()
