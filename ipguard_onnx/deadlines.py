@@ -103,3 +103,8 @@ def _stop(stop: Callable[[], None], finished: threading.Event) -> None:
         pass
     if not finished.wait(STOP_GRACE_SECONDS):
         _abandon()
+
+
+DEFAULT_TIME_BUDGET = 840.0
+"""Seconds the searches of one fingerprint may take together by default (14 minutes, so that with loading and
+signing the command ends within 15): past it they end with the points they have, and the report says so."""

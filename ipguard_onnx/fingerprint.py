@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import requirements
 from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points, named_shapes
+from .deadlines import DEFAULT_TIME_BUDGET
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
 from .models import OnnxClassifier, integer_ranges, label_indices, non_differentiable_ops
 from .parts import (
@@ -67,9 +68,6 @@ CALIBRATION_REFERENCES = 8
 """Owner-made calibration references by default: q0's upper bound widens fast below this many (Student's t)."""
 MAX_POINTS = 100_000
 """The most fingerprint points one bundle holds (the paper uses 100; a bundle is capped at 256 MiB)."""
-DEFAULT_TIME_BUDGET = 900.0
-"""Seconds the searches of one fingerprint may take together by default (15 minutes): past it they end with the
-points they have, and the report says so."""
 
 
 @dataclass(frozen=True)
