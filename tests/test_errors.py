@@ -182,7 +182,7 @@ CASES: list[tuple[str, Arguments, ExitCode, str]] = [
      "needs owner data"),
     ("class names its label output does not use", lambda z, t: ["fingerprint", _linear_zipmap(t), "--class-names",
                                                               "no,yes", "--key", z.private_key], ExitCode.usage,
-     "label output 'output_label' answers 0, which --class-names does not list"),
+     "label output 'output_label' answers [01], which --class-names does not list"),  # neither is a name given
     ("unique on labels only", lambda z, t: ["fingerprint", _labels_only(t), "--unique", "--key", z.private_key],
      ExitCode.usage, "answers with labels only; use --method gradient-free"),
     ("zo-adam on labels only", lambda z, t: ["fingerprint", _labels_only(t), "--method", "zo-adam", "--key",

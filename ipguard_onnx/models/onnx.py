@@ -280,8 +280,9 @@ class OnnxClassifier(Classifier):
             axes[value.name] = (batch, classes)
             if batch is None and len({shape for _, shape in shapes}) > 1:
                 varying[value.name] = shapes  # its size follows the batch, yet no axis is the batch
+        declared = {value.name: value.dims for value in self._outputs}
         self._outputs = measured
-        chosen = choose_output(measured, self.name, **self._choice)  # type: ignore[arg-type]
+        chosen = choose_output(measured, self.name, declared=declared, **self._choice)  # type: ignore[arg-type]
         if chosen.name in varying:
             shown = "; ".join(f"{list(shape)} for {rows} point(s)" for rows, shape in varying[chosen.name])
             raise UnsupportedModelError(

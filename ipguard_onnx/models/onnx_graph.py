@@ -273,6 +273,11 @@ def _class_axis(dims: tuple[int | str | None, ...]) -> int | str | None:
     return None
 
 
+def _fixed_class_axis(dims: tuple[int | str | None, ...]) -> bool:
+    """The output's last axis (its classes) has a size the graph fixes (> 1), not one that follows the input."""
+    return bool(dims) and isinstance(dims[-1], int) and dims[-1] > 1
+
+
 def choose_output(
     outputs: list[ValueDescription],
     model_name: str,
@@ -280,6 +285,7 @@ def choose_output(
     need_scores: bool,
     output_name: str | None = None,
     num_classes: int | None = None,
+    declared: Mapping[str, tuple[int | str | None, ...]] | None = None,
 ) -> OutputSpec:
     """The answer to read, and why it was chosen.
 
@@ -287,7 +293,9 @@ def choose_output(
     output — one whose class count is ``num_classes`` when known (an audit knows the bundle's), else the
     probability-like one (a Softmax/Sigmoid producer or a name like ``prob``), else the first; a
     single-unit output is a 2-class classifier. A suspect reads its label output when it has one
-    (scikit-learn exports), then scores as above, then ZipMap probability maps.
+    (scikit-learn exports), then scores as above, then ZipMap probability maps. Among several float outputs,
+    one whose class axis the graph fixes is preferred to one whose class axis follows the input (``declared``:
+    the graph's own dims, where ``outputs`` holds sizes measured by a run).
     """
     scores: list[OutputSpec] = []
     labels: list[OutputSpec] = []
@@ -351,6 +359,7 @@ def choose_output(
                 f"(outputs: {described}); pick another with --output-name"
             )
         raise UnsupportedModelError(f"{model_name} has no output named {output_name!r}; its outputs are {described}")
+    declared = declared if declared is not None else {value.name: value.dims for value in outputs}
     probability_like = [
         s for s in scores
         if s.kind in ("probabilities", "binary-probability")
@@ -373,6 +382,12 @@ def choose_output(
         likely = [s for s in known if s in probability_like]
         if likely:
             return replace(likely[0], chosen_because="probability-like (softmax/sigmoid producer or name)")
+        fixed = [s for s in known if _fixed_class_axis(declared[s.name])]
+        if fixed and len(fixed) < len(known):  # a class axis whose size follows the input is no set of classes
+            others = ", ".join(repr(s.name) for s in known if s not in fixed)
+            why = (f"its class axis has a fixed size, {others} one that follows the input (a pairwise or "
+                   "attention map, not classes); pass --output-name to choose")  # fmt: skip
+            return replace(fixed[0], chosen_because=why)
         alike = [s.name for s in known if (s.num_classes, s.kind, s.positions) == (known[0].num_classes,
                  known[0].kind, known[0].positions)]  # fmt: skip
         hint = (f"; --output-name {','.join(alike)} reads these {len(alike)} heads jointly" if len(alike) > 1

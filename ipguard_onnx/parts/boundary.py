@@ -217,7 +217,7 @@ def _require_two_classes(labels: LabelArray, bounds: tuple[FloatArray, FloatArra
     """A gradient-free search needs starts or anchors of two classes at least: say where all were one."""
     seen = np.unique(labels)
     if len(seen) < 2:
-        source = "--data" if data is not None else f"the domain [{bounds[0].min():g}, {bounds[1].max():g}]"
+        source = "--data" if data is not None else f"--domain {bounds[0].min():g},{bounds[1].max():g}"
         raise SearchError(
             f"every input drawn from {source} is labelled class {int(seen[0])}, so there is no other class "
             "to cross to; widen --domain, or pass owner data that holds other classes (--data)"

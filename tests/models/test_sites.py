@@ -214,3 +214,20 @@ def test_a_free_batch_axis_the_graph_cannot_take_is_run_one_sample_at_a_time(tmp
     points = np.random.default_rng(4).normal(size=(7, 6)).astype(np.float32)
     assert np.array_equal(model.predict(points), (points @ _weights(9)).argmax(axis=1))
     assert "one sample at a time" in model.describe()["batch"]
+
+
+def test_a_map_whose_class_axis_follows_the_input_is_not_taken_for_classes(tmp_path: Path) -> None:
+    """A reading-order model's pattern: a pairwise map [N, T, T] listed first, per-item classes [N, T, C] after;
+    the classes are the output whose class axis the graph fixes."""
+    x = helper.make_tensor_value_info("items", TensorProto.FLOAT, ["N", "T", 6])
+    nodes = [helper.make_node("Transpose", ["items"], ["flipped"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["items", "flipped"], ["pairs"]),
+             helper.make_node("MatMul", ["items", "W"], ["classes"])]  # fmt: skip
+    outputs = [helper.make_tensor_value_info("pairs", TensorProto.FLOAT, ["N", "T", "T2"]),
+               helper.make_tensor_value_info("classes", TensorProto.FLOAT, ["N", "T", CLASSES])]  # fmt: skip
+    path = save_graph(tmp_path / "order.onnx", nodes, [x], outputs, {"W": _weights(4)})
+    model = OnnxClassifier(path, input_shape=(7, 6))
+    assert model.output_spec.name == "classes" and model.num_classes == CLASSES
+    assert "'pairs' one that follows the input" in model.output_spec.chosen_because
+    points = np.random.default_rng(0).normal(size=(30, 7, 6)).astype(np.float32)
+    assert np.array_equal(model.predict(points), _middle_label(_weights(4), points))
