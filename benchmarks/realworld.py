@@ -531,6 +531,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument("--n", type=int, default=None, help="points per fingerprint (default: per model)")
     parser.add_argument("--max-iterations", type=int, default=300)
+    parser.add_argument(
+        "--default-domain", action="store_true", help="the tool's default domain, as a user who gives no --domain"
+    )
     arguments = parser.parse_args()
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"ipguard-onnx realworld").digest())
     bundles: dict[str, Path] = {}
@@ -555,7 +558,8 @@ def main() -> None:
             data_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(data_path, OWNER_DATA[model.owner_data]())
         settings = FingerprintSettings(
-            n=arguments.n or model.n, input_shape=model.input_shape, domain=model.domain,
+            n=arguments.n or model.n, input_shape=model.input_shape,
+            domain=None if arguments.default_domain else model.domain,
             input_shapes=model.input_shapes, output_name=model.output_name,
             max_iterations=arguments.max_iterations, seed=0,
             init=StartKind.data if data_path is not None else StartKind.random,

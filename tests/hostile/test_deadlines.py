@@ -40,6 +40,8 @@ def test_ctrl_c_stops_a_hanging_model_run(zoo: Zoo, tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "ipguard_onnx", "audit", str(forever_model(tmp_path / "f.onnx")), "-f", str(zoo.bundle)],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+        # as on a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         time.sleep(5)  # imports, the bundle, the session: then it sits in the Loop
