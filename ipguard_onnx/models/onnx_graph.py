@@ -460,62 +460,69 @@ def non_differentiable_ops(path: Path) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-_PASS_THROUGH_OPS = {"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Expand", "Slice",
-                     "Concat", "Tile", "CastLike"}  # fmt: skip
-"""Operators that move ids without changing them: an id range read further on holds for the input too."""
+_METADATA_OPS = {"Shape", "Size", "ConstantOfShape", "NonZero", "Range"}
+"""Operators whose outputs describe a tensor's shape, not its ids: the search for an id reader stops there."""
+MAX_ID_DEPTH = 12
 
 
 def integer_ranges(path: Path) -> dict[str, tuple[int, int, str]]:
     """For each integer input of the graph at ``path``, the ids it reads, where the graph says: the rows of an
     embedding table (``Gather`` on a constant), a ``OneHot``'s depth, or the values an ``Equal`` compares with
-    (a one-hot spelled out, as jax2tf exports it) — (lowest, highest, how it was found). Followed through
-    operators that only move ids (``Cast``, ``Reshape``, ...); inputs no such reader reaches are left out."""
+    (a one-hot spelled out, as jax2tf exports it) — (lowest, highest, how it was found). The nearest such reader
+    downstream of the input counts (within ``MAX_ID_DEPTH`` operators, never through shape operators: a
+    position table indexed by the sequence length is no vocabulary); inputs no reader reaches are left out."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path), load_external_data=False)
     graph = model.graph
     constants: dict[str, np.ndarray] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for tensor in graph.initializer:
+        shapes[tensor.name] = tuple(int(d) for d in tensor.dims)
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             constants[tensor.name] = numpy_helper.to_array(tensor)
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            shapes[node.output[0]] = constants[node.output[0]].shape
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
     integer = {"tensor(int64)", "tensor(int32)", "tensor(int16)", "tensor(int8)", "tensor(uint8)", "tensor(uint16)"}
-    initialised = set(constants)
     ranges: dict[str, tuple[int, int, str]] = {}
     for value in graph.input:
-        if value.name in initialised or _type_string(value.type) not in integer:
+        if value.name in shapes or _type_string(value.type) not in integer:
             continue
-        found: list[tuple[int, int, str]] = []
         frontier, seen = [value.name], {value.name}
-        while frontier and len(seen) < 64:
-            name = frontier.pop()
-            for node in readers.get(name, []):
-                found.extend(_ids_read(node, name, constants))
-                if node.op_type in _PASS_THROUGH_OPS and node.input and node.input[0] == name:
-                    fresh = [out for out in node.output if out and out not in seen]
-                    seen.update(fresh)
-                    frontier.extend(fresh)
-        if found:
-            ranges[value.name] = (min(f[0] for f in found), max(f[1] for f in found), found[0][2])
+        for _ in range(MAX_ID_DEPTH):
+            found = [f for name in frontier for node in readers.get(name, []) for f in _ids_read(node, name, constants,
+                     shapes)]  # fmt: skip
+            if found:
+                ranges[value.name] = (min(f[0] for f in found), max(f[1] for f in found), found[0][2])
+                break
+            following = [out for name in frontier for node in readers.get(name, []) if node.op_type not in
+                         _METADATA_OPS for out in node.output if out and out not in seen]  # fmt: skip
+            seen.update(following)
+            frontier = following
+            if not frontier:
+                break
     return ranges
 
 
-def _ids_read(node: object, name: str, constants: Mapping[str, np.ndarray]) -> list[tuple[int, int, str]]:
-    """The id range ``node`` reads from its input ``name``, where it is a constant lookup (else none)."""
+def _ids_read(
+    node: object, name: str, constants: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]]
+) -> list[tuple[int, int, str]]:
+    """The id range ``node`` reads from its input ``name``, where it is a constant lookup (else none); an
+    embedding table may live in external data (its shape is enough)."""
     op, inputs = node.op_type, list(node.input)  # type: ignore[attr-defined]
     attributes = {a.name: a for a in node.attribute}  # type: ignore[attr-defined]
-    if op == "Gather" and len(inputs) > 1 and inputs[1] == name and inputs[0] in constants:
-        table = constants[inputs[0]]
+    if op == "Gather" and len(inputs) > 1 and inputs[1] == name and inputs[0] in shapes:
+        table = shapes[inputs[0]]
         axis = int(attributes["axis"].i) if "axis" in attributes else 0
-        if table.ndim and table.shape[axis % table.ndim] > 1:
-            return [(0, int(table.shape[axis % table.ndim]) - 1, f"the rows of the embedding table {inputs[0]!r}")]
+        if table and table[axis % len(table)] > 1:
+            return [(0, int(table[axis % len(table)]) - 1, f"the rows of the embedding table {inputs[0]!r}")]
     if op == "OneHot" and len(inputs) > 1 and inputs[0] == name and inputs[1] in constants:
         depth = int(np.asarray(constants[inputs[1]]).reshape(-1)[0])
         if depth > 1:

@@ -102,3 +102,39 @@ def test_classes_that_uniform_noise_never_reaches_are_found_in_parts_of_the_doma
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "t.fp")
     assert len(bundle.points) == 10 and set(np.unique(bundle.labels)) <= {1, 2}  # crossed to dark or bright
+
+
+def test_the_vocabulary_is_found_past_id_arithmetic_and_in_external_data_never_in_a_position_table(
+    tmp_path: Path,
+) -> None:
+    """TensorFlow's embedding wraps negative ids (``Where(ids < 0, ids + V, ids)``) before its ``Gather``; torch's
+    large tables live in external data; a position table indexed by ``Range(Shape(ids))`` is no vocabulary."""
+    import onnx
+
+    rng = np.random.default_rng(0)
+    weights: dict[str, np.ndarray] = {
+        "table": rng.normal(0, 1, (VOCABULARY, CLASSES)).astype(np.float32),
+        "positions": rng.normal(0, 1, (2048, CLASSES)).astype(np.float32),
+        "size": np.array(VOCABULARY, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64),
+        "axes": np.array([1], np.int64),
+    }  # fmt: skip
+    nodes = [
+        helper.make_node("Less", ["tokens", "zero"], ["negative"]),
+        helper.make_node("Add", ["tokens", "size"], ["wrapped"]),
+        helper.make_node("Where", ["negative", "wrapped", "tokens"], ["ids"]),
+        helper.make_node("Gather", ["table", "ids"], ["rows"]),
+        helper.make_node("Shape", ["tokens"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["length"]),
+        helper.make_node("Range", ["zero", "length", "one"], ["steps"]),
+        helper.make_node("Gather", ["positions", "steps"], ["placed"]),
+        helper.make_node("Add", ["rows", "placed"], ["summed"]),
+        helper.make_node("ReduceSum", ["summed", "axes"], ["logits"], keepdims=0),
+    ]
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", 6])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])]
+    path = save_graph(tmp_path / "wrapped.onnx", nodes, inputs, outputs, weights)
+    assert integer_ranges(path)["tokens"][:2] == (0, VOCABULARY - 1)
+    model = onnx.load(str(path))
+    onnx.save(model, str(tmp_path / "external.onnx"), save_as_external_data=True, size_threshold=0)
+    ((low, high, how),) = integer_ranges(tmp_path / "external.onnx").values()
+    assert (low, high) == (0, VOCABULARY - 1) and "'table'" in how
