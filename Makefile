@@ -1,7 +1,7 @@
 # One entry point for people and CI (.ci/run runs `make test`: lint, types, then the tests).
 PYTHON ?= python
 
-.PHONY: test check lint pytest slow bench integration fuzz
+.PHONY: test check lint pytest slow bench integration fuzz docs
 
 test: lint pytest
 
@@ -14,6 +14,10 @@ lint:
 
 pytest:
 	$(PYTHON) -m pytest
+
+# The documentation site, strictly: a broken link, anchor or missing page fails (site/index.html).
+docs:
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 slow:
 	$(PYTHON) -m pytest -m slow

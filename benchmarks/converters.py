@@ -1,4 +1,4 @@
-"""Which ONNX→PyTorch converter can build the surrogate? (README "Why these dependencies")
+"""Which ONNX→PyTorch converter can build the surrogate? (docs/reference/install.md "Why these dependencies")
 
     pip install onnx2torch==1.5.15   # optional: measured beside onnx2pytorch when installed
     python benchmarks/converters.py

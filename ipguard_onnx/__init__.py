@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .audit import AuditResult, audit
+    from .audit import AuditOptions, AuditResult, audit, audit_many
     from .bundle import Bundle, BundlePart, load_bundle
     from .calibrate import Calibration, calibrate
     from .errors import (
         AuditError,
         BundleError,
+        DeadlineError,
         IPGuardError,
         MissingDependencyError,
         ModelLoadError,
@@ -35,19 +36,21 @@ if TYPE_CHECKING:
     from .evidence import sign_report, verify_report
     from .fingerprint import FingerprintResult, FingerprintSettings, fingerprint
     from .licensing import IssuedCopy, issue
-    from .models import Classifier, OnnxClassifier
+    from .models import Classifier, OnnxClassifier, OnnxSuspect
     from .parts import PartKind
     from .types import Answers
 
 _HOMES = {
     "Answers": "types",
     "AuditError": "errors",
+    "AuditOptions": "audit",
     "AuditResult": "audit",
     "Bundle": "bundle",
     "BundleError": "errors",
     "BundlePart": "bundle",
     "Calibration": "calibrate",
     "Classifier": "models",
+    "DeadlineError": "errors",
     "FingerprintResult": "fingerprint",
     "FingerprintSettings": "fingerprint",
     "IPGuardError": "errors",
@@ -55,6 +58,7 @@ _HOMES = {
     "MissingDependencyError": "errors",
     "ModelLoadError": "errors",
     "OnnxClassifier": "models",
+    "OnnxSuspect": "models",
     "PartKind": "parts",
     "ReportError": "errors",
     "ScanError": "errors",
@@ -65,6 +69,7 @@ _HOMES = {
     "UnsupportedModelError": "errors",
     "UsageError": "errors",
     "audit": "audit",
+    "audit_many": "audit",
     "calibrate": "calibrate",
     "fingerprint": "fingerprint",
     "issue": "licensing",
@@ -77,12 +82,14 @@ _HOMES = {
 __all__ = [
     "Answers",
     "AuditError",
+    "AuditOptions",
     "AuditResult",
     "Bundle",
     "BundleError",
     "BundlePart",
     "Calibration",
     "Classifier",
+    "DeadlineError",
     "FingerprintResult",
     "FingerprintSettings",
     "IPGuardError",
@@ -90,6 +97,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "OnnxClassifier",
+    "OnnxSuspect",
     "PartKind",
     "ReportError",
     "ScanError",
@@ -101,6 +109,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "audit",
+    "audit_many",
     "calibrate",
     "fingerprint",
     "issue",

@@ -6,13 +6,12 @@ onnxruntime session, a Python callable, or a remote prediction API (``models``).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +19,7 @@ import numpy.typing as npt
 from .bundle import Bundle, load_bundle, utc_timestamp
 from .errors import AuditError, BundleError, UnsupportedModelError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
+from .models.adapt import fit_points, parse_layout
 from .preprocessing import Preprocessing
 from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
 from .stats import (
@@ -31,8 +31,7 @@ from .stats import (
     plain_words,
     threshold_for,
 )
-from .text import shown
-from .types import ANY_SIZE, Answers, FloatArray, Packing
+from .types import Answers, FloatArray, Packing
 
 Verdict = Literal["match", "no match", "inconclusive"]
 
@@ -122,120 +121,8 @@ class AuditResult:
         return self.verdict == "match"
 
 
-def _resize(points: FloatArray, height: int, width: int, channels_first: bool) -> FloatArray:
-    """Bilinear resize of every channel (the paper resizes its points for ImageNet models)."""
-    from PIL import Image
-
-    images = points if channels_first else points.transpose(0, 3, 1, 2)
-    resized = np.empty((len(images), images.shape[1], height, width), np.float32)
-    for i, image in enumerate(images):
-        for c, channel in enumerate(image):
-            pil = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), mode="F")
-            resized[i, c] = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
-    return resized if channels_first else np.ascontiguousarray(resized.transpose(0, 2, 3, 1))
-
-
-IMAGE_AXES = frozenset("NCHW")
-MAX_ADAPTED_VALUES = 1 << 28
-"""The most input values an audit prepares for one suspect (1 GiB of float32: 100 points of 1,600×1,600 RGB)."""
-
-
-def parse_layout(text: str) -> str:
-    """A suspect's image axis order: the letters N, C, H and W in any order (e.g. NHWC, NWHC)."""
-    layout = text.strip().upper()
-    if len(layout) != 4 or set(layout) != IMAGE_AXES or layout[0] != "N":
-        raise UsageError(
-            f"--suspect-layout must be N then the letters C, H and W in any order (e.g. NHWC or NWHC), "
-            f"got {shown(text)!r}"
-        )
-    return layout
-
-
-def adapt_points(
-    points: FloatArray,
-    bundle: Bundle,
-    suspect: Classifier,
-    *,
-    layout: str | None = None,
-    bgr: bool = False,
-) -> tuple[FloatArray, tuple[str, ...]]:
-    """Fit the fingerprint points to the suspect's input: any image axis order, channel order, spatial
-    resize, or a flatten to N×D. ``layout`` (``--suspect-layout``) overrides the guessed image layout;
-    ``bgr`` reverses the channels. Symbolic suspect dimensions take the points' sizes."""
-    spec = suspect.input_spec
-    source = bundle.input_spec
-    steps: list[str] = []
-    if spec is not None and ANY_SIZE not in spec.sample_shape:
-        values = len(points) * math.prod(spec.sample_shape)
-        if values > MAX_ADAPTED_VALUES:  # a suspect (or a server's metadata) declaring 4096×4096 inputs
-            raise AuditError(
-                f"suspect {suspect.name} takes inputs of shape {spec.sample_shape}: the fingerprint's "
-                f"{len(points)} points adapted to it would hold {values:,} values, more than the "
-                f"{MAX_ADAPTED_VALUES:,} an audit prepares; it is not a model of the fingerprint's task"
-            )
-    if points.ndim == 4:  # images: work in NCHW, then order the axes as the suspect wants
-        nchw = points if source.layout != "NHWC" else np.ascontiguousarray(points.transpose(0, 3, 1, 2))
-        if bgr:
-            nchw = np.ascontiguousarray(nchw[:, ::-1])
-            steps.append("RGB → BGR")
-        wanted = layout or (spec.layout if spec is not None and spec.layout in ("NCHW", "NHWC") else source.layout)
-        if wanted == "ND":
-            wanted = "NCHW"
-        if spec is not None and len(spec.sample_shape) == 3:
-            sizes = dict(zip(wanted[1:], spec.sample_shape, strict=True))
-            if sizes["C"] not in (ANY_SIZE, nchw.shape[1]):
-                raise AuditError(
-                    f"suspect {suspect.name} takes {sizes['C']} channels in layout {wanted} (input shape "
-                    f"{spec.sample_shape}); the fingerprint's points have {nchw.shape[1]}: pass --suspect-layout "
-                    "if its axes are in another order"
-                )
-            height = nchw.shape[2] if sizes["H"] == ANY_SIZE else sizes["H"]
-            width = nchw.shape[3] if sizes["W"] == ANY_SIZE else sizes["W"]
-            if (height, width) != tuple(nchw.shape[2:]):
-                steps.append(f"resized {nchw.shape[2]}×{nchw.shape[3]} → {height}×{width}")
-                nchw = _resize(nchw, height, width, channels_first=True)
-        order = ["NCHW".index(axis) for axis in wanted]
-        if order != [0, 1, 2, 3]:
-            nchw = np.ascontiguousarray(nchw.transpose(order))
-        if wanted != source.layout or layout is not None:
-            steps.append(f"{source.layout} → {wanted}")
-        if spec is None or spec.fits(tuple(nchw.shape[1:])):
-            return nchw, tuple(steps)
-        points = nchw
-    elif bgr or layout is not None:
-        raise UsageError("--bgr and --suspect-layout apply to image fingerprints (N×C×H×W or N×H×W×C points)")
-    if spec is None or spec.fits(tuple(points.shape[1:])):
-        return points, tuple(steps)
-    if len(spec.sample_shape) == 1 and int(np.prod(points.shape[1:])) == spec.sample_shape[0]:
-        return points.reshape(len(points), -1), (*steps, f"flattened {tuple(points.shape[1:])} → {spec.sample_shape}")
-    shown = tuple("?" if d == ANY_SIZE else d for d in spec.sample_shape)
-    raise AuditError(
-        f"suspect {suspect.name} takes inputs of shape {shown}, the fingerprint's points "
-        f"are {tuple(points.shape[1:])} ({source.layout}); audit a suspect of the same task and input size"
-    )
-
-
 def _inputs_text(packing: Packing | None) -> str:
     return "one input" if packing is None else f"{len(packing.inputs)} inputs ({packing.describe()})"
-
-
-def _whole_numbers(
-    points: FloatArray, suspect: Classifier, steps: tuple[str, ...]
-) -> tuple[FloatArray, tuple[str, ...]]:
-    """Points for a suspect that takes integers: rounded (not truncated) and said so in the report; refused
-    when rounding would erase them (points within one unit, e.g. pixels in [0, 1] for a 0–255 model)."""
-    spec = suspect.input_spec
-    if spec is None or not spec.integer or not len(points):
-        return points, steps
-    rounded = np.rint(points)
-    if np.array_equal(rounded, points):
-        return points, steps
-    if float(points.max() - points.min()) <= 1.0:
-        raise AuditError(
-            f"suspect {suspect.name} takes {spec.dtype} inputs and the fingerprint's points lie within one unit: "
-            "rounding would erase them; pass --input-scale (e.g. 255 for 0–255 pixels) if that is how it takes them"
-        )
-    return rounded.astype(np.float32), (*steps, f"rounded to whole numbers ({spec.dtype} input)")
 
 
 def map_labels(answers: Answers, bundle: Bundle, suspect_name: str) -> npt.NDArray[np.int64]:
@@ -248,6 +135,25 @@ def map_labels(answers: Answers, bundle: Bundle, suspect_name: str) -> npt.NDArr
             f"suspect {suspect_name} answers with {exc} but the fingerprint has no class names; "
             "re-create it with 'fingerprint --class-names' listing the classes in order"
         ) from None
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """How to audit, for one suspect or many (``audit``, ``audit_many``, ``scan``); every field is an
+    ``audit`` option of the same name (docs/guides/remote-apis.md)."""
+
+    threshold: float | None = None
+    """Decide by the paper's rule (m/n ≥ threshold) instead of the evidence rule."""
+    providers: str = "auto"
+    preprocessing: Preprocessing | None = None
+    """Overrides the bundle's signed preprocessing (``--input-scale``, ``--mean``, ``--std``)."""
+    min_answered: float = DEFAULT_MIN_ANSWERED
+    output_name: str | None = None
+    suspect_layout: str | None = None
+    bgr: bool = False
+    model_timeout: float | None = None
+    false_accusation_rate: float | None = None
+    """Overrides the α signed into each bundle."""
 
 
 def audit(
@@ -275,13 +181,29 @@ def audit(
     ``sequential`` asks the points a batch at a time in the bundle's order and stops once the verdict is
     settled (``sequential``); the p-value is then the anytime-valid one.
     """
+    options = AuditOptions(
+        threshold=threshold, providers=providers, preprocessing=preprocessing, min_answered=min_answered,
+        output_name=output_name, suspect_layout=suspect_layout, bgr=bgr, model_timeout=model_timeout,
+        false_accusation_rate=false_accusation_rate,
+    )  # fmt: skip
+    return audit_with(bundle, suspect, options, sequential=sequential)
+
+
+def audit_with(
+    bundle: Bundle | str | os.PathLike[str],
+    suspect: object,
+    options: AuditOptions,
+    *,
+    sequential: SequentialSettings | None = None,
+) -> AuditResult:
+    """``audit`` with its options in one ``AuditOptions``."""
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    output_name = bundle.record.suspect_output(output_name)
+    output_name = bundle.record.suspect_output(options.output_name)
     classifier = as_classifier(
-        suspect, providers=providers, output_name=output_name, num_classes=bundle.num_classes,
-        model_timeout=model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,
+        suspect, providers=options.providers, output_name=output_name, num_classes=bundle.num_classes,
+        model_timeout=options.model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,
     )  # fmt: skip
     if isinstance(classifier, HttpClassifier) and classifier.packing != bundle.input_spec.packing:
         raise AuditError(
@@ -289,17 +211,17 @@ def audit(
             f"{classifier.name} was opened for {_inputs_text(classifier.packing)}: audit an API against "
             "fingerprints of one kind of input at a time"
         )
-    layout = parse_layout(suspect_layout) if suspect_layout is not None else None
-    rule: VerdictRule = "evidence" if threshold is None else "threshold"
-    threshold = bundle.threshold if threshold is None else threshold
+    layout = parse_layout(options.suspect_layout) if options.suspect_layout is not None else None
+    rule: VerdictRule = "evidence" if options.threshold is None else "threshold"
+    threshold = bundle.threshold if options.threshold is None else options.threshold
     check_threshold(threshold)
-    alpha = bundle.false_accusation_rate if false_accusation_rate is None else false_accusation_rate
+    alpha = bundle.false_accusation_rate if options.false_accusation_rate is None else options.false_accusation_rate
     check_false_accusation_rate(alpha)
+    min_answered = options.min_answered
     check_min_answered(min_answered)
-    prep = preprocessing if preprocessing is not None else bundle.preprocessing
-    points = _preprocessed(bundle, prep, signed=preprocessing is None)
-    points, steps = adapt_points(points, bundle, classifier, layout=layout, bgr=bgr)
-    points, steps = _whole_numbers(points, classifier, steps)
+    prep = options.preprocessing if options.preprocessing is not None else bundle.preprocessing
+    points = _preprocessed(bundle, prep, signed=options.preprocessing is None)
+    points, steps = fit_points(points, bundle.input_spec, classifier, layout=layout, bgr=options.bgr)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
     if sequential is None:
@@ -389,10 +311,10 @@ def audit(
             "false_accusation_rate": repr(alpha),
             "min_answered": repr(min_answered),
             "preprocessing": prep.to_json(),
-            "providers_requested": providers,
+            "providers_requested": options.providers,
             "output_name": output_name or "",
             "suspect_layout": layout or "",
-            "bgr": str(bgr).lower(),
+            "bgr": str(options.bgr).lower(),
             "sequential": ""
             if sequential is None
             else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
@@ -574,27 +496,28 @@ def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.
 def audit_many(
     bundles: Sequence[Bundle],
     suspects: Sequence[object],
+    options: AuditOptions | None = None,
     *,
     sequential: bool | None = None,
     sequential_settings: SequentialSettings | None = None,
-    **options: Any,
 ) -> list[AuditResult]:
-    """Every suspect against every bundle, each suspect opened once; ranked by matching rate.
+    """Every suspect against every bundle, each suspect opened once per ``SuspectGroup``; ranked by
+    matching rate.
 
     ``sequential``: True for every suspect, False for none, None (the default) for remote prediction
     APIs only — where every query is paid for.
     """
+    options = options or AuditOptions()
     results: list[AuditResult] = []
-    providers = options.get("providers", "auto")
     for suspect in suspects:
         for group in suspect_groups(bundles):
             classifier = as_classifier(
-                suspect, providers=providers, output_name=options.get("output_name") or group.output_name,
-                num_classes=group.num_classes, model_timeout=options.get("model_timeout"), packing=group.packing,
+                suspect, providers=options.providers, output_name=options.output_name or group.output_name,
+                num_classes=group.num_classes, model_timeout=options.model_timeout, packing=group.packing,
                 axes=group.axes,
             )  # fmt: skip
             settings = sequential_settings_for(classifier, sequential, sequential_settings)
-            results.extend(audit(bundle, classifier, sequential=settings, **options) for bundle in group.bundles)
+            results.extend(audit_with(bundle, classifier, options, sequential=settings) for bundle in group.bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
 
 

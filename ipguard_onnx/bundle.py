@@ -92,9 +92,9 @@ class SearchRecord:
     surrogate_converter: str = ""
     surrogate_prepass: str = ""
     surrogate_attempts_passed_over: tuple[str, ...] = ()
-    screening: str = ""
-    """With --unique: the JSON record of the panel and the conferrable search."""
-    screening_seconds: float = 0.0
+    unique: str = ""
+    """With --unique: the JSON record of the conferrable search and its panel (written ``screening`` before)."""
+    unique_seconds: float = 0.0
     binary_balance: str = ""
     gradient_free_reason: str = ""
     """Why the gradient-free search ran ("" where the surrogate's gradient search did)."""
@@ -121,6 +121,9 @@ class LicenceRecord:
 
 
 BundleKind = Literal["fingerprint", "licensee"]
+FORMER_KEYS = {"screening": "unique", "screening_seconds": "unique_seconds"}
+"""Metadata keys a field was written under before it took its one name: still read (the signature covers
+the bytes as written, so an old bundle keeps its keys until it is re-signed)."""
 _STAMPED = ("format", "format_version", "tool_version", "created_at")
 _SIGNATURE_FIELDS = ("signer_key_id", "signer_public_key", SIGNATURE_FIELD)
 
@@ -232,6 +235,7 @@ class FingerprintRecord:
         kind = metadata.get("kind", "fingerprint")
         if kind not in ("fingerprint", "licensee"):
             raise ValueError(f"unknown bundle kind {kind!r}")
+        metadata = {**metadata, **{new: metadata[old] for old, new in FORMER_KEYS.items() if old in metadata}}
         values = _decode(cls, metadata, skip=("search", "licence", "extra"))
         part_names: set[str] = set()
         if kind == "licensee":
@@ -243,7 +247,7 @@ class FingerprintRecord:
                 part_names = {f.name for f in fields(SearchRecord)}
             except (KeyError, ValueError):
                 pass
-        known = {f.name for f in fields(cls)} | part_names | set(_STAMPED) | set(_SIGNATURE_FIELDS)
+        known = {f.name for f in fields(cls)} | part_names | set(_STAMPED) | set(_SIGNATURE_FIELDS) | set(FORMER_KEYS)
         values["extra"] = {key: value for key, value in metadata.items() if key not in known}
         return cls(**values)
 
@@ -410,7 +414,7 @@ class Bundle:
 
     @property
     def null_agreement_source(self) -> str:
-        return self.record.null_agreement_source or "default (uncalibrated; see README)"
+        return self.record.null_agreement_source or "default (uncalibrated; see docs/guides/verdict.md)"
 
     @property
     def num_classes(self) -> int:

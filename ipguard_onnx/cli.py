@@ -1,7 +1,7 @@
 """The ipguard-onnx command line: thin typer commands over the core; errors become exit codes.
 
 Every fixed set of choices is a str enum typer validates (a bad value is a usage error, exit 2);
-the exit codes are decided here (``ExitCode``, README "Exit codes"), not in the core.
+the exit codes are decided here (``ExitCode``, docs/reference/exit-codes.md), not in the core.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import IntEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -26,12 +26,16 @@ from typer.core import TyperGroup
 from . import requirements
 from .audit import Expectation, check_false_accusation_rate, check_min_answered, check_threshold
 from .deadlines import DEFAULT_TIME_BUDGET
-from .errors import IPGuardError, MissingDependencyError, SignatureError, SigningKeyError, UsageError
+from .discovery import bundle_paths, load_bundles, local_files, read_manifest, suspect_names
+from .discovery import suspects as discovered_suspects
+from .errors import IPGuardError, UsageError
+from .exit_codes import ExitCode, audit_exit_code, error_exit_code, scan_exit_code
 from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, write_atomic
 from .models import Providers, WireProtocol
 from .models.bounded import model_timeout as bounded_timeout
 from .models.http import DEFAULT_DEADLINE
 from .report import AuditFormat, DocumentFormat, outside_text
+from .report.progress import count_progress, search_progress
 from .search import METHODS, StartKind, TargetLabelRule
 from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
 from .text import shown
@@ -40,58 +44,7 @@ from .types import MAX_DOMAIN
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from .audit import AuditResult
-    from .bundle import Bundle
     from .preprocessing import Preprocessing
-
-
-class ExitCode(IntEnum):
-    """What the process exit status means (README "Exit codes")."""
-
-    no_match = 0
-    """No suspect matched; for the other commands: success. With --expect: every result as expected."""
-    match = 1
-    """A suspect matched; with --expect: a result was not as expected."""
-    usage = 2
-    input = 3
-    """A missing or unsupported model, a malformed bundle, a failed surrogate, or an inconclusive audit."""
-    trust = 4
-    """A bad, missing or untrusted signature, or an unusable key."""
-    internal = 5
-    """An exception nobody planned (a bug here or in a dependency): never a verdict."""
-    output_closed = 141
-    """The reader of stdout closed it before the output was written (``… | head -1``): no verdict delivered
-    (128 + SIGPIPE, as the shell reports a process a closed pipe ended)."""
-    environment = 6
-    """A package the command needs is not installed (onnxruntime: [cpu]/[gpu]; torch: [fingerprint])."""
-
-
-def error_exit_code(error: IPGuardError) -> ExitCode:
-    """The exit code of an error: usage 2, trust 4, a missing package 6, every other stage 3."""
-    if isinstance(error, MissingDependencyError):
-        return ExitCode.environment
-    if isinstance(error, UsageError):
-        return ExitCode.usage
-    if isinstance(error, (SignatureError, SigningKeyError)):
-        return ExitCode.trust
-    return ExitCode.input
-
-
-def exit_code(results: Sequence[AuditResult], expect: Expectation | None = None) -> ExitCode:
-    """The audit's exit status.
-
-    Without ``expect``: 1 if any suspect matches, else 3 if any audit is inconclusive, else 0.
-    With ``expect``: 0 when every result is as expected, 1 when one is not, 3 if inconclusive.
-    """
-    inconclusive = any(r.verdict == "inconclusive" for r in results)
-    if expect is None:
-        if any(r.matched for r in results):
-            return ExitCode.match
-    else:
-        wanted = "match" if expect is Expectation.match else "no match"
-        if any(r.verdict not in (wanted, "inconclusive") for r in results):
-            return ExitCode.match
-    return ExitCode.input if inconclusive else ExitCode.no_match
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -124,7 +77,7 @@ class _OneLineUsageErrors(TyperGroup):
             sys.exit(error.exit_code)
         except typer.Abort:
             stderr.print("[bold red]interrupted[/]")
-            sys.exit(130)
+            sys.exit(ExitCode.interrupted)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -153,7 +106,6 @@ def _stdout() -> Console:
 
 stderr: Console = _Console(stderr=True, highlight=False)
 _PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
-_PROGRESS_SECONDS_VARIABLE = "IPGUARD_ONNX_PROGRESS_SECONDS"
 MAX_CLASS_NAME_CHARACTERS = 1 << 20
 """Class names are signed into the bundle's header, which loaders cap at 16 MiB."""
 _debug = {"on": False}
@@ -169,7 +121,7 @@ LicenseesOption = Annotated[
     Path | None,
     typer.Option(help="A licensee registry (from 'issue'): name the licensee whose secret triggers match."),
 ]
-"""The bundle options ``audit`` and ``scan`` share (``_bundle_paths``, ``_load_bundles``)."""
+"""The bundle options ``audit`` and ``scan`` share (``discovery.bundle_paths``, ``discovery.load_bundles``)."""
 SequentialOption = Annotated[
     bool | None,
     typer.Option(
@@ -195,6 +147,16 @@ DeadlineOption = Annotated[
     typer.Option(help="Seconds the audit of one remote API may take in all: requests, retries, waits."),
 ]
 """The deadlines ``audit`` and ``scan`` share (SECURITY.md "Deadlines")."""
+ReportOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--report", help="Write the machine-readable report (--format json/sarif) here, atomically, not to stdout."
+    ),
+]
+"""Where every command's machine-readable report goes; ``--output`` always names the artifact a command makes."""
+DeprecatedOutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", hidden=True, help="Former name of --report (deprecated).")
+]
 
 
 def _print_version(value: bool) -> None:
@@ -246,7 +208,7 @@ def _errors() -> Iterator[None]:
             _fatal(IPGuardError(f"{where}{error.strerror or type(error).__name__}"))
         except KeyboardInterrupt:
             stderr.print("[bold red]interrupted[/]", markup=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitCode.interrupted) from None
         except Exception as error:  # a crash is never a verdict: never exit 0 or 1 on a surprise
             _internal_error(error)
 
@@ -326,21 +288,46 @@ def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
     return (low, high)
 
 
-def _emit(text: str, output: Path | None) -> None:
-    """Machine output goes to --output (written atomically) or stdout."""
-    if output is None:
+def _emit(text: str, report: Path | None) -> None:
+    """Machine output goes to --report (written atomically) or stdout."""
+    if report is None:
         sys.stdout.write(text + "\n")
         return
-    write_atomic(output, (text + "\n").encode("utf-8"), stream=True)  # --output /dev/stdout | jq stays a pipe
+    write_atomic(report, (text + "\n").encode("utf-8"), stream=True)  # --report /dev/stdout | jq stays a pipe
 
 
-def _local(references: Sequence[object]) -> list[tuple[str, Path]]:
-    """Suspects that are files (not URLs), named as inputs for ``check_outputs``."""
-    return [
-        ("a suspect", Path(os.fspath(r)))
-        for r in references
-        if isinstance(r, (str, os.PathLike)) and not os.fspath(r).startswith(("http://", "https://"))
-    ]
+def _report_path(report: Path | None, output_format: StrEnum, deprecated_output: Path | None = None) -> Path | None:
+    """``--report``, checked before any work: it needs a machine format (and, checked after
+    ``check_outputs``, replaces only a report).
+    ``deprecated_output`` is audit's and evaluate's former name for it (``--output``)."""
+    if deprecated_output is not None:
+        if report is not None:
+            raise UsageError("--output is the former name of --report; pass only --report")
+        warnings.warn("--output of this command is now --report (the report, not an artifact)", UserWarning, 2)
+        report = deprecated_output
+    if report is not None and output_format == "text":
+        raise UsageError("--report writes the machine-readable report; add --format json")
+    return report
+
+
+def _present(
+    output_format: StrEnum,
+    render: Callable[[Console], None],
+    machine: Callable[[], str] | None = None,
+    report: Path | None = None,
+    notes: Sequence[str | None] = (),
+) -> None:
+    """The one output rule of every command: machine output (``--format json``/``sarif``) to stdout or
+    ``--report``; the human summary to stdout with ``--format text``, to stderr whenever it is not; notes
+    (which key signed) always to stderr."""
+    for note in notes:
+        if note:
+            stderr.print(outside_text(note), highlight=False)
+    if output_format == "text" or machine is None:
+        render(_stdout())
+        return
+    _emit(machine(), report)
+    render(stderr)
 
 
 @app.command()
@@ -453,7 +440,7 @@ def fingerprint(
     calibration_references: Annotated[
         int,
         typer.Option(
-            help="With --data: owner-made references, held out from the screening, that measure every part's null "
+            help="With --data: owner-made references, held out from the --unique panel, that measure every part's null "
             "agreement (0: none, the parts keep their conservative defaults)."
         ),
     ] = 8,
@@ -505,7 +492,7 @@ def fingerprint(
         list[str] | None,
         typer.Option(
             help="NAME=VALUE: hold that input at VALUE for every point (a mask, a length, a sample rate, "
-            "state); repeatable. Other inputs: see README 'Models of several inputs'."
+            "state); repeatable. Other inputs: see docs/guides/fingerprinting.md."
         ),
     ] = None,
     output_name: Annotated[
@@ -516,8 +503,9 @@ def fingerprint(
         ),
     ] = None,
     output_format: Annotated[
-        DocumentFormat, typer.Option("--format", help="json: the result to stdout.")
+        DocumentFormat, typer.Option("--format", help="json: the result to stdout or --report.")
     ] = DocumentFormat.text,
+    report: ReportOption = None,
 ) -> None:
     """Find boundary points of MODEL and write a signed fingerprint bundle (no retraining)."""
     from .bundle import check_bundle_output
@@ -562,11 +550,13 @@ def fingerprint(
         )
         settings.require_installed()
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
+        report = _report_path(report, output_format)
         check_outputs(
-            {"--output": bundle_path},
+            {"--output": bundle_path, "--report": report},
             [("MODEL", model), ("--data", data), ("--key", key), ("--class-names", _names_file(class_names)),
              *(("--reference", path) for path in reference or [])],
         )  # fmt: skip
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_bundle_output(bundle_path)  # a bundle replaces only a bundle, and a path under a file fails now
         inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
         choose_input(
@@ -574,7 +564,7 @@ def fingerprint(
             holds=dict(settings.holds), data_shapes=named_shapes(data) if data is not None else None,
         )  # fmt: skip
         signing_key, key_note = _signing_key(key)
-        with _search_progress(settings.n, settings.max_iterations) as (progress, status):
+        with search_progress(stderr, settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
                 model,
                 bundle_path,
@@ -585,89 +575,10 @@ def fingerprint(
                 reference_paths=reference or [],
                 status=status,
             )
-        if output_format is DocumentFormat.json:
-            _emit(fingerprint_json(result), None)
-        if key_note:
-            stderr.print(outside_text(key_note), highlight=False)
-        render_fingerprint(result, stderr)
-
-
-@contextmanager
-def _search_progress(n: int, max_iterations: int) -> Iterator[tuple[Callable[[int, int], None], Callable[[str], None]]]:
-    """Progress on stderr: a rich bar on a terminal; otherwise a line every ~10 s
-    (``IPGUARD_ONNX_PROGRESS_SECONDS``) with what is running and how far it is."""
-    if stderr.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("points · iteration {task.fields[iteration]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=stderr, transient=True) as bar:
-            task = bar.add_task("loading torch", total=n, iteration=0)
-
-            def update(iteration: int, done: int) -> None:
-                if iteration == 0:
-                    bar.reset(task, total=n, iteration=0, description="boundary search")
-                bar.update(task, completed=min(done, n), iteration=iteration)
-
-            def phase(text: str) -> None:  # may quote the model (operator names): escaped
-                bar.update(task, description=outside_text(text[:60]))
-
-            yield update, phase
-        return
-    import threading
-    import time
-
-    interval = _progress_interval()
-    phase_now = ["loading torch"]
-    state = {"iteration": -1, "done": 0}
-    started = time.monotonic()
-    stop = threading.Event()
-
-    def line() -> None:
-        detail = (
-            f": {state['done']}/{n} points converged, iteration {state['iteration']}/{max_iterations}"
-            if state["iteration"] >= 0
-            else ""
-        )
-        sys.stderr.write(f"ipguard-onnx [{time.monotonic() - started:6.0f} s] {phase_now[0]}{detail}\n")
-        sys.stderr.flush()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            line()
-
-    def record(iteration: int, done: int) -> None:
-        state["iteration"], state["done"] = iteration, done
-
-    def announce(text: str) -> None:  # shown by the next beat: a command that fails fast prints no progress
-        phase_now[0], state["iteration"] = shown(text), -1
-
-    ticker = threading.Thread(target=beat, name="ipguard-progress", daemon=True)
-    ticker.start()
-    try:
-        yield record, announce
-    finally:
-        stop.set()
-        ticker.join()
-
-
-def _progress_interval() -> float:
-    """Seconds between progress lines off a terminal: ``IPGUARD_ONNX_PROGRESS_SECONDS``, else 10."""
-    text = os.environ.get(_PROGRESS_SECONDS_VARIABLE, "") or "10"
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.001 <= value <= 86400:
-        raise UsageError(
-            f"{_PROGRESS_SECONDS_VARIABLE} must be a number of seconds in [0.001, 86400], got {shown(text)!r}"
-        )
-    return value
+        _present(
+            output_format, lambda console: render_fingerprint(result, console), lambda: fingerprint_json(result),
+            report, notes=[key_note],
+        )  # fmt: skip
 
 
 def _unnamed(texts: list[str] | None) -> str | None:
@@ -765,36 +676,6 @@ def _class_names(text: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _load_bundles(paths: Sequence[Path], trusted_key: Path | None) -> list[Bundle]:
-    """The bundles (``_bundle_paths``), each verified (and pinned to ``--trusted-key``)."""
-    from .bundle import load_bundle
-
-    pinned = _trusted(trusted_key)
-    return [load_bundle(path, trusted_key=pinned) for path in paths]
-
-
-def _bundle_paths(fingerprints: list[Path], folder: Path | None, licensees: Path | None = None) -> list[Path]:
-    paths = list(fingerprints)
-    if licensees is not None:
-        if not licensees.is_dir():
-            raise UsageError(f"--licensees {licensees} is not a folder; pass the registry folder given to 'issue'")
-        found = sorted(licensees.glob("*.licensee.safetensors"))
-        if not found:
-            raise UsageError(f"--licensees {licensees} holds no .licensee.safetensors bundles (made by 'issue')")
-        paths.extend(found)
-    if folder is not None:
-        if not folder.is_dir():
-            raise UsageError(f"--fingerprints {folder} is not a folder; pass a folder of .safetensors bundles")
-        found = sorted(folder.glob("*.safetensors"))
-        if not found:
-            raise UsageError(f"--fingerprints {folder} holds no .safetensors bundles")
-        paths.extend(found)
-    if not paths:
-        raise UsageError("pass --fingerprint FILE (repeatable), --fingerprints DIR or --licensees DIR")
-    # Each bundle once, in order; absolute, not resolved: a symlink loop is then "not found", not a crash.
-    return list({Path(os.path.abspath(path)): path for path in paths}.values())
-
-
 @app.command()
 def audit(
     suspects: Annotated[
@@ -852,11 +733,10 @@ def audit(
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     expect: Annotated[Expectation | None, typer.Option(help="CI mode: exit 1 when a result differs.")] = None,
     output_format: Annotated[
-        AuditFormat, typer.Option("--format", help="The report on stdout or --output.")
+        AuditFormat, typer.Option("--format", help="The report on stdout or --report.")
     ] = AuditFormat.text,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the json/sarif report here, not stdout.")
-    ] = None,
+    report: ReportOption = None,
+    output: DeprecatedOutputOption = None,
     sign_report: Annotated[
         Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
     ] = None,
@@ -864,8 +744,8 @@ def audit(
     sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
     verdict_error: VerdictErrorOption = DEFAULT_VERDICT_ERROR,
 ) -> None:
-    """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 otherwise (see README)."""
-    from .audit import audit_many
+    """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 if none, 3 if inconclusive (docs/reference/exit-codes.md)."""
+    from .audit import AuditOptions, audit_many
     from .models import HttpClassifier, headers_from_environment
     from .report import audit_document, audit_json, audit_sarif, render_audit
 
@@ -886,14 +766,15 @@ def audit(
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
         preprocessing = _preprocessing(input_scale, mean, std)
-        bundle_paths = _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        report = _report_path(report, output_format, output)
         check_outputs(
-            {"--output": output},
-            [*_local(suspects or []), *(("a fingerprint", path) for path in bundle_paths),
+            {"--report": report},
+            [*local_files(suspects or []), *(("a fingerprint", path) for path in paths),
              ("--trusted-key", trusted_key), ("--sign-report", sign_report)],
         )  # fmt: skip
-        check_replaceable(output, "--output", REPORT)  # a report replaces only a report
-        bundles = _load_bundles(bundle_paths, trusted_key)
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
+        bundles = load_bundles(paths, _trusted(trusted_key))
         headers = headers_from_environment() if endpoints else {}
         packings = {bundle.input_spec.packing for bundle in bundles}
         if endpoints and len(packings) > 1:
@@ -919,23 +800,25 @@ def audit(
             for url in endpoints or []
         )
         settings = SequentialSettings(batch=sequential_batch, verdict_error=verdict_error)
-        results = audit_many(
-            bundles, targets, threshold=threshold, providers=providers,
-            preprocessing=preprocessing, min_answered=min_answered, output_name=output_name,
-            suspect_layout=suspect_layout, bgr=bgr, sequential=sequential, sequential_settings=settings,
-            model_timeout=model_timeout, false_accusation_rate=false_accusation_rate,
+        options = AuditOptions(
+            threshold=threshold, providers=providers, preprocessing=preprocessing, min_answered=min_answered,
+            output_name=output_name, suspect_layout=suspect_layout, bgr=bgr, model_timeout=model_timeout,
+            false_accusation_rate=false_accusation_rate,
         )  # fmt: skip
-        if output_format is AuditFormat.json:
+        results = audit_many(bundles, targets, options, sequential=sequential, sequential_settings=settings)
+
+        def machine() -> str:
+            if output_format is AuditFormat.sarif:
+                return audit_sarif(results, expect)
             document = audit_document(results)
             if report_key is not None:
                 from .evidence import sign_report as sign
 
                 document = sign(document, report_key)
-            _emit(audit_json(results, document), output)
-        elif output_format is AuditFormat.sarif:
-            _emit(audit_sarif(results, expect), output)
-        render_audit(results, stderr if output_format is not AuditFormat.text else _stdout())
-    raise typer.Exit(exit_code(results, expect))
+            return audit_json(results, document)
+
+        _present(output_format, lambda console: render_audit(results, console), machine, report)
+    raise typer.Exit(audit_exit_code(results, expect))
 
 
 @app.command()
@@ -974,19 +857,20 @@ def scan(
     ] = None,
     workers: Annotated[int, typer.Option(help="With --ray: actors in the pool (each holds the bundles once).")] = 2,
     output_format: Annotated[
-        DocumentFormat, typer.Option("--format", help="json: the summary to stdout.")
+        DocumentFormat, typer.Option("--format", help="json: the summary to stdout or --report.")
     ] = DocumentFormat.text,
+    report: ReportOption = None,
 ) -> None:
     """Audit many suspects against many bundles; one JSON line per pair, written as each suspect ends."""
     from .report import render_scan, scan_json
-    from .scan import Runner, ScanOptions, read_manifest, run_in_process
+    from .scan import Runner, ScanOptions, run_in_process
     from .scan import scan as run_scan
 
     with _errors():
         patterns = list(suspects or [])
         for path in manifest or []:
             patterns.extend(read_manifest(path))
-        references = _suspect_names(patterns, "suspect", recursive=True)
+        references = suspect_names(patterns, "suspect", recursive=True)
         if not references:
             raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
         options = ScanOptions(
@@ -994,13 +878,15 @@ def scan(
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
             deadline=deadline, model_timeout=model_timeout,
         )  # fmt: skip
-        bundle_paths = _bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
+        report = _report_path(report, output_format)
         check_outputs(
-            {"--output": output},
-            [*_local(references), *(("a fingerprint", path) for path in bundle_paths),
+            {"--output": output, "--report": report},
+            [*local_files(references), *(("a fingerprint", path) for path in paths),
              *(("--manifest", path) for path in manifest or []), ("--trusted-key", trusted_key)],
         )  # fmt: skip
-        bundles = _load_bundles(bundle_paths, trusted_key)
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
+        bundles = load_bundles(paths, _trusted(trusted_key))
         runner: Runner = run_in_process
         if ray is not None and (not ray.strip() or not ray.isprintable()):
             raise UsageError(
@@ -1010,84 +896,12 @@ def scan(
             from .fleet import ray_runner
 
             runner = ray_runner(ray, workers=workers, bundle_paths=[b.path for b in bundles], trusted_key=trusted_key)
-        with _count_progress("suspects") as progress:
+        with count_progress(stderr, "suspects") as progress:
             summary = run_scan(
                 references, bundles, output, options=options, resume=resume, runner=runner, progress=progress
             )
-        if output_format is DocumentFormat.json:
-            _emit(scan_json(summary), None)
-        render_scan(summary, stderr if output_format is DocumentFormat.json else _stdout())
-    if summary.internal_errors:
-        raise typer.Exit(ExitCode.internal)
-    if summary.matches:
-        raise typer.Exit(ExitCode.match)
-    raise typer.Exit(ExitCode.input if summary.errors else ExitCode.no_match)
-
-
-def _suspect_names(patterns: list[str], option: str, *, recursive: bool) -> list[str]:
-    """URLs as given; folders (every .onnx inside, below too when ``recursive``), quoted globs, and paths —
-    even missing ones, which the audit reports; a folder or glob that finds nothing is a usage error."""
-    import glob
-
-    found: list[str] = []
-    for pattern in patterns:
-        if pattern.startswith(("http://", "https://")):
-            found.append(pattern)
-            continue
-        path = Path(pattern)
-        if path.is_dir():
-            inside = path.rglob("*.onnx") if recursive else path.glob("*.onnx")
-            matches = sorted(str(p) for p in inside if p.is_file())
-        elif path.exists():  # a file named m[1].onnx is that file, not the pattern m1.onnx
-            matches = [pattern]
-        elif glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=recursive))
-        else:
-            matches = [pattern]
-        if not matches:
-            raise UsageError(f"{option} {pattern} matches no .onnx model")
-        found.extend(matches)
-    return found
-
-
-@contextmanager
-def _count_progress(what: str) -> Iterator[Callable[[int, int], None]]:
-    """Progress of a count on stderr: a rich bar on a terminal, else a line every ~10 s."""
-    import time
-
-    if stderr.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr,
-                      transient=True) as bar:  # fmt: skip
-            task = bar.add_task(what, total=None)
-
-            def update(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            yield update
-        return
-    interval = _progress_interval()
-    started = time.monotonic()
-    last = [started]
-
-    def line(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= interval or done == total:
-            last[0] = now
-            sys.stderr.write(f"ipguard-onnx [{now - started:6.0f} s] {done}/{total} {what} scanned\n")
-            sys.stderr.flush()
-
-    yield line
-
-
-def _expand_suspects(patterns: list[str], option: str) -> list[object]:
-    """Paths, quoted globs ('zoo/*.onnx'), folders (every .onnx inside) and http(s) endpoints (kept as URLs:
-    the core opens them for each fingerprint's inputs, ``models.as_classifier``)."""
-    return [
-        found if found.startswith(("http://", "https://")) else Path(found)
-        for found in _suspect_names(patterns, option, recursive=False)
-    ]
+        _present(output_format, lambda console: render_scan(summary, console), lambda: scan_json(summary), report)
+    raise typer.Exit(scan_exit_code(summary))
 
 
 @app.command()
@@ -1110,9 +924,8 @@ def evaluate(
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the json report here, not stdout.")
-    ] = None,
+    report: ReportOption = None,
+    output: DeprecatedOutputOption = None,
     output_name: Annotated[
         str | None, typer.Option(help="Output to read from ONNX suspects [default: chosen to fit the bundle].")
     ] = None,
@@ -1137,13 +950,14 @@ def evaluate(
             ("negative", negative, "--negative"),
         )
         for group, patterns, option in groups:
-            labelled.extend((suspect, group) for suspect in _expand_suspects(patterns, option))
+            labelled.extend((suspect, group) for suspect in discovered_suspects(patterns, option))
+        report = _report_path(report, output_format, output)
         check_outputs(
-            {"--output": output, "--plot": plot},
+            {"--report": report, "--plot": plot},
             [("--fingerprint", fingerprint_path), ("--trusted-key", trusted_key),
-             *_local([suspect for suspect, _ in labelled])],
+             *local_files([suspect for suspect, _ in labelled])],
         )  # fmt: skip
-        check_replaceable(output, "--output", REPORT)
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_replaceable(plot, "--plot", PNG)
         bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
         evaluation = run_evaluate(
@@ -1151,9 +965,10 @@ def evaluate(
         )
         if plot is not None:
             plot_evaluation(evaluation, plot)
-        if output_format is DocumentFormat.json:
-            _emit(evaluation_json(evaluation), output)
-        render_evaluation(evaluation, stderr if output_format is DocumentFormat.json else _stdout())
+        _present(
+            output_format, lambda console: render_evaluation(evaluation, console),
+            lambda: evaluation_json(evaluation), report,
+        )  # fmt: skip
 
 
 @app.command("issue")
@@ -1174,6 +989,7 @@ def issue_command(
     force: Annotated[bool, typer.Option(help="Re-issue a licensee that is already in the registry.")] = False,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    report: ReportOption = None,
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
     from .licensing import check_issue_counts, check_licensee_name, is_onnx_model, issue
@@ -1191,20 +1007,22 @@ def issue_command(
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
         if registry.exists() and not registry.is_dir():
             raise UsageError(f"--registry {shown(registry)} is a file; pass a folder for the licensee trigger sets")
+        report = _report_path(report, output_format)
         check_outputs(
-            {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors"},
+            {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors",
+             "--report": report},
             [("MODEL", model), ("--data", data), ("--key", key)],
         )  # fmt: skip
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_replaceable(target, "--output", "an ONNX model", is_onnx_model)
         result = issue(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
             triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,
         )  # fmt: skip
-        if output_format is DocumentFormat.json:
-            _emit(issued_json(result), None)
-        if key_note:
-            stderr.print(outside_text(key_note), highlight=False)
-        render_issued(result, stderr if output_format is DocumentFormat.json else _stdout())
+        _present(
+            output_format, lambda console: render_issued(result, console), lambda: issued_json(result), report,
+            notes=[key_note],
+        )  # fmt: skip
 
 
 @app.command()
@@ -1229,6 +1047,7 @@ def calibrate(
         str | None, typer.Option(help="Output to read from ONNX negatives [default: chosen to fit the bundle].")
     ] = None,
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    report: ReportOption = None,
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
     from .bundle import check_bundle_output
@@ -1236,8 +1055,10 @@ def calibrate(
     from .report import calibration_json, render_calibration
 
     with _errors():
-        suspects = _expand_suspects(negative or [], "--negative")
-        check_outputs({"--output": output}, [*_local(suspects), ("--key", key)])
+        suspects = discovered_suspects(negative or [], "--negative")
+        report = _report_path(report, output_format)
+        check_outputs({"--output": output, "--report": report}, [*local_files(suspects), ("--key", key)])
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         if output is not None and not same_file(output, fingerprint_path):  # in place is calibrate's purpose
             check_bundle_output(output)
         signing_key, _ = _signing_key(key, create=False)
@@ -1245,9 +1066,10 @@ def calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
             margin=margin, providers=providers, output_name=output_name,
         )  # fmt: skip
-        if output_format is DocumentFormat.json:
-            _emit(calibration_json(result), None)
-        render_calibration(result, stderr if output_format is DocumentFormat.json else _stdout())
+        _present(
+            output_format, lambda console: render_calibration(result, console), lambda: calibration_json(result),
+            report,
+        )  # fmt: skip
 
 
 @app.command("verify-report")
@@ -1272,17 +1094,18 @@ def inspect(
     fingerprint_path: Annotated[Path, typer.Argument(help="The fingerprint bundle (.safetensors).")],
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    report: ReportOption = None,
 ) -> None:
     """Verify a bundle's signature and show its metadata."""
     from .bundle import load_bundle
     from .report import bundle_json, render_bundle
 
     with _errors():
+        report = _report_path(report, output_format)
+        check_outputs({"--report": report}, [("FINGERPRINT_PATH", fingerprint_path), ("--trusted-key", trusted_key)])
+        check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
-        if output_format is DocumentFormat.json:
-            _emit(bundle_json(bundle), None)
-        else:
-            render_bundle(bundle, _stdout())
+        _present(output_format, lambda console: render_bundle(bundle, console), lambda: bundle_json(bundle), report)
 
 
 def _only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
@@ -1321,7 +1144,7 @@ def main() -> None:
         raise
     except KeyboardInterrupt:  # Ctrl-C before a command took over (while importing): one line, exit 130
         sys.stderr.write("interrupted\n")
-        raise SystemExit(130) from None
+        raise SystemExit(ExitCode.interrupted) from None
     except Exception as error:
         try:
             _internal_error(error)

@@ -1,6 +1,6 @@
 """Errors: one base, one subclass per stage; the message is one line the user can act on.
 
-Which exit code each one becomes is the CLI's decision (``cli.ExitCode``, README "Exit codes").
+Which exit code each one becomes is decided in one table (``exit_codes.ExitCode``, docs/reference/exit-codes.md).
 """
 
 from __future__ import annotations

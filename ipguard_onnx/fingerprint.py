@@ -21,7 +21,7 @@ from .bundle import FingerprintRecord, SearchRecord, reproducible, save_bundle
 from .data import data_sample_shape, load_labels, load_points, named_shapes
 from .deadlines import DEFAULT_TIME_BUDGET
 from .errors import MissingDependencyError, SearchError, SurrogateError, UnsupportedModelError, UsageError
-from .models import OnnxClassifier, integer_ranges, label_indices, non_differentiable_ops
+from .models import OnnxClassifier, OnnxSuspect, integer_ranges, label_indices, non_differentiable_ops
 from .parts import (
     MIN_PART_POINTS,
     PART_KINDS,
@@ -97,7 +97,7 @@ class FingerprintSettings:
     method: str = "ipguard"
     epsilon: float = 0.1
     unique: bool | None = None
-    """Conferrable search with owner-made positives and references (``screening``); None = auto:
+    """Conferrable search with owner-made positives and references (``search.panel``); None = auto:
     on for IPGuard with owner data and inputs of at most ``UNIQUE_AUTO_MAX_FEATURES`` values."""
     references: int = 16
     students: int = 0
@@ -181,7 +181,7 @@ class FingerprintSettings:
         return ("T" if self.init == "data" else "R") + ("L" if self.label == "least-likely" else "R")
 
     def require_installed(self) -> None:
-        """Fail before any key or file is made when a package this run needs is missing (README "Install"):
+        """Fail before any key or file is made when a package this run needs is missing (docs/reference/install.md):
         onnxruntime always; torch and the converter when the method follows a gradient."""
         requirements.onnxruntime()
         if issubclass(STRATEGIES[self.method], GradientSearch):
@@ -212,12 +212,12 @@ class FingerprintResult:
     signer_key_id: str
     providers: tuple[str, ...]
     settings: FingerprintSettings
-    screening_seconds: float = 0.0
+    unique_seconds: float = 0.0
     variant: str = ""
     """The paper's name for what ran (IPGuard-TL, …) or IPGuard-unique."""
     k: float = DEFAULT_K
     """The margin actually used (``settings.k``, or relative to the target's margins)."""
-    screening: str = ""
+    unique: str = ""
     """With --unique: the signed JSON record of the panel and the search."""
     conversion: Conversion | None = None
     """Which converter and pre-pass made the surrogate (and the attempts passed over)."""
@@ -341,15 +341,15 @@ def fingerprint(
     parts = bundle_parts(built)
     if target.num_classes is None:  # labels only: the classes named, else the largest label seen
         seen = [int(labels.max())] + ([int(audit_labels(data[:1024]).max())] if data is not None else [])
-        target.declared_classes = len(settings.class_names) if settings.class_names else max(seen) + 1
+        target = target.with_classes(len(settings.class_names) if settings.class_names else max(seen) + 1)
     tally = shop.tally
     details = {key: value for part, _ in built for key, value in part.details.items()}
-    screening: dict[str, Any] = details.get("screening", {})
+    unique_record: dict[str, Any] = details.get("unique", {})
     balance = str(details.get("balance", ""))
     mistakes_count = sum(part.points for part in parts if part.kind == "mistakes")
-    unique_seconds = float(screening.pop("seconds", 0.0))
+    unique_seconds = float(unique_record.pop("seconds", 0.0))
     record = replace(
-        _record(settings, target, surrogate, tally, data_path, k, unique, len(points), screening, balance,
+        _record(settings, target, surrogate, tally, data_path, k, unique, len(points), unique_record, balance,
                 unique_seconds, why_gradient_free, mistakes_count, domain_text),
         parts=parts, null_agreement=parts[0].null_agreement, null_agreement_source=parts[0].null_agreement_source,
         false_accusation_rate=settings.false_accusation_rate, calibration=calibration,
@@ -362,8 +362,8 @@ def fingerprint(
         dropped_disagreement=tally.disagreement, rounds=tally.rounds, mean_iterations=tally.mean_iterations,
         search_seconds=unique_seconds if unique else tally.seconds, total_seconds=time.perf_counter() - started,
         parity=surrogate.parity if surrogate else None, signer_key_id=signer, providers=target.providers,
-        settings=settings, screening_seconds=unique_seconds, variant=record.variant, k=k,
-        screening=record.search.screening if record.search else "",
+        settings=settings, unique_seconds=unique_seconds, variant=record.variant, k=k,
+        unique=record.search.unique if record.search else "",
         conversion=surrogate.conversion if surrogate else None, gradient_free_reason=why_gradient_free,
         queries=tally.queries, mistakes=mistakes_count,
         parts=tuple(BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
@@ -445,8 +445,8 @@ def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callab
     else:
         if not target.other_outputs:
             return target.predict
-        view = OnnxClassifier(
-            target.path if target.path is not None else target.session, role="suspect",
+        view = OnnxSuspect(
+            target.path if target.path is not None else target.session,
             providers=settings.providers, allow_spinning=False, input_shape=target.input_spec.sample_shape,
             num_classes=target.num_classes, packing=target.input_spec.packing,
         )  # fmt: skip
@@ -584,7 +584,7 @@ def _record(
     k: float,
     unique: bool,
     points: int,
-    screening: dict[str, Any],
+    unique_record: dict[str, Any],
     balance: str,
     seconds: float,
     why_gradient_free: str,
@@ -621,7 +621,7 @@ def _record(
         domain=domain_text,
         null_agreement=UNIQUE_NULL_AGREEMENT if unique else DEFAULT_NULL_AGREEMENT,
         null_agreement_source=f"default for {source}: above every independent model measured on the benchmark "
-        "zoos (see README); calibrate to measure yours",
+        "zoos (docs/guides/verdict.md); calibrate to measure yours",
         preprocessing=settings.preprocessing,
         search=SearchRecord(
             k=k,
@@ -648,8 +648,8 @@ def _record(
             surrogate_converter=conversion.converter if conversion is not None else "",
             surrogate_prepass=conversion.prepass if conversion is not None else "",
             surrogate_attempts_passed_over=conversion.failed_attempts if conversion is not None else (),
-            screening=json.dumps(screening, sort_keys=True) if screening else "",
-            screening_seconds=round(seconds, 2),
+            unique=json.dumps(unique_record, sort_keys=True) if unique_record else "",
+            unique_seconds=round(seconds, 2),
             binary_balance=balance,
             gradient_free_reason=why_gradient_free,
             queries=tally.queries,

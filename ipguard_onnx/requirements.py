@@ -1,6 +1,6 @@
 """What each role needs installed, and the one-line error naming the extra when it is not.
 
-Installs are by role (README "Install"): ``[cpu]`` or ``[gpu]`` bring the onnxruntime that every
+Installs are by role (docs/reference/install.md): ``[cpu]`` or ``[gpu]`` bring the onnxruntime that every
 command needs; ``[fingerprint]`` adds torch and the ONNX→PyTorch converter that the surrogate
 (``fingerprint``, ``issue``) needs. The audit path asks only for onnxruntime.
 """

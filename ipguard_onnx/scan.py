@@ -21,6 +21,7 @@ from typing import Literal
 from .audit import AuditResult, SuspectGroup, audit, check_min_answered, sequential_settings_for, suspect_groups
 from .bundle import Bundle
 from .deadlines import check_seconds
+from .discovery import is_url
 from .errors import IPGuardError, ScanError, UsageError
 from .files import check_regular_file
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
@@ -131,7 +132,7 @@ def suspect_reference(suspect: str | os.PathLike[str]) -> str:
     """How a suspect is named in the journal: its absolute path (symlinks not followed: a loop must not
     stop the scan), or the URL as given."""
     text = os.fspath(suspect)
-    return text if text.startswith(("http://", "https://")) else os.path.abspath(text)
+    return text if is_url(text) else os.path.abspath(text)
 
 
 def _row(result: AuditResult, reference: str) -> ScanRow:
@@ -179,7 +180,7 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
             HttpClassifier(
                 reference, headers=headers_from_environment(), deadline=options.deadline, packing=group.packing
             )
-            if reference.startswith(("http://", "https://"))
+            if is_url(reference)
             else as_classifier(
                 reference,
                 providers=options.providers,
@@ -367,22 +368,3 @@ def scan(
         internal_errors=sum(row.status == "internal-error" for row in rows_now),
         seconds=time.perf_counter() - started, first_result_seconds=first,
     )  # fmt: skip
-
-
-def read_manifest(path: Path) -> list[str]:
-    """A manifest: one suspect per line (path, glob, folder or URL); blank lines and ``#`` comments skipped.
-    Relative paths are relative to the manifest's folder."""
-    check_regular_file(path, "--manifest")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is no part of a path
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"--manifest {path} could not be read ({type(error).__name__}); pass a text file") from None
-    entries = []
-    for line in lines:
-        entry = line.split("#", 1)[0].strip() if not line.lstrip().startswith("http") else line.strip()
-        if not entry:
-            continue
-        if not entry.startswith(("http://", "https://")) and not Path(entry).is_absolute():
-            entry = str(path.parent / entry)
-        entries.append(entry)
-    return entries

@@ -1,4 +1,4 @@
-"""Small torch utilities shared by the demo models, the screening panel and the benchmark zoo."""
+"""Small torch utilities shared by the demo models, the --unique panel and the benchmark zoo."""
 
 from __future__ import annotations
 

@@ -165,3 +165,24 @@ def one_line_error(result: CliResult, prefix: str = "error: ") -> str:
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
     return lines[0]
+
+
+@dataclass(frozen=True)
+class Quickstart:
+    """The README's main job, run once: its folder of models, key and calibrated bundle, and what it printed."""
+
+    folder: Path
+    completed: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Quickstart:
+    folder = tmp_path_factory.mktemp("quickstart")
+    root = Path(__file__).resolve().parent.parent
+    completed = subprocess.run(
+        [sys.executable, str(root / "examples" / "quickstart.py"), "--out", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return Quickstart(folder, completed)

@@ -11,8 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from ipguard_onnx import AuditError, OnnxClassifier, audit, fingerprint, load_bundle
-from ipguard_onnx.audit import audit_many
+from ipguard_onnx import AuditError, OnnxSuspect, audit, fingerprint, load_bundle
+from ipguard_onnx.audit import AuditOptions, audit_many
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key
 from ipguard_onnx.preprocessing import Preprocessing
@@ -86,7 +86,7 @@ def test_probability_maps_alone_are_read(zoo: Zoo, digits_flat: tuple[np.ndarray
     proto = onnx.load(_export(model, x, tmp_path / "rf.onnx"))
     del proto.graph.output[0]  # drop the label output
     onnx.save(proto, tmp_path / "maps.onnx")
-    suspect = OnnxClassifier(tmp_path / "maps.onnx", role="suspect")
+    suspect = OnnxSuspect(tmp_path / "maps.onnx")
     assert suspect.output_spec.kind == "probability-maps"
     result = audit(zoo.bundle, suspect)
     # argmax of the probabilities may differ from a forest's vote only on exact ties
@@ -226,7 +226,7 @@ def test_many_bundles_against_many_suspects_are_ranked(zoo: Zoo, tmp_path: Path)
         zoo.independent, tmp_path / "other.safetensors", signing_key=key, settings=FingerprintSettings(n=30)
     )
     bundles = [load_bundle(zoo.bundle), load_bundle(other.bundle_path)]
-    results = audit_many(bundles, [zoo.target, zoo.independent, zoo.other_architecture], threshold=0.85)
+    results = audit_many(bundles, [zoo.target, zoo.independent, zoo.other_architecture], AuditOptions(threshold=0.85))
     assert len(results) == 6
     rates = [(r.verdict != "match", -r.matching_rate) for r in results]
     assert rates == sorted(rates)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from .conftest import RunCli, Zoo
 

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from .conftest import RunCli, Zoo, one_line_error
 
@@ -23,7 +23,7 @@ def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, r
     bundle = tmp_path / "fp.safetensors"
     made = run_cli("fingerprint", zoo.target, "--key", tmp_path / "owner.pem", "-o", bundle, "--n", 40, "--seed", 1)
     assert made.code == 0, made.stderr
-    assert bundle.is_file() and "40 of 40" in made.stderr
+    assert bundle.is_file() and "40 of 40" in made.stdout
 
     shown = run_cli("inspect", bundle, "--trusted-key", tmp_path / "owner.pub.pem")
     assert shown.code == 0 and "valid" in shown.stdout and "target_sha256" in shown.stdout
@@ -91,7 +91,7 @@ def test_audit_never_imports_torch(zoo: Zoo) -> None:
 
 def test_json_report_to_output_file(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     report = tmp_path / "report.json"
-    result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output", report)
+    result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--report", report)
     assert result.code == ExitCode.match and result.stdout == ""
     assert json.loads(report.read_text())["results"][0]["matching_rate"] == 1.0
 

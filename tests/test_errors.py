@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import write_keypair
 
 from .conftest import RunCli, Zoo, one_line_error

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipguard_onnx import Bundle, audit, load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import write_keypair
 from ipguard_onnx.stats import binomial_tail, plain_words, threshold_for
 
@@ -89,7 +89,7 @@ def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_
 
 def test_signed_report_verifies_and_any_change_is_caught(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     report = tmp_path / "report.json"
-    made = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--format", "json", "--output", report,
+    made = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--format", "json", "--report", report,
                    "--sign-report", zoo.private_key)  # fmt: skip
     assert made.code == ExitCode.no_match, made.stderr
     document = json.loads(report.read_text())

@@ -9,14 +9,13 @@ from pathlib import Path
 from ipguard_onnx import audit, load_bundle
 from ipguard_onnx.keys import load_public_key
 
+from .conftest import Quickstart
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_convicts_the_pirate_and_clears_the_innocent(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+def test_quickstart_convicts_the_pirate_and_clears_the_innocent(quickstart: Quickstart) -> None:
+    completed, tmp_path = quickstart.completed, quickstart.folder
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "MATCH" in completed.stdout and "NO MATCH" in completed.stdout
     assert "Traceback" not in completed.stderr

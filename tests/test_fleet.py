@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from .conftest import Zoo
 from .http_server import Behaviour, PredictionServer

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from .conftest import Zoo
 from .test_ci import _repository, _workflow_audit_step

@@ -10,7 +10,7 @@ import pytest
 
 from ipguard_onnx import audit, load_bundle
 from ipguard_onnx.bundle import save_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import load_private_key
 from ipguard_onnx.licensing import IssuedCopy, issue, licensee_pattern, stamp
 

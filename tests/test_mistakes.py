@@ -73,7 +73,7 @@ def test_mistakes_alone_through_the_cli(zoo: Zoo, tmp_path: Path, run_cli: RunCl
     result = run_cli("fingerprint", zoo.target, "--data", data, "--plain", "--mistakes", "1", "--n", 50,
                      "--key", zoo.private_key, "-o", bundle_path)  # fmt: skip
     assert result.code == 0, result.stderr
-    assert f"mistakes {FLIPPED} points" in " ".join(result.stderr.split()), result.stderr
+    assert f"mistakes {FLIPPED} points" in " ".join(result.stdout.split()), result.stderr
     bundle = load_bundle(bundle_path)
     assert bundle.metadata["variant"] == "AKH-mistakes" and len(bundle.points) == FLIPPED  # fewer than --n: all
     assert sorted(_rows_of(bundle.points, zoo.x[:ROWS])) == sorted(flipped.tolist())

@@ -23,7 +23,7 @@ from ipguard_onnx import (
     load_bundle,
 )
 from ipguard_onnx.bundle import save_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key, write_keypair
 from ipguard_onnx.models import OnnxClassifier
@@ -62,7 +62,7 @@ def test_the_default_composes_its_parts_from_labelled_data(zoo: Zoo) -> None:
         assert part.null_agreement_source.startswith("self-calibrated on 8 owner-made references held out")
         assert 0 < part.null_agreement < 1 and part.how
     references = json.loads(bundle.record.calibration)["self_calibration"]
-    assert len(references) == 8 and all("no screening model saw" in r["how"] for r in references)
+    assert len(references) == 8 and all("no panel model saw" in r["how"] for r in references)
     assert bundle.false_accusation_rate == 1e-6
 
 

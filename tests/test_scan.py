@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from ipguard_onnx import FingerprintSettings, audit, fingerprint
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import load_private_key
 
 from .conftest import RunCli, Zoo

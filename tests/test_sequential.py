@@ -12,7 +12,7 @@ import pytest
 
 from ipguard_onnx import audit, load_bundle
 from ipguard_onnx.audit import audit_many
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.models import HttpClassifier
 from ipguard_onnx.sequential import EvidenceTest, SequentialSettings, ThresholdTest, query_order
 

@@ -16,12 +16,13 @@ import os
 import sys
 from pathlib import Path
 
+from ..discovery import is_url
 from ..errors import AuditError
 from ..types import Packing
 from .base import Classifier, label_indices, sha256_file, unanswered
 from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
-from .onnx import OnnxClassifier, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
+from .onnx import OnnxClassifier, OnnxSuspect, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
 from .onnx_graph import (
     choose_input,
     choose_output,
@@ -37,6 +38,7 @@ __all__ = [
     "Classifier",
     "HttpClassifier",
     "OnnxClassifier",
+    "OnnxSuspect",
     "Providers",
     "WireProtocol",
     "as_classifier",
@@ -77,18 +79,17 @@ def as_classifier(
     """
     if isinstance(suspect, Classifier):
         return suspect
-    if isinstance(suspect, str) and suspect.startswith(("http://", "https://")):
+    if is_url(suspect):
         return HttpClassifier(suspect, output_name=output_name, headers=headers_from_environment(), packing=packing)
     if isinstance(suspect, (str, os.PathLike)):
-        return OnnxClassifier(
-            Path(suspect), role="suspect", providers=providers, output_name=output_name, num_classes=num_classes,
+        return OnnxSuspect(
+            Path(suspect), providers=providers, output_name=output_name, num_classes=num_classes,
             timeout=model_timeout, packing=packing, batch_axis=axes[0], class_axis=axes[1], position=axes[2],
         )  # fmt: skip
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
-        return OnnxClassifier(
+        return OnnxSuspect(
             suspect,
-            role="suspect",
             output_name=output_name,
             num_classes=num_classes,
             timeout=model_timeout,

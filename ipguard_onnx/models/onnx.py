@@ -5,6 +5,7 @@ Never imports torch or onnx on the suspect path: the audit stays light.
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import os
 import warnings
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -89,7 +90,7 @@ def choose_providers(requested: str = "auto") -> list[str]:
         hint = (
             "both onnxruntime and onnxruntime-gpu are installed; uninstall both and reinstall onnxruntime-gpu"
             if len(wheels) > 1
-            else "install the 'gpu' extra (see README)"
+            else "install the 'gpu' extra (docs/reference/install.md)"
         )
         warnings.warn(
             f"CUDA was requested but onnxruntime offers only {available}; using the CPU ({hint})",
@@ -99,22 +100,22 @@ def choose_providers(requested: str = "auto") -> list[str]:
 
 
 class OnnxClassifier(Classifier):
-    """An ONNX model run by onnxruntime, queried in batches (a fixed batch is padded, then trimmed).
+    """An ONNX model run by onnxruntime, queried in batches (a fixed batch is padded, then trimmed): the
+    adapter of a fingerprint's **target**, which must output class scores (labels are their argmax); its
+    graph is read, so that logits are told from probabilities. ``OnnxSuspect`` is the suspect's adapter.
 
-    As a fingerprint ``target`` it must output class scores (labels are their argmax); as a
-    ``suspect`` it answers with its label output when it has one (scikit-learn exports), else the
-    argmax of its scores or of its probability maps (ZipMap). ``output_name`` picks the output;
-    ``num_classes`` (the fingerprint's) guides the automatic choice; ``input_shape`` fixes symbolic
-    per-sample dimensions; ``timeout`` bounds every run (``bounded.model_timeout``).
+    ``output_name`` picks the output; ``num_classes`` (the fingerprint's) guides the automatic choice;
+    ``input_shape`` fixes symbolic per-sample dimensions; ``timeout`` bounds every run (``bounded``).
     """
 
     input_spec: InputSpec
+    needs_scores: ClassVar[bool] = True
+    """Whether the adapter must read class scores (a target) or may read a label output (a suspect)."""
 
     def __init__(
         self,
         model: str | os.PathLike[str] | Any,
         *,
-        role: Literal["target", "suspect"] = "target",
         providers: str = "auto",
         allow_spinning: bool = True,
         batch_size: int = 256,
@@ -144,7 +145,7 @@ class OnnxClassifier(Classifier):
         else:
             self.path = Path(model)
             self.name = self.path.name
-            if role == "target":  # the graph tells logits from probabilities (softmax producer)
+            if self.needs_scores:  # the graph tells logits from probabilities (softmax producer)
                 inputs, outputs = describe_graph(self.path)
                 self.session = self._open(self.path, providers, allow_spinning)
             else:  # a suspect needs only what onnxruntime reports: no onnx import on the audit path
@@ -152,7 +153,7 @@ class OnnxClassifier(Classifier):
                 self.session = self._open(self.path, providers, allow_spinning)
                 inputs, outputs = describe_session(self.session)
             self.sha256 = sha256_file(self.path)
-        self._producers_known = role == "target" and self.path is not None
+        self._producers_known = self.needs_scores and self.path is not None
         if packing is not None and len(inputs) > 1:  # a suspect fed the fingerprint's packing
             self._feed_names, self.inputs_fed = match_inputs(inputs, packing, self.name)
         else:
@@ -169,10 +170,10 @@ class OnnxClassifier(Classifier):
         if self.input_spec.packing is not None and not self.inputs_fed:
             self.inputs_fed = "by name"
         self._outputs = outputs
-        self._choice = {"need_scores": role == "target", "output_name": output_name, "num_classes": num_classes}
+        self._output_name, self._num_classes = output_name, num_classes
         self._map_classes: list[Any] | None = None
-        self.declared_classes: int | None = None
-        """For a label output, the class count the caller knows (a label output does not tell it)."""
+        self._declared_classes: int | None = None
+        """For a label output, the class count the caller knows (``with_classes``)."""
         self.batch_size = self.input_spec.fixed_batch or batch_size
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype if self.input_spec.packing is None else "float32")
@@ -184,7 +185,7 @@ class OnnxClassifier(Classifier):
         """Why the model is run one sample at a time, where a batch failed ("" otherwise)."""
         self._output_spec: OutputSpec | None = None
         try:
-            self._output_spec = choose_output(outputs, self.name, **self._choice)  # type: ignore[arg-type]
+            self._output_spec = self._choose(outputs)
         except UnsupportedModelError:
             if not _untrusted(outputs) and batch_axis is None and class_axis is None:
                 raise
@@ -194,6 +195,21 @@ class OnnxClassifier(Classifier):
             self._output_spec = None
             if self.input_spec.resolved:
                 self._output_spec = self._choose_by_probe(self.input_spec.sample_shape)
+
+    def _choose(
+        self, outputs: list[ValueDescription], declared: Mapping[str, tuple[int | str | None, ...]] | None = None
+    ) -> OutputSpec:
+        return choose_output(
+            outputs, self.name, need_scores=self.needs_scores, output_name=self._output_name,
+            num_classes=self._num_classes, declared=declared,
+        )  # fmt: skip
+
+    def with_classes(self, count: int) -> Self:
+        """This model, answering on a label output, with the class count the caller knows (a label output
+        does not tell it): a new adapter over the same session."""
+        clone = copy.copy(self)
+        clone._declared_classes = count
+        return clone
 
     @property
     def output_spec(self) -> OutputSpec:
@@ -211,7 +227,7 @@ class OnnxClassifier(Classifier):
         maps name (read from one all-zero input the first time, once the input shape is known)."""
         spec = self.output_spec
         if spec.kind == "labels":
-            return self.declared_classes
+            return self._declared_classes
         if spec.kind != "probability-maps" or spec.num_classes is not None:
             return spec.num_classes
         if self._map_classes is None and self.input_spec.resolved:
@@ -282,7 +298,7 @@ class OnnxClassifier(Classifier):
                 varying[value.name] = shapes  # its size follows the batch, yet no axis is the batch
         declared = {value.name: value.dims for value in self._outputs}
         self._outputs = measured
-        chosen = choose_output(measured, self.name, declared=declared, **self._choice)  # type: ignore[arg-type]
+        chosen = self._choose(measured, declared)
         if chosen.name in varying:
             shown = "; ".join(f"{list(shape)} for {rows} point(s)" for rows, shape in varying[chosen.name])
             raise UnsupportedModelError(
@@ -520,3 +536,11 @@ def binary_scores(values: FloatArray, *, probability: bool) -> FloatArray:
     if probability:
         return np.stack([1.0 - values, values], axis=1).astype(np.float32)
     return np.stack([-values, values], axis=1).astype(np.float32)
+
+
+class OnnxSuspect(OnnxClassifier):
+    """The adapter of a suspect: it answers with its label output when it has one (scikit-learn exports),
+    else the argmax of its scores or of its probability maps (ZipMap). It reads only what onnxruntime
+    reports, so the audit path never imports ``onnx``."""
+
+    needs_scores: ClassVar[bool] = False

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..surrogate import StatusCallback, Surrogate
 
 MIN_SPLIT_ROWS = 40
-"""With fewer owner rows than twice this, screening and calibration models share all of them."""
+"""With fewer owner rows than twice this, panel and calibration models share all of them."""
 MIN_PART_POINTS = 10
 """A part the default composes is kept only with at least this many points: fewer carry too little evidence
 to pay for the Bonferroni share they take from the other parts."""
@@ -175,14 +175,14 @@ class Workshop:
         return self.data[rows], self.truth[rows] if self.truth is not None else None
 
     @property
-    def screening_data(self) -> tuple[FloatArray, LabelArray | None]:
+    def panel_data(self) -> tuple[FloatArray, LabelArray | None]:
         """The half of the owner's rows the models that choose points train on (the ``--unique`` panel, the
         students part's students and references); the other half is the calibration references' alone."""
         return self._half(0)
 
     @property
     def calibration_data(self) -> tuple[FloatArray, LabelArray | None]:
-        """The owner's rows no screening model saw: calibration references train there, as an independent
+        """The owner's rows no panel model saw: calibration references train there, as an independent
         party would train on data of its own (fewer than ``2 · MIN_SPLIT_ROWS`` rows: all of them, shared)."""
         return self._half(1)
 

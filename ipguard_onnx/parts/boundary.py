@@ -71,9 +71,11 @@ class BoundaryPart(PartKind):
             loop = CandidateLoop(shop.surrogate, shop.target, shop.rng, shop.low, shop.high, settings.max_rounds,
                                  shop.progress, shop.say, shop.tally, guard)  # fmt: skip
             if shop.unique:
-                data, truth = shop.screening_data if shop.data is not None else (None, None)
-                points, labels, screening = _unique_points(loop, settings, shop.k, data, truth, shop.reference_paths)
-                details["screening"] = screening
+                data, truth = shop.panel_data if shop.data is not None else (None, None)
+                points, labels, unique_record = _unique_points(
+                    loop, settings, shop.k, data, truth, shop.reference_paths
+                )
+                details["unique"] = unique_record
                 how = "conferrable search (--unique): owner-made copies agree, owner-trained references do not"
             else:
                 options = SearchOptions(shop.k, settings.epsilon, settings.max_iterations, settings.learning_rate)

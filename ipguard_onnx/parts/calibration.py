@@ -42,7 +42,7 @@ def why_uncalibrated(shop: Workshop) -> str | None:
 
 
 def calibration_references(shop: Workshop) -> list[OwnerModel]:
-    """Train the held-out references (seeds of their own: no screening model is among them)."""
+    """Train the held-out references (seeds of their own: no panel model is among them)."""
     data, truth = shop.calibration_data
     seed, count = shop.settings.seed, shop.settings.calibration_references
     truth = truth if truth is not None else shop.audit_labels(data)
@@ -50,19 +50,19 @@ def calibration_references(shop: Workshop) -> list[OwnerModel]:
     classes = max(shop.target.num_classes or 0, int(truth.max()) + 1, 2)
     template = shop.surrogate.score_module if shop.surrogate is not None else None
     rows = min(MAX_TRAINING_ROWS, max(3 * len(data) // 4, 1))
-    shop.say(f"self-calibration: training {count} calibration references held out from the screening")
+    shop.say(f"self-calibration: training {count} calibration references held out from the panel")
     references = []
     for index in range(count):
         reference_seed = seed * 1000 + 900 + index
         subset = np.random.default_rng(reference_seed).permutation(len(data))[:rows]
         if template is None and index % 2 == 0:  # not a network to re-initialise: classical kinds instead
             predict, shape = classical(index // 2, data[subset], truth[subset], reference_seed)
-            how = f"{shape}, {rows} owner rows no screening model saw, {labelled}, seed {reference_seed}"
+            how = f"{shape}, {rows} owner rows no panel model saw, {labelled}, seed {reference_seed}"
             references.append(OwnerModel(f"calibration-{index}", how, predict))
             continue
         module, shape = architecture(index, template, shop.features, classes, reference_seed)
         module, epochs = trained(module, data[subset], truth[subset], seed=reference_seed, max_epochs=MAX_EPOCHS)
-        how = f"{shape}, {rows} owner rows no screening model saw, {labelled}, {epochs} epochs, seed {reference_seed}"
+        how = f"{shape}, {rows} owner rows no panel model saw, {labelled}, {epochs} epochs, seed {reference_seed}"
         references.append(OwnerModel(f"calibration-{index}", how, predictor(module)))
     return references
 
@@ -72,7 +72,7 @@ def calibrated(part: MadePart, references: list[OwnerModel]) -> MadePart:
     rates = [float((reference.predict(part.points) == part.labels).mean()) for reference in references]
     null = null_agreement_bound(rates, len(part.points))
     source = (
-        f"self-calibrated on {len(references)} owner-made references held out from the screening: 95 % upper "
+        f"self-calibrated on {len(references)} owner-made references held out from the panel: 95 % upper "
         f"bound (their rates: mean {np.mean(rates):.2f}, highest {max(rates):.2f})"
     )
     return MadePart(part.kind, part.points, part.labels, part.how, null, source, {**part.details, "calibration_rates":

@@ -14,7 +14,7 @@ from .owner_models import OwnerModel, architecture, predictor, torch_missing, tr
 
 STUDENTS = 4
 """Owner-made students; each sees the owner's data and three times as many synthetic queries."""
-SCREENING_REFERENCES = 4
+STUDENT_REFERENCES = 4
 STUDENT_QUERY_FACTOR = 4
 MAX_EPOCHS = 100
 CANDIDATES_PER_POINT = 20
@@ -38,11 +38,11 @@ class StudentsPart(PartKind):
         return torch_missing()
 
     def make(self, shop: Workshop, wanted: int) -> MadePart:
-        data, truth = shop.screening_data  # (why_not said there is data)
+        data, truth = shop.panel_data  # (why_not said there is data)
         seed = shop.settings.seed
         classes = max(shop.target.num_classes or 0, int(shop.audit_labels(data).max()) + 1, 2)
         template = shop.surrogate.score_module if shop.surrogate is not None else None
-        shop.say(f"students part: training {STUDENTS} owner-made students and {SCREENING_REFERENCES} references")
+        shop.say(f"students part: training {STUDENTS} owner-made students and {STUDENT_REFERENCES} references")
         students: list[OwnerModel] = []
         for index in range(STUDENTS):
             student_seed = seed * 1000 + 600 + index
@@ -54,7 +54,7 @@ class StudentsPart(PartKind):
             students.append(OwnerModel(f"student-{index}", f"{shape}, {epochs} epochs", predictor(module)))
         truth = truth if truth is not None else shop.audit_labels(data)
         references: list[OwnerModel] = []
-        for index in range(SCREENING_REFERENCES):
+        for index in range(STUDENT_REFERENCES):
             reference_seed = seed * 1000 + 700 + index
             resample = np.random.default_rng(reference_seed).integers(0, len(data), len(data))
             module, shape = architecture(index, template, shop.features, classes, reference_seed)
@@ -74,7 +74,7 @@ class StudentsPart(PartKind):
         chosen = chosen[score[chosen] > 0]
         how = (
             f"{len(chosen)} of {len(candidates)} synthetic queries (noise and mixtures of owner rows) ranked by "
-            f"(students agreeing) × (references disagreeing); {STUDENTS} students, {SCREENING_REFERENCES} "
+            f"(students agreeing) × (references disagreeing); {STUDENTS} students, {STUDENT_REFERENCES} "
             f"references trained on {'the true classes' if shop.truth is not None else 'the target labels'}"
         )
         details = {

@@ -149,8 +149,8 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         "" if not result.uncalibrated else "; UNCALIBRATED: " + outside_text(result.uncalibrated)
     )
     table.add_row("verdict rule", evidence)
-    if result.screening:
-        record = json.loads(result.screening)
+    if result.unique:
+        record = json.loads(result.unique)
         roles = [member["role"] for member in record["panel"]]
         table.add_row(
             "unique",

@@ -39,7 +39,8 @@ def audit_row(result: AuditResult) -> dict[str, Any]:
 
 
 def audit_document(results: Sequence[AuditResult]) -> dict[str, Any]:
-    """``{"tool", "version", "created_at", "results": [one row per suspect × fingerprint]}`` (README "Audit output")."""
+    """``{"tool", "version", "created_at", "results": [one row per suspect × fingerprint]}``
+    (docs/guides/verdict.md)."""
     created = min((r.audited_at for r in results if r.audited_at), default="")
     return envelope(created_at=created, results=[audit_row(r) for r in results])
 
@@ -106,7 +107,7 @@ def issued_json(result: IssuedCopy) -> str:
 
 
 def scan_json(summary: ScanSummary) -> str:
-    """The scan's summary; the results themselves are the journal's lines (README "Scan a model hub")."""
+    """The scan's summary; the results themselves are the journal's lines (docs/getting-started/hub.md)."""
     row = dataclasses.asdict(summary)
     row["journal"] = str(summary.journal)
     return _dumps(envelope(scan=row))

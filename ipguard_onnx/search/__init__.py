@@ -3,7 +3,7 @@
 * ``base``        the ``SearchStrategy`` ABC, ``SearchOutcome``, start points and target labels
 * ``ipguard``     IPGuard's Eq. 5 search (Section 4.2)
 * ``baselines``   Random, FGSM, IGSM, CW-L2 (Section 5.1.3)
-* ``conferrable`` the ``--unique`` search over a panel, and its screening
+* ``conferrable`` the ``--unique`` search over a panel, and its selection (``screen``)
 * ``gradient_free`` Eq. 5 points from the model's own answers (bisection and a walk past the boundary)
 * ``trajectory``  ADV-TRA-style trajectories across several boundaries, from labels alone
 * ``panel``       the owner-made positives and references of ``--unique``

@@ -28,18 +28,18 @@ AGREEMENT_GOAL = 0.99
 """Panel models train until they label the owner's data like the target this often (or hit the epoch cap)."""
 MAX_EPOCHS = 300
 RETRAINED_COPIES = 3
-SCREENING_BUDGET = 50_000_000
+PANEL_BUDGET = 50_000_000
 """Input values (rows × values per row, summed over epochs) each panel model may train on. Panel models only
 choose points, so training them less costs power, never validity: q0 comes from the calibration references,
 which are held out from the panel and trained to agreement (``parts.calibration``). The budget binds on inputs
-of hundreds of values and thousands of rows (Fashion-MNIST's 2,700 screening rows: 23 epochs), not on the
+of hundreds of values and thousands of rows (Fashion-MNIST's 2,700 panel rows: 23 epochs), not on the
 small worlds (digits: 1,700 epochs, above ``MAX_EPOCHS``)."""
 MIN_EPOCHS = 10
 
 
 def epoch_cap(rows: int, values: int) -> int:
-    """Most epochs a panel model trains on ``rows`` rows of ``values`` values each (``SCREENING_BUDGET``)."""
-    return max(MIN_EPOCHS, min(MAX_EPOCHS, SCREENING_BUDGET // max(rows * values, 1)))
+    """Most epochs a panel model trains on ``rows`` rows of ``values`` values each (``PANEL_BUDGET``)."""
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, PANEL_BUDGET // max(rows * values, 1)))
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PanelMember:
     """One model the candidates are searched and screened with.
 
     ``module`` is set for models built here (differentiable, used in the search); supplied references
-    only answer labels and are used for screening.
+    only answer labels and are used to screen candidates.
     """
 
     name: str

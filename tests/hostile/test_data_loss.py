@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import write_keypair
 
 from ..conftest import RunCli, Zoo, one_line_error
@@ -47,38 +47,38 @@ CASES: list[tuple[str, Case, int, str]] = [
      lambda t: ["fingerprint", t / "model.onnx", "--output", t / "report.json"], ExitCode.usage,
      "not an ipguard-onnx bundle"),
     ("audit report over the suspect",
-     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "json", "--output",
+     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "json", "--report",
                 t / "model.onnx"], ExitCode.usage, "is a suspect"),
     ("audit report over a hard link of the suspect",
-     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "json", "--output",
+     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "json", "--report",
                 t / "hardlink.onnx"], ExitCode.usage, "is a suspect"),
     ("sarif report over the bundle",
-     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "sarif", "--output",
+     lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "sarif", "--report",
                 t / "fp.safetensors"], ExitCode.usage, "is a fingerprint"),
     ("report over the signing key",
      lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors", "--format", "json", "--sign-report",
-                t / "owner.pem", "--output", t / "owner.pem"], ExitCode.usage, "is --sign-report"),
+                t / "owner.pem", "--report", t / "owner.pem"], ExitCode.usage, "is --sign-report"),
     ("scan journal over a suspect", lambda t: ["scan", t / "model.onnx", "-f", t / "fp.safetensors", "-o",
                                                t / "model.onnx", "--resume"], ExitCode.usage, "is a suspect"),
     ("scan --resume on a file that is no journal",
      lambda t: ["scan", t / "model.onnx", "-f", t / "fp.safetensors", "-o", t / "notes.txt", "--resume"],
      ExitCode.usage, "not a scan journal"),
     ("evaluate plot over the report", lambda t: ["evaluate", "-f", t / "fp.safetensors", "--positive", t / "model.onnx",
-                                                 "--negative", t / "other.onnx", "--format", "json", "--output",
+                                                 "--negative", t / "other.onnx", "--format", "json", "--report",
                                                  t / "report.json", "--plot", t / "report.json"],
      ExitCode.usage, "same file"),
     ("evaluate report over a negative", lambda t: ["evaluate", "-f", t / "fp.safetensors", "--positive",
                                                    t / "model.onnx", "--negative", t / "other.onnx", "--format",
-                                                   "json", "--output", t / "other.onnx"], ExitCode.usage,
+                                                   "json", "--report", t / "other.onnx"], ExitCode.usage,
      "is a suspect"),
     ("calibrate over a negative", lambda t: ["calibrate", t / "fp.safetensors", "--negative", t / "other.onnx",
                                              "--key", t / "owner.pem", "--output", t / "other.onnx"],
      ExitCode.usage, "is a suspect"),
     ("a report over the user's own JSON", lambda t: ["audit", t / "model.onnx", "-f", t / "fp.safetensors",
-                                                     "--format", "json", "--output", t / "report.json"],
+                                                     "--format", "json", "--report", t / "report.json"],
      ExitCode.usage, "not an ipguard-onnx report"),
     ("a report over a model that is no input",
-     lambda t: ["audit", t / "other.onnx", "-f", t / "fp.safetensors", "--format", "sarif", "--output",
+     lambda t: ["audit", t / "other.onnx", "-f", t / "fp.safetensors", "--format", "sarif", "--report",
                 t / "model.onnx"], ExitCode.usage,
      "not an ipguard-onnx report"),
     ("a plot over notes", lambda t: ["evaluate", "-f", t / "fp.safetensors", "--positive", t / "model.onnx",
@@ -138,7 +138,7 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(run_cli: RunCli,
     under = files / "notes.txt" / "out.json"
     for arguments in (
         ["fingerprint", files / "model.onnx", "--output", files / "notes.txt" / "fp.safetensors"],
-        ["audit", files / "model.onnx", "-f", files / "fp.safetensors", "--format", "json", "--output", under],
+        ["audit", files / "model.onnx", "-f", files / "fp.safetensors", "--format", "json", "--report", under],
         ["scan", files / "model.onnx", "-f", files / "fp.safetensors", "-o", under],
         ["keygen", "--out", files / "notes.txt" / "k.pem"],
         ["keygen", "--out", files],
@@ -152,9 +152,9 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(run_cli: RunCli,
 def test_a_report_replaces_only_its_own_output_atomically(run_cli: RunCli, files: Path) -> None:
     """Where replacing is the purpose (a report by a report), the old one is replaced whole, no temporary left."""
     arguments = ["audit", files / "model.onnx", "-f", files / "fp.safetensors", "--format", "json"]
-    assert run_cli(*arguments, "--output", files / "old.json").code == ExitCode.match
+    assert run_cli(*arguments, "--report", files / "old.json").code == ExitCode.match
     first = (files / "old.json").read_text()
-    result = run_cli(*arguments, "--output", files / "old.json", env={"SOURCE_DATE_EPOCH": "0"})
+    result = run_cli(*arguments, "--report", files / "old.json", env={"SOURCE_DATE_EPOCH": "0"})
     assert result.code == ExitCode.match, result.stderr
     assert (files / "old.json").read_text() != first and '"verdict": "match"' in (files / "old.json").read_text()
     assert not [p for p in files.iterdir() if p.name.startswith(".old.json")]

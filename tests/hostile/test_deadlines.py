@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ipguard_onnx.cli import ExitCode
 from ipguard_onnx.errors import ScanError
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.scan import Journal
 
 from ..conftest import RunCli, Zoo, one_line_error

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ipguard_onnx import audit, load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo, one_line_error
 from .artifacts import nan_model

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ipguard_onnx import load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo, one_line_error
 from .artifacts import nested_header_bundle

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from ipguard_onnx import load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo, one_line_error
 from .server import Hostile, HostileServer
@@ -149,7 +149,7 @@ def test_a_signed_report_with_a_repeated_key_is_refused(run_cli: RunCli, zoo: Zo
     """Python keeps a repeated key's last value, other parsers the first: what one shows is not what was signed."""
     report = tmp_path / "r.json"
     signed = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--sign-report", zoo.private_key,
-                     "--output", report)  # fmt: skip
+                     "--report", report)  # fmt: skip
     assert signed.code == ExitCode.match
     assert run_cli("verify-report", report).code == 0
     text = report.read_text()

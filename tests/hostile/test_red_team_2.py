@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo, one_line_error
 from .artifacts import digest
@@ -38,7 +38,7 @@ def test_a_report_to_a_pipe_goes_through_and_a_link_stays(run_process: RunCli, z
     """--output /dev/stdout once replaced the system's /dev/stdout link (as root) with a regular file."""
     link = tmp_path / "stdout"
     os.symlink("/proc/self/fd/1", link)
-    result = run_process("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output", link)
+    result = run_process("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--report", link)
     assert result.code == ExitCode.match, result.stderr
     assert '"verdict": "match"' in result.stdout
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
@@ -46,7 +46,7 @@ def test_a_report_to_a_pipe_goes_through_and_a_link_stays(run_process: RunCli, z
 
 def test_a_named_pipe_nobody_reads_is_refused_at_once(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
     for name, arguments in (
-        ("r.json", ["audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output"]),
+        ("r.json", ["audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--report"]),
         ("fp.safetensors", ["fingerprint", zoo.target, "--method", "gradient-free", "--n", 5, "-o"]),
     ):
         os.mkfifo(tmp_path / name)

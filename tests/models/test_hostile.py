@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import audit
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo
 
@@ -74,7 +74,7 @@ def test_hostile_models_are_refused_in_one_line(zoo: Zoo, tmp_path: Path, run_cl
 
 def test_a_giant_declared_input_is_refused(tmp_path: Path) -> None:
     from ipguard_onnx.errors import UnsupportedModelError
-    from ipguard_onnx.models import OnnxClassifier
+    from ipguard_onnx.models import OnnxSuspect
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8192, 8192])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8192, 8192])
@@ -83,7 +83,7 @@ def test_a_giant_declared_input_is_refused(tmp_path: Path) -> None:
     model.ir_version = 8
     onnx.save(model, tmp_path / "giant.onnx")
     with pytest.raises(UnsupportedModelError, match="values per sample"):
-        OnnxClassifier(tmp_path / "giant.onnx", role="suspect")
+        OnnxSuspect(tmp_path / "giant.onnx")
 
 
 def test_a_fixed_batch_model_is_queried_with_padding(zoo: Zoo, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ipguard_onnx import UsageError, audit, load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.models import HttpClassifier
 
 from ..conftest import RunCli, Zoo
@@ -170,7 +170,7 @@ class OnnxRuntime(MLModel):
 def test_against_a_real_mlserver(zoo: Zoo, tmp_path: Path) -> None:
     """Seldon MLServer 1.7.1 serving the fine-tuned copy through a small onnxruntime runtime.
 
-    Needs ``mlserver`` on PATH or IPGUARD_MLSERVER pointing at it (a separate venv: see README).
+    Needs ``mlserver`` on PATH or IPGUARD_MLSERVER pointing at it (a separate venv: `make integration`).
     """
     mlserver = os.environ.get("IPGUARD_MLSERVER") or shutil.which("mlserver")
     if not mlserver:

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import CliResult, RunCli, one_line_error
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
-from ipguard_onnx.cli import ExitCode
+from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.models import OnnxClassifier
 
 from ..conftest import RunCli, one_line_error

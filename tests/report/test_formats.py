@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipguard_onnx.cli import ExitCode, app
+from ipguard_onnx.cli import app
+from ipguard_onnx.exit_codes import ExitCode
 
 from ..conftest import RunCli, Zoo
 

@@ -46,13 +46,13 @@ def test_unique_mode_with_owner_data(zoo: Zoo, owner_data: Path, tmp_path: Path)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=owner_data)  # fmt: skip
     bundle = load_bundle(made.bundle_path)
-    record = json.loads(bundle.metadata["screening"])
+    record = json.loads(bundle.metadata["unique"])
     roles = [member["role"] for member in record["panel"]]
     assert roles.count("reference") == 2 and roles.count("positive") >= 8
     assert record["search"].startswith("conferrable") and record["searched"] >= 2 * 20
     assert record["starts"] == "data" and bundle.metadata["variant"] == "IPGuard-unique"
     assert all(member["digest"] and "agreement_with_target" in member for member in record["panel"])
-    assert made.points == 20 and made.screening_seconds > 0
+    assert made.points == 20 and made.unique_seconds > 0
     assert audit(bundle, zoo.target).matching_rate == 1.0
     # the chosen points are labelled j by the owner-made copies far more often than by the references
     reference_agreement = 1.0 - record["reference_disagreement"]
@@ -80,7 +80,7 @@ def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_p
     )
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=owner_data)  # fmt: skip
-    record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
+    record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     students = [member for member in record["panel"] if member["name"].startswith("student-")]
     assert len(students) == 2 and all(member["role"] == "positive" for member in students)
     assert all("900 synthetic queries labelled by the target" in member["how"] for member in students)
@@ -101,7 +101,7 @@ def test_unique_mode_is_reproducible_with_a_seed(zoo: Zoo, owner_data: Path, tmp
                          data_path=owner_data)  # fmt: skip
     a, b = load_bundle(first.bundle_path), load_bundle(second.bundle_path)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
-    digests = [[m["digest"] for m in json.loads(x.metadata["screening"])["panel"]] for x in (a, b)]
+    digests = [[m["digest"] for m in json.loads(x.metadata["unique"])["panel"]] for x in (a, b)]
     assert digests[0] == digests[1]
 
 
@@ -132,14 +132,14 @@ def test_plain_opts_out_of_unique_on_the_command_line(
     assert plain.code == 0, plain.stderr
     bundle = load_bundle(tmp_path / "plain.safetensors")
     assert bundle.record.variant == "IPGuard-TL" and bundle.record.search is not None
-    assert bundle.record.search.screening == ""
+    assert bundle.record.search.unique == ""
 
 
 def test_unique_mode_with_supplied_references_only(zoo: Zoo, tmp_path: Path) -> None:
     settings = FingerprintSettings(n=10, unique=True)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, reference_paths=[zoo.independent])  # fmt: skip
-    record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
+    record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     supplied = [m for m in record["panel"] if m["how"] == "supplied with --reference"]
     assert [m["name"] for m in supplied] == ["independent.onnx"]
     assert record["starts"] == "random"
@@ -166,7 +166,7 @@ def test_references_learn_the_owners_ground_truth_when_data_has_labels(zoo: Zoo,
     settings = FingerprintSettings(n=10, unique=True, references=2)
     made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
                        settings=settings, data_path=data)  # fmt: skip
-    record = json.loads(load_bundle(made.bundle_path).metadata["screening"])
+    record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     assert record["reference_labels"] == "ground truth from --data"
     references = [member for member in record["panel"] if member["role"] == "reference"]
     positives = [member for member in record["panel"] if member["role"] == "positive"]
