@@ -7,108 +7,67 @@ the exit codes are decided here (``ExitCode``, docs/reference/exit-codes.md), no
 from __future__ import annotations
 
 import copy
-import math
-import os
 import sys
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from enum import StrEnum
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from typer._click.exceptions import ClickException  # typer's own (vendored) click
-from typer.core import TyperGroup
 
 from . import requirements
 from .audit import Expectation, check_false_accusation_rate, check_min_answered, check_threshold
 from .deadlines import DEFAULT_TIME_BUDGET
 from .discovery import bundle_paths, load_bundles, local_files, read_manifest, suspect_names
 from .discovery import suspects as discovered_suspects
-from .errors import IPGuardError, UsageError
-from .exit_codes import ExitCode, audit_exit_code, error_exit_code, scan_exit_code
-from .files import PNG, REPORT, check_outputs, check_replaceable, same_file, write_atomic
+from .errors import UsageError
+from .exit_codes import audit_exit_code, scan_exit_code
+from .files import PNG, REPORT, check_outputs, check_replaceable, same_file
 from .models import Providers, WireProtocol
 from .models.bounded import model_timeout as bounded_timeout
 from .models.http import DEFAULT_DEADLINE
+from .option_values import (
+    hold_value,
+    key_password,
+    method_name,
+    named_values,
+    names_file,
+    parse_class_names,
+    parse_domain,
+    parse_preprocessing,
+    parse_shape,
+    required_shape,
+    signing_key_for,
+    trusted_public_key,
+    unnamed,
+)
 from .report import AuditFormat, DocumentFormat, outside_text
 from .report.progress import count_progress, search_progress
 from .search import METHODS, StartKind, TargetLabelRule
 from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
+from .terminal import (
+    DEBUG,
+    OneLineUsageErrors,
+    one_line_errors,
+    present,
+    report_path,
+    run,
+    stderr,
+    stdout_console,
+)
 from .text import shown
-from .types import MAX_DOMAIN
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-    from .preprocessing import Preprocessing
-
-
-class _OneLineUsageErrors(TyperGroup):
-    """Usage errors (an unknown option, a value outside an enum) as one line on stderr, exit 2, like
-    every other error of ipguard-onnx, instead of typer's usage panel."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        run = super().main
-        if not standalone_mode:
-            return run(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        try:
-            code = run(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        except ClickException as error:
-            if type(error).__name__ != "NoArgsIsHelpError":  # the help was shown already
-                context = getattr(error, "ctx", None)
-                hint = f" (see '{context.command_path} --help')" if context is not None else ""
-                stderr.print(
-                    f"[bold red]error:[/] {outside_text(error.format_message().replace('Value error, ', '') + hint)}",
-                    soft_wrap=True,
-                    highlight=False,
-                )
-            sys.exit(error.exit_code)
-        except typer.Abort:
-            stderr.print("[bold red]interrupted[/]")
-            sys.exit(ExitCode.interrupted)
-        sys.exit(code if isinstance(code, int) else 0)
+    pass
 
 
 app = typer.Typer(
     name="ipguard-onnx",
-    cls=_OneLineUsageErrors,
+    cls=OneLineUsageErrors,
     help="Fingerprint an ONNX classifier by its classification boundary (IPGuard) and audit suspects.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class _Console(Console):
-    """A rich console whose closed pipe ends the command with ``ExitCode.output_closed``: rich's own
-    handler exits 1, which a CI step would read as "a suspect matched"."""
-
-    def on_broken_pipe(self) -> None:
-        _output_closed()
-
-
-def _stdout() -> Console:
-    """The console for a command's report on stdout."""
-    return _Console(highlight=False)
-
-
-stderr: Console = _Console(stderr=True, highlight=False)
-_PASSWORD_VARIABLE = "IPGUARD_ONNX_KEY_PASSWORD"
-MAX_CLASS_NAME_CHARACTERS = 1 << 20
-"""Class names are signed into the bundle's header, which loaders cap at 16 MiB."""
-_debug = {"on": False}
 
 
 FingerprintFilesOption = Annotated[
@@ -175,159 +134,7 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")] = False,
 ) -> None:
     """Fingerprint an ONNX classifier by its classification boundary (IPGuard) and audit suspects."""
-    _debug["on"] = debug
-
-
-def _fatal(error: IPGuardError) -> NoReturn:
-    # file names, URLs and metadata inside the message: escaped, never run as terminal codes or markup
-    stderr.print(f"[bold red]error:[/] {outside_text(error)}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(error_exit_code(error)) from None
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    with warnings.catch_warnings():
-        # numpy overflow, PIL and dependency warnings would print source lines; ipguard-onnx's own
-        # warnings (a CUDA request that fell back to the CPU) become one escaped line
-        warnings.simplefilter("ignore")
-        warnings.filterwarnings("default", category=UserWarning, module="ipguard_onnx")
-        warnings.showwarning = _one_line_warning
-        try:
-            yield
-        except IPGuardError as error:
-            _fatal(error)
-        except (typer.Exit, typer.Abort):
-            raise
-        except BrokenPipeError:  # the reader went away: no verdict reached anyone
-            _output_closed()
-        except MemoryError:  # sizes the input asked for (a huge --input-shape, a declared shape): not a bug
-            _fatal(IPGuardError("not enough memory for what the inputs ask (a shape, a data file or a model); "
-                                "pass smaller inputs or run on a larger machine"))  # fmt: skip
-        except OSError as error:  # a path the system refuses (too long, no permission, a device): the input's fault
-            where = f"{error.filename}: " if error.filename is not None else ""
-            _fatal(IPGuardError(f"{where}{error.strerror or type(error).__name__}"))
-        except KeyboardInterrupt:
-            stderr.print("[bold red]interrupted[/]", markup=True)
-            raise typer.Exit(ExitCode.interrupted) from None
-        except Exception as error:  # a crash is never a verdict: never exit 0 or 1 on a surprise
-            _internal_error(error)
-
-
-def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
-    stderr.print(f"[yellow]warning:[/] {outside_text(message)}", highlight=False, soft_wrap=True)
-
-
-def _output_closed() -> NoReturn:
-    """stdout's reader closed it: nothing more is written there (not even at exit), and the exit code says
-    so — never 0 or 1, which a CI step would read as a verdict."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    raise typer.Exit(ExitCode.output_closed)
-
-
-def _internal_error(error: BaseException) -> NoReturn:
-    """One line (and the traceback with --debug) for an exception nobody planned: exit code 5."""
-    if _debug["on"]:
-        import traceback
-
-        traceback.print_exception(error)
-    where = f" ({type(error).__module__}.{type(error).__name__})" if type(error).__module__ != "builtins" else ""
-    text = shown(" ".join(str(error).split())[:300]) or type(error).__name__
-    stderr.print(
-        f"[bold red]internal error:[/] {escape(f'{type(error).__name__}: {text}{where}')}; this is a bug in ipguard-onnx or a "
-        "dependency, not a verdict: rerun with --debug for the traceback and report it",
-        markup=True, highlight=False, soft_wrap=True,
-    )  # fmt: skip
-    raise typer.Exit(ExitCode.internal) from None
-
-
-def _password() -> bytes | None:
-    value = os.environ.get(_PASSWORD_VARIABLE)
-    return os.fsencode(value) if value else None  # the bytes as set, even those that are no UTF-8
-
-
-def _signing_key(key: Path | None, *, create: bool = True) -> tuple[Ed25519PrivateKey, str | None]:
-    """``--key``, else the user's default key (created on first use if ``create``), and a note saying which."""
-    from .keys import default_signing_key, load_private_key
-
-    if key is not None:
-        return load_private_key(key, password=_password()), None
-    signing_key, key_path, created = default_signing_key(password=_password(), create=create)
-    return (
-        signing_key,
-        f"{'created' if created else 'using'} the default signing key {key_path} (pass --key to choose one)",
-    )
-
-
-def _trusted(path: Path | None) -> Ed25519PublicKey | None:
-    """``--trusted-key``: the public key bundles or reports must be signed by, if given."""
-    from .keys import load_public_key
-
-    return load_public_key(path) if path is not None else None
-
-
-def _method(text: str) -> str:
-    """``--method``: a name from the search registry (a usage error, exit 2, otherwise)."""
-    if text not in METHODS:
-        raise typer.BadParameter(f"{text!r} is not one of {', '.join(METHODS)}")
-    return text
-
-
-def _parse_domain(text: str) -> tuple[float, float] | Literal["data"]:
-    if text.strip() == "data":
-        return "data"
-    try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--domain expects LOW,HIGH (e.g. 0,1) or 'data', got {shown(text)!r}") from None
-    if not -MAX_DOMAIN <= low < high <= MAX_DOMAIN:  # NaN and infinite bounds fail too
-        raise UsageError(f"--domain needs LOW < HIGH within ±{MAX_DOMAIN:g}, got {shown(text)!r}")
-    return (low, high)
-
-
-def _emit(text: str, report: Path | None) -> None:
-    """Machine output goes to --report (written atomically) or stdout."""
-    if report is None:
-        sys.stdout.write(text + "\n")
-        return
-    write_atomic(report, (text + "\n").encode("utf-8"), stream=True)  # --report /dev/stdout | jq stays a pipe
-
-
-def _report_path(report: Path | None, output_format: StrEnum, deprecated_output: Path | None = None) -> Path | None:
-    """``--report``, checked before any work: it needs a machine format (and, checked after
-    ``check_outputs``, replaces only a report).
-    ``deprecated_output`` is audit's and evaluate's former name for it (``--output``)."""
-    if deprecated_output is not None:
-        if report is not None:
-            raise UsageError("--output is the former name of --report; pass only --report")
-        warnings.warn("--output of this command is now --report (the report, not an artifact)", UserWarning, 2)
-        report = deprecated_output
-    if report is not None and output_format == "text":
-        raise UsageError("--report writes the machine-readable report; add --format json")
-    return report
-
-
-def _present(
-    output_format: StrEnum,
-    render: Callable[[Console], None],
-    machine: Callable[[], str] | None = None,
-    report: Path | None = None,
-    notes: Sequence[str | None] = (),
-) -> None:
-    """The one output rule of every command: machine output (``--format json``/``sarif``) to stdout or
-    ``--report``; the human summary to stdout with ``--format text``, to stderr whenever it is not; notes
-    (which key signed) always to stderr."""
-    for note in notes:
-        if note:
-            stderr.print(outside_text(note), highlight=False)
-    if output_format == "text" or machine is None:
-        render(_stdout())
-        return
-    _emit(machine(), report)
-    render(stderr)
+    DEBUG["on"] = debug
 
 
 @app.command()
@@ -343,11 +150,11 @@ def keygen(
     """
     from .keys import write_keypair
 
-    with _errors():
+    with one_line_errors():
         if not out.name or out.name in (".", ".."):
             raise UsageError(f"--out {shown(out)!r} names no file; pass a file path such as owner.pem")
         public = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
-        pair = write_keypair(out, public, password=_password(), force=force)
+        pair = write_keypair(out, public, password=key_password(), force=force)
         stderr.print(
             f"private key {outside_text(pair.private_path)} (mode 0600)\npublic key  "
             f"{outside_text(pair.public_path)}\nkey id      {pair.key_id}",
@@ -397,7 +204,7 @@ def fingerprint(
     method: Annotated[
         str,
         typer.Option(
-            parser=_method,
+            parser=method_name,
             metavar="METHOD",
             help=f"IPGuard, or one of the paper's baselines (Section 5.1.3): {', '.join(METHODS)}.",
         ),
@@ -516,19 +323,19 @@ def fingerprint(
     from .preprocessing import Preprocessing
     from .report import fingerprint_json, render_fingerprint
 
-    with _errors():
+    with one_line_errors():
         settings = FingerprintSettings(
             n=n,
             k=k,
             init=init or (StartKind.data if data is not None else StartKind.random),
             label=label,
-            domain=_parse_domain(domain) if domain is not None else None,
+            domain=parse_domain(domain) if domain is not None else None,
             seed=seed,
             max_iterations=max_iterations,
             learning_rate=learning_rate,
             threshold=threshold,
             providers=providers,
-            class_names=_class_names(class_names),
+            class_names=parse_class_names(class_names),
             method=method,
             epsilon=epsilon,
             unique=unique,
@@ -538,10 +345,12 @@ def fingerprint(
             parts=tuple(kind.strip() for kind in parts.split(",")) if parts is not None else None,
             calibration_references=calibration_references,
             false_accusation_rate=false_accusation_rate,
-            preprocessing=_preprocessing(input_scale, mean, std) or Preprocessing(),
-            input_shape=_shape(_unnamed(input_shape)),
-            input_shapes=tuple((name, _required_shape(text)) for name, text in _named(input_shape, "--input-shape")),
-            holds=tuple((name, _hold_value(name, text)) for name, text in _named(hold, "--hold", required=True)),
+            preprocessing=parse_preprocessing(input_scale, mean, std) or Preprocessing(),
+            input_shape=parse_shape(unnamed(input_shape)),
+            input_shapes=tuple(
+                (name, required_shape(text)) for name, text in named_values(input_shape, "--input-shape")
+            ),
+            holds=tuple((name, hold_value(name, text)) for name, text in named_values(hold, "--hold", required=True)),
             output_name=output_name,
             batch_axis=batch_axis,
             class_axis=class_axis,
@@ -550,10 +359,10 @@ def fingerprint(
         )
         settings.require_installed()
         bundle_path = output or model.with_name(model.name.removesuffix(".onnx") + ".fingerprint.safetensors")
-        report = _report_path(report, output_format)
+        report = report_path(report, output_format)
         check_outputs(
             {"--output": bundle_path, "--report": report},
-            [("MODEL", model), ("--data", data), ("--key", key), ("--class-names", _names_file(class_names)),
+            [("MODEL", model), ("--data", data), ("--key", key), ("--class-names", names_file(class_names)),
              *(("--reference", path) for path in reference or [])],
         )  # fmt: skip
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
@@ -563,7 +372,7 @@ def fingerprint(
             inputs, model.name, input_shape=settings.input_shape, input_shapes=dict(settings.input_shapes),
             holds=dict(settings.holds), data_shapes=named_shapes(data) if data is not None else None,
         )  # fmt: skip
-        signing_key, key_note = _signing_key(key)
+        signing_key, key_note = signing_key_for(key)
         with search_progress(stderr, settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
                 model,
@@ -575,105 +384,10 @@ def fingerprint(
                 reference_paths=reference or [],
                 status=status,
             )
-        _present(
+        present(
             output_format, lambda console: render_fingerprint(result, console), lambda: fingerprint_json(result),
             report, notes=[key_note],
         )  # fmt: skip
-
-
-def _unnamed(texts: list[str] | None) -> str | None:
-    """The one ``--input-shape`` given without a name (a model of one input), if any."""
-    plain = [text for text in texts or [] if "=" not in text]
-    if len(plain) > 1:
-        raise UsageError("--input-shape without a NAME= may be given once; name each input of a model of several")
-    return plain[0] if plain else None
-
-
-def _named(texts: list[str] | None, option: str, *, required: bool = False) -> list[tuple[str, str]]:
-    """``NAME=VALUE`` items of a repeatable option, each name once."""
-    items: list[tuple[str, str]] = []
-    for text in texts or []:
-        if "=" not in text:
-            if required:
-                raise UsageError(f"{option} expects NAME=VALUE, got {text!r}")
-            continue
-        name, _, value = text.partition("=")
-        if not name.strip() or name.strip() in {seen for seen, _ in items}:
-            raise UsageError(f"{option} {text!r}: each input is named once, with a non-empty name")
-        items.append((name.strip(), value.strip()))
-    return items
-
-
-def _required_shape(text: str) -> tuple[int, ...]:
-    shape = _shape(text)
-    assert shape is not None
-    return shape
-
-
-def _hold_value(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--hold {name}={text!r}: the value must be a number (e.g. --hold sr=16000)") from None
-    if not math.isfinite(value):
-        raise UsageError(f"--hold {name}: the value must be finite, got {text!r}")
-    return value
-
-
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").replace("×", ",").split(","))
-    except ValueError:
-        raise UsageError(
-            f"--input-shape expects sizes like 3,48,192 (the sample, without the batch), got {text!r}"
-        ) from None
-    if not shape or any(d < 1 for d in shape):
-        raise UsageError(f"--input-shape sizes must be positive, got {text!r}")
-    return shape
-
-
-def _floats(text: str | None, option: str) -> tuple[float, ...]:
-    if text is None:
-        return ()
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"{option} expects comma-separated numbers, got {text!r}") from None
-
-
-def _preprocessing(scale: float | None, mean: str | None, std: str | None) -> Preprocessing | None:
-    from .preprocessing import Preprocessing
-
-    if scale is None and mean is None and std is None:
-        return None
-    return Preprocessing(1.0 if scale is None else scale, _floats(mean, "--mean"), _floats(std, "--std"))
-
-
-def _names_file(text: str | None) -> Path | None:
-    """``--class-names`` when it names a file (an input, never to be written over)."""
-    return Path(text) if text is not None and Path(text).is_file() else None
-
-
-def _class_names(text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    path = Path(text)
-    if path.is_file():
-        try:
-            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(
-                f"--class-names {shown(text)} could not be read as UTF-8 text ({type(error).__name__})"
-            ) from None
-    else:
-        names = [part.strip() for part in text.split(",")]
-    if not all(names) or len(set(names)) != len(names):
-        raise UsageError("--class-names must list distinct, non-empty names")
-    if sum(map(len, names)) > MAX_CLASS_NAME_CHARACTERS:  # they are signed into the bundle's header
-        raise UsageError(f"--class-names hold more than {MAX_CLASS_NAME_CHARACTERS:,} characters in all")
-    return tuple(names)
 
 
 @app.command()
@@ -749,7 +463,7 @@ def audit(
     from .models import HttpClassifier, headers_from_environment
     from .report import audit_document, audit_json, audit_sarif, render_audit
 
-    with _errors():
+    with one_line_errors():
         check_min_answered(min_answered)
         bounded_timeout(model_timeout)
         if threshold is not None:
@@ -762,19 +476,19 @@ def audit(
 
             if output_format is not AuditFormat.json:
                 raise UsageError("--sign-report signs the JSON report; add --format json")
-            report_key = load_private_key(sign_report, password=_password())
+            report_key = load_private_key(sign_report, password=key_password())
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
-        preprocessing = _preprocessing(input_scale, mean, std)
+        preprocessing = parse_preprocessing(input_scale, mean, std)
         paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
-        report = _report_path(report, output_format, output)
+        report = report_path(report, output_format, output)
         check_outputs(
             {"--report": report},
             [*local_files(suspects or []), *(("a fingerprint", path) for path in paths),
              ("--trusted-key", trusted_key), ("--sign-report", sign_report)],
         )  # fmt: skip
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
-        bundles = load_bundles(paths, _trusted(trusted_key))
+        bundles = load_bundles(paths, trusted_public_key(trusted_key))
         headers = headers_from_environment() if endpoints else {}
         packings = {bundle.input_spec.packing for bundle in bundles}
         if endpoints and len(packings) > 1:
@@ -817,7 +531,7 @@ def audit(
                 document = sign(document, report_key)
             return audit_json(results, document)
 
-        _present(output_format, lambda console: render_audit(results, console), machine, report)
+        present(output_format, lambda console: render_audit(results, console), machine, report)
     raise typer.Exit(audit_exit_code(results, expect))
 
 
@@ -866,7 +580,7 @@ def scan(
     from .scan import Runner, ScanOptions, run_in_process
     from .scan import scan as run_scan
 
-    with _errors():
+    with one_line_errors():
         patterns = list(suspects or [])
         for path in manifest or []:
             patterns.extend(read_manifest(path))
@@ -879,14 +593,14 @@ def scan(
             deadline=deadline, model_timeout=model_timeout,
         )  # fmt: skip
         paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
-        report = _report_path(report, output_format)
+        report = report_path(report, output_format)
         check_outputs(
             {"--output": output, "--report": report},
             [*local_files(references), *(("a fingerprint", path) for path in paths),
              *(("--manifest", path) for path in manifest or []), ("--trusted-key", trusted_key)],
         )  # fmt: skip
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
-        bundles = load_bundles(paths, _trusted(trusted_key))
+        bundles = load_bundles(paths, trusted_public_key(trusted_key))
         runner: Runner = run_in_process
         if ray is not None and (not ray.strip() or not ray.isprintable()):
             raise UsageError(
@@ -900,7 +614,7 @@ def scan(
             summary = run_scan(
                 references, bundles, output, options=options, resume=resume, runner=runner, progress=progress
             )
-        _present(output_format, lambda console: render_scan(summary, console), lambda: scan_json(summary), report)
+        present(output_format, lambda console: render_scan(summary, console), lambda: scan_json(summary), report)
     raise typer.Exit(scan_exit_code(summary))
 
 
@@ -936,7 +650,7 @@ def evaluate(
     from .evaluate import evaluate as run_evaluate
     from .report import evaluation_json, plot_evaluation, render_evaluation
 
-    with _errors():
+    with one_line_errors():
         if steps < 1:
             raise UsageError(f"--r must be at least 1, got {steps}")
         if not positive or not negative:
@@ -951,7 +665,7 @@ def evaluate(
         )
         for group, patterns, option in groups:
             labelled.extend((suspect, group) for suspect in discovered_suspects(patterns, option))
-        report = _report_path(report, output_format, output)
+        report = report_path(report, output_format, output)
         check_outputs(
             {"--report": report, "--plot": plot},
             [("--fingerprint", fingerprint_path), ("--trusted-key", trusted_key),
@@ -959,13 +673,13 @@ def evaluate(
         )  # fmt: skip
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_replaceable(plot, "--plot", PNG)
-        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
+        bundle = load_bundle(fingerprint_path, trusted_key=trusted_public_key(trusted_key))
         evaluation = run_evaluate(
             bundle, labelled, threshold=threshold, r=steps, providers=providers, output_name=output_name
         )
         if plot is not None:
             plot_evaluation(evaluation, plot)
-        _present(
+        present(
             output_format, lambda console: render_evaluation(evaluation, console),
             lambda: evaluation_json(evaluation), report,
         )  # fmt: skip
@@ -995,19 +709,19 @@ def issue_command(
     from .licensing import check_issue_counts, check_licensee_name, is_onnx_model, issue
     from .report import issued_json, render_issued
 
-    with _errors():
+    with one_line_errors():
         check_licensee_name(licensee)
         check_issue_counts(triggers, max_epochs)  # before a key is made
-        bounds = _parse_domain(domain)
+        bounds = parse_domain(domain)
         if bounds == "data":
             raise UsageError("--domain for issue takes LOW,HIGH")
         requirements.onnxruntime()
         requirements.surrogate_converter()  # before a key is made
-        signing_key, key_note = _signing_key(key)
+        signing_key, key_note = signing_key_for(key)
         target = output or model.with_name(f"{model.name.removesuffix('.onnx')}-{licensee}.onnx")
         if registry.exists() and not registry.is_dir():
             raise UsageError(f"--registry {shown(registry)} is a file; pass a folder for the licensee trigger sets")
-        report = _report_path(report, output_format)
+        report = report_path(report, output_format)
         check_outputs(
             {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors",
              "--report": report},
@@ -1019,7 +733,7 @@ def issue_command(
             model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
             triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,
         )  # fmt: skip
-        _present(
+        present(
             output_format, lambda console: render_issued(result, console), lambda: issued_json(result), report,
             notes=[key_note],
         )  # fmt: skip
@@ -1054,19 +768,19 @@ def calibrate(
     from .calibrate import calibrate as run_calibrate
     from .report import calibration_json, render_calibration
 
-    with _errors():
+    with one_line_errors():
         suspects = discovered_suspects(negative or [], "--negative")
-        report = _report_path(report, output_format)
+        report = report_path(report, output_format)
         check_outputs({"--output": output, "--report": report}, [*local_files(suspects), ("--key", key)])
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         if output is not None and not same_file(output, fingerprint_path):  # in place is calibrate's purpose
             check_bundle_output(output)
-        signing_key, _ = _signing_key(key, create=False)
+        signing_key, _ = signing_key_for(key, create=False)
         result = run_calibrate(
             fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
             margin=margin, providers=providers, output_name=output_name,
         )  # fmt: skip
-        _present(
+        present(
             output_format, lambda console: render_calibration(result, console), lambda: calibration_json(result),
             report,
         )  # fmt: skip
@@ -1080,10 +794,10 @@ def verify_report(
     """Check a signed audit report: exit 0 if intact (and signed by --trusted-key), 4 if not."""
     from .evidence import verify_report as run_verify
 
-    with _errors():
-        checked = run_verify(report, trusted_key=_trusted(trusted_key))
+    with one_line_errors():
+        checked = run_verify(report, trusted_key=trusted_public_key(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
-        _stdout().print(
+        stdout_console().print(
             f"[bold green]valid[/]: {outside_text(checked.path)} ({checked.results} result(s)) signed by "
             f"{outside_text(checked.signer_key_id)} ({pin})"
         )
@@ -1100,15 +814,15 @@ def inspect(
     from .bundle import load_bundle
     from .report import bundle_json, render_bundle
 
-    with _errors():
-        report = _report_path(report, output_format)
+    with one_line_errors():
+        report = report_path(report, output_format)
         check_outputs({"--report": report}, [("FINGERPRINT_PATH", fingerprint_path), ("--trusted-key", trusted_key)])
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
-        bundle = load_bundle(fingerprint_path, trusted_key=_trusted(trusted_key))
-        _present(output_format, lambda console: render_bundle(bundle, console), lambda: bundle_json(bundle), report)
+        bundle = load_bundle(fingerprint_path, trusted_key=trusted_public_key(trusted_key))
+        present(output_format, lambda console: render_bundle(bundle, console), lambda: bundle_json(bundle), report)
 
 
-def _only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
+def only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
     """``app`` with only the command being run (the first argument that is not an option), when it is one.
 
     typer inspects the signature of every registered command before running any: ~35 ms of a whole
@@ -1128,25 +842,5 @@ def _only_the_invoked_command(arguments: Sequence[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """The console script: whatever escapes the commands is an internal error (exit 5), never 0 or 1."""
-    _debug["on"] = "--debug" in sys.argv[1:]
-    try:
-        try:
-            _only_the_invoked_command(sys.argv[1:])()
-        finally:
-            sys.stdout.flush()  # a closed pipe shows here, not in an ignored error at exit
-    except BrokenPipeError:
-        try:
-            _output_closed()
-        except typer.Exit as exit_:
-            raise SystemExit(exit_.exit_code) from None
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:  # Ctrl-C before a command took over (while importing): one line, exit 130
-        sys.stderr.write("interrupted\n")
-        raise SystemExit(ExitCode.interrupted) from None
-    except Exception as error:
-        try:
-            _internal_error(error)
-        except typer.Exit as exit_:
-            raise SystemExit(exit_.exit_code) from None
+    """The console script (``ipguard-onnx``)."""
+    run(only_the_invoked_command(sys.argv[1:]))
