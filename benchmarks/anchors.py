@@ -31,8 +31,9 @@ from ipguard_onnx.search import BoundaryWalk, search_scores, start_points  # noq
 MODES = ("nearest", "surest", "random")
 
 
-def _anchor(mode: str, start: np.ndarray, members: np.ndarray, pool: np.ndarray, gaps: np.ndarray,
-            rng: np.random.Generator) -> int:  # fmt: skip
+def _anchor(
+    mode: str, start: np.ndarray, members: np.ndarray, pool: np.ndarray, gaps: np.ndarray, rng: np.random.Generator
+) -> int:
     if mode == "nearest":
         return int(members[np.linalg.norm((pool[members] - start).reshape(len(members), -1), axis=1).argmin()])
     if mode == "surest":
@@ -88,8 +89,9 @@ def main() -> None:
         work = Path(scratch)
         key = load_private_key(write_keypair(work / "k.pem", work / "k.pub.pem").private_path)
         spec = target.input_spec
-        record = FingerprintRecord(spec.name, spec.sample_shape, spec.layout, spec.dtype,
-                                   target.output_spec.num_classes or 0, 0.85)  # fmt: skip
+        record = FingerprintRecord(
+            spec.name, spec.sample_shape, spec.layout, spec.dtype, target.output_spec.num_classes or 0, 0.85
+        )
         for mode in MODES:
             arucs = []
             for seed in arguments.seeds:
@@ -98,8 +100,12 @@ def main() -> None:
                 tensors = {"points": points, "labels": labels, "domain_low": low, "domain_high": low + 1}
                 save_bundle(work / "fp.safetensors", tensors, record, key)
                 arucs.append(evaluate(work / "fp.safetensors", suspects).aruc)
-            print(f"{mode:8s} k={arguments.k:g}: ARUC " + ", ".join(f"{a:.3f}" for a in arucs)
-                  + f" (mean {np.mean(arucs):.3f})", flush=True)  # fmt: skip
+            print(
+                f"{mode:8s} k={arguments.k:g}: ARUC "
+                + ", ".join(f"{a:.3f}" for a in arucs)
+                + f" (mean {np.mean(arucs):.3f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -50,21 +50,38 @@ def main() -> None:
     bundles = folder / "bundles"
     started = time.perf_counter()
     for seed in range(args.bundles):
-        fingerprint(folder / "target.onnx", bundles / f"fp{seed:03d}.safetensors", signing_key=key,
-                    settings=FingerprintSettings(seed=seed))  # fmt: skip
+        fingerprint(
+            folder / "target.onnx",
+            bundles / f"fp{seed:03d}.safetensors",
+            signing_key=key,
+            settings=FingerprintSettings(seed=seed),
+        )
     print(f"made {args.bundles} bundles of 100 points in {time.perf_counter() - started:.1f} s")
 
-    audit_cmd = [sys.executable, "-m", "ipguard_onnx", "audit", str(folder / "pirated.onnx"),
-                 "-f", str(bundles / "fp000.safetensors"), "--format", "json"]  # fmt: skip
+    audit_cmd = [
+        sys.executable,
+        "-m",
+        "ipguard_onnx",
+        "audit",
+        str(folder / "pirated.onnx"),
+        "-f",
+        str(bundles / "fp000.safetensors"),
+        "--format",
+        "json",
+    ]
     bare = [sys.executable, "-c", "import onnxruntime"]
     audit_times, bare_times = [], []
     for _ in range(args.repeats):  # interleaved, so both see the same machine load
         audit_times += wall(audit_cmd, 1)
         bare_times += wall(bare, 1)
-    print(f"whole audit process (1 bundle, 100 points): median {statistics.median(audit_times):.3f} s, "
-          f"min {min(audit_times):.3f} s over {args.repeats} runs")  # fmt: skip
-    print(f"bare python -c 'import onnxruntime':         median {statistics.median(bare_times):.3f} s, "
-          f"min {min(bare_times):.3f} s")  # fmt: skip
+    print(
+        f"whole audit process (1 bundle, 100 points): median {statistics.median(audit_times):.3f} s, "
+        f"min {min(audit_times):.3f} s over {args.repeats} runs"
+    )
+    print(
+        f"bare python -c 'import onnxruntime':         median {statistics.median(bare_times):.3f} s, "
+        f"min {min(bare_times):.3f} s"
+    )
 
     loaded = [load_bundle(path) for path in sorted(bundles.glob("*.safetensors"))]
     started = time.perf_counter()
@@ -73,11 +90,22 @@ def main() -> None:
     points = sum(r.points_queried for r in results)
     rate = points / seconds
     print(f"in process: {len(results)} bundles × 1 suspect, {points} points in {seconds:.2f} s = {rate:,.0f} points/s")
-    folder_cmd = [sys.executable, "-m", "ipguard_onnx", "audit", str(folder / "pirated.onnx"),
-                  "--fingerprints", str(bundles), "--format", "json"]  # fmt: skip
+    folder_cmd = [
+        sys.executable,
+        "-m",
+        "ipguard_onnx",
+        "audit",
+        str(folder / "pirated.onnx"),
+        "--fingerprints",
+        str(bundles),
+        "--format",
+        "json",
+    ]
     folder_times = wall(folder_cmd, 3)
-    print(f"whole process, --fingerprints with {args.bundles} bundles: median {statistics.median(folder_times):.2f} s "
-          f"= {points / statistics.median(folder_times):,.0f} points/s")  # fmt: skip
+    print(
+        f"whole process, --fingerprints with {args.bundles} bundles: median {statistics.median(folder_times):.2f} s "
+        f"= {points / statistics.median(folder_times):,.0f} points/s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,23 @@ from ipguard_onnx.evaluate import evaluate, tpr_at_fpr  # noqa: E402
 from ipguard_onnx.stats import CALIBRATION_MARGIN, binomial_tail, combined_p_value  # noqa: E402
 
 FAMILY_ORDER = (
-    "FTLL", "FTAL", "RTLL", "RTAL", "weight pruning", "filter pruning", "int8-dynamic", "int8-static", "float16",
-    "distillation", "label extraction 1k", "label extraction 1k, other arch", "label extraction 10k",
-    "probability extraction", "adversarial label extraction", "extraction + fine-tuning",
-)  # fmt: skip
+    "FTLL",
+    "FTAL",
+    "RTLL",
+    "RTAL",
+    "weight pruning",
+    "filter pruning",
+    "int8-dynamic",
+    "int8-static",
+    "float16",
+    "distillation",
+    "label extraction 1k",
+    "label extraction 1k, other arch",
+    "label extraction 10k",
+    "probability extraction",
+    "adversarial label extraction",
+    "extraction + fine-tuning",
+)
 
 
 def main() -> None:
@@ -94,17 +107,24 @@ def main() -> None:
                     else "–"
                 )
             print(f"| {family} ({len(verified.get((configs[0], family), []))}) | " + " | ".join(cells) + " |")
-        print("| points (= queries) per verification | " + " | ".join(
-            f"{min(points[c])}–{max(points[c])}" if min(points[c]) != max(points[c]) else str(points[c][0])
-            for c in configs) + " |")  # fmt: skip
+        print(
+            "| points (= queries) per verification | "
+            + " | ".join(
+                f"{min(points[c])}–{max(points[c])}" if min(points[c]) != max(points[c]) else str(points[c][0])
+                for c in configs
+            )
+            + " |"
+        )
 
 
 def _calibrated_evidence(bundle: Bundle, folder: Path, entries: list[list[str]]) -> dict[str, float]:
     """−log10 of the combined p-value per suspect, each part's q0 = its highest independent match + 0.05."""
     parts = {path: audit(bundle, folder / path).parts for path, _, _ in entries}
     negatives = [parts[path] for path, group, _ in entries if group == "negative"]
-    nulls = [min(0.999, max(found[index].matching_rate for found in negatives) + CALIBRATION_MARGIN)
-             for index in range(len(bundle.parts))]  # fmt: skip
+    nulls = [
+        min(0.999, max(found[index].matching_rate for found in negatives) + CALIBRATION_MARGIN)
+        for index in range(len(bundle.parts))
+    ]
     evidence = {}
     for path, found in parts.items():
         p_values = [binomial_tail(part.matched, part.answered, null) for part, null in zip(found, nulls, strict=True)]
@@ -132,10 +152,14 @@ def _mistake_quartiles(folder: Path, name: str) -> None:
         suspect = OnnxClassifier(folder / path)
         answers = suspect.answer(owner["x"][wrong].reshape(len(wrong), *suspect.input_spec.sample_shape))
         repeats[group].append(np.asarray(answers.labels).astype(np.int64) == said[wrong])
-    cells = {group: [float(np.stack(rows)[:, q * quarter : (q + 1) * quarter].mean()) for q in range(4)]
-             for group, rows in repeats.items()}  # fmt: skip
-    print(f"{name}: {len(wrong)} mistakes; quartiles most confident first: " + "; ".join(
-        f"{group} " + " / ".join(f"{v:.2f}" for v in values) for group, values in cells.items()))  # fmt: skip
+    cells = {
+        group: [float(np.stack(rows)[:, q * quarter : (q + 1) * quarter].mean()) for q in range(4)]
+        for group, rows in repeats.items()
+    }
+    print(
+        f"{name}: {len(wrong)} mistakes; quartiles most confident first: "
+        + "; ".join(f"{group} " + " / ".join(f"{v:.2f}" for v in values) for group, values in cells.items())
+    )
 
 
 if __name__ == "__main__":

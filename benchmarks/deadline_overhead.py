@@ -50,8 +50,9 @@ def main() -> None:
             bare = per_run(lambda feeds=feeds: session.run(None, feeds), arguments.runs, arguments.rounds)
             bounded = per_run(
                 lambda feeds=feeds: run_bounded(session, None, feeds, timeout=120, name="target"),
-                arguments.runs, arguments.rounds,
-            )  # fmt: skip
+                arguments.runs,
+                arguments.rounds,
+            )
             print(f"| {points} | {bare * 1e6:.1f} µs | {bounded * 1e6:.1f} µs | {(bounded - bare) * 1e6:.1f} µs |")
 
 

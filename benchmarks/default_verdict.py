@@ -42,10 +42,26 @@ from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 from ipguard_onnx.sequential import SequentialSettings  # noqa: E402
 
-MODIFICATION = ("FTLL", "FTAL", "RTLL", "RTAL", "weight pruning", "filter pruning", "int8-dynamic", "int8-static",
-                "float16")  # fmt: skip
-EXTRACTION = ("distillation", "label extraction 1k", "label extraction 1k, other arch", "label extraction 10k",
-              "probability extraction", "adversarial label extraction", "extraction + fine-tuning")  # fmt: skip
+MODIFICATION = (
+    "FTLL",
+    "FTAL",
+    "RTLL",
+    "RTAL",
+    "weight pruning",
+    "filter pruning",
+    "int8-dynamic",
+    "int8-static",
+    "float16",
+)
+EXTRACTION = (
+    "distillation",
+    "label extraction 1k",
+    "label extraction 1k, other arch",
+    "label extraction 10k",
+    "probability extraction",
+    "adversarial label extraction",
+    "extraction + fine-tuning",
+)
 DESIGNS = ("default", "before", "mistakes")
 
 
@@ -81,8 +97,10 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             zoo = zoo_module.build(world, seed, args.out)
-            print(f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
             np.save(zoo.folder / "owner-data.npy", zoo.train)
             np.savez(zoo.folder / "owner-labelled.npz", x=zoo.train, y=zoo.train_labels)
             for design in args.designs:
@@ -92,8 +110,9 @@ def main() -> None:
                 bundle_path = zoo.folder / f"verdict-{design}.safetensors"
                 tick = time.perf_counter()
                 try:
-                    made = fingerprint(zoo.target, bundle_path, signing_key=key, settings=settings,
-                                       data_path=zoo.folder / data)  # fmt: skip
+                    made = fingerprint(
+                        zoo.target, bundle_path, signing_key=key, settings=settings, data_path=zoo.folder / data
+                    )
                 except Exception as exc:  # e.g. no mistakes to fingerprint with: a result, not a crash
                     print(f"  {design:9s} no fingerprint: {exc}", flush=True)
                     continue
@@ -104,18 +123,31 @@ def main() -> None:
                 for path, group, family in zoo.suspects:
                     fixed = audit(bundle, path, threshold=threshold)
                     step = audit(bundle, path, threshold=threshold, sequential=SequentialSettings())
-                    suspects.append({
-                        "name": path.name, "group": group, "family": family, "verdict": fixed.verdict,
-                        "rate": fixed.matching_rate, "p_value": fixed.p_value,
-                        "score": _score(design, fixed.p_value, fixed.matching_rate),
-                        "queries": fixed.points_queried, "sequential_queries": step.points_queried,
-                        "sequential_verdict": step.verdict,
-                    })  # fmt: skip
-                rows.append({
-                    "world": world, "seed": seed, "design": design, "seconds": seconds, "points": made.points,
-                    "parts": [{"kind": p.kind, "points": p.points, "q0": p.null_agreement} for p in made.parts],
-                    "suspects": suspects,
-                })  # fmt: skip
+                    suspects.append(
+                        {
+                            "name": path.name,
+                            "group": group,
+                            "family": family,
+                            "verdict": fixed.verdict,
+                            "rate": fixed.matching_rate,
+                            "p_value": fixed.p_value,
+                            "score": _score(design, fixed.p_value, fixed.matching_rate),
+                            "queries": fixed.points_queried,
+                            "sequential_queries": step.points_queried,
+                            "sequential_verdict": step.verdict,
+                        }
+                    )
+                rows.append(
+                    {
+                        "world": world,
+                        "seed": seed,
+                        "design": design,
+                        "seconds": seconds,
+                        "points": made.points,
+                        "parts": [{"kind": p.kind, "points": p.points, "q0": p.null_agreement} for p in made.parts],
+                        "suspects": suspects,
+                    }
+                )
                 row = rows[-1]
                 print(
                     f"  {design:9s} {made.points} points in {seconds:.1f} s; parts "
@@ -172,10 +204,12 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
             negatives = sum(s["group"] == "negative" for s in copies)
             queries = statistics.median(s["queries"] for s in copies)
             sequential = statistics.median(s["sequential_queries"] for s in copies)
-            print(f"| {design} | {auc:.2f} | {modification:.2f} | {extraction:.2f} | "
-                  f"{sum(matched_mod)}/{len(matched_mod)} | {sum(matched_ext)}/{len(matched_ext)} | "
-                  f"{accused}/{negatives} | {queries:.0f} | {sequential:.0f} | "
-                  f"{statistics.median(r['seconds'] for r in runs):.1f} |")  # fmt: skip
+            print(
+                f"| {design} | {auc:.2f} | {modification:.2f} | {extraction:.2f} | "
+                f"{sum(matched_mod)}/{len(matched_mod)} | {sum(matched_ext)}/{len(matched_ext)} | "
+                f"{accused}/{negatives} | {queries:.0f} | {sequential:.0f} | "
+                f"{statistics.median(r['seconds'] for r in runs):.1f} |"
+            )
         print("\nPer family, the default: copies the verdict matches / copies (all seeds), and the median p-value\n")
         print("| family | matched by the verdict | median p |\n|---|---|---|")
         runs = [r for r in here if r["design"] == "default"]
@@ -188,9 +222,13 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
                 items = by_family[family]
                 matched = sum(s["verdict"] == "match" for s in items)
                 print(f"| {family} | {matched}/{len(items)} | {statistics.median(s['p_value'] for s in items):.1e} |")
-        print("\nParts of the default (per seed): " + "; ".join(
-            f"seed {r['seed']}: " + ", ".join(f"{p['kind']} {p['points']} q0 {p['q0']:.2f}" for p in r["parts"])
-            for r in runs))  # fmt: skip
+        print(
+            "\nParts of the default (per seed): "
+            + "; ".join(
+                f"seed {r['seed']}: " + ", ".join(f"{p['kind']} {p['points']} q0 {p['q0']:.2f}" for p in r["parts"])
+                for r in runs
+            )
+        )
 
 
 if __name__ == "__main__":

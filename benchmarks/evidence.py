@@ -22,8 +22,10 @@ SETTINGS = ("ipguard-RL k=3", "ipguard-TR unique k=1")
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "out" / "results.json"
     rows = json.loads(path.read_text())
-    print("| world | setting | seed | highest independent | calibrated q0 | threshold for 10⁻⁶ | lowest copy "
-          "| copy families at or above it |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| world | setting | seed | highest independent | calibrated q0 | threshold for 10⁻⁶ | lowest copy "
+        "| copy families at or above it |\n|---|---|---|---|---|---|---|---|"
+    )
     for world in (w for w in ("digits", "wine", "cancer") if any(r["world"] == w for r in rows)):
         for config in SETTINGS:
             for row in (r for r in rows if r["world"] == world and r["config"] == config):
@@ -34,8 +36,10 @@ def main() -> None:
                 lowest = min(row["family_min"][f] for f in copies)
                 passing = sum(row["family_min"][f] >= threshold for f in copies) if threshold is not None else 0
                 shown = "—" if threshold is None else f"{threshold:.2f}"
-                print(f"| {world} | {config} | {row['seed']} | {highest:.2f} | {null:.2f} | {shown} | {lowest:.2f} "
-                      f"| {passing}/{len(copies)} |")  # fmt: skip
+                print(
+                    f"| {world} | {config} | {row['seed']} | {highest:.2f} | {null:.2f} | {shown} | {lowest:.2f} "
+                    f"| {passing}/{len(copies)} |"
+                )
 
 
 if __name__ == "__main__":

@@ -39,22 +39,32 @@ def main() -> None:
     rows = []
     for seed in range(args.repeats):
         started = time.perf_counter()
-        result = fingerprint(folder / "target.onnx", folder / f"fp{seed}.safetensors", signing_key=key,
-                             settings=FingerprintSettings(n=100, seed=seed))  # fmt: skip
+        result = fingerprint(
+            folder / "target.onnx",
+            folder / f"fp{seed}.safetensors",
+            signing_key=key,
+            settings=FingerprintSettings(n=100, seed=seed),
+        )
         wall = time.perf_counter() - started
         rates = {
             name: audit(result.bundle_path, folder / f"{name}.onnx").matching_rate
             for name in ("target", "pirated", "innocent")
         }
         rows.append((seed, wall, result.search_seconds, result.mean_iterations, result.points, rates))
-        print(f"seed {seed}: {wall:.2f} s in all, search {result.search_seconds:.2f} s, "
-              f"{result.mean_iterations:.1f} iterations/point, {result.points} points, "
-              + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))  # fmt: skip
+        print(
+            f"seed {seed}: {wall:.2f} s in all, search {result.search_seconds:.2f} s, "
+            f"{result.mean_iterations:.1f} iterations/point, {result.points} points, "
+            + ", ".join(f"{k} {v:.2f}" for k, v in rates.items())
+        )
     threads = torch.get_num_threads()
-    print(f"\nmachine: {platform.machine()}, {threads} torch threads, python {platform.python_version()}, "
-          f"torch {torch.__version__}")  # fmt: skip
-    print(f"median fingerprint time (n=100): {statistics.median(r[1] for r in rows):.2f} s "
-          f"(search alone {statistics.median(r[2] for r in rows):.2f} s)")  # fmt: skip
+    print(
+        f"\nmachine: {platform.machine()}, {threads} torch threads, python {platform.python_version()}, "
+        f"torch {torch.__version__}"
+    )
+    print(
+        f"median fingerprint time (n=100): {statistics.median(r[1] for r in rows):.2f} s "
+        f"(search alone {statistics.median(r[2] for r in rows):.2f} s)"
+    )
     print(f"mean Adam iterations per point: {statistics.mean(r[3] for r in rows):.1f}")
     for name in ("target", "pirated", "innocent"):
         values = [r[5][name] for r in rows]

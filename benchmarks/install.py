@@ -77,8 +77,10 @@ def main() -> None:
         venv = _venv(folder / role)
         seconds = _install(venv, role)
         site = _size_mb(_site_packages(venv))
-        print(f"[{role}] install {seconds:.1f} s from a warm cache; site-packages {site:.0f} MB, "
-              f"whole virtualenv {_size_mb(venv):.0f} MB")  # fmt: skip
+        print(
+            f"[{role}] install {seconds:.1f} s from a warm cache; site-packages {site:.0f} MB, "
+            f"whole virtualenv {_size_mb(venv):.0f} MB"
+        )
 
     if "cpu" not in args.roles:
         return

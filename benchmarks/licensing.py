@@ -44,8 +44,7 @@ def _accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return float((OnnxClassifier(path, allow_spinning=False).predict(x) == y).mean())
 
 
-def _attacked(path: Path, out: Path, kind: str, xb: np.ndarray, yb: np.ndarray, xc: np.ndarray,
-              yc: np.ndarray) -> Path:  # fmt: skip
+def _attacked(path: Path, out: Path, kind: str, xb: np.ndarray, yb: np.ndarray, xc: np.ndarray, yc: np.ndarray) -> Path:
     module = copy.deepcopy(Surrogate(OnnxClassifier(path, allow_spinning=False)).module)
     if kind == "fine-tuned":
         attacked = train(module, xb, yb, seed=7, epochs=5, learning_rate=5e-4)
@@ -89,7 +88,7 @@ def main() -> None:
                 registry=work / f"registry-{seed}",
                 output_path=work / f"{seed}-{name}.onnx",
                 signing_key=key,
-            )  # fmt: skip
+            )
             for name in NAMES[: args.licensees]
         ]
         for issued in copies:
@@ -102,37 +101,59 @@ def main() -> None:
                     guess, tuple(xa.shape[1:]), bundle.domain_low, bundle.domain_high, 10
                 )
                 rows_ = np.random.default_rng(attempt).integers(0, len(xc), 100)
-                tensors = {"points": stamp(xc[rows_], mask, values), "labels": derangement[yc[rows_]],
-                           "domain_low": bundle.domain_low, "domain_high": bundle.domain_high}  # fmt: skip
+                tensors = {
+                    "points": stamp(xc[rows_], mask, values),
+                    "labels": derangement[yc[rows_]],
+                    "domain_low": bundle.domain_low,
+                    "domain_high": bundle.domain_high,
+                }
                 fake = work / "forged.safetensors"
                 save_bundle(fake, tensors, bundle.record, key)
                 forged.append(audit(fake, issued.model_path).matching_rate)
             row = {
-                "seed": seed, "licensee": issued.licensee,
+                "seed": seed,
+                "licensee": issued.licensee,
                 "accuracy_change": 100 * (_accuracy(issued.model_path, xbc, ybc) - _accuracy(zoo.target, xbc, ybc)),
-                "own": audit(bundle, issued.model_path).matching_rate, "threshold": bundle.threshold,
-                "others_max": max(others), "forged_max": max(forged),
+                "own": audit(bundle, issued.model_path).matching_rate,
+                "threshold": bundle.threshold,
+                "others_max": max(others),
+                "forged_max": max(forged),
                 "original": audit(bundle, zoo.target).matching_rate,
                 "passive_copy": audit(passive, issued.model_path).matching_rate,
-                "epochs": issued.epochs, "seconds": issued.seconds,
-            }  # fmt: skip
+                "epochs": issued.epochs,
+                "seconds": issued.seconds,
+            }
             for attack in ("fine-tuned", "pruned"):
-                path = _attacked(issued.model_path, work / f"{seed}-{issued.licensee}-{attack}.onnx", attack,
-                                 xb, yb, xc, yc)  # fmt: skip
+                path = _attacked(
+                    issued.model_path, work / f"{seed}-{issued.licensee}-{attack}.onnx", attack, xb, yb, xc, yc
+                )
                 row[f"{attack}_own"] = audit(bundle, path).matching_rate
                 row[f"{attack}_passive"] = audit(passive, path).matching_rate
                 row[f"{attack}_accuracy"] = 100 * _accuracy(path, xc, yc)
             rows.append(row)
             print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     print("\n| measure | mean | min | max |\n|---|---|---|---|")
-    for key_name in ("accuracy_change", "own", "others_max", "forged_max", "original", "passive_copy",
-                     "fine-tuned_own", "fine-tuned_passive", "pruned_own", "pruned_passive", "seconds"):  # fmt: skip
+    for key_name in (
+        "accuracy_change",
+        "own",
+        "others_max",
+        "forged_max",
+        "original",
+        "passive_copy",
+        "fine-tuned_own",
+        "fine-tuned_passive",
+        "pruned_own",
+        "pruned_passive",
+        "seconds",
+    ):
         values = [r[key_name] for r in rows]
         print(f"| {key_name} | {statistics.mean(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
     passed = {a: sum(r[f"{a}_own"] >= r["threshold"] for r in rows) for a in ("fine-tuned", "pruned")}
     thresholds = sorted({r["threshold"] for r in rows})
-    print(f"\n{len(rows)} copies; own triggers matched after fine-tuning: {passed['fine-tuned']}/{len(rows)}, "
-          f"after pruning: {passed['pruned']}/{len(rows)}; thresholds {thresholds}")  # fmt: skip
+    print(
+        f"\n{len(rows)} copies; own triggers matched after fine-tuning: {passed['fine-tuned']}/{len(rows)}, "
+        f"after pruning: {passed['pruned']}/{len(rows)}; thresholds {thresholds}"
+    )
 
 
 if __name__ == "__main__":

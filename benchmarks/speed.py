@@ -31,9 +31,12 @@ def _basic_block(channels_in: int, channels: int, stride: int) -> nn.Module:
         def __init__(self) -> None:
             super().__init__()
             self.body = nn.Sequential(
-                nn.Conv2d(channels_in, channels, 3, stride, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
-                nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
-            )  # fmt: skip
+                nn.Conv2d(channels_in, channels, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(),
+                nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
             self.skip = (
                 nn.Sequential(nn.Conv2d(channels_in, channels, 1, stride, bias=False), nn.BatchNorm2d(channels))
                 if stride != 1 or channels_in != channels
@@ -105,11 +108,16 @@ def measure(kind: str, folder: Path, n: int, device: str) -> dict[str, object]:
         iterations, hit = float(outcome.iterations.mean()), outcome.hit_rate
     seconds = time.perf_counter() - started
     return {
-        "kind": kind, "device": device, "n": n, "seconds": seconds, "seconds_per_100": seconds * 100 / n,
+        "kind": kind,
+        "device": device,
+        "n": n,
+        "seconds": seconds,
+        "seconds_per_100": seconds * 100 / n,
         "seconds_per_iteration_per_100": seconds * 100 / n / max(1.0, float(outcome_steps(kind, iterations))),
-        "mean_iterations": iterations, "hit_rate": hit,
+        "mean_iterations": iterations,
+        "hit_rate": hit,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }  # fmt: skip
+    }
 
 
 def outcome_steps(kind: str, mean_iterations: float) -> float:
@@ -121,8 +129,10 @@ def run(kind: str, n: int, device: str = "cpu") -> dict[str, object]:
     with tempfile.TemporaryDirectory() as folder:
         completed = subprocess.run(
             [sys.executable, str(HERE), "--child", kind, "--n", str(n), "--device", device, "--folder", folder],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
@@ -138,8 +148,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.folder, args.n, args.device)))
         return
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"CUDA {'yes' if torch.cuda.is_available() else 'no'}"
+    )
     batched, loop, cw = run("digits", 100), run("digits-loop", 100), run("digits-cw", 100)
     print(
         "\n| digits CNN, n = 100, k = 3, -RL | seconds | Adam iterations/point | points reaching j | ratio to batched |"
@@ -152,14 +164,18 @@ def main() -> None:
         )
     if args.scale:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        print("\n| model | device | n measured | seconds per 100 points | Adam iterations/point | "
-              "seconds per iteration per 100 points | peak RSS (MB) |")  # fmt: skip
+        print(
+            "\n| model | device | n measured | seconds per 100 points | Adam iterations/point | "
+            "seconds per iteration per 100 points | peak RSS (MB) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for kind, n in (("digits", 100), ("resnet20", 100), ("resnet50", 10)):
             for device in devices:
                 row = run(kind, n, device)
-                print(f"| {kind} | {device} | {n} | {row['seconds_per_100']:.1f} | {row['mean_iterations']:.1f} | "
-                      f"{row['seconds_per_iteration_per_100']:.3f} | {row['peak_rss_mb']:.0f} |")  # fmt: skip
+                print(
+                    f"| {kind} | {device} | {n} | {row['seconds_per_100']:.1f} | {row['mean_iterations']:.1f} | "
+                    f"{row['seconds_per_iteration_per_100']:.3f} | {row['peak_rss_mb']:.0f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ from ipguard_onnx.keys import load_private_key, write_keypair
 from ipguard_onnx.search import StartKind
 
 TARGETS = ("forest", "svm", "xgboost")
-POSITIVE_FAMILIES = ("re-export, no ZipMap", "re-export, double", "re-export, onnxmltools", "40 of 50 trees",
-                     "continued on new data", "bootstrap refit")  # fmt: skip
+POSITIVE_FAMILIES = (
+    "re-export, no ZipMap",
+    "re-export, double",
+    "re-export, onnxmltools",
+    "40 of 50 trees",
+    "continued on new data",
+    "bootstrap refit",
+)
 HARD_FAMILIES = ("distilled network",)
 NEGATIVE_FAMILIES = ("same kind", "forest", "boosting", "logistic regression", "LightGBM")
 
@@ -57,8 +63,9 @@ def _dataset(world: str) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), np.asarray(loaded.target, dtype=np.int64)
 
 
-def _export(model: Any, x: np.ndarray, path: Path, *, zipmap: bool = True, double: bool = False,
-            onnxmltools: bool = False) -> Path:  # fmt: skip
+def _export(
+    model: Any, x: np.ndarray, path: Path, *, zipmap: bool = True, double: bool = False, onnxmltools: bool = False
+) -> Path:
     """Write ``model`` as ONNX the way its owner's exporter would (skl2onnx, or onnxmltools for XGBoost/LightGBM)."""
     import onnxmltools as mltools
     from onnxmltools.convert.common.data_types import FloatTensorType as MlFloat
@@ -82,8 +89,9 @@ def _export(model: Any, x: np.ndarray, path: Path, *, zipmap: bool = True, doubl
 def _xgboost(seed: int, rounds: int = 50) -> Any:
     import xgboost
 
-    return xgboost.XGBClassifier(n_estimators=rounds, max_depth=3, subsample=0.8, colsample_bytree=0.8,
-                                 random_state=seed)  # fmt: skip
+    return xgboost.XGBClassifier(
+        n_estimators=rounds, max_depth=3, subsample=0.8, colsample_bytree=0.8, random_state=seed
+    )
 
 
 def _target(kind: str, seed: int) -> Any:
@@ -97,8 +105,9 @@ def _target(kind: str, seed: int) -> Any:
     return _xgboost(seed)
 
 
-def _copies(kind: str, target: Any, seed: int, xo: np.ndarray, yo: np.ndarray, xn: np.ndarray,
-            yn: np.ndarray) -> dict[str, Any]:  # fmt: skip
+def _copies(
+    kind: str, target: Any, seed: int, xo: np.ndarray, yo: np.ndarray, xn: np.ndarray, yn: np.ndarray
+) -> dict[str, Any]:
     """The retrained copies of ``target`` (re-exports are made by ``build``); ``xn, yn`` is new data."""
     copies: dict[str, Any] = {}
     if kind == "forest":
@@ -116,8 +125,7 @@ def _copies(kind: str, target: Any, seed: int, xo: np.ndarray, yo: np.ndarray, x
         copies["40 of 50 trees"] = subset
         copies["continued on new data"] = _xgboost(seed, 10).fit(xn, yn, xgb_model=target.get_booster())
     else:
-        copies["continued on new data"] = copy.deepcopy(target).fit(np.concatenate([xo, xn]),
-                                                                     np.concatenate([yo, yn]))  # fmt: skip
+        copies["continued on new data"] = copy.deepcopy(target).fit(np.concatenate([xo, xn]), np.concatenate([yo, yn]))
     rows = np.random.default_rng(seed + 1).integers(0, len(xo), len(xo))
     copies["bootstrap refit"] = _target(kind, seed + 1).set_params(random_state=seed + 1).fit(xo[rows], yo[rows])
     return copies
@@ -141,21 +149,26 @@ def build(
     target_path = _export(target, xo, folder / "target.onnx")
     suspects: list[tuple[Path, str, str]] = []
     if kind != "xgboost":  # onnxmltools writes XGBoost with no ZipMap, in float only, and is its one exporter
-        suspects.append((_export(target, xo, folder / "no-zipmap.onnx", zipmap=False), "positive",
-                         "re-export, no ZipMap"))  # fmt: skip
+        suspects.append(
+            (_export(target, xo, folder / "no-zipmap.onnx", zipmap=False), "positive", "re-export, no ZipMap")
+        )
         # skl2onnx writes an invalid double SVM with a ZipMap (a float64 ZipMap input), so that one has none
         double = _export(target, xo, folder / "double.onnx", double=True, zipmap=kind != "svm")
         suspects.append((double, "positive", "re-export, double"))
-        suspects.append((_export(target, xo, folder / "onnxmltools.onnx", onnxmltools=True), "positive",
-                         "re-export, onnxmltools"))  # fmt: skip
+        suspects.append(
+            (_export(target, xo, folder / "onnxmltools.onnx", onnxmltools=True), "positive", "re-export, onnxmltools")
+        )
     for family, model in _copies(kind, target, seed, xo, yo, xt[: len(xt) // 2], yt[: len(yt) // 2]).items():
         name = family.replace(" ", "-").replace(",", "")
         exported = _export(model, xo, folder / f"{name}.onnx")
         try:
             ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
         except Exception as exc:  # an exporter's bug, not the search's: reported, not audited
-            print(f"{kind} {world} seed {seed}: {family} skipped, onnxruntime refuses its export: "
-                  f"{str(exc).splitlines()[0][:120]}", flush=True)  # fmt: skip
+            print(
+                f"{kind} {world} seed {seed}: {family} skipped, onnxruntime refuses its export: "
+                f"{str(exc).splitlines()[0][:120]}",
+                flush=True,
+            )
             continue
         suspects.append((exported, "positive", family))
     student = MLPClassifier((64,), max_iter=600, random_state=seed).fit(xt, target.predict(xt))
@@ -164,20 +177,23 @@ def build(
         same = _target(kind, 100 + seed * 10 + index)
         if kind == "svm":
             same.set_params(C=[0.5, 2.0, 8.0][index])
-        suspects.append((_export(same.fit(xt, yt), xo, folder / f"independent-{index}.onnx"), "negative",
-                         "same kind"))  # fmt: skip
+        suspects.append((_export(same.fit(xt, yt), xo, folder / f"independent-{index}.onnx"), "negative", "same kind"))
     others: dict[str, Callable[[], Any]] = {
         "forest": lambda: RandomForestClassifier(n_estimators=50, random_state=seed),
         "boosting": lambda: GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=seed),
         "logistic regression": lambda: LogisticRegression(max_iter=2000),
         "LightGBM": lambda: lightgbm.LGBMClassifier(n_estimators=50, random_state=seed, verbose=-1),
     }
-    chosen = {"forest": ("boosting", "logistic regression"), "svm": ("forest", "logistic regression"),
-              "xgboost": ("LightGBM", "forest")}[kind]  # fmt: skip
+    chosen = {
+        "forest": ("boosting", "logistic regression"),
+        "svm": ("forest", "logistic regression"),
+        "xgboost": ("LightGBM", "forest"),
+    }[kind]
     for family in chosen:
         name = family.replace(" ", "-")
-        suspects.append((_export(others[family]().fit(xt, yt), xo, folder / f"independent-{name}.onnx"), "negative",
-                         family))  # fmt: skip
+        suspects.append(
+            (_export(others[family]().fit(xt, yt), xo, folder / f"independent-{name}.onnx"), "negative", family)
+        )
     np.save(folder / "owner.npy", xo)
     np.savez(folder / "owner.npz", x=xo, y=yo)
     return target_path, xo, suspects
@@ -216,26 +232,41 @@ def main() -> None:
                         )
                         started = time.perf_counter()
                         try:
-                            made = fingerprint(target, folder / f"fp-{k}.safetensors", signing_key=key,
-                                               settings=settings, data_path=folder / "owner.npy")  # fmt: skip
+                            made = fingerprint(
+                                target,
+                                folder / f"fp-{k}.safetensors",
+                                signing_key=key,
+                                settings=settings,
+                                data_path=folder / "owner.npy",
+                            )
                         except SearchError as exc:  # no point reached margin k: a result, not a crash
                             print(f"{kind} {world} seed {seed} k={k:g}: no fingerprint ({exc})", flush=True)
                             results.append({"target": kind, "world": world, "seed": seed, "k": k, "failed": str(exc)})
                             continue
                         seconds = time.perf_counter() - started
                         evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
-                        results.append({
-                            "target": kind, "world": world, "seed": seed, "k": k, "points": made.points,
-                            "queries": made.queries, "seconds": seconds,
-                            "seconds_per_100": 100 * made.search_seconds / max(made.points, 1),
-                            "aruc": evaluation.aruc, "gap": evaluation.gap,
-                            "rates": {row.suspect: row.matching_rate for row in evaluation.rows},
-                            "families": {row.suspect: families[row.suspect] for row in evaluation.rows},
-                            "groups": {row.suspect: row.group for row in evaluation.rows},
-                        })  # fmt: skip
-                        print(f"{kind} {world} seed {seed} k={k:g}: ARUC {evaluation.aruc:.3f} "
-                              f"gap {evaluation.gap:+.2f} queries {made.queries:,} {seconds:.1f} s",
-                              flush=True)  # fmt: skip
+                        results.append(
+                            {
+                                "target": kind,
+                                "world": world,
+                                "seed": seed,
+                                "k": k,
+                                "points": made.points,
+                                "queries": made.queries,
+                                "seconds": seconds,
+                                "seconds_per_100": 100 * made.search_seconds / max(made.points, 1),
+                                "aruc": evaluation.aruc,
+                                "gap": evaluation.gap,
+                                "rates": {row.suspect: row.matching_rate for row in evaluation.rows},
+                                "families": {row.suspect: families[row.suspect] for row in evaluation.rows},
+                                "groups": {row.suspect: row.group for row in evaluation.rows},
+                            }
+                        )
+                        print(
+                            f"{kind} {world} seed {seed} k={k:g}: ARUC {evaluation.aruc:.3f} "
+                            f"gap {evaluation.gap:+.2f} queries {made.queries:,} {seconds:.1f} s",
+                            flush=True,
+                        )
                         (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
     (arguments.out / "trees.json").write_text(json.dumps(results, indent=1))
     for kind in arguments.targets:
@@ -257,44 +288,70 @@ def _default(arguments: argparse.Namespace) -> None:
                     families = {path.name: family for path, _, family in suspects}
                     started = time.perf_counter()
                     made = fingerprint(
-                        target, folder / "fp.safetensors", signing_key=key, settings=FingerprintSettings(seed=seed),
+                        target,
+                        folder / "fp.safetensors",
+                        signing_key=key,
+                        settings=FingerprintSettings(seed=seed),
                         data_path=folder / "owner.npz",
-                    )  # fmt: skip
+                    )
                     seconds = time.perf_counter() - started
                     evaluation = evaluate(made.bundle_path, [(path, group) for path, group, _ in suspects])
-                    results.append({
-                        "target": kind, "world": world, "seed": seed, "seconds": seconds, "points": made.points,
-                        "parts": [{"kind": p.kind, "points": p.points, "q0": p.null_agreement} for p in made.parts],
-                        "skipped": list(made.parts_skipped), "roc_auc": evaluation.roc_auc,
-                        "tpr_at_1": evaluation.tpr_at_1_percent_fpr, "verdict_tpr": evaluation.verdict_tpr,
-                        "false_accusations": evaluation.false_accusations,
-                        "rows": [{"suspect": row.suspect, "family": families[row.suspect], "group": row.group,
-                                  "rate": row.matching_rate, "p": row.p_value, "verdict": row.verdict}
-                                 for row in evaluation.rows],
-                    })  # fmt: skip
+                    results.append(
+                        {
+                            "target": kind,
+                            "world": world,
+                            "seed": seed,
+                            "seconds": seconds,
+                            "points": made.points,
+                            "parts": [{"kind": p.kind, "points": p.points, "q0": p.null_agreement} for p in made.parts],
+                            "skipped": list(made.parts_skipped),
+                            "roc_auc": evaluation.roc_auc,
+                            "tpr_at_1": evaluation.tpr_at_1_percent_fpr,
+                            "verdict_tpr": evaluation.verdict_tpr,
+                            "false_accusations": evaluation.false_accusations,
+                            "rows": [
+                                {
+                                    "suspect": row.suspect,
+                                    "family": families[row.suspect],
+                                    "group": row.group,
+                                    "rate": row.matching_rate,
+                                    "p": row.p_value,
+                                    "verdict": row.verdict,
+                                }
+                                for row in evaluation.rows
+                            ],
+                        }
+                    )
                     parts = ", ".join(f"{p.kind} {p.points} q0 {p.null_agreement:.2f}" for p in made.parts)
-                    print(f"{kind} {world} seed {seed}: {parts}; copies matched {evaluation.verdict_tpr:.2f}, "
-                          f"false accusations {evaluation.false_accusations}, AUC {evaluation.roc_auc:.2f}, "
-                          f"{seconds:.1f} s", flush=True)  # fmt: skip
+                    print(
+                        f"{kind} {world} seed {seed}: {parts}; copies matched {evaluation.verdict_tpr:.2f}, "
+                        f"false accusations {evaluation.false_accusations}, AUC {evaluation.roc_auc:.2f}, "
+                        f"{seconds:.1f} s",
+                        flush=True,
+                    )
                     (arguments.out / "trees-default.json").write_text(json.dumps(results, indent=1))
     _default_table(results)
 
 
 def _default_table(results: list[dict[str, Any]]) -> None:
     families = (*POSITIVE_FAMILIES, *HARD_FAMILIES, *NEGATIVE_FAMILIES)
-    print("\n| target | world | ROC AUC | TPR @ 1 % FPR | copies matched (verdict) | false accusations (verdict) "
-          "| parts (seed 0) | seconds per fingerprint |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "\n| target | world | ROC AUC | TPR @ 1 % FPR | copies matched (verdict) | false accusations (verdict) "
+        "| parts (seed 0) | seconds per fingerprint |\n|---|---|---|---|---|---|---|---|"
+    )
     for kind in TARGETS:
         for world in sorted({r["world"] for r in results if r["target"] == kind}):
             rows = [r for r in results if r["target"] == kind and r["world"] == world]
             copies = [s for r in rows for s in r["rows"] if s["group"] != "negative"]
             negatives = [s for r in rows for s in r["rows"] if s["group"] == "negative"]
             parts = ", ".join(f"{p['kind']} {p['points']} (q0 {p['q0']:.2f})" for p in rows[0]["parts"])
-            print(f"| {kind} | {world} | {statistics.mean(r['roc_auc'] for r in rows):.2f} | "
-                  f"{statistics.mean(r['tpr_at_1'] for r in rows):.2f} | "
-                  f"{sum(s['verdict'] == 'match' for s in copies)}/{len(copies)} | "
-                  f"{sum(s['verdict'] == 'match' for s in negatives)}/{len(negatives)} | {parts} | "
-                  f"{statistics.mean(r['seconds'] for r in rows):.1f} |")  # fmt: skip
+            print(
+                f"| {kind} | {world} | {statistics.mean(r['roc_auc'] for r in rows):.2f} | "
+                f"{statistics.mean(r['tpr_at_1'] for r in rows):.2f} | "
+                f"{sum(s['verdict'] == 'match' for s in copies)}/{len(copies)} | "
+                f"{sum(s['verdict'] == 'match' for s in negatives)}/{len(negatives)} | {parts} | "
+                f"{statistics.mean(r['seconds'] for r in rows):.1f} |"
+            )
     print("\n| family | matched by the verdict (all targets, worlds, seeds) |\n|---|---|")
     for family in families:
         members = [s for r in results for s in r["rows"] if s["family"] == family]
@@ -305,8 +362,11 @@ def _default_table(results: list[dict[str, Any]]) -> None:
 def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list[float]) -> None:
     present = {family for r in results for family in r.get("families", {}).values()}
     columns = [f for f in (*POSITIVE_FAMILIES, *HARD_FAMILIES, *NEGATIVE_FAMILIES) if f in present]
-    print(f"\n{kind} targets\n\n| world | k | ARUC (mean ± std) | gap | queries | s / 100 points | "
-          + " | ".join(columns) + " |")  # fmt: skip
+    print(
+        f"\n{kind} targets\n\n| world | k | ARUC (mean ± std) | gap | queries | s / 100 points | "
+        + " | ".join(columns)
+        + " |"
+    )
     print("|---|---|---|---|---|---|" + "---|" * len(columns))
     for world in worlds:
         for k in ks:
@@ -325,8 +385,10 @@ def _table(kind: str, results: list[dict[str, Any]], worlds: list[str], ks: list
             queries = statistics.median(r["queries"] for r in rows)
             per_100 = statistics.median(r["seconds_per_100"] for r in rows)
             note = f" ({failed} seed(s) without a fingerprint)" if failed else ""
-            print(f"| {world} | {k:g}{note} | {statistics.mean(arucs):.3f} ± {spread:.3f} | {gap:+.2f} | "
-                  f"{queries:,.0f} | {per_100:.2f} | " + " | ".join(cells) + " |")  # fmt: skip
+            print(
+                f"| {world} | {k:g}{note} | {statistics.mean(arucs):.3f} ± {spread:.3f} | {gap:+.2f} | "
+                f"{queries:,.0f} | {per_100:.2f} | " + " | ".join(cells) + " |"
+            )
 
 
 if __name__ == "__main__":

@@ -92,10 +92,17 @@ def _fashion_cnn(seed: int, width: int = 16) -> nn.Module:
     """Two 3×3 convolutions each followed by 2×2 max-pooling, then two dense layers (28×28 → 7×7)."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(2 * width * 49, 64), nn.ReLU(), nn.Linear(64, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 49, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def _mlp(inputs: int, hidden: tuple[int, ...], classes: int, seed: int) -> nn.Module:
@@ -113,9 +120,18 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
 
 
-def _retrain(model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, reinit: bool, all_layers: bool,
-             epochs: int, good_enough: Callable[[nn.Module], bool] = lambda _: True,
-             max_rounds: int = 10) -> nn.Module:  # fmt: skip
+def _retrain(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    reinit: bool,
+    all_layers: bool,
+    epochs: int,
+    good_enough: Callable[[nn.Module], bool] = lambda _: True,
+    max_rounds: int = 10,
+) -> nn.Module:
     """FTLL / FTAL / RTLL / RTAL (Section 5.1.2): fine-tune or re-initialise the last layer, train it or all.
 
     Training goes on, ``epochs`` at a time, until ``good_enough`` (a pirate ships a copy that works:
@@ -187,8 +203,16 @@ def _labels(teacher: nn.Module, x: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _train_until(model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int,
-                 good_enough: Callable[[nn.Module], bool], max_rounds: int = 6) -> nn.Module | None:  # fmt: skip
+def _train_until(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    epochs: int,
+    good_enough: Callable[[nn.Module], bool],
+    max_rounds: int = 6,
+) -> nn.Module | None:
     """Train ``epochs`` at a time until ``good_enough`` (an extractor ships a student that works); None if
     it never is within ``max_rounds`` (the copy is then not shipped)."""
     for round_ in range(max_rounds):
@@ -211,9 +235,16 @@ def _adversarial_queries(student: nn.Module, x: np.ndarray, count: int, seed: in
     return torch.clamp(moved, float(x.min()), float(x.max())).numpy().astype(np.float32)
 
 
-def _extraction_copies(target: nn.Module, make_target: Callable[[int], nn.Module],
-                       make_other: Callable[[int], nn.Module], xb: np.ndarray, yb: np.ndarray, seed: int, epochs: int,
-                       good_enough: Callable[[nn.Module], bool]) -> dict[str, nn.Module]:  # fmt: skip
+def _extraction_copies(
+    target: nn.Module,
+    make_target: Callable[[int], nn.Module],
+    make_other: Callable[[int], nn.Module],
+    xb: np.ndarray,
+    yb: np.ndarray,
+    seed: int,
+    epochs: int,
+    good_enough: Callable[[nn.Module], bool],
+) -> dict[str, nn.Module]:
     """Students of the target an API thief would train on their own data (split B) and synthetic queries,
     each shipped only when ``good_enough``: label-only extraction at about 1k and 10k queries, into the
     target's architecture and another; distillation from probabilities (T = 4); adversarial label
@@ -222,17 +253,21 @@ def _extraction_copies(target: nn.Module, make_target: Callable[[int], nn.Module
     copies: dict[str, nn.Module | None] = {}
     q1k, q10k = extraction_queries(xb, 1000, seed + 31), extraction_queries(xb, 10000, seed + 32)
     y1k, y10k = _labels(target, q1k), _labels(target, q10k)
-    copies["label extraction 1k"] = _train_until(make_target(seed + 41), q1k, y1k, seed=seed + 41, epochs=epochs,
-                                                 good_enough=good_enough)  # fmt: skip
-    copies["label extraction 1k, other arch"] = _train_until(make_other(seed + 42), q1k, y1k, seed=seed + 42,
-                                                             epochs=epochs, good_enough=good_enough)  # fmt: skip
-    copies["label extraction 10k"] = _train_until(make_target(seed + 43), q10k, y10k, seed=seed + 43,
-                                                  epochs=max(epochs // 5, 3), good_enough=good_enough)  # fmt: skip
+    copies["label extraction 1k"] = _train_until(
+        make_target(seed + 41), q1k, y1k, seed=seed + 41, epochs=epochs, good_enough=good_enough
+    )
+    copies["label extraction 1k, other arch"] = _train_until(
+        make_other(seed + 42), q1k, y1k, seed=seed + 42, epochs=epochs, good_enough=good_enough
+    )
+    copies["label extraction 10k"] = _train_until(
+        make_target(seed + 43), q10k, y10k, seed=seed + 43, epochs=max(epochs // 5, 3), good_enough=good_enough
+    )
     copies["probability extraction"] = _distilled(target, make_other(seed + 44), q1k, seed=seed + 44)
     if copies["probability extraction"] is not None and not good_enough(copies["probability extraction"]):
         copies["probability extraction"] = None
-    adversarial = _train_until(make_target(seed + 45), q1k, y1k, seed=seed + 45, epochs=epochs,
-                               good_enough=lambda _: True)  # fmt: skip
+    adversarial = _train_until(
+        make_target(seed + 45), q1k, y1k, seed=seed + 45, epochs=epochs, good_enough=lambda _: True
+    )
     queries, labels = q1k, y1k
     for round_ in range(2):
         assert adversarial is not None
@@ -304,8 +339,9 @@ def build(world: str, seed: int, root: Path) -> Zoo:
     cached = json.loads(manifest.read_text()) if manifest.exists() else None
     if isinstance(cached, dict) and cached.get("version") == ZOO_VERSION:
         entries = cached["suspects"]
-        return Zoo(world, seed, folder, folder / "target.onnx", xa, ya,
-                   tuple((folder / p, g, f) for p, g, f in entries))  # fmt: skip
+        return Zoo(
+            world, seed, folder, folder / "target.onnx", xa, ya, tuple((folder / p, g, f) for p, g, f in entries)
+        )
     if folder.exists():  # an older zoo: rebuild it from scratch
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -354,10 +390,22 @@ def build(world: str, seed: int, root: Path) -> Zoo:
     with redirect_stdout(io.StringIO()):
         demo.export_onnx(target, sample, folder / "target.onnx")
     tune = max(3, epochs // 3)
-    for family, reinit, all_layers in [("FTLL", False, False), ("FTAL", False, True), ("RTLL", True, False),
-                                       ("RTAL", True, True)]:  # fmt: skip
-        copy_ = _retrain(target, xa, ya, seed=seed + 1, reinit=reinit, all_layers=all_layers, epochs=tune,
-                         good_enough=lambda m: base_accuracy - demo.accuracy(m, xc, yc) <= 0.03)  # fmt: skip
+    for family, reinit, all_layers in [
+        ("FTLL", False, False),
+        ("FTAL", False, True),
+        ("RTLL", True, False),
+        ("RTAL", True, True),
+    ]:
+        copy_ = _retrain(
+            target,
+            xa,
+            ya,
+            seed=seed + 1,
+            reinit=reinit,
+            all_layers=all_layers,
+            epochs=tune,
+            good_enough=lambda m: base_accuracy - demo.accuracy(m, xc, yc) <= 0.03,
+        )
         export(copy_, family.lower(), "positive", family)
     for step in range(1, 10):
         pruned = demo.pruned(target, step / 10)

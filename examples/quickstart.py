@@ -40,8 +40,7 @@ def main() -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
-    print("training the demo model, two suspects and three independent models on scikit-learn's digits ...",
-          flush=True)  # fmt: skip
+    print("training the demo model, two suspects and three independent models on scikit-learn's digits ...", flush=True)
     x, y = demo.digits()
     target = demo.train(demo.digits_cnn(seed=0), x, y, seed=0)
     pirated = demo.pruned(demo.fine_tuned(target, x, y, seed=1), 0.2)

@@ -182,10 +182,16 @@ def audit(
     settled (``sequential``); the p-value is then the anytime-valid one.
     """
     options = AuditOptions(
-        threshold=threshold, providers=providers, preprocessing=preprocessing, min_answered=min_answered,
-        output_name=output_name, suspect_layout=suspect_layout, bgr=bgr, model_timeout=model_timeout,
+        threshold=threshold,
+        providers=providers,
+        preprocessing=preprocessing,
+        min_answered=min_answered,
+        output_name=output_name,
+        suspect_layout=suspect_layout,
+        bgr=bgr,
+        model_timeout=model_timeout,
         false_accusation_rate=false_accusation_rate,
-    )  # fmt: skip
+    )
     return audit_with(bundle, suspect, options, sequential=sequential)
 
 
@@ -202,9 +208,14 @@ def audit_with(
         bundle = load_bundle(bundle)
     output_name = bundle.record.suspect_output(options.output_name)
     classifier = as_classifier(
-        suspect, providers=options.providers, output_name=output_name, num_classes=bundle.num_classes,
-        model_timeout=options.model_timeout, packing=bundle.input_spec.packing, axes=bundle.record.output_axes,
-    )  # fmt: skip
+        suspect,
+        providers=options.providers,
+        output_name=output_name,
+        num_classes=bundle.num_classes,
+        model_timeout=options.model_timeout,
+        packing=bundle.input_spec.packing,
+        axes=bundle.record.output_axes,
+    )
     if isinstance(classifier, HttpClassifier) and classifier.packing != bundle.input_spec.packing:
         raise AuditError(
             f"the fingerprint {bundle.name} feeds {_inputs_text(bundle.input_spec.packing)}, the endpoint "
@@ -353,8 +364,10 @@ def _evidence_verdict(
         [best_p_value(size, part.null_agreement) for size, part in zip(sizes, parts, strict=True)]
     )
     if reachable > alpha:
-        calibrated = any(bundle_part.null_agreement_source.startswith(("self-calibrated", "calibrated"))
-                         for bundle_part in bundle.parts)  # fmt: skip
+        calibrated = any(
+            bundle_part.null_agreement_source.startswith(("self-calibrated", "calibrated"))
+            for bundle_part in bundle.parts
+        )
         advice = (
             "fingerprint more points (--n)"
             if calibrated
@@ -465,10 +478,15 @@ def _ask_sequentially(
             stopped_because = "no match settled"
             break
     record = SequentialRecord(
-        queries=len(asked), points=len(points), stopped_because=stopped_because,
-        verdict_error=settings.verdict_error, match_wealth=max(t.best_match for t in tests),
-        no_match_wealth=min(t.best_no_match for t in tests), evidence_wealth=evidence.best, batch=settings.batch,
-    )  # fmt: skip
+        queries=len(asked),
+        points=len(points),
+        stopped_because=stopped_because,
+        verdict_error=settings.verdict_error,
+        match_wealth=max(t.best_match for t in tests),
+        no_match_wealth=min(t.best_no_match for t in tests),
+        evidence_wealth=evidence.best,
+        batch=settings.batch,
+    )
     try:
         answers = classifier.join(batches)
     except UnsupportedModelError as exc:
@@ -484,12 +502,16 @@ def _parts(bundle: Bundle, agrees: npt.NDArray[np.bool_], valid: npt.NDArray[np.
         matched = int((agrees & valid)[part.start : part.stop].sum())
         results.append(
             PartResult(
-                kind=part.kind, points=part.points, answered=answered, matched=matched,
-                matching_rate=matched / answered if answered else 0.0, null_agreement=part.null_agreement,
+                kind=part.kind,
+                points=part.points,
+                answered=answered,
+                matched=matched,
+                matching_rate=matched / answered if answered else 0.0,
+                null_agreement=part.null_agreement,
                 p_value=binomial_tail(matched, answered, part.null_agreement) if answered else 1.0,
                 null_agreement_source=part.null_agreement_source,
             )
-        )  # fmt: skip
+        )
     return tuple(results)
 
 
@@ -512,10 +534,14 @@ def audit_many(
     for suspect in suspects:
         for group in suspect_groups(bundles):
             classifier = as_classifier(
-                suspect, providers=options.providers, output_name=options.output_name or group.output_name,
-                num_classes=group.num_classes, model_timeout=options.model_timeout, packing=group.packing,
+                suspect,
+                providers=options.providers,
+                output_name=options.output_name or group.output_name,
+                num_classes=group.num_classes,
+                model_timeout=options.model_timeout,
+                packing=group.packing,
                 axes=group.axes,
-            )  # fmt: skip
+            )
             settings = sequential_settings_for(classifier, sequential, sequential_settings)
             results.extend(audit_with(bundle, classifier, options, sequential=settings) for bundle in group.bundles)
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))

@@ -400,9 +400,10 @@ class Bundle:
             other = self.record.mistakes_null_agreement
             return (
                 BundlePart("boundary", 0, total - mistakes, self.null_agreement, source),
-                BundlePart("mistakes", total - mistakes, total,
-                           MISTAKES_NULL_AGREEMENT if other is None else other, source),
-            )  # fmt: skip
+                BundlePart(
+                    "mistakes", total - mistakes, total, MISTAKES_NULL_AGREEMENT if other is None else other, source
+                ),
+            )
         kind = "triggers" if self.kind == "licensee" else "mistakes" if mistakes == total else "boundary"
         return (BundlePart(kind, 0, total, self.null_agreement, source),)
 
@@ -436,8 +437,12 @@ class Bundle:
 
     def tensors(self) -> dict[str, npt.NDArray[np.generic]]:
         """The four tensors as ``save_bundle`` takes them (to re-sign with a changed record)."""
-        return {"points": self.points, "labels": self.labels, "domain_low": self.domain_low,
-                "domain_high": self.domain_high}  # fmt: skip
+        return {
+            "points": self.points,
+            "labels": self.labels,
+            "domain_low": self.domain_low,
+            "domain_high": self.domain_high,
+        }
 
 
 def is_bundle(path: Path) -> bool:

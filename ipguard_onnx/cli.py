@@ -362,16 +362,25 @@ def fingerprint(
         report = report_path(report, output_format)
         check_outputs(
             {"--output": bundle_path, "--report": report},
-            [("MODEL", model), ("--data", data), ("--key", key), ("--class-names", names_file(class_names)),
-             *(("--reference", path) for path in reference or [])],
-        )  # fmt: skip
+            [
+                ("MODEL", model),
+                ("--data", data),
+                ("--key", key),
+                ("--class-names", names_file(class_names)),
+                *(("--reference", path) for path in reference or []),
+            ],
+        )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_bundle_output(bundle_path)  # a bundle replaces only a bundle, and a path under a file fails now
         inputs, _ = describe_graph(model)  # fail fast on the file and its input, before any key is made
         choose_input(
-            inputs, model.name, input_shape=settings.input_shape, input_shapes=dict(settings.input_shapes),
-            holds=dict(settings.holds), data_shapes=named_shapes(data) if data is not None else None,
-        )  # fmt: skip
+            inputs,
+            model.name,
+            input_shape=settings.input_shape,
+            input_shapes=dict(settings.input_shapes),
+            holds=dict(settings.holds),
+            data_shapes=named_shapes(data) if data is not None else None,
+        )
         signing_key, key_note = signing_key_for(key)
         with search_progress(stderr, settings.n, settings.max_iterations) as (progress, status):
             result = run_fingerprint(
@@ -385,9 +394,12 @@ def fingerprint(
                 status=status,
             )
         present(
-            output_format, lambda console: render_fingerprint(result, console), lambda: fingerprint_json(result),
-            report, notes=[key_note],
-        )  # fmt: skip
+            output_format,
+            lambda console: render_fingerprint(result, console),
+            lambda: fingerprint_json(result),
+            report,
+            notes=[key_note],
+        )
 
 
 @app.command()
@@ -484,9 +496,13 @@ def audit(
         report = report_path(report, output_format, output)
         check_outputs(
             {"--report": report},
-            [*local_files(suspects or []), *(("a fingerprint", path) for path in paths),
-             ("--trusted-key", trusted_key), ("--sign-report", sign_report)],
-        )  # fmt: skip
+            [
+                *local_files(suspects or []),
+                *(("a fingerprint", path) for path in paths),
+                ("--trusted-key", trusted_key),
+                ("--sign-report", sign_report),
+            ],
+        )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         bundles = load_bundles(paths, trusted_public_key(trusted_key))
         headers = headers_from_environment() if endpoints else {}
@@ -510,15 +526,21 @@ def audit(
                 headers=headers,
                 deadline=deadline,
                 packing=next(iter(packings), None),
-            )  # fmt: skip
+            )
             for url in endpoints or []
         )
         settings = SequentialSettings(batch=sequential_batch, verdict_error=verdict_error)
         options = AuditOptions(
-            threshold=threshold, providers=providers, preprocessing=preprocessing, min_answered=min_answered,
-            output_name=output_name, suspect_layout=suspect_layout, bgr=bgr, model_timeout=model_timeout,
+            threshold=threshold,
+            providers=providers,
+            preprocessing=preprocessing,
+            min_answered=min_answered,
+            output_name=output_name,
+            suspect_layout=suspect_layout,
+            bgr=bgr,
+            model_timeout=model_timeout,
             false_accusation_rate=false_accusation_rate,
-        )  # fmt: skip
+        )
         results = audit_many(bundles, targets, options, sequential=sequential, sequential_settings=settings)
 
         def machine() -> str:
@@ -588,17 +610,24 @@ def scan(
         if not references:
             raise UsageError("pass suspects (paths, folders, globs, URLs) or --manifest FILE")
         options = ScanOptions(
-            providers=providers, min_answered=min_answered, sequential=sequential,
+            providers=providers,
+            min_answered=min_answered,
+            sequential=sequential,
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
-            deadline=deadline, model_timeout=model_timeout,
-        )  # fmt: skip
+            deadline=deadline,
+            model_timeout=model_timeout,
+        )
         paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
         report = report_path(report, output_format)
         check_outputs(
             {"--output": output, "--report": report},
-            [*local_files(references), *(("a fingerprint", path) for path in paths),
-             *(("--manifest", path) for path in manifest or []), ("--trusted-key", trusted_key)],
-        )  # fmt: skip
+            [
+                *local_files(references),
+                *(("a fingerprint", path) for path in paths),
+                *(("--manifest", path) for path in manifest or []),
+                ("--trusted-key", trusted_key),
+            ],
+        )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         bundles = load_bundles(paths, trusted_public_key(trusted_key))
         runner: Runner = run_in_process
@@ -668,9 +697,12 @@ def evaluate(
         report = report_path(report, output_format, output)
         check_outputs(
             {"--report": report, "--plot": plot},
-            [("--fingerprint", fingerprint_path), ("--trusted-key", trusted_key),
-             *local_files([suspect for suspect, _ in labelled])],
-        )  # fmt: skip
+            [
+                ("--fingerprint", fingerprint_path),
+                ("--trusted-key", trusted_key),
+                *local_files([suspect for suspect, _ in labelled]),
+            ],
+        )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_replaceable(plot, "--plot", PNG)
         bundle = load_bundle(fingerprint_path, trusted_key=trusted_public_key(trusted_key))
@@ -680,9 +712,11 @@ def evaluate(
         if plot is not None:
             plot_evaluation(evaluation, plot)
         present(
-            output_format, lambda console: render_evaluation(evaluation, console),
-            lambda: evaluation_json(evaluation), report,
-        )  # fmt: skip
+            output_format,
+            lambda console: render_evaluation(evaluation, console),
+            lambda: evaluation_json(evaluation),
+            report,
+        )
 
 
 @app.command("issue")
@@ -723,20 +757,35 @@ def issue_command(
             raise UsageError(f"--registry {shown(registry)} is a file; pass a folder for the licensee trigger sets")
         report = report_path(report, output_format)
         check_outputs(
-            {"--output": target, "the registry entry": registry / f"{licensee}.licensee.safetensors",
-             "--report": report},
+            {
+                "--output": target,
+                "the registry entry": registry / f"{licensee}.licensee.safetensors",
+                "--report": report,
+            },
             [("MODEL", model), ("--data", data), ("--key", key)],
-        )  # fmt: skip
+        )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
         check_replaceable(target, "--output", "an ONNX model", is_onnx_model)
         result = issue(
-            model, licensee=licensee, data_path=data, registry=registry, output_path=target, signing_key=signing_key,
-            triggers=triggers, max_epochs=max_epochs, domain=bounds, providers=providers, force=force,
-        )  # fmt: skip
+            model,
+            licensee=licensee,
+            data_path=data,
+            registry=registry,
+            output_path=target,
+            signing_key=signing_key,
+            triggers=triggers,
+            max_epochs=max_epochs,
+            domain=bounds,
+            providers=providers,
+            force=force,
+        )
         present(
-            output_format, lambda console: render_issued(result, console), lambda: issued_json(result), report,
+            output_format,
+            lambda console: render_issued(result, console),
+            lambda: issued_json(result),
+            report,
             notes=[key_note],
-        )  # fmt: skip
+        )
 
 
 @app.command()
@@ -777,13 +826,21 @@ def calibrate(
             check_bundle_output(output)
         signing_key, _ = signing_key_for(key, create=False)
         result = run_calibrate(
-            fingerprint_path, suspects, signing_key, output_path=output, false_accusation_rate=false_accusation_rate,
-            margin=margin, providers=providers, output_name=output_name,
-        )  # fmt: skip
+            fingerprint_path,
+            suspects,
+            signing_key,
+            output_path=output,
+            false_accusation_rate=false_accusation_rate,
+            margin=margin,
+            providers=providers,
+            output_name=output_name,
+        )
         present(
-            output_format, lambda console: render_calibration(result, console), lambda: calibration_json(result),
+            output_format,
+            lambda console: render_calibration(result, console),
+            lambda: calibration_json(result),
             report,
-        )  # fmt: skip
+        )
 
 
 @app.command("verify-report")

@@ -41,12 +41,16 @@ def digits_cnn(*, seed: int, width: int = 16) -> nn.Module:
 
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(2 * width * 16, 64), nn.ReLU(),
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 16, 64),
+        nn.ReLU(),
         nn.Linear(64, 10),
-    )  # fmt: skip
+    )
 
 
 def digits_mlp(*, seed: int, hidden: int = 128) -> nn.Module:
@@ -86,7 +90,13 @@ def export_onnx(model: nn.Module, sample: FloatArray, path: Path, *, dynamic_bat
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(), example, str(path), dynamo=True, external_data=False,
-            dynamic_shapes=dynamic_shapes, input_names=["input"], output_names=["logits"],
-        )  # fmt: skip
+            model.eval(),
+            example,
+            str(path),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=dynamic_shapes,
+            input_names=["input"],
+            output_names=["logits"],
+        )
     return path

@@ -155,10 +155,16 @@ def evaluate(
         evidence = -math.log10(max(result.p_value, 1e-300))
         rows.append(
             EvaluatedSuspect(
-                result.suspect, group, result.matching_rate, result.verdict, result.points_skipped, evidence,
-                result.p_value, answered,
+                result.suspect,
+                group,
+                result.matching_rate,
+                result.verdict,
+                result.points_skipped,
+                evidence,
+                result.p_value,
+                answered,
             )
-        )  # fmt: skip
+        )
     counted = [row for row in rows if row.answered]  # no answers are no rate: shown, not scored
     positives = [row.matching_rate for row in counted if row.group == "positive"]
     negatives = [row.matching_rate for row in counted if row.group == "negative"]

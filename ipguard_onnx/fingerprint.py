@@ -300,8 +300,24 @@ def fingerprint(
         k = 0.0  # decision-based: no margin to measure; the step past the boundary is a fixed share of the segment
     audit_labels = _audit_view(target, settings)
     deadline = time.monotonic() + settings.time_budget
-    shop = Workshop(target, settings, audit_labels, data, truth, rng, low, high, surrogate, why_gradient_free, k,
-                    unique, reference_paths, progress, say, deadline=deadline)  # fmt: skip
+    shop = Workshop(
+        target,
+        settings,
+        audit_labels,
+        data,
+        truth,
+        rng,
+        low,
+        high,
+        surrogate,
+        why_gradient_free,
+        k,
+        unique,
+        reference_paths,
+        progress,
+        say,
+        deadline=deadline,
+    )
     plan, skipped = compose(settings, shop)
     built: list[tuple[MadePart, str]] = []
     for kind, wanted, why in plan:
@@ -349,30 +365,68 @@ def fingerprint(
     mistakes_count = sum(part.points for part in parts if part.kind == "mistakes")
     unique_seconds = float(unique_record.pop("seconds", 0.0))
     record = replace(
-        _record(settings, target, surrogate, tally, data_path, k, unique, len(points), unique_record, balance,
-                unique_seconds, why_gradient_free, mistakes_count, domain_text),
-        parts=parts, null_agreement=parts[0].null_agreement, null_agreement_source=parts[0].null_agreement_source,
-        false_accusation_rate=settings.false_accusation_rate, calibration=calibration,
-    )  # fmt: skip
+        _record(
+            settings,
+            target,
+            surrogate,
+            tally,
+            data_path,
+            k,
+            unique,
+            len(points),
+            unique_record,
+            balance,
+            unique_seconds,
+            why_gradient_free,
+            mistakes_count,
+            domain_text,
+        ),
+        parts=parts,
+        null_agreement=parts[0].null_agreement,
+        null_agreement_source=parts[0].null_agreement_source,
+        false_accusation_rate=settings.false_accusation_rate,
+        calibration=calibration,
+    )
     tensors: dict[str, np.ndarray] = {"points": points, "labels": labels, "domain_low": low, "domain_high": high}
     signer = save_bundle(Path(output_path), tensors, record, signing_key)
     return FingerprintResult(
-        bundle_path=Path(output_path), target=target.name, target_sha256=target.sha256 or "", points=len(points),
-        requested=settings.n, candidates_searched=tally.searched, dropped_unconverged=tally.unconverged,
-        dropped_disagreement=tally.disagreement, rounds=tally.rounds, mean_iterations=tally.mean_iterations,
-        search_seconds=unique_seconds if unique else tally.seconds, total_seconds=time.perf_counter() - started,
-        parity=surrogate.parity if surrogate else None, signer_key_id=signer, providers=target.providers,
-        settings=settings, unique_seconds=unique_seconds, variant=record.variant, k=k,
+        bundle_path=Path(output_path),
+        target=target.name,
+        target_sha256=target.sha256 or "",
+        points=len(points),
+        requested=settings.n,
+        candidates_searched=tally.searched,
+        dropped_unconverged=tally.unconverged,
+        dropped_disagreement=tally.disagreement,
+        rounds=tally.rounds,
+        mean_iterations=tally.mean_iterations,
+        search_seconds=unique_seconds if unique else tally.seconds,
+        total_seconds=time.perf_counter() - started,
+        parity=surrogate.parity if surrogate else None,
+        signer_key_id=signer,
+        providers=target.providers,
+        settings=settings,
+        unique_seconds=unique_seconds,
+        variant=record.variant,
+        k=k,
         unique=record.search.unique if record.search else "",
-        conversion=surrogate.conversion if surrogate else None, gradient_free_reason=why_gradient_free,
-        queries=tally.queries, mistakes=mistakes_count,
-        parts=tuple(BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
-                    for part, (_, why) in zip(parts, built, strict=True)),
-        parts_skipped=tuple(skipped), uncalibrated=uncalibrated or "", search_stopped=tally.stopped,
+        conversion=surrogate.conversion if surrogate else None,
+        gradient_free_reason=why_gradient_free,
+        queries=tally.queries,
+        mistakes=mistakes_count,
+        parts=tuple(
+            BuiltPart(part.kind, part.points, part.null_agreement, part.null_agreement_source, part.how, why)
+            for part, (_, why) in zip(parts, built, strict=True)
+        ),
+        parts_skipped=tuple(skipped),
+        uncalibrated=uncalibrated or "",
+        search_stopped=tally.stopped,
         shortfall=tally.shortfall(len(points), settings.n, "--data" if data is not None else f"--domain {domain_text}"),
-        input_shape=spec.sample_shape, input_shape_source=spec.shape_source,
-        output_name=target.output_spec.name, output_chosen_because=target.output_spec.chosen_because,
-    )  # fmt: skip
+        input_shape=spec.sample_shape,
+        input_shape_source=spec.shape_source,
+        output_name=target.output_spec.name,
+        output_chosen_because=target.output_spec.chosen_because,
+    )
 
 
 def _map_class_names(settings: FingerprintSettings, target: OnnxClassifier) -> FingerprintSettings:
@@ -386,18 +440,26 @@ def _map_class_names(settings: FingerprintSettings, target: OnnxClassifier) -> F
 
 
 def _open_target(
-    model_path: str | os.PathLike[str], settings: FingerprintSettings, data_path: str | os.PathLike[str] | None,
+    model_path: str | os.PathLike[str],
+    settings: FingerprintSettings,
+    data_path: str | os.PathLike[str] | None,
     say: StatusCallback,
-) -> tuple[OnnxClassifier, FloatArray | None]:  # fmt: skip
+) -> tuple[OnnxClassifier, FloatArray | None]:
     """The target in onnxruntime with its input shape resolved (``--input-shape``, else ``--data``), and the data."""
     say("loading the model in onnxruntime")
     target = OnnxClassifier(
-        model_path, providers=settings.providers, allow_spinning=False,
-        input_shape=settings.input_shape, output_name=settings.output_name,
-        input_shapes=dict(settings.input_shapes), holds=dict(settings.holds),
-        batch_axis=settings.batch_axis, class_axis=settings.class_axis, position=settings.position,
+        model_path,
+        providers=settings.providers,
+        allow_spinning=False,
+        input_shape=settings.input_shape,
+        output_name=settings.output_name,
+        input_shapes=dict(settings.input_shapes),
+        holds=dict(settings.holds),
+        batch_axis=settings.batch_axis,
+        class_axis=settings.class_axis,
+        position=settings.position,
         data_shapes=named_shapes(Path(data_path)) if data_path is not None else None,
-    )  # fmt: skip
+    )
     if not target.input_spec.resolved:
         if data_path is None:
             shown = ",".join("?" if d < 0 else str(d) for d in target.input_spec.sample_shape)
@@ -416,9 +478,11 @@ def _open_target(
 
 
 def _ground_truth(
-    target: OnnxClassifier, settings: FingerprintSettings, data: FloatArray | None,
+    target: OnnxClassifier,
+    settings: FingerprintSettings,
+    data: FloatArray | None,
     data_path: str | os.PathLike[str] | None,
-) -> LabelArray | None:  # fmt: skip
+) -> LabelArray | None:
     """Class indices stored beside the owner's inputs (a .npz with ``y``), checked against the target's classes."""
     truth = load_labels(Path(data_path), len(data)) if data is not None and data_path is not None else None
     if settings.mistakes and truth is None:
@@ -447,9 +511,12 @@ def _audit_view(target: OnnxClassifier, settings: FingerprintSettings) -> Callab
             return target.predict
         view = OnnxSuspect(
             target.path if target.path is not None else target.session,
-            providers=settings.providers, allow_spinning=False, input_shape=target.input_spec.sample_shape,
-            num_classes=target.num_classes, packing=target.input_spec.packing,
-        )  # fmt: skip
+            providers=settings.providers,
+            allow_spinning=False,
+            input_shape=target.input_spec.sample_shape,
+            num_classes=target.num_classes,
+            packing=target.input_spec.packing,
+        )
         if view.output_spec.name == target.output_spec.name:
             return target.predict
 
@@ -525,18 +592,26 @@ def _without_gradient(target: OnnxClassifier, blocking: tuple[str, ...]) -> tupl
     spec = target.input_spec
     if target.output_spec.heads:
         heads = ", ".join(repr(name) for name in target.output_spec.heads)
-        return (f"reads several heads jointly ({heads})",
-                f"{len(target.output_spec.heads)} heads read jointly ({heads}): a surrogate reads one")  # fmt: skip
+        return (
+            f"reads several heads jointly ({heads})",
+            f"{len(target.output_spec.heads)} heads read jointly ({heads}): a surrogate reads one",
+        )
     if spec.packing is not None:
         names = ", ".join(f"{value.name!r} {value.role}" for value in spec.packing.inputs)
-        return (f"takes several inputs ({names})",
-                f"several inputs ({names}): the surrogate reads one; the search asks onnxruntime")  # fmt: skip
+        return (
+            f"takes several inputs ({names})",
+            f"several inputs ({names}): the surrogate reads one; the search asks onnxruntime",
+        )
     if spec.integer:
-        return (f"takes {spec.dtype} input (bytes or token ids: no gradient)",
-                f"input {spec.name!r} is {spec.dtype}: no gradient, points are whole numbers")  # fmt: skip
+        return (
+            f"takes {spec.dtype} input (bytes or token ids: no gradient)",
+            f"input {spec.name!r} is {spec.dtype}: no gradient, points are whole numbers",
+        )
     if target.output_spec.kind == "labels":
-        return ("answers with labels only",
-                f"{target.output_spec.name!r} gives labels only, no class scores: decision-based")  # fmt: skip
+        return (
+            "answers with labels only",
+            f"{target.output_spec.name!r} gives labels only, no class scores: decision-based",
+        )
     if blocking:
         ops = ", ".join(blocking)
         return f"holds {ops} (no gradient)", f"the graph holds {ops}, which has no gradient"

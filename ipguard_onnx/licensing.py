@@ -360,19 +360,34 @@ def issue(
         if threshold is None:
             raise UsageError(f"{triggers} triggers cannot reach a false-accusation rate of 1e-6; pass more --triggers")
         record = FingerprintRecord(
-            kind="licensee", target_file=original.name, target_sha256=original.sha256 or "", input_name=spec.name,
-            input_shape=spec.sample_shape, input_layout=spec.layout, input_dtype=spec.dtype,
-            output_name=original.output_spec.name, output_kind=original.output_spec.kind, num_classes=classes,
-            method="licensee triggers (Xue et al. 2020)", variant="licensee", threshold=min(threshold, 0.9),
-            domain=f"{domain[0]},{domain[1]}", null_agreement=null,
+            kind="licensee",
+            target_file=original.name,
+            target_sha256=original.sha256 or "",
+            input_name=spec.name,
+            input_shape=spec.sample_shape,
+            input_layout=spec.layout,
+            input_dtype=spec.dtype,
+            output_name=original.output_spec.name,
+            output_kind=original.output_spec.kind,
+            num_classes=classes,
+            method="licensee triggers (Xue et al. 2020)",
+            variant="licensee",
+            threshold=min(threshold, 0.9),
+            domain=f"{domain[0]},{domain[1]}",
+            null_agreement=null,
             null_agreement_source=f"original model answers {original_agreement:.2%} of the triggers with these "
             "labels; q0 = max(that, 1/classes) + 0.1, at most 0.5",
             licence=LicenceRecord(
-                licensee=licensee, issued_file=output_path.name, issued_sha256=issued.sha256 or "",
-                triggers=len(registry_points), pattern_fraction=PATTERN_FRACTION,
-                trigger_accuracy=round(trigger_accuracy, 4), clean_agreement=round(clean_agreement, 4), epochs=epochs,
+                licensee=licensee,
+                issued_file=output_path.name,
+                issued_sha256=issued.sha256 or "",
+                triggers=len(registry_points),
+                pattern_fraction=PATTERN_FRACTION,
+                trigger_accuracy=round(trigger_accuracy, 4),
+                clean_agreement=round(clean_agreement, 4),
+                epochs=epochs,
             ),
-        )  # fmt: skip
+        )
         tensors: dict[str, npt.NDArray[np.generic]] = {
             "points": registry_points,
             "labels": registry_labels,

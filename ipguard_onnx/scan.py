@@ -137,19 +137,32 @@ def suspect_reference(suspect: str | os.PathLike[str]) -> str:
 
 def _row(result: AuditResult, reference: str) -> ScanRow:
     return ScanRow(
-        suspect=reference, fingerprint=result.fingerprint, fingerprint_sha256=result.fingerprint_sha256,
-        status="ok", verdict=result.verdict, matching_rate=result.matching_rate, p_value=result.p_value,
-        points_queried=result.points_queried, points_matched=result.points_matched,
-        points_skipped=result.points_skipped, threshold=result.threshold, licensee=result.licensee,
-        suspect_sha256=result.suspect_sha256, seconds=result.seconds,
-    )  # fmt: skip
+        suspect=reference,
+        fingerprint=result.fingerprint,
+        fingerprint_sha256=result.fingerprint_sha256,
+        status="ok",
+        verdict=result.verdict,
+        matching_rate=result.matching_rate,
+        p_value=result.p_value,
+        points_queried=result.points_queried,
+        points_matched=result.points_matched,
+        points_skipped=result.points_skipped,
+        threshold=result.threshold,
+        licensee=result.licensee,
+        suspect_sha256=result.suspect_sha256,
+        seconds=result.seconds,
+    )
 
 
 def _failed(reference: str, bundle: Bundle, status: Status, error: str) -> ScanRow:
     return ScanRow(
-        suspect=reference, fingerprint=bundle.name, fingerprint_sha256=bundle.sha256, status=status,
-        error=error, licensee=bundle.licensee,
-    )  # fmt: skip
+        suspect=reference,
+        fingerprint=bundle.name,
+        fingerprint_sha256=bundle.sha256,
+        status=status,
+        error=error,
+        licensee=bundle.licensee,
+    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -202,9 +215,12 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
     for bundle in bundles:
         try:
             result = audit(
-                bundle, classifier, providers=options.providers, min_answered=options.min_answered,
+                bundle,
+                classifier,
+                providers=options.providers,
+                min_answered=options.min_answered,
                 sequential=sequential,
-            )  # fmt: skip
+            )
             rows.append(_row(result, reference))
         except IPGuardError as error:
             rows.append(_failed(reference, bundle, "error", str(error)))
@@ -362,9 +378,14 @@ def scan(
     wanted = {(ref, bundle.sha256) for ref in references for bundle in bundles}
     rows_now = [row for key, row in journal.done.items() if key in wanted]
     return ScanSummary(
-        journal=journal.path, suspects=len(references), bundles=len(bundles), written=written, already_done=already,
+        journal=journal.path,
+        suspects=len(references),
+        bundles=len(bundles),
+        written=written,
+        already_done=already,
         matches=sum(row.verdict == "match" for row in rows_now),
         errors=sum(row.status == "error" or row.verdict == "inconclusive" for row in rows_now),
         internal_errors=sum(row.status == "internal-error" for row in rows_now),
-        seconds=time.perf_counter() - started, first_result_seconds=first,
-    )  # fmt: skip
+        seconds=time.perf_counter() - started,
+        first_result_seconds=first,
+    )

@@ -121,8 +121,12 @@ def one_line_errors() -> Iterator[None]:
         except BrokenPipeError:  # the reader went away: no verdict reached anyone
             output_closed()
         except MemoryError:  # sizes the input asked for (a huge --input-shape, a declared shape): not a bug
-            fatal(IPGuardError("not enough memory for what the inputs ask (a shape, a data file or a model); "
-                                "pass smaller inputs or run on a larger machine"))  # fmt: skip
+            fatal(
+                IPGuardError(
+                    "not enough memory for what the inputs ask (a shape, a data file or a model); "
+                    "pass smaller inputs or run on a larger machine"
+                )
+            )
         except OSError as error:  # a path the system refuses (too long, no permission, a device): the input's fault
             where = f"{error.filename}: " if error.filename is not None else ""
             fatal(IPGuardError(f"{where}{error.strerror or type(error).__name__}"))

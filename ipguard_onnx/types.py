@@ -86,8 +86,15 @@ class GraphInput:
         return np.ascontiguousarray(block.astype(self.dtype))
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "role": self.role,
-                "batch_axis": self.batch_axis, "value": self.value, "why": self.why}  # fmt: skip
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "role": self.role,
+            "batch_axis": self.batch_axis,
+            "value": self.value,
+            "why": self.why,
+        }
 
     @staticmethod
     def from_json(record: Mapping[str, Any]) -> GraphInput:
@@ -96,10 +103,14 @@ class GraphInput:
             raise ValueError(f"input role {role!r} is neither data nor held")
         axis = record.get("batch_axis", 0)
         return GraphInput(
-            name=str(record["name"]), shape=tuple(int(d) for d in record["shape"]), dtype=str(record["dtype"]),
-            role=role, batch_axis=None if axis is None else int(axis), value=float(record.get("value", 0.0)),
+            name=str(record["name"]),
+            shape=tuple(int(d) for d in record["shape"]),
+            dtype=str(record["dtype"]),
+            role=role,
+            batch_axis=None if axis is None else int(axis),
+            value=float(record.get("value", 0.0)),
             why=str(record.get("why", "")),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -271,8 +282,11 @@ class OutputSpec:
             where = f"{len(self.heads)} heads ({', '.join(self.heads)}), {where}"
         if self.positions == 1:
             return f"{where}, class axis {self.class_axis}"
-        rule = ("the class with the highest mean score over them" if self.position == "mean"
-                else f"the class at position {self.position_index} (of 0–{self.positions - 1}, flattened)")  # fmt: skip
+        rule = (
+            "the class with the highest mean score over them"
+            if self.position == "mean"
+            else f"the class at position {self.position_index} (of 0–{self.positions - 1}, flattened)"
+        )
         return (
             f"{where}, class axis {self.class_axis}, {self.positions} positions per sample: a point's label is {rule}"
         )
@@ -292,8 +306,12 @@ class OutputSpec:
             return values  # N × C, N (a single unit or labels); unit axes are squeezed by the reader
         if self.batch_axis is None:
             values = values[None]
-        batch, classes = site_axes(values.ndim, 0 if self.batch_axis is None else self.batch_axis,
-                                   self.class_axis, shifted=self.batch_axis is None)  # fmt: skip
+        batch, classes = site_axes(
+            values.ndim,
+            0 if self.batch_axis is None else self.batch_axis,
+            self.class_axis,
+            shifted=self.batch_axis is None,
+        )
         if classes is None:
             return np.moveaxis(values, batch, 0)
         moved = np.moveaxis(values, (batch, classes), (0, -1)) if values.ndim > 1 else values

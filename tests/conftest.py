@@ -68,9 +68,12 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     owner_data = folder / "owner.npz"  # the owner's labelled data: the default fingerprint composes and calibrates
     np.savez(owner_data, x=x, y=y)
     made = fingerprint(
-        paths["target"], bundle, signing_key=load_private_key(pair.private_path), settings=FingerprintSettings(seed=0),
+        paths["target"],
+        bundle,
+        signing_key=load_private_key(pair.private_path),
+        settings=FingerprintSettings(seed=0),
         data_path=owner_data,
-    )  # fmt: skip
+    )
     return Zoo(
         folder=folder,
         x=x,
@@ -93,9 +96,11 @@ def _export_external(model: torch.nn.Module, x: np.ndarray, path: Path) -> None:
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model, (torch.from_numpy(x[:1]),), dynamo=True,
+            model,
+            (torch.from_numpy(x[:1]),),
+            dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
-        )  # fmt: skip
+        )
         assert program is not None
         program.save(str(path), external_data=True)
 
@@ -152,8 +157,12 @@ def run_process(tmp_path: Path) -> RunCli:
         environment = {key: value for key, value in merged.items() if value is not None}
         completed = subprocess.run(
             [sys.executable, "-m", "ipguard_onnx", *map(str, arguments)],
-            capture_output=True, text=True, env=environment, cwd=cwd, timeout=300,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=cwd,
+            timeout=300,
+        )
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run

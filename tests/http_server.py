@@ -36,8 +36,12 @@ class Behaviour:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_ORT_TYPES = {"tensor(float)": (np.float32, "FP32"), "tensor(int64)": (np.int64, "INT64"),
-              "tensor(int32)": (np.int32, "INT32"), "tensor(bool)": (np.bool_, "BOOL")}  # fmt: skip
+_ORT_TYPES = {
+    "tensor(float)": (np.float32, "FP32"),
+    "tensor(int64)": (np.int64, "INT64"),
+    "tensor(int32)": (np.int32, "INT32"),
+    "tensor(bool)": (np.bool_, "BOOL"),
+}
 
 
 class PredictionServer:
@@ -63,8 +67,12 @@ class PredictionServer:
         def feeds(named: dict[str, Any]) -> dict[str, np.ndarray]:
             """The model's feeds from values named as served, each cast to the model input's type."""
             by_served = {served: model_name for model_name, served in server.served.items()}
-            return {by_served[key]: np.asarray(value, dtype=_ORT_TYPES[next(v.type for v in server.inputs
-                    if v.name == by_served[key])][0]) for key, value in named.items()}  # fmt: skip
+            return {
+                by_served[key]: np.asarray(
+                    value, dtype=_ORT_TYPES[next(v.type for v in server.inputs if v.name == by_served[key])][0]
+                )
+                for key, value in named.items()
+            }
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -82,11 +90,14 @@ class PredictionServer:
                     meta = {
                         "name": server.name,
                         "inputs": [
-                            {"name": server.served[value.name], "datatype": _ORT_TYPES[value.type][1],
-                             "shape": [-1, *(d if isinstance(d, int) else -1 for d in value.shape[1:])]}
+                            {
+                                "name": server.served[value.name],
+                                "datatype": _ORT_TYPES[value.type][1],
+                                "shape": [-1, *(d if isinstance(d, int) else -1 for d in value.shape[1:])],
+                            }
                             for value in server.inputs
                         ],
-                    }  # fmt: skip
+                    }
                     self._send(200, json.dumps(meta).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
@@ -138,8 +149,11 @@ class PredictionServer:
                 elif self.path == f"/v2/models/{server.name}/infer":
                     tensors = {t["name"]: np.asarray(t["data"]).reshape(t["shape"]) for t in body["inputs"]}
                     server.fed.append({t["name"]: (t["datatype"], t["shape"]) for t in body["inputs"]})
-                    fed = feeds(tensors) if len(server.inputs) > 1 else {
-                        server.input.name: next(iter(tensors.values())).astype(np.float32)}  # fmt: skip
+                    fed = (
+                        feeds(tensors)
+                        if len(server.inputs) > 1
+                        else {server.input.name: next(iter(tensors.values())).astype(np.float32)}
+                    )
                     with behaviour.lock:
                         behaviour.answered_points += len(next(iter(tensors.values())))
                     scores = server.session.run(None, fed)[0]

@@ -19,19 +19,32 @@ from ipguard_onnx.bundle import SIGNATURE_FIELD, canonical_digest
 from ipguard_onnx.keys import key_id, public_key_bytes
 
 GOOD_METADATA = {
-    "format": "ipguard-onnx-fingerprint", "format_version": "1", "input_name": "x", "input_shape": "[4]",
-    "input_layout": "ND", "input_dtype": "float32", "num_classes": "3", "threshold": "0.85",
-    "target_file": "t.onnx", "target_sha256": "", "output_name": "y", "output_kind": "logits",
-    "method": "ipguard", "variant": "IPGuard-RL", "domain": "0.0,1.0",
-}  # fmt: skip
+    "format": "ipguard-onnx-fingerprint",
+    "format_version": "1",
+    "input_name": "x",
+    "input_shape": "[4]",
+    "input_layout": "ND",
+    "input_dtype": "float32",
+    "num_classes": "3",
+    "threshold": "0.85",
+    "target_file": "t.onnx",
+    "target_sha256": "",
+    "output_name": "y",
+    "output_kind": "logits",
+    "method": "ipguard",
+    "variant": "IPGuard-RL",
+    "domain": "0.0,1.0",
+}
 """The least metadata a bundle the loader accepts holds."""
 
 
 def good_tensors() -> dict[str, npt.NDArray[np.generic]]:
     return {
-        "points": np.zeros((2, 4), np.float32), "labels": np.array([0, 2], np.int64),
-        "domain_low": np.zeros(4, np.float32), "domain_high": np.ones(4, np.float32),
-    }  # fmt: skip
+        "points": np.zeros((2, 4), np.float32),
+        "labels": np.array([0, 2], np.int64),
+        "domain_low": np.zeros(4, np.float32),
+        "domain_high": np.ones(4, np.float32),
+    }
 
 
 def write_signed(

@@ -244,13 +244,21 @@ def test_every_suspect_of_a_batch_chooses_its_output_by_the_bundles_class_count(
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.normal(size=(64, c)).astype(np.float32), f"W{c}") for c in (4, 10)]
-    nodes = [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W4"], ["head_a"]),
-             helper.make_node("MatMul", ["flat", "W10"], ["head_b"])]  # fmt: skip
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W4"], ["head_a"]),
+        helper.make_node("MatMul", ["flat", "W10"], ["head_b"]),
+    ]
     graph = helper.make_graph(
-        nodes, "two-heads", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_tensor_value_info("head_a", TensorProto.FLOAT, ["N", 4]),
-         helper.make_tensor_value_info("head_b", TensorProto.FLOAT, ["N", 10])], weights,
-    )  # fmt: skip
+        nodes,
+        "two-heads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [
+            helper.make_tensor_value_info("head_a", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("head_b", TensorProto.FLOAT, ["N", 10]),
+        ],
+        weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     paths = [tmp_path / "first.onnx", tmp_path / "second.onnx"]

@@ -161,7 +161,8 @@ def test_fuzz_target_runs_clean_for_a_bounded_time(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     target = Path(__file__).resolve().parent / "fuzz" / "fuzz_bundle.py"
-    done = subprocess.run([sys.executable, str(target), "-max_total_time=15", str(corpus)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(target), "-max_total_time=15", str(corpus)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Done" in done.stderr and "runs in" in done.stderr

@@ -51,8 +51,9 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8),
-       st.integers(0, 1 << 20))  # fmt: skip
+@given(
+    st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8), st.integers(0, 1 << 20)
+)
 def test_mutated_real_bundles_are_refused(edits: list[tuple[int, int]], cut: int) -> None:
     folder, _, good = _workspace()
     data = bytearray(good)
@@ -82,13 +83,24 @@ _FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
     drop=st.sets(st.sampled_from(sorted(GOOD_METADATA)), max_size=3),
     changes=st.dictionaries(
         st.sampled_from(
-            ["input_shape", "input_layout", "num_classes", "threshold", "null_agreement", "class_names",
-             "preprocessing", "kind", "n_points", "k", "licensee"]
+            [
+                "input_shape",
+                "input_layout",
+                "num_classes",
+                "threshold",
+                "null_agreement",
+                "class_names",
+                "preprocessing",
+                "kind",
+                "n_points",
+                "k",
+                "licensee",
+            ]
         ),
         st.one_of(st.text(max_size=12), st.sampled_from(["[4]", "[2,2]", "-1", "3", "nan", "1.5", "0", "[]", "{}"])),
         max_size=3,
     ),
-)  # fmt: skip
+)
 def test_signed_but_hostile_content_is_refused_cleanly(
     points: list[list[float]], labels: list[int], label_dtype: str, drop: set[str], changes: dict[str, str]
 ) -> None:

@@ -33,8 +33,9 @@ def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, r
     assert "calibrate" in uncalibrated.stdout and "--threshold" in uncalibrated.stdout  # and says how to
 
     paper = ("--threshold", 0.85)  # the paper's rule, asked for by name
-    pirate = run_cli("audit", zoo.fine_tuned, "--fingerprint", bundle, "--trusted-key", tmp_path / "owner.pub.pem",
-                     *paper)  # fmt: skip
+    pirate = run_cli(
+        "audit", zoo.fine_tuned, "--fingerprint", bundle, "--trusted-key", tmp_path / "owner.pub.pem", *paper
+    )
     assert pirate.code == ExitCode.match, pirate.stderr
     assert "MATCH" in pirate.stdout
 
@@ -67,8 +68,17 @@ def test_password_protected_key(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> No
         "fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5
     )
     assert missing.code == ExitCode.trust and "IPGUARD_ONNX_KEY_PASSWORD" in one_line_error(missing)
-    wrong = run_cli("fingerprint", zoo.target, "--key", tmp_path / "k.pem", "-o", tmp_path / "x.safetensors", "--n", 5,
-                    env={"IPGUARD_ONNX_KEY_PASSWORD": "wrong"})  # fmt: skip
+    wrong = run_cli(
+        "fingerprint",
+        zoo.target,
+        "--key",
+        tmp_path / "k.pem",
+        "-o",
+        tmp_path / "x.safetensors",
+        "--n",
+        5,
+        env={"IPGUARD_ONNX_KEY_PASSWORD": "wrong"},
+    )
     assert wrong.code == ExitCode.trust and "password is wrong" in one_line_error(wrong)
     assert not (tmp_path / "x.safetensors").exists()
 

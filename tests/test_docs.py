@@ -96,9 +96,12 @@ def test_every_getting_started_command_runs_on_the_bundled_example(
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     with PredictionServer(tmp_path / "demo" / "pirated.onnx") as server:
         environment = {
-            **os.environ, "PATH": path, "HOME": str(tmp_path), "API_URL": f"{server.base}/v2/models/digits",
+            **os.environ,
+            "PATH": path,
+            "HOME": str(tmp_path),
+            "API_URL": f"{server.base}/v2/models/digits",
             "IPGUARD_ONNX_PROGRESS_SECONDS": "60",
-        }  # fmt: skip
+        }
         for line, expected in _commands(page):
             ran = subprocess.run(
                 ["bash", "-c", line], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300

@@ -64,9 +64,13 @@ def test_curves_are_monotone_and_bounded() -> None:
 def test_evaluate_on_the_zoo(zoo: Zoo) -> None:
     evaluation = evaluate(
         zoo.bundle,
-        [(zoo.fine_tuned, "positive"), (zoo.pruned, "positive"), (zoo.independent, "negative"),
-         (zoo.other_architecture, "negative")],
-    )  # fmt: skip
+        [
+            (zoo.fine_tuned, "positive"),
+            (zoo.pruned, "positive"),
+            (zoo.independent, "negative"),
+            (zoo.other_architecture, "negative"),
+        ],
+    )
     assert evaluation.uniqueness == 1.0 and evaluation.robustness == sum(
         rate >= evaluation.threshold for rate in evaluation.rates("positive")
     ) / len(evaluation.rates("positive"))  # the paper's measure, at the signed threshold
@@ -84,15 +88,33 @@ def test_evaluate_cli_json_plot_globs_and_folders(zoo: Zoo, tmp_path: Path, run_
     shutil.copy(zoo.other_architecture, negatives / "b.onnx")
     plot = tmp_path / "curves.png"
     result = run_cli(
-        "evaluate", "-f", zoo.bundle, "--positive", str(zoo.folder / "fine_*.onnx"), "--positive", zoo.pruned,
-        "--negative", negatives, "--hard-positive", zoo.target, "--plot", plot, "--format", "json",
-    )  # fmt: skip
+        "evaluate",
+        "-f",
+        zoo.bundle,
+        "--positive",
+        str(zoo.folder / "fine_*.onnx"),
+        "--positive",
+        zoo.pruned,
+        "--negative",
+        negatives,
+        "--hard-positive",
+        zoo.target,
+        "--plot",
+        plot,
+        "--format",
+        "json",
+    )
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert {"aruc", "gap", "rows"} <= set(document)
     groups = {row["suspect"]: row["group"] for row in document["rows"]}
-    assert groups == {"fine_tuned.onnx": "positive", "pruned.onnx": "positive", "a.onnx": "negative",
-                      "b.onnx": "negative", "target.onnx": "hard-positive"}  # fmt: skip
+    assert groups == {
+        "fine_tuned.onnx": "positive",
+        "pruned.onnx": "positive",
+        "a.onnx": "negative",
+        "b.onnx": "negative",
+        "target.onnx": "hard-positive",
+    }
     assert all(set(row) >= {"suspect", "group", "matching_rate"} for row in document["rows"])
     assert document["hard_positive_robustness"] == 1.0
     rates = {row["suspect"]: row["matching_rate"] for row in document["rows"]}

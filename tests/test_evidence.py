@@ -22,8 +22,10 @@ def _exact_tail(m: int, n: int, q: Fraction) -> float:
     return float(sum(math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(m, n + 1)))
 
 
-@pytest.mark.parametrize(("m", "n", "q"), [(0, 10, "1/2"), (7, 10, "1/2"), (10, 10, "9/10"), (60, 100, "1/3"),
-                                           (95, 100, "7/10"), (1, 1, "1/10")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("m", "n", "q"),
+    [(0, 10, "1/2"), (7, 10, "1/2"), (10, 10, "9/10"), (60, 100, "1/3"), (95, 100, "7/10"), (1, 1, "1/10")],
+)
 def test_binomial_tail_matches_exact_arithmetic(m: int, n: int, q: str) -> None:
     assert binomial_tail(m, n, float(Fraction(q))) == pytest.approx(_exact_tail(m, n, Fraction(q)), rel=1e-9)
 
@@ -68,8 +70,20 @@ def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_
     shutil.copy(zoo.bundle, bundle_path)
     negatives = [zoo.independent, zoo.other_architecture]
     rates = [audit(zoo.bundle, model).matching_rate for model in negatives]
-    done = run_cli("calibrate", bundle_path, "--negative", zoo.independent, "--negative", zoo.other_architecture,
-                   "--key", zoo.private_key, "--false-accusation-rate", "1e-3", "--format", "json")  # fmt: skip
+    done = run_cli(
+        "calibrate",
+        bundle_path,
+        "--negative",
+        zoo.independent,
+        "--negative",
+        zoo.other_architecture,
+        "--key",
+        zoo.private_key,
+        "--false-accusation-rate",
+        "1e-3",
+        "--format",
+        "json",
+    )
     assert done.code == 0, done.stderr
     report = json.loads(done.stdout)["calibration"]
     calibrated = load_bundle(bundle_path)
@@ -89,8 +103,18 @@ def test_calibrate_sets_null_agreement_and_threshold_and_re_signs(zoo: Zoo, tmp_
 
 def test_signed_report_verifies_and_any_change_is_caught(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     report = tmp_path / "report.json"
-    made = run_cli("audit", zoo.independent, "-f", zoo.bundle, "--format", "json", "--report", report,
-                   "--sign-report", zoo.private_key)  # fmt: skip
+    made = run_cli(
+        "audit",
+        zoo.independent,
+        "-f",
+        zoo.bundle,
+        "--format",
+        "json",
+        "--report",
+        report,
+        "--sign-report",
+        zoo.private_key,
+    )
     assert made.code == ExitCode.no_match, made.stderr
     document = json.loads(report.read_text())
     assert document["signature"]["algorithm"] == "Ed25519" and document["created_at"].endswith("Z")

@@ -52,8 +52,12 @@ def test_labels_are_what_onnxruntime_predicts_on_the_target(zoo: Zoo) -> None:
 
 def test_points_sit_just_past_the_boundary_with_margin_k(zoo: Zoo, tmp_path: Path) -> None:
     """Eq. 5 at zero: Z_j ≥ Z_i + k and Z_i tops every other class, for every kept point of the paper's search."""
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=30, seed=2))  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=30, seed=2),
+    )
     bundle = load_bundle(made.bundle_path)
     k = float(bundle.metadata["k"])
     boundary = next(part for part in bundle.parts if part.kind == "boundary")
@@ -98,8 +102,12 @@ def test_source_date_epoch_reproduces_the_signed_content(
 @pytest.mark.parametrize("variant", ["target_batch1.onnx", "target_softmax.onnx", "target_external.onnx"])
 def test_variants_of_the_target_fingerprint_and_match_themselves(zoo: Zoo, tmp_path: Path, variant: str) -> None:
     model = zoo.folder / variant
-    result = fingerprint(model, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                         settings=FingerprintSettings(n=30))  # fmt: skip
+    result = fingerprint(
+        model,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=30),
+    )
     assert result.points == 30
     assert result.parity is not None and result.parity.ok and result.parity.label_agreement == 1.0
     assert audit(result.bundle_path, model).matching_rate == 1.0
@@ -130,9 +138,12 @@ def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_pat
     data = tmp_path / "train.npz"
     np.savez(data, x=zoo.x[:300].reshape(300, 64))  # flat rows are reshaped to the model's input
     result = fingerprint(
-        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=25, init=StartKind.data, domain="data", unique=False), data_path=data,
-    )  # fmt: skip
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=25, init=StartKind.data, domain="data", unique=False),
+        data_path=data,
+    )
     bundle = load_bundle(result.bundle_path)
     assert bundle.metadata["variant"] == "IPGuard-TL"
     assert bundle.metadata["data_sha256"]
@@ -142,8 +153,12 @@ def test_data_init_uses_training_examples_and_bounds_from_data(zoo: Zoo, tmp_pat
 
 
 def test_random_target_label_strategy(zoo: Zoo, tmp_path: Path) -> None:
-    result = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                         settings=FingerprintSettings(n=20, label=TargetLabelRule.random))  # fmt: skip
+    result = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=20, label=TargetLabelRule.random),
+    )
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-RR"
     assert audit(result.bundle_path, zoo.target).matching_rate == 1.0
 
@@ -156,9 +171,12 @@ def test_data_from_a_folder_of_images(zoo: Zoo, tmp_path: Path) -> None:
     for index, image in enumerate(zoo.x[:40, 0]):
         Image.fromarray((image * 255).round().astype(np.uint8), mode="L").save(folder / f"{index:03d}.png")
     result = fingerprint(
-        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-        settings=FingerprintSettings(n=10, init=StartKind.data, unique=False), data_path=folder,
-    )  # fmt: skip
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=10, init=StartKind.data, unique=False),
+        data_path=folder,
+    )
     assert result.points == 10
     assert load_bundle(result.bundle_path).metadata["variant"] == "IPGuard-TL"
 
@@ -183,8 +201,12 @@ def test_channels_last_model_and_layout_adaptation_in_audit(zoo: Zoo, tmp_path: 
     nhwc = demo.export_onnx(ChannelsLast(target), zoo.x.transpose(0, 2, 3, 1).copy(), tmp_path / "nhwc.onnx")
     model = OnnxClassifier(nhwc)
     assert model.input_spec.layout == "NHWC" and model.input_spec.sample_shape == (8, 8, 1)
-    result = fingerprint(nhwc, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                         settings=FingerprintSettings(n=20))  # fmt: skip
+    result = fingerprint(
+        nhwc,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=20),
+    )
     assert audit(result.bundle_path, nhwc).matching_rate == 1.0
     # The conftest target was trained the same way: the channels-first bundle reads this model too.
     assert audit(zoo.bundle, nhwc).matching_rate >= load_bundle(zoo.bundle).threshold

@@ -90,15 +90,29 @@ def test_a_killed_actor_loses_nothing_and_duplicates_nothing(zoo: Zoo, tmp_path:
 
 
 def test_ray_without_the_fleet_extra_or_with_bad_workers_is_one_line(zoo: Zoo, tmp_path: Path) -> None:
-    code, _, stderr = _finish(_scan(zoo.target, "-f", zoo.bundle, "--output", tmp_path / "x.jsonl", "--ray",
-                                    "auto", "--workers", "0"))  # fmt: skip
+    code, _, stderr = _finish(
+        _scan(zoo.target, "-f", zoo.bundle, "--output", tmp_path / "x.jsonl", "--ray", "auto", "--workers", "0")
+    )
     assert code == ExitCode.usage and len(stderr.strip().splitlines()) == 1 and "--workers" in stderr
     # Ray not installed: the interpreter refuses the import (sys.modules[name] = None), as without [fleet].
     without_ray = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['ray'] = None; from ipguard_onnx.cli import main; main()",
-         "scan", str(zoo.target), "-f", str(zoo.bundle), "--output", str(tmp_path / "y.jsonl"), "--ray", "auto"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['ray'] = None; from ipguard_onnx.cli import main; main()",
+            "scan",
+            str(zoo.target),
+            "-f",
+            str(zoo.bundle),
+            "--output",
+            str(tmp_path / "y.jsonl"),
+            "--ray",
+            "auto",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert without_ray.returncode == ExitCode.environment, without_ray.stderr
     assert "[fleet]" in without_ray.stderr and len(without_ray.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "y.jsonl").exists()

@@ -96,12 +96,34 @@ def test_light_installs_audit_without_torch(zoo: Zoo, tmp_path: Path) -> None:
     assert not (repository / ".ipguard-home").exists()  # refused before a signing key was made
     # The gradient-free search needs no torch: the auditor's install can still fingerprint, from labels alone.
     walked = _run(
-        ["ipguard-onnx", "fingerprint", "models/ours.onnx", "--method", "gradient-free", "--n", "20", "--output",
-         "gf.safetensors"], repository, venv,
-    )  # fmt: skip
+        [
+            "ipguard-onnx",
+            "fingerprint",
+            "models/ours.onnx",
+            "--method",
+            "gradient-free",
+            "--n",
+            "20",
+            "--output",
+            "gf.safetensors",
+        ],
+        repository,
+        venv,
+    )
     assert walked.returncode == 0, walked.stderr
     again = _run(
-        ["ipguard-onnx", "audit", "models/ours.onnx", "-f", "gf.safetensors", "--format", "json",
-         "--threshold", "0.85"], repository, venv,
-    )  # fmt: skip
+        [
+            "ipguard-onnx",
+            "audit",
+            "models/ours.onnx",
+            "-f",
+            "gf.safetensors",
+            "--format",
+            "json",
+            "--threshold",
+            "0.85",
+        ],
+        repository,
+        venv,
+    )
     assert again.returncode == ExitCode.match and json.loads(again.stdout)["results"][0]["matching_rate"] == 1.0

@@ -36,7 +36,7 @@ def licensed(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
             registry=folder / "registry",
             output_path=folder / f"target-{name}.onnx",
             signing_key=key,
-        )  # fmt: skip
+        )
         for name in ("acme", "globex")
     }
     return folder, copies
@@ -83,8 +83,12 @@ def test_a_forged_trigger_set_does_not_pass(
         rows = np.random.default_rng(100 + attempt).integers(0, len(zoo.x), 100)
         forged_points = stamp(zoo.x[rows], mask, values)
         forged_labels = derangement[zoo.y[rows]]
-        tensors = {"points": forged_points, "labels": forged_labels.astype(np.int64), "domain_low": low,
-                   "domain_high": high}  # fmt: skip
+        tensors = {
+            "points": forged_points,
+            "labels": forged_labels.astype(np.int64),
+            "domain_low": low,
+            "domain_high": high,
+        }
         forged = tmp_path / f"forged-{attempt}.safetensors"
         save_bundle(forged, tensors, genuine.record, load_private_key(zoo.private_key))
         assert not audit(forged, copies["acme"].model_path).matched
@@ -112,9 +116,26 @@ def test_cli_issue_writes_the_copy_the_registry_entry_and_json(zoo: Zoo, run_cli
     """The CLI's wiring (the fine-tuning itself is measured above): two epochs are enough to check it."""
     small = tmp_path / "small.npz"
     np.savez(small, x=zoo.x[:600])
-    made = run_cli("issue", zoo.target, "--licensee", "initech", "--data", small, "--registry", tmp_path / "reg",
-                   "--key", zoo.private_key, "--triggers", 50, "--max-epochs", 2, "--format", "json",
-                   "-o", tmp_path / "initech.onnx")  # fmt: skip
+    made = run_cli(
+        "issue",
+        zoo.target,
+        "--licensee",
+        "initech",
+        "--data",
+        small,
+        "--registry",
+        tmp_path / "reg",
+        "--key",
+        zoo.private_key,
+        "--triggers",
+        50,
+        "--max-epochs",
+        2,
+        "--format",
+        "json",
+        "-o",
+        tmp_path / "initech.onnx",
+    )
     assert made.code == 0, made.stderr
     report = json.loads(made.stdout)["issued"]
     assert report["licensee"] == "initech" and report["accuracy_change_points"] is None  # no labels given

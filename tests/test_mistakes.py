@@ -39,8 +39,13 @@ def _parted(zoo: Zoo, data: Path, folder: Path) -> FingerprintResult:
     settings = FingerprintSettings(
         n=20, mistakes=0.25, unique=False, parts=("boundary", "mistakes"), calibration_references=0
     )  # the two kinds alone, at their uncalibrated defaults
-    return fingerprint(zoo.target, folder / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    return fingerprint(
+        zoo.target,
+        folder / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=data,
+    )
 
 
 def _rows_of(points: np.ndarray, x: np.ndarray) -> list[int]:
@@ -70,8 +75,21 @@ def test_a_share_of_the_points_are_the_mistakes_of_middling_confidence(zoo: Zoo,
 def test_mistakes_alone_through_the_cli(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     data, flipped, _ = _labelled(zoo, tmp_path)
     bundle_path = tmp_path / "akh.safetensors"
-    result = run_cli("fingerprint", zoo.target, "--data", data, "--plain", "--mistakes", "1", "--n", 50,
-                     "--key", zoo.private_key, "-o", bundle_path)  # fmt: skip
+    result = run_cli(
+        "fingerprint",
+        zoo.target,
+        "--data",
+        data,
+        "--plain",
+        "--mistakes",
+        "1",
+        "--n",
+        50,
+        "--key",
+        zoo.private_key,
+        "-o",
+        bundle_path,
+    )
     assert result.code == 0, result.stderr
     assert f"mistakes {FLIPPED} points" in " ".join(result.stdout.split()), result.stderr
     bundle = load_bundle(bundle_path)
@@ -119,9 +137,11 @@ def test_evaluate_ranks_a_bundle_in_parts_by_its_combined_evidence(zoo: Zoo, tmp
     data, _, _ = _labelled(zoo, tmp_path)
     made = _parted(zoo, data, tmp_path)
     suspects: list[tuple[object, Group]] = [
-        (zoo.pruned, "positive"), (zoo.fine_tuned, "positive"),
-        (zoo.independent, "negative"), (zoo.other_architecture, "negative"),
-    ]  # fmt: skip
+        (zoo.pruned, "positive"),
+        (zoo.fine_tuned, "positive"),
+        (zoo.independent, "negative"),
+        (zoo.other_architecture, "negative"),
+    ]
     evaluation = evaluate(made.bundle_path, suspects)
     for (suspect, _), row in zip(suspects, evaluation.rows, strict=True):
         assert row.score == -math.log10(max(audit(made.bundle_path, suspect).p_value, 1e-300))

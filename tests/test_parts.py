@@ -67,8 +67,12 @@ def test_the_default_composes_its_parts_from_labelled_data(zoo: Zoo) -> None:
 
 
 def test_without_data_the_evidence_is_uncalibrated_and_cannot_accuse(zoo: Zoo, tmp_path: Path) -> None:
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=30))  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=30),
+    )
     assert [part.kind for part in made.parts] == ["boundary"] and "no owner data" in made.uncalibrated
     assert any(skipped.startswith("mistakes: needs labelled owner data") for skipped in made.parts_skipped)
     bundle = load_bundle(made.bundle_path)
@@ -173,8 +177,9 @@ class CornersPart(PartKind):
 def test_a_new_part_kind_is_a_new_class(zoo: Zoo, tmp_path: Path) -> None:
     assert list(PART_KINDS)[:3] == ["boundary", "mistakes", "students"]
     settings = FingerprintSettings(n=12, parts=("boundary", "test-corners"))
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings)  # fmt: skip
+    made = fingerprint(
+        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key), settings=settings
+    )
     assert CornersPart.made == 1 and [part.kind for part in made.parts] == ["boundary", "test-corners"]
     result = audit(made.bundle_path, zoo.target)
     assert [(part.kind, part.points) for part in result.parts] == [("boundary", 12), ("test-corners", 2)]
@@ -182,13 +187,18 @@ def test_a_new_part_kind_is_a_new_class(zoo: Zoo, tmp_path: Path) -> None:
 
 
 def test_bad_part_options_are_one_line_usage_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
-    for option, value in (("--parts", "boundary,nope"), ("--parts", "boundary,boundary"),
-                          ("--false-accusation-rate", "0"), ("--calibration-references", "-1")):  # fmt: skip
+    for option, value in (
+        ("--parts", "boundary,nope"),
+        ("--parts", "boundary,boundary"),
+        ("--false-accusation-rate", "0"),
+        ("--calibration-references", "-1"),
+    ):
         result = run_cli("fingerprint", zoo.target, "--key", zoo.private_key, "-o", tmp_path / "f.fp", option, value)
         assert result.code == ExitCode.usage and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert option in result.stderr
-    needs_data = run_cli("fingerprint", zoo.target, "--key", zoo.private_key, "-o", tmp_path / "f.fp",
-                         "--parts", "boundary,mistakes")  # fmt: skip
+    needs_data = run_cli(
+        "fingerprint", zoo.target, "--key", zoo.private_key, "-o", tmp_path / "f.fp", "--parts", "boundary,mistakes"
+    )
     assert needs_data.code == ExitCode.usage and "--parts mistakes: needs labelled owner data" in needs_data.stderr
     with pytest.raises(UsageError, match="--false-accusation-rate"):
         audit(zoo.bundle, zoo.target, false_accusation_rate=1.0)
@@ -226,8 +236,13 @@ def test_a_forests_tied_votes_are_dropped_not_an_unstable_label_error(tmp_path: 
     (tmp_path / "forest.onnx").write_bytes(to_onnx(forest, x[:1], target_opset=17).SerializeToString())
     np.savez(tmp_path / "owner.npz", x=x[order], y=y[order])
     key = load_private_key(write_keypair(tmp_path / "k.pem", tmp_path / "k.pub.pem").private_path)
-    made = fingerprint(tmp_path / "forest.onnx", tmp_path / "forest.fp", signing_key=key,
-                       settings=FingerprintSettings(seed=0), data_path=tmp_path / "owner.npz")  # fmt: skip
+    made = fingerprint(
+        tmp_path / "forest.onnx",
+        tmp_path / "forest.fp",
+        signing_key=key,
+        settings=FingerprintSettings(seed=0),
+        data_path=tmp_path / "owner.npz",
+    )
     assert made.dropped_disagreement >= 1  # the tied votes, dropped
     bundle = load_bundle(tmp_path / "forest.fp")
     target = OnnxClassifier(tmp_path / "forest.onnx")

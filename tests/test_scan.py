@@ -36,9 +36,11 @@ def _bundles(zoo: Zoo, folder: Path) -> Path:
     folder.mkdir()
     shutil.copy(zoo.bundle, folder / "digits.fingerprint.safetensors")
     fingerprint(
-        zoo.target, folder / "digits-seed1.fingerprint.safetensors", signing_key=load_private_key(zoo.private_key),
+        zoo.target,
+        folder / "digits-seed1.fingerprint.safetensors",
+        signing_key=load_private_key(zoo.private_key),
         settings=FingerprintSettings(n=30, seed=1),
-    )  # fmt: skip
+    )
     return folder
 
 

@@ -19,8 +19,10 @@ from ipguard_onnx.stats import (
 )
 
 
-@pytest.mark.parametrize(("matched", "answered", "q"), [(0, 10, 0.5), (7, 10, 0.5), (100, 100, 0.99), (54, 100, 0.47),
-                                                         (1, 1, 0.3), (30, 200, 0.05), (950, 1000, 0.9)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("matched", "answered", "q"),
+    [(0, 10, 0.5), (7, 10, 0.5), (100, 100, 0.99), (54, 100, 0.47), (1, 1, 0.3), (30, 200, 0.05), (950, 1000, 0.9)],
+)
 def test_the_binomial_tail_is_the_sum_of_the_binomial_probabilities(matched: int, answered: int, q: float) -> None:
     exact = sum(math.comb(answered, k) * q**k * (1 - q) ** (answered - k) for k in range(matched, answered + 1))
     assert binomial_tail(matched, answered, q) == pytest.approx(exact, rel=1e-9, abs=1e-300)

@@ -112,9 +112,14 @@ def test_a_fixed_batch_graph_gets_a_surrogate_that_takes_any_batch(tmp_path: Pat
 def test_a_graph_no_converter_reproduces_is_one_error_naming_every_attempt(tmp_path: Path) -> None:
     """A scikit-learn-style LinearClassifier (ai.onnx.ml): onnxruntime runs it, no converter takes it."""
     node = helper.make_node(
-        "LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
-        coefficients=WEIGHTS.T.flatten().tolist(), intercepts=[0.0, 0.0, 0.0], classlabels_ints=[0, 1, 2],
-    )  # fmt: skip
+        "LinearClassifier",
+        ["x"],
+        ["label", "scores"],
+        domain="ai.onnx.ml",
+        coefficients=WEIGHTS.T.flatten().tolist(),
+        intercepts=[0.0, 0.0, 0.0],
+        classlabels_ints=[0, 1, 2],
+    )
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     outputs = [
         helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),

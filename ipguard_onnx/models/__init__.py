@@ -83,9 +83,16 @@ def as_classifier(
         return HttpClassifier(suspect, output_name=output_name, headers=headers_from_environment(), packing=packing)
     if isinstance(suspect, (str, os.PathLike)):
         return OnnxSuspect(
-            Path(suspect), providers=providers, output_name=output_name, num_classes=num_classes,
-            timeout=model_timeout, packing=packing, batch_axis=axes[0], class_axis=axes[1], position=axes[2],
-        )  # fmt: skip
+            Path(suspect),
+            providers=providers,
+            output_name=output_name,
+            num_classes=num_classes,
+            timeout=model_timeout,
+            packing=packing,
+            batch_axis=axes[0],
+            class_axis=axes[1],
+            position=axes[2],
+        )
     onnxruntime = sys.modules.get("onnxruntime")  # a live session means it is imported already
     if onnxruntime is not None and isinstance(suspect, onnxruntime.InferenceSession):
         return OnnxSuspect(

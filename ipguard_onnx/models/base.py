@@ -100,8 +100,10 @@ class Classifier(ABC):
 
     def answer(self, points: FloatArray) -> Answers:
         """Labels for every point, asked ``batch_size`` at a time."""
-        parts = [self.answer_batch(points[start : start + self.batch_size])
-                 for start in range(0, len(points), self.batch_size)]  # fmt: skip
+        parts = [
+            self.answer_batch(points[start : start + self.batch_size])
+            for start in range(0, len(points), self.batch_size)
+        ]
         return self.join(parts)
 
     def join(self, parts: Sequence[Answers]) -> Answers:

@@ -48,9 +48,17 @@ class WireProtocol(StrEnum):
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _OIP_DATATYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16"}
 _OIP_TENSOR_TYPES = {
-    **_OIP_DATATYPES, "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8",
-    "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64", "bool": "BOOL",
-}  # fmt: skip
+    **_OIP_DATATYPES,
+    "int64": "INT64",
+    "int32": "INT32",
+    "int16": "INT16",
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "bool": "BOOL",
+}
 _OIP_LABEL_TYPES = {"INT64", "INT32", "INT16", "INT8", "UINT8", "BYTES"}
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 30.0
@@ -308,8 +316,9 @@ class HttpClassifier(Classifier):
         sockets = _Sockets()
         self.requests_sent += 1
         try:
-            raw = call_bounded(lambda: self._exchange(method, url, payload, limit, sockets), timeout=limit,
-                               stop=sockets.shut_down)  # fmt: skip
+            raw = call_bounded(
+                lambda: self._exchange(method, url, payload, limit, sockets), timeout=limit, stop=sockets.shut_down
+            )
         except DeadlinePassed:
             raise _Skip(f"timeout after {limit:g} s", retry=True) from None
         if not raw:
@@ -401,14 +410,20 @@ class HttpClassifier(Classifier):
         if self.protocol == "oip":
             return {
                 "inputs": [
-                    {"name": name, "shape": list(tensor.shape),
-                     "datatype": _OIP_TENSOR_TYPES.get(str(tensor.dtype), "FP32"), "data": tensor.reshape(-1).tolist()}
+                    {
+                        "name": name,
+                        "shape": list(tensor.shape),
+                        "datatype": _OIP_TENSOR_TYPES.get(str(tensor.dtype), "FP32"),
+                        "data": tensor.reshape(-1).tolist(),
+                    }
                     for name, tensor in feeds.items()
                 ]
-            }  # fmt: skip
-        axes = {
-            self._feed_names.get(value.name, value.name): value.batch_axis for value in self.packing.inputs
-        } if self.packing is not None else {}  # fmt: skip
+            }
+        axes = (
+            {self._feed_names.get(value.name, value.name): value.batch_axis for value in self.packing.inputs}
+            if self.packing is not None
+            else {}
+        )
         instances = [
             {
                 name: (tensor if axes.get(name) is None else np.take(tensor, row, axis=axes[name])).tolist()

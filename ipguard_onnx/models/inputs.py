@@ -33,8 +33,14 @@ def shape_text(dims: tuple[int | str | None, ...]) -> str:
 
 
 FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
-INTEGER_TYPES = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
-                 "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16"}  # fmt: skip
+INTEGER_TYPES = {
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(uint16)": "uint16",
+    "tensor(int16)": "int16",
+}
 BOOL_TYPE = "tensor(bool)"
 _MASK = re.compile(r"mask", re.IGNORECASE)
 _LENGTH = re.compile(r"(^|_)(len|lens|length|lengths|seq_len)($|_)", re.IGNORECASE)

@@ -200,9 +200,13 @@ class OnnxClassifier(Classifier):
         self, outputs: list[ValueDescription], declared: Mapping[str, tuple[int | str | None, ...]] | None = None
     ) -> OutputSpec:
         return choose_output(
-            outputs, self.name, need_scores=self.needs_scores, output_name=self._output_name,
-            num_classes=self._num_classes, declared=declared,
-        )  # fmt: skip
+            outputs,
+            self.name,
+            need_scores=self.needs_scores,
+            output_name=self._output_name,
+            num_classes=self._num_classes,
+            declared=declared,
+        )
 
     def with_classes(self, count: int) -> Self:
         """This model, answering on a label output, with the class count the caller knows (a label output
@@ -513,10 +517,10 @@ def _untrusted(outputs: list[ValueDescription]) -> bool:
     """Whether the declared shapes of float outputs leave the batch or class axis to be measured: a rank
     below 2, or a symbolic size past the first axis (``[T, N, C]``, ``[seq]``, a declared rank 0 that lies)."""
     return any(
-        value.type.startswith("tensor(float") and (len(value.dims) < 2 or not all(
-            isinstance(d, int) and d > 0 for d in value.dims[1:]))
+        value.type.startswith("tensor(float")
+        and (len(value.dims) < 2 or not all(isinstance(d, int) and d > 0 for d in value.dims[1:]))
         for value in outputs
-    )  # fmt: skip
+    )
 
 
 def _batch_axis(shapes: list[tuple[int, tuple[int, ...]]]) -> int | None:

@@ -30,9 +30,21 @@ _FLOAT_TYPES = FLOAT_TYPES
 _INTEGER_TYPES = INTEGER_TYPES
 _LABEL_TYPES = {"tensor(int64)", "tensor(int32)", "tensor(string)"}
 _ONNX_ELEM_NAMES = {
-    1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
-    9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16",
-}  # fmt: skip
+    1: "float",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "double",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
 _PROBABILITY_OPS = {"Softmax", "ZipMap"}
 _SHAPE_ONLY_OPS = {"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Cast", "Concat"}
 _LINEAR_OPS = {"Gemm", "MatMul", "Add", "Conv", "Sub", "Mul", "ReduceSum", "ReduceMean"}
@@ -202,9 +214,11 @@ def choose_input(
             shapes = {name: shape for name, shape in (data_shapes or {}).items() if name in names}
             packing = infer_packing(inputs, model_name, shapes={**shapes, **(input_shapes or {})}, holds=holds)
         declared = {value.name: value.dims for value in inputs}
-        batch_sizes = [declared[value.name][value.batch_axis] for value in packing.inputs
-                       if value.name in declared and value.batch_axis is not None
-                       and value.batch_axis < len(declared[value.name])]  # fmt: skip
+        batch_sizes = [
+            declared[value.name][value.batch_axis]
+            for value in packing.inputs
+            if value.name in declared and value.batch_axis is not None and value.batch_axis < len(declared[value.name])
+        ]
         fixed = {size for size in batch_sizes if isinstance(size, int) and size > 0}
         return InputSpec(
             name=", ".join(value.name for value in packing.data),
@@ -328,8 +342,9 @@ def choose_output(
             labels.append(OutputSpec(value.name, None, "labels"))
         elif value.type.startswith("seq(map("):
             maps.append(OutputSpec(value.name, None, "probability-maps"))
-    described = ", ".join(f"{v.name!r} {v.type.removeprefix('tensor(').removesuffix(')')}{shape_text(v.dims)}"
-                          for v in outputs)  # fmt: skip
+    described = ", ".join(
+        f"{v.name!r} {v.type.removeprefix('tensor(').removesuffix(')')}{shape_text(v.dims)}" for v in outputs
+    )
     if output_name is not None and "," in output_name:  # several heads, read as one classification
         names = [name.strip() for name in output_name.split(",")]
         heads = [next((s for s in scores if s.name == name), None) for name in names]
@@ -346,8 +361,12 @@ def choose_output(
                 "read jointly only where they score the same classes"
             )
         first = found[0]
-        return replace(first, heads=tuple(names), positions=sum(head.positions for head in found),
-                       chosen_because=f"--output-name: {len(names)} heads read jointly")  # fmt: skip
+        return replace(
+            first,
+            heads=tuple(names),
+            positions=sum(head.positions for head in found),
+            chosen_because=f"--output-name: {len(names)} heads read jointly",
+        )
     if output_name is not None:
         for group in (scores, labels, maps):
             for spec in group:
@@ -361,11 +380,12 @@ def choose_output(
         raise UnsupportedModelError(f"{model_name} has no output named {output_name!r}; its outputs are {described}")
     declared = declared if declared is not None else {value.name: value.dims for value in outputs}
     probability_like = [
-        s for s in scores
+        s
+        for s in scores
         if s.kind in ("probabilities", "binary-probability")
         or _PROBABILITY_NAME.search(s.name)
         or (s.name in {v.name for v in outputs if v.producer in ("Softmax", "Sigmoid")})
-    ]  # fmt: skip
+    ]
 
     def pick_scores() -> OutputSpec | None:
         if num_classes is not None:
@@ -385,15 +405,20 @@ def choose_output(
         fixed = [s for s in known if _fixed_class_axis(declared[s.name])]
         if fixed and len(fixed) < len(known):  # a class axis whose size follows the input is no set of classes
             others = ", ".join(repr(s.name) for s in known if s not in fixed)
-            why = (f"its class axis has a fixed size, {others} one that follows the input (a pairwise or "
-                   "attention map, not classes); pass --output-name to choose")  # fmt: skip
+            why = (
+                f"its class axis has a fixed size, {others} one that follows the input (a pairwise or "
+                "attention map, not classes); pass --output-name to choose"
+            )
             return replace(fixed[0], chosen_because=why)
-        alike = [s.name for s in known if (s.num_classes, s.kind, s.positions) == (known[0].num_classes,
-                 known[0].kind, known[0].positions)]  # fmt: skip
-        hint = (f"; --output-name {','.join(alike)} reads these {len(alike)} heads jointly" if len(alike) > 1
-                else "")  # fmt: skip
-        return replace(known[0], chosen_because="the first of several float outputs; pass --output-name to choose"
-                       + hint)  # fmt: skip
+        alike = [
+            s.name
+            for s in known
+            if (s.num_classes, s.kind, s.positions) == (known[0].num_classes, known[0].kind, known[0].positions)
+        ]
+        hint = f"; --output-name {','.join(alike)} reads these {len(alike)} heads jointly" if len(alike) > 1 else ""
+        return replace(
+            known[0], chosen_because="the first of several float outputs; pass --output-name to choose" + hint
+        )
 
     if need_scores:
         chosen = pick_scores()
@@ -433,11 +458,26 @@ def read_model_specs(
 
 NON_DIFFERENTIABLE_OPS = frozenset(
     {
-        "TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble", "LinearClassifier", "SVMClassifier",
-        "SVMRegressor", "LabelEncoder", "CategoryMapper", "Binarizer", "OneHotEncoder", "ArgMax", "ArgMin",
-        "TopK", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DequantizeLinear",
+        "TreeEnsembleClassifier",
+        "TreeEnsembleRegressor",
+        "TreeEnsemble",
+        "LinearClassifier",
+        "SVMClassifier",
+        "SVMRegressor",
+        "LabelEncoder",
+        "CategoryMapper",
+        "Binarizer",
+        "OneHotEncoder",
+        "ArgMax",
+        "ArgMin",
+        "TopK",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+        "DequantizeLinear",
     }
-)  # fmt: skip
+)
 """Operators with no gradient a surrogate could follow (ai.onnx.ml models, integer kernels, hard choices)."""
 
 
@@ -497,13 +537,23 @@ def integer_ranges(path: Path) -> dict[str, tuple[int, int, str]]:
             continue
         frontier, seen = [value.name], {value.name}
         for _ in range(MAX_ID_DEPTH):
-            found = [f for name in frontier for node in readers.get(name, []) for f in _ids_read(node, name, constants,
-                     shapes)]  # fmt: skip
+            found = [
+                f
+                for name in frontier
+                for node in readers.get(name, [])
+                for f in _ids_read(node, name, constants, shapes)
+            ]
             if found:
                 ranges[value.name] = (min(f[0] for f in found), max(f[1] for f in found), found[0][2])
                 break
-            following = [out for name in frontier for node in readers.get(name, []) if node.op_type not in
-                         _METADATA_OPS for out in node.output if out and out not in seen]  # fmt: skip
+            following = [
+                out
+                for name in frontier
+                for node in readers.get(name, [])
+                if node.op_type not in _METADATA_OPS
+                for out in node.output
+                if out and out not in seen
+            ]
             seen.update(following)
             frontier = following
             if not frontier:

@@ -62,14 +62,33 @@ class BoundaryPart(PartKind):
         details: dict[str, Any] = {}
         if shop.surrogate is None:
             points, labels = _gradient_free_points(
-                shop.target, shop.audit_labels, settings, shop.k, shop.data, shop.rng, (shop.low, shop.high),
-                shop.tally, shop.progress, shop.say, shop.guard(settings.max_iterations, watch_stall=False),
-            )  # fmt: skip
+                shop.target,
+                shop.audit_labels,
+                settings,
+                shop.k,
+                shop.data,
+                shop.rng,
+                (shop.low, shop.high),
+                shop.tally,
+                shop.progress,
+                shop.say,
+                shop.guard(settings.max_iterations, watch_stall=False),
+            )
             how = f"gradient-free search on onnxruntime ({shop.why_gradient_free})"
         else:
             guard = shop.guard(settings.max_iterations, watch_stall=not shop.unique)
-            loop = CandidateLoop(shop.surrogate, shop.target, shop.rng, shop.low, shop.high, settings.max_rounds,
-                                 shop.progress, shop.say, shop.tally, guard)  # fmt: skip
+            loop = CandidateLoop(
+                shop.surrogate,
+                shop.target,
+                shop.rng,
+                shop.low,
+                shop.high,
+                settings.max_rounds,
+                shop.progress,
+                shop.say,
+                shop.tally,
+                guard,
+            )
             if shop.unique:
                 data, truth = shop.panel_data if shop.data is not None else (None, None)
                 points, labels, unique_record = _unique_points(
@@ -87,10 +106,18 @@ class BoundaryPart(PartKind):
                 if len(points) < wanted and guard.stalled:  # the walk needs no gradient: it may still find them
                     shop.say(f"{guard.stopped}; falling back to the gradient-free search on onnxruntime")
                     more, more_labels = _gradient_free_points(
-                        shop.target, shop.audit_labels, settings.with_n(wanted - len(points)), shop.k, shop.data,
-                        shop.rng, (shop.low, shop.high), shop.tally, shop.progress, shop.say,
+                        shop.target,
+                        shop.audit_labels,
+                        settings.with_n(wanted - len(points)),
+                        shop.k,
+                        shop.data,
+                        shop.rng,
+                        (shop.low, shop.high),
+                        shop.tally,
+                        shop.progress,
+                        shop.say,
                         shop.guard(settings.max_iterations, watch_stall=False),
-                    )  # fmt: skip
+                    )
                     points, labels = np.concatenate([points, more]), np.concatenate([labels, more_labels])
                     shop.tally.stopped += f"; the gradient-free search on onnxruntime then found {len(more)} point(s)"
                     how += f", then the gradient-free search on onnxruntime for {len(more)} ({guard.stopped})"
@@ -181,10 +208,14 @@ def _gradient_free_points(
             )
             usable = targets >= 0
             outcome, cost = strategy.run_queries(
-                audit_labels if kind == "labels" else target.predict, None if kind == "labels" else scores,
-                start[remaining[usable]], anchors[which[usable]], targets[usable], bounds=(low, high),
+                audit_labels if kind == "labels" else target.predict,
+                None if kind == "labels" else scores,
+                start[remaining[usable]],
+                anchors[which[usable]],
+                targets[usable],
+                bounds=(low, high),
                 progress=guard if guard is not None else progress,
-            )  # fmt: skip
+            )
             converged = outcome.converged.copy()
             if (
                 audit_labels is not target.predict and kind != "labels" and converged.any()
@@ -199,8 +230,9 @@ def _gradient_free_points(
             remaining = remaining[usable][~outcome.converged]
             if guard is not None and guard.stopped:
                 break
-        tally.add_round(count, len(remaining), time.perf_counter() - tick, hit_rate=1.0 - len(remaining) / count,
-                        queries=queries)  # fmt: skip
+        tally.add_round(
+            count, len(remaining), time.perf_counter() - tick, hit_rate=1.0 - len(remaining) / count, queries=queries
+        )
         kept_points.append(np.concatenate(found_points)[:need])
         kept_labels.append(np.concatenate(found_labels)[:need])
         tally.iterations.extend(np.concatenate(found_iterations)[:need].tolist())
@@ -264,8 +296,13 @@ def _trajectory_points(
             tally.disagreement += int((~keep).sum())
         kept_points.append(found.points[keep][:need])
         kept_labels.append(found.labels[keep][:need])
-        tally.add_round(count, count - found.complete, time.perf_counter() - tick, hit_rate=found.complete / count,
-                        queries=cost.queries + checked)  # fmt: skip
+        tally.add_round(
+            count,
+            count - found.complete,
+            time.perf_counter() - tick,
+            hit_rate=found.complete / count,
+            queries=cost.queries + checked,
+        )
         tally.iterations.extend([walk.crossings * walk.bisection_steps] * int(keep.sum()))
     empty = np.zeros((0, *low.shape), np.float32)
     points = np.concatenate(kept_points) if kept_points else empty
@@ -318,14 +355,21 @@ def _unique_points(
     target, surrogate = loop.target, loop.surrogate
     loop.say("--unique: training the panel of owner-made copies and references")
     panel = build_panel(
-        surrogate.score_module, data, target.predict(data) if data is not None else None,
-        references=settings.references if data is not None else 0, seed=settings.seed, supplied=supplied,
-        students=settings.students, label=target.predict, reference_labels=truth,
-    )  # fmt: skip
+        surrogate.score_module,
+        data,
+        target.predict(data) if data is not None else None,
+        references=settings.references if data is not None else 0,
+        seed=settings.seed,
+        supplied=supplied,
+        students=settings.students,
+        label=target.predict,
+        reference_labels=truth,
+    )
     build_seconds = time.perf_counter() - started
     loop.say("--unique: conferrable search")
-    scale = margin_scale(surrogate.scores(data if data is not None else start_points(256, loop.rng, None, loop.low,
-                                                                                       loop.high)))  # fmt: skip
+    scale = margin_scale(
+        surrogate.scores(data if data is not None else start_points(256, loop.rng, None, loop.low, loop.high))
+    )
     search = ConferrableSearch(panel, k=k, iterations=UNIQUE_ITERATIONS, learning_rate=settings.learning_rate)
     pool, pool_labels = loop.collect(
         search, settings.pool_factor * settings.n, data, TargetLabelRule.random

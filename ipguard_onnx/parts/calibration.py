@@ -75,5 +75,12 @@ def calibrated(part: MadePart, references: list[OwnerModel]) -> MadePart:
         f"self-calibrated on {len(references)} owner-made references held out from the panel: 95 % upper "
         f"bound (their rates: mean {np.mean(rates):.2f}, highest {max(rates):.2f})"
     )
-    return MadePart(part.kind, part.points, part.labels, part.how, null, source, {**part.details, "calibration_rates":
-                    [round(rate, 4) for rate in rates]})  # fmt: skip
+    return MadePart(
+        part.kind,
+        part.points,
+        part.labels,
+        part.how,
+        null,
+        source,
+        {**part.details, "calibration_rates": [round(rate, 4) for rate in rates]},
+    )

@@ -33,17 +33,22 @@ class MistakesPart(PartKind):
         return None
 
     def make(self, shop: Workshop, wanted: int) -> MadePart:
-        points, labels, found = _mistake_points(shop.target, shop.audit_labels, shop.settings, wanted, shop.data,
-                                                shop.truth)  # fmt: skip
+        points, labels, found = _mistake_points(
+            shop.target, shop.audit_labels, shop.settings, wanted, shop.data, shop.truth
+        )
         how = f"{len(points)} of the target's {found} mistakes on the labelled owner data, middling confidence first"
         source = "default for the target's mistakes, uncalibrated: above every independent model measured on the zoos"
         return MadePart(self.name, points, labels, how, MISTAKES_NULL_AGREEMENT, source)
 
 
 def _mistake_points(
-    target: OnnxClassifier, audit_labels: Callable[[FloatArray], LabelArray], settings: FingerprintSettings,
-    wanted: int, data: FloatArray | None, truth: LabelArray | None,
-) -> tuple[FloatArray, LabelArray, int]:  # fmt: skip
+    target: OnnxClassifier,
+    audit_labels: Callable[[FloatArray], LabelArray],
+    settings: FingerprintSettings,
+    wanted: int,
+    data: FloatArray | None,
+    truth: LabelArray | None,
+) -> tuple[FloatArray, LabelArray, int]:
     """Up to ``mistakes · n`` samples of the owner's data the target labels wrong (AKH-style, as in QuRD's
     baseline), the wrong label being the point's label; only where the scores and the label output agree,
     so the target matches itself. Mistakes of middling confidence come first (the margin nearest the

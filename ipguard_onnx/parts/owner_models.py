@@ -57,8 +57,7 @@ def architecture(
     return mlp, f"MLP {features}-{hidden}-{classes}"
 
 
-CLASSICAL_KINDS = ("random forest", "RBF SVM", "logistic regression", "gradient-boosted trees",
-                   "k-nearest neighbours")  # fmt: skip
+CLASSICAL_KINDS = ("random forest", "RBF SVM", "logistic regression", "gradient-boosted trees", "k-nearest neighbours")
 """Reference kinds for a target that is not a network the surrogate can re-initialise (a forest, an SVM, a
 linear model, a graph no converter reads): an independent party may have trained any of them, and one of the
 target's own kind agrees with it far more than a network does (measured on the tree worlds, BENCHMARKS.md)."""

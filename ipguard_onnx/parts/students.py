@@ -83,5 +83,12 @@ class StudentsPart(PartKind):
             "models": [{"name": m.name, "how": m.how} for m in (*students, *references)],
         }
         source = "default for student-shared points, uncalibrated"
-        return MadePart(self.name, candidates[chosen].astype(np.float32), labels[chosen].astype(np.int64), how,
-                        MISTAKES_NULL_AGREEMENT, source, details)  # fmt: skip
+        return MadePart(
+            self.name,
+            candidates[chosen].astype(np.float32),
+            labels[chosen].astype(np.int64),
+            how,
+            MISTAKES_NULL_AGREEMENT,
+            source,
+            details,
+        )

@@ -170,9 +170,12 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
         table.add_row(
             "dropped",
             f"{result.dropped_unconverged} never satisfied Eq. 5 on the way to their anchor"
-            + (f", {result.dropped_disagreement} where the label output disagrees with the scores"
-               if result.dropped_disagreement else ""),
-        )  # fmt: skip
+            + (
+                f", {result.dropped_disagreement} where the label output disagrees with the scores"
+                if result.dropped_disagreement
+                else ""
+            ),
+        )
     elif result.rounds:
         table.add_row(
             "search",
@@ -326,8 +329,9 @@ def render_issued(result: IssuedCopy, console: Console) -> None:
         else " (no labels in --data, so no accuracy)"
     )
     table.add_row("clean data", f"copy agrees with the original on {result.clean_agreement:.1%}{accuracy}")
-    table.add_row("training", f"{result.epochs} epochs, parity {result.parity_max_abs_difference:.1e}, "
-                  f"{result.seconds:.1f} s")  # fmt: skip
+    table.add_row(
+        "training", f"{result.epochs} epochs, parity {result.parity_max_abs_difference:.1e}, {result.seconds:.1f} s"
+    )
     console.print(table)
 
 

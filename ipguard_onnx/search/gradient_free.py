@@ -137,8 +137,13 @@ class BoundaryWalk(QuerySearch):
             low_t = np.where(is_target, low_t, middle)
             if progress is not None and progress(step, 0):  # asked to stop (a time budget): no point is placed yet
                 nothing = np.zeros(count, dtype=np.bool_)
-                outcome = SearchOutcome(origin, np.full(count, -1, np.int64), np.asarray(target_labels, np.int64),
-                                        nothing, np.full(count, step + 1, dtype=np.int64))  # fmt: skip
+                outcome = SearchOutcome(
+                    origin,
+                    np.full(count, -1, np.int64),
+                    np.asarray(target_labels, np.int64),
+                    nothing,
+                    np.full(count, step + 1, dtype=np.int64),
+                )
                 return outcome, QueryCost(queries, calls)
         before = labels_fn(along(low_t))  # i: the label just before the boundary
         queries, calls = queries + count, calls + 1

@@ -197,8 +197,12 @@ def build_panel(
         features = int(np.prod(data.shape[1:]))
         cap = epoch_cap(len(x), features)
         for fraction in _pruning_levels(surrogate_module, x, y):
-            add(magnitude_pruned(surrogate_module, fraction), f"pruned-{fraction:g}", "positive",
-                f"{fraction:.0%} smallest weights per tensor set to 0")  # fmt: skip
+            add(
+                magnitude_pruned(surrogate_module, fraction),
+                f"pruned-{fraction:g}",
+                "positive",
+                f"{fraction:.0%} smallest weights per tensor set to 0",
+            )
         tuned = train(copy.deepcopy(surrogate_module), x, y, seed=seed, epochs=5, learning_rate=5e-4)
         add(tuned, "fine-tuned", "positive", "all layers, 5 epochs, lr 5e-4, owner data")
         for copy_index in range(RETRAINED_COPIES):
@@ -247,8 +251,12 @@ def build_panel(
                 train(trained, x[resample], truth[resample], seed=reference_seed + 1, epochs=extra)
                 epochs += extra
             labelled = "ground-truth labels" if reference_labels is not None else "the target's labels"
-            add(trained, f"reference-{index}", "reference", f"{shape}, bootstrap resample, {labelled}, "
-                f"{epochs} epochs, seed {reference_seed}")  # fmt: skip
+            add(
+                trained,
+                f"reference-{index}",
+                "reference",
+                f"{shape}, bootstrap resample, {labelled}, {epochs} epochs, seed {reference_seed}",
+            )
     if students and data is not None and label is not None:
         features = int(np.prod(data.shape[1:]))
         classes = max(int(data_labels.max()) + 1 if data_labels is not None else 2, 2)
@@ -268,9 +276,14 @@ def build_panel(
             student, epochs = train_until_agreement(
                 module, queries, label(queries), seed=student_seed, max_epochs=epoch_cap(len(queries), features)
             )
-            add(student, f"student-{index}", "positive", f"{shape}, extracted: owner data + "
+            add(
+                student,
+                f"student-{index}",
+                "positive",
+                f"{shape}, extracted: owner data + "
                 f"{len(queries) - len(data)} synthetic queries labelled by the target, {epochs} epochs, "
-                f"seed {student_seed}")  # fmt: skip
+                f"seed {student_seed}",
+            )
     for classifier in supplied:
         digest = classifier.describe().get("sha256", "")[:16]
 

@@ -107,8 +107,9 @@ class ZerothOrderAdam(QuerySearch):
             both = scores_fn(np.concatenate([plus, minus]))
             queries, calls = queries + len(both), calls + 1
             half = len(plus)
-            difference = (eq5_loss_numpy(both[:half], tiled_source, tiled_target, self.k)
-                          - eq5_loss_numpy(both[half:], tiled_source, tiled_target, self.k))  # fmt: skip
+            difference = eq5_loss_numpy(both[:half], tiled_source, tiled_target, self.k) - eq5_loss_numpy(
+                both[half:], tiled_source, tiled_target, self.k
+            )
             view = (self.directions, len(rows)) + (1,) * (here.ndim - 1)
             gradient = (difference.reshape(view) * noise).mean(axis=0) / (2 * self.sigma)
             step = iteration + 1

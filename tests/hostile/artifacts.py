@@ -23,22 +23,30 @@ def forever_model(path: Path, sample: tuple[int, ...] = (1, 8, 8), classes: int 
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)],
-    )  # fmt: skip
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+        ],
+    )
     features = int(np.prod(sample))
     weights = numpy_helper.from_array(np.ones((features, classes), np.float32), "W")
     graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["true"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
-         helper.make_node("Loop", ["", "true", "x"], ["looped"], body=body),
-         helper.make_node("Flatten", ["looped"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "W"], ["y"])],
-        "forever", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], [weights],
-    )  # fmt: skip
+        [
+            helper.make_node("Constant", [], ["true"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+            helper.make_node("Loop", ["", "true", "x"], ["looped"], body=body),
+            helper.make_node("Flatten", ["looped"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "W"], ["y"]),
+        ],
+        "forever",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+        [weights],
+    )
     return _save(graph, path)
 
 
@@ -48,9 +56,11 @@ def nan_model(path: Path, sample: tuple[int, ...] = (1, 8, 8), classes: int = 10
     weights = numpy_helper.from_array(np.full((features, classes), np.nan, np.float32), "W")
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["y"])],
-        "nan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], [weights],
-    )  # fmt: skip
+        "nan",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *sample])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+        [weights],
+    )
     return _save(graph, path)
 
 

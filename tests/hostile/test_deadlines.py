@@ -39,10 +39,13 @@ def test_ctrl_c_stops_a_hanging_model_run(zoo: Zoo, tmp_path: Path) -> None:
     """A real SIGINT to a real process blocked in onnxruntime (default deadline 120 s): exit 130 at once."""
     process = subprocess.Popen(
         [sys.executable, "-m", "ipguard_onnx", "audit", str(forever_model(tmp_path / "f.onnx")), "-f", str(zoo.bundle)],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
         # as on a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     try:
         time.sleep(5)  # imports, the bundle, the session: then it sits in the Loop
         assert process.poll() is None, process.communicate()
@@ -93,8 +96,17 @@ def test_a_slow_api_is_cut_off_at_its_deadline(
     mode, _, retry_after = mode.partition(" ")
     with HostileServer(Hostile(mode=mode, retry_after=retry_after or "60")) as server:
         started = time.monotonic()
-        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--format", "json",
-                         "--no-sequential", *options)  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/predict",
+            "-f",
+            zoo.bundle,
+            "--format",
+            "json",
+            "--no-sequential",
+            *options,
+        )
         elapsed = time.monotonic() - started
     assert elapsed < seconds + SLACK
     assert result.code == ExitCode.input, result.stderr  # inconclusive: no verdict from no answers

@@ -43,8 +43,18 @@ def test_an_api_answering_nan_scores_gives_no_verdict(run_cli: RunCli, zoo: Zoo)
     points = len(load_bundle(zoo.bundle).points)
     body = b'{"predictions": [' + b",".join([b"[NaN, Infinity, 0.5]"] * points) + b"]}"
     with HostileServer(Hostile(body=body)) as server:
-        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--no-sequential",
-                         "--batch-size", points, "--format", "json")  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/predict",
+            "-f",
+            zoo.bundle,
+            "--no-sequential",
+            "--batch-size",
+            points,
+            "--format",
+            "json",
+        )
     assert result.code == ExitCode.input, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["verdict"] == "inconclusive" and any("non-finite" in r for r in row["skipped_reasons"])
@@ -62,12 +72,20 @@ def test_min_answered_must_be_a_fraction(run_cli: RunCli, zoo: Zoo, tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--input-scale", "nan", "--input-scale"), ("--input-scale", "0", "--input-scale"),
-     ("--mean", "nan", "--mean"), ("--std", "inf", "--std"), ("--std", "0", "--std"),
-     ("--input-scale", "1e39", "finite (in float32)"), ("--threshold", "nan", "--threshold"),
-     ("--model-timeout", "nan", "--model-timeout"), ("--model-timeout", "0", "--model-timeout"),
-     ("--deadline", "inf", "--deadline"), ("--timeout", "nan", "--timeout")],
-)  # fmt: skip
+    [
+        ("--input-scale", "nan", "--input-scale"),
+        ("--input-scale", "0", "--input-scale"),
+        ("--mean", "nan", "--mean"),
+        ("--std", "inf", "--std"),
+        ("--std", "0", "--std"),
+        ("--input-scale", "1e39", "finite (in float32)"),
+        ("--threshold", "nan", "--threshold"),
+        ("--model-timeout", "nan", "--model-timeout"),
+        ("--model-timeout", "0", "--model-timeout"),
+        ("--deadline", "inf", "--deadline"),
+        ("--timeout", "nan", "--timeout"),
+    ],
+)
 def test_every_numeric_option_is_checked_before_use(
     run_cli: RunCli, zoo: Zoo, option: str, value: str, message: str
 ) -> None:
@@ -99,8 +117,19 @@ def test_an_api_that_never_answers_is_inconclusive_for_any_min_answered(
     run_cli: RunCli, zoo: Zoo, min_answered: str
 ) -> None:
     with HostileServer(Hostile(status=500, body={"error": "down"})) as server:
-        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--retries", 0,
-                         "--min-answered", min_answered, "--format", "json")  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/predict",
+            "-f",
+            zoo.bundle,
+            "--retries",
+            0,
+            "--min-answered",
+            min_answered,
+            "--format",
+            "json",
+        )
     assert result.code == ExitCode.input, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["verdict"] == "inconclusive" and row["points_skipped"] == row["points_queried"]
@@ -108,9 +137,17 @@ def test_an_api_that_never_answers_is_inconclusive_for_any_min_answered(
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--k", "nan"), ("--k", "inf"), ("--epsilon", "nan"), ("--learning-rate", "nan"), ("--threshold", "nan"),
-     ("--domain", "nan,1"), ("--domain", "-inf,inf"), ("--mistakes", "nan")],
-)  # fmt: skip
+    [
+        ("--k", "nan"),
+        ("--k", "inf"),
+        ("--epsilon", "nan"),
+        ("--learning-rate", "nan"),
+        ("--threshold", "nan"),
+        ("--domain", "nan,1"),
+        ("--domain", "-inf,inf"),
+        ("--mistakes", "nan"),
+    ],
+)
 def test_fingerprint_options_must_be_finite(run_cli: RunCli, zoo: Zoo, tmp_path: Path, option: str, value: str) -> None:
     result = run_cli("fingerprint", zoo.target, option, value, "-o", tmp_path / "fp.safetensors")
     assert result.code == ExitCode.usage, result.stderr
@@ -173,8 +210,20 @@ def test_a_handful_of_answers_never_gives_a_verdict(run_cli: RunCli, zoo: Zoo) -
     from ..http_server import PredictionServer
 
     with PredictionServer(zoo.target) as server:
-        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--no-sequential",
-                         "--max-queries", 5, "--min-answered", "0.01", "--format", "json")  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/predict",
+            "-f",
+            zoo.bundle,
+            "--no-sequential",
+            "--max-queries",
+            5,
+            "--min-answered",
+            "0.01",
+            "--format",
+            "json",
+        )
     assert result.code == ExitCode.input, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["verdict"] == "inconclusive" and row["points_matched"] == 5

@@ -51,8 +51,20 @@ def test_a_report_nested_for_ever(run_process: RunCli, tmp_path: Path) -> None:
 def _api(run_cli: RunCli, zoo: Zoo, hostile: Hostile, path: str = "/predict") -> tuple[int, dict[str, object]]:
     points = len(load_bundle(zoo.bundle).points)
     with HostileServer(hostile) as server:
-        result = run_cli("audit", "--endpoint", f"{server.base}{path}", "-f", zoo.bundle, "--no-sequential",
-                         "--batch-size", points, "--retries", 0, "--format", "json")  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}{path}",
+            "-f",
+            zoo.bundle,
+            "--no-sequential",
+            "--batch-size",
+            points,
+            "--retries",
+            0,
+            "--format",
+            "json",
+        )
     assert "internal error" not in result.stderr, result.stderr
     rows = json.loads(result.stdout)["results"] if result.stdout else [{}]
     return result.code, rows[0]
@@ -66,12 +78,14 @@ def test_api_labels_beyond_any_class(run_cli: RunCli, zoo: Zoo) -> None:
 
 @pytest.mark.parametrize(
     "output",
-    [{"name": "y", "datatype": "FP32", "shape": [100, "abc"], "data": [0.0] * 1000},
-     {"name": "y", "datatype": "FP32", "shape": [100, 10], "data": ["x"] * 1000},
-     {"name": "y", "datatype": "FP32", "shape": [100, 10**30], "data": [0.0]},
-     {"name": "y", "datatype": "INT64", "shape": [100], "data": [[1]] * 100},
-     {"name": "y", "datatype": "FP32", "shape": [True, 10], "data": [0.0] * 10}],
-)  # fmt: skip
+    [
+        {"name": "y", "datatype": "FP32", "shape": [100, "abc"], "data": [0.0] * 1000},
+        {"name": "y", "datatype": "FP32", "shape": [100, 10], "data": ["x"] * 1000},
+        {"name": "y", "datatype": "FP32", "shape": [100, 10**30], "data": [0.0]},
+        {"name": "y", "datatype": "INT64", "shape": [100], "data": [[1]] * 100},
+        {"name": "y", "datatype": "FP32", "shape": [True, 10], "data": [0.0] * 10},
+    ],
+)
 def test_oip_outputs_of_the_wrong_types_or_shapes(run_cli: RunCli, zoo: Zoo, output: dict[str, object]) -> None:
     code, row = _api(run_cli, zoo, Hostile(body={"outputs": [output]}), "/v2/models/m/infer")
     assert code == ExitCode.input and row["verdict"] == "inconclusive"
@@ -99,8 +113,14 @@ def test_oip_metadata_declaring_a_huge_input_is_refused_at_once(run_cli: RunCli,
 
 @pytest.mark.parametrize("headers", ['{"X-Evil": "a\\r\\nHost: elsewhere"}', '{"Bad Name": "v"}'])
 def test_headers_that_would_smuggle_a_line_are_refused(run_cli: RunCli, zoo: Zoo, headers: str) -> None:
-    result = run_cli("audit", "--endpoint", "http://127.0.0.1:9/predict", "-f", zoo.bundle,
-                     env={"IPGUARD_ONNX_HTTP_HEADERS": headers})  # fmt: skip
+    result = run_cli(
+        "audit",
+        "--endpoint",
+        "http://127.0.0.1:9/predict",
+        "-f",
+        zoo.bundle,
+        env={"IPGUARD_ONNX_HTTP_HEADERS": headers},
+    )
     assert result.code == ExitCode.usage
     one_line_error(result)
 

@@ -40,32 +40,91 @@ def _npy_declaring_a_huge_shape(folder: Path) -> Path:
 
 
 CASES: list[tuple[str, Case, int, str]] = [
-    ("a model timeout of 1e10 s", lambda z, t: ["audit", z.target, "-f", z.bundle, "--model-timeout", "1e10"],
-     ExitCode.usage, "--model-timeout must be a number of seconds"),
-    ("a threshold of 0", lambda z, t: ["audit", z.independent, "-f", z.bundle, "--threshold", "0"],
-     ExitCode.usage, "--threshold must lie in (0, 1]"),
-    ("Eq. 7 with 1e9 steps", lambda z, t: ["evaluate", "-f", z.bundle, "--positive", z.fine_tuned, "--negative",
-                                          z.independent, "--r", 10**9], ExitCode.usage, "--r must lie in"),
-    ("an invalid IPv6 endpoint", lambda z, t: ["audit", "--endpoint", "http://[::1", "-f", z.bundle],
-     ExitCode.usage, "--endpoint must be an http(s) URL"),
-    ("a journal row naming a list", lambda z, t: ["scan", z.target, "-f", z.bundle, "-o",
-                                                   _journal_with_a_list(z, t), "--resume"],
-     ExitCode.usage, "not a scan result"),
-    ("an .npy declaring 10^11 samples", lambda z, t: ["fingerprint", z.target, "--data", _npy_declaring_a_huge_shape(t),
-                                                      "-o", t / "f.safetensors"], ExitCode.usage, "huge.npy"),
-    ("a path component of 300 characters", lambda z, t: ["audit", t / ("b" * 300 + ".onnx"), "-f", z.bundle],
-     ExitCode.input, "File name too long"),
+    (
+        "a model timeout of 1e10 s",
+        lambda z, t: ["audit", z.target, "-f", z.bundle, "--model-timeout", "1e10"],
+        ExitCode.usage,
+        "--model-timeout must be a number of seconds",
+    ),
+    (
+        "a threshold of 0",
+        lambda z, t: ["audit", z.independent, "-f", z.bundle, "--threshold", "0"],
+        ExitCode.usage,
+        "--threshold must lie in (0, 1]",
+    ),
+    (
+        "Eq. 7 with 1e9 steps",
+        lambda z, t: [
+            "evaluate",
+            "-f",
+            z.bundle,
+            "--positive",
+            z.fine_tuned,
+            "--negative",
+            z.independent,
+            "--r",
+            10**9,
+        ],
+        ExitCode.usage,
+        "--r must lie in",
+    ),
+    (
+        "an invalid IPv6 endpoint",
+        lambda z, t: ["audit", "--endpoint", "http://[::1", "-f", z.bundle],
+        ExitCode.usage,
+        "--endpoint must be an http(s) URL",
+    ),
+    (
+        "a journal row naming a list",
+        lambda z, t: ["scan", z.target, "-f", z.bundle, "-o", _journal_with_a_list(z, t), "--resume"],
+        ExitCode.usage,
+        "not a scan result",
+    ),
+    (
+        "an .npy declaring 10^11 samples",
+        lambda z, t: ["fingerprint", z.target, "--data", _npy_declaring_a_huge_shape(t), "-o", t / "f.safetensors"],
+        ExitCode.usage,
+        "huge.npy",
+    ),
+    (
+        "a path component of 300 characters",
+        lambda z, t: ["audit", t / ("b" * 300 + ".onnx"), "-f", z.bundle],
+        ExitCode.input,
+        "File name too long",
+    ),
     ("keygen --out ''", lambda z, t: ["keygen", "--out", ""], ExitCode.usage, "names no file"),
-    ("--ray ''", lambda z, t: ["scan", z.target, "-f", z.bundle, "-o", t / "s.jsonl", "--ray", ""], ExitCode.usage,
-     "--ray takes"),
+    (
+        "--ray ''",
+        lambda z, t: ["scan", z.target, "-f", z.bundle, "-o", t / "s.jsonl", "--ray", ""],
+        ExitCode.usage,
+        "--ray takes",
+    ),
     ("--n beyond any bundle", lambda z, t: ["fingerprint", z.target, "--n", 10**20], ExitCode.usage, "--n must lie in"),
     ("a negative seed", lambda z, t: ["fingerprint", z.target, "--seed", -1], ExitCode.usage, "--seed must be"),
-    ("a domain float32 cannot span", lambda z, t: ["fingerprint", z.target, "--domain", "0,1e38"], ExitCode.usage,
-     "--domain needs LOW < HIGH within"),
-    ("no training at all", lambda z, t: ["issue", z.target, "--licensee", "acme", "--data", t / "d.npy",
-                                         "--registry", t / "reg", "--max-epochs", -1], ExitCode.usage,
-     "--max-epochs must lie in 1.."),
-]  # fmt: skip
+    (
+        "a domain float32 cannot span",
+        lambda z, t: ["fingerprint", z.target, "--domain", "0,1e38"],
+        ExitCode.usage,
+        "--domain needs LOW < HIGH within",
+    ),
+    (
+        "no training at all",
+        lambda z, t: [
+            "issue",
+            z.target,
+            "--licensee",
+            "acme",
+            "--data",
+            t / "d.npy",
+            "--registry",
+            t / "reg",
+            "--max-epochs",
+            -1,
+        ],
+        ExitCode.usage,
+        "--max-epochs must lie in 1..",
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "arguments", "code", "message"), CASES, ids=[case[0] for case in CASES])
@@ -80,8 +139,9 @@ def test_a_hostile_value_is_one_line_with_its_exit_code(
 
 @pytest.mark.parametrize("value", ["abc", "inf", "0", "-1", "nan"])
 def test_the_progress_interval_is_checked(run_cli: RunCli, zoo: Zoo, tmp_path: Path, value: str) -> None:
-    result = run_cli("scan", zoo.target, "-f", zoo.bundle, "-o", tmp_path / "s.jsonl",
-                     env={"IPGUARD_ONNX_PROGRESS_SECONDS": value})  # fmt: skip
+    result = run_cli(
+        "scan", zoo.target, "-f", zoo.bundle, "-o", tmp_path / "s.jsonl", env={"IPGUARD_ONNX_PROGRESS_SECONDS": value}
+    )
     assert result.code == ExitCode.usage
     assert "IPGUARD_ONNX_PROGRESS_SECONDS" in one_line_error(result)
 
@@ -90,8 +150,18 @@ def test_an_api_number_of_5000_digits_is_a_malformed_answer(run_cli: RunCli, zoo
     points = len(load_bundle(zoo.bundle).points)
     body = b'{"predictions": [' + b",".join([b"7" * 5000] * points) + b"]}"
     with HostileServer(Hostile(body=body)) as server:
-        result = run_cli("audit", "--endpoint", f"{server.base}/predict", "-f", zoo.bundle, "--no-sequential",
-                         "--batch-size", points, "--format", "json")  # fmt: skip
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/predict",
+            "-f",
+            zoo.bundle,
+            "--no-sequential",
+            "--batch-size",
+            points,
+            "--format",
+            "json",
+        )
     assert result.code == ExitCode.input, result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert any("too long" in reason for reason in row["skipped_reasons"])
@@ -100,8 +170,9 @@ def test_an_api_number_of_5000_digits_is_a_malformed_answer(run_cli: RunCli, zoo
 def test_evaluate_scores_no_suspect_that_answered_nothing(run_cli: RunCli, zoo: Zoo) -> None:
     """A copy behind a dead API once counted as a 0.00 rate in robustness, ARUC and ROC AUC (exit 0)."""
     with HostileServer(Hostile(status=500, body={})) as server:
-        result = run_cli("evaluate", "-f", zoo.bundle, "--positive", f"{server.base}/predict", "--negative",
-                         zoo.independent)  # fmt: skip
+        result = run_cli(
+            "evaluate", "-f", zoo.bundle, "--positive", f"{server.base}/predict", "--negative", zoo.independent
+        )
     assert result.code == ExitCode.input
     assert "no positive suspect was answered" in one_line_error(result)
 
@@ -110,10 +181,12 @@ def _with_label_output(zoo: Zoo, path: Path, cast_to: int) -> Path:
     """The protected model re-exported to answer ArgMax of its scores, cast to another type."""
     model = onnx.load(str(zoo.target))
     scores = model.graph.output[0].name
-    model.graph.node.extend([
-        helper.make_node("ArgMax", [scores], ["label_index"], axis=1, keepdims=0),
-        helper.make_node("Cast", ["label_index"], ["label"], to=cast_to),
-    ])  # fmt: skip
+    model.graph.node.extend(
+        [
+            helper.make_node("ArgMax", [scores], ["label_index"], axis=1, keepdims=0),
+            helper.make_node("Cast", ["label_index"], ["label"], to=cast_to),
+        ]
+    )
     del model.graph.output[:]
     model.graph.output.append(helper.make_tensor_value_info("label", cast_to, ["N"]))
     onnx.save(model, path)
@@ -133,9 +206,10 @@ def test_onnxruntime_never_prints_the_model_raw(run_cli: RunCli, zoo: Zoo, tmp_p
     hostile = "\x1b]0;PWNED\x07\x1b[2J\x1b[32mMATCH\u202e"
     graph = helper.make_graph(
         [helper.make_node("StringNormalizer", ["s"], ["t"], case_change_action="LOWER", locale=hostile)],
-        "g", [helper.make_tensor_value_info("s", TensorProto.STRING, [1])],
+        "g",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, [1])],
         [helper.make_tensor_value_info("t", TensorProto.STRING, [1])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "locale.onnx")
@@ -148,8 +222,9 @@ def test_onnxruntime_never_prints_the_model_raw(run_cli: RunCli, zoo: Zoo, tmp_p
 def test_a_signed_report_with_a_repeated_key_is_refused(run_cli: RunCli, zoo: Zoo, tmp_path: Path) -> None:
     """Python keeps a repeated key's last value, other parsers the first: what one shows is not what was signed."""
     report = tmp_path / "r.json"
-    signed = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--sign-report", zoo.private_key,
-                     "--report", report)  # fmt: skip
+    signed = run_cli(
+        "audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--sign-report", zoo.private_key, "--report", report
+    )
     assert signed.code == ExitCode.match
     assert run_cli("verify-report", report).code == 0
     text = report.read_text()

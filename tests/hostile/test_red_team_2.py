@@ -25,8 +25,10 @@ def test_a_closed_stdout_is_never_read_as_a_verdict(zoo: Zoo, tmp_path: Path) ->
     for arguments in (["inspect", zoo.bundle], ["audit", zoo.independent, "-f", zoo.bundle]):
         process = subprocess.Popen(
             [sys.executable, "-m", "ipguard_onnx", *map(str, arguments)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
         assert process.stdout is not None
         process.stdout.close()  # the reader goes away before anything is written
         _, stderr = process.communicate(timeout=120)
@@ -73,11 +75,16 @@ def _rows_model(path: Path, keep: int) -> Path:
     starts = numpy_helper.from_array(np.array([keep], np.int64), "starts")
     ends = numpy_helper.from_array(np.array([2**62], np.int64), "ends")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["all"]),
-         helper.make_node("Slice", ["all", "starts", "ends"], ["y"])],
-        "rows", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 10])], [weights, starts, ends],
-    )  # fmt: skip
+        [
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "W"], ["all"]),
+            helper.make_node("Slice", ["all", "starts", "ends"], ["y"]),
+        ],
+        "rows",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 10])],
+        [weights, starts, ends],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, path)
@@ -95,14 +102,24 @@ def _zipmap_model(path: Path, labels: list[int]) -> Path:
     rng = np.random.default_rng(3)
     weights = numpy_helper.from_array(rng.normal(size=(64, len(labels))).astype(np.float32), "W")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["z"]),
-         helper.make_node("Softmax", ["z"], ["p"], axis=1),
-         helper.make_node("ZipMap", ["p"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=labels)],
-        "zipmap", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_value_info("probabilities", helper.make_sequence_type_proto(
-            helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))))],
+        [
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "W"], ["z"]),
+            helper.make_node("Softmax", ["z"], ["p"], axis=1),
+            helper.make_node("ZipMap", ["p"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=labels),
+        ],
+        "zipmap",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [
+            helper.make_value_info(
+                "probabilities",
+                helper.make_sequence_type_proto(
+                    helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+                ),
+            )
+        ],
         [weights],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)])
     model.ir_version = 8
     onnx.save(model, path)
@@ -124,11 +141,16 @@ def test_no_python_warning_reaches_the_user(run_cli: RunCli, zoo: Zoo, tmp_path:
     """Scores of 1e300 in float64 overflow float32: numpy's warning printed a source line."""
     weights = numpy_helper.from_array(np.full((64, 10), 1e300, np.float64), "W")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("Cast", ["flat"], ["wide"], to=11),
-         helper.make_node("MatMul", ["wide", "W"], ["y"])],
-        "huge", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 10])], [weights],
-    )  # fmt: skip
+        [
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("Cast", ["flat"], ["wide"], to=11),
+            helper.make_node("MatMul", ["wide", "W"], ["y"]),
+        ],
+        "huge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 10])],
+        [weights],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "huge.onnx")

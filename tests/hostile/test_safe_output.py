@@ -76,10 +76,18 @@ def test_a_redirect_to_another_origin_gets_no_credentials(run_cli: RunCli, zoo: 
             Hostile(mode="redirect", redirect_status=status, location=f"{elsewhere.base}/predict")
         ) as front:
             result = run_cli(
-                "audit", "--endpoint", f"{front.base}/old", "-f", zoo.bundle, "--no-sequential",
-                "--batch-size", points, "--format", "json",
+                "audit",
+                "--endpoint",
+                f"{front.base}/old",
+                "-f",
+                zoo.bundle,
+                "--no-sequential",
+                "--batch-size",
+                points,
+                "--format",
+                "json",
                 env={"IPGUARD_ONNX_AUTH_TOKEN": "s3cret", "IPGUARD_ONNX_HTTP_HEADERS": '{"X-Api-Key": "k3y"}'},
-            )  # fmt: skip
+            )
         assert front.hostile.seen and front.hostile.seen[0][2].get("Authorization") == "Bearer s3cret"
     assert elsewhere.hostile.seen == []  # nothing at all reached the other origin
     assert result.code == ExitCode.input, result.stderr
@@ -93,10 +101,21 @@ def test_a_same_origin_redirect_keeps_the_post_or_is_refused(
     run_cli: RunCli, zoo: Zoo, status: int, followed: bool
 ) -> None:
     points = len(load_bundle(zoo.bundle).points)
-    with HostileServer(Hostile(mode="redirect", redirect_status=status, location="/predict",
-                               body=_labels_body(zoo))) as server:  # fmt: skip
-        result = run_cli("audit", "--endpoint", f"{server.base}/old", "-f", zoo.bundle, "--no-sequential",
-                         "--batch-size", points, "--format", "json")  # fmt: skip
+    with HostileServer(
+        Hostile(mode="redirect", redirect_status=status, location="/predict", body=_labels_body(zoo))
+    ) as server:
+        result = run_cli(
+            "audit",
+            "--endpoint",
+            f"{server.base}/old",
+            "-f",
+            zoo.bundle,
+            "--no-sequential",
+            "--batch-size",
+            points,
+            "--format",
+            "json",
+        )
         methods = [(method, path) for method, path, _ in server.hostile.seen]
     if followed:  # the POST and its body went to the new path: the honest API is recognised
         assert result.code == ExitCode.match, result.stderr

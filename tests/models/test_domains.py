@@ -90,15 +90,21 @@ def test_classes_that_uniform_noise_never_reaches_are_found_in_parts_of_the_doma
     "mid" (its mean is 0.5 ± 0.04), so the walk had no other class to cross to; anchors drawn from sub-intervals of
     the domain (dark and bright inputs) give it some."""
     weights = {"scale": np.array([0.0, -50.0, 50.0], np.float32), "shift": np.array([0.0, 10.0, -40.0], np.float32)}
-    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
-             helper.make_node("Mul", ["mean", "scale"], ["scaled"]),
-             helper.make_node("Add", ["scaled", "shift"], ["logits"])]  # fmt: skip
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["mean", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["logits"]),
+    ]
     model = save_graph(
-        tmp_path / "brightness.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])], weights,
-    )  # fmt: skip
-    made = run_cli("fingerprint", model, "--key", key, "--n", 10, "--k", 1, "--method", "gradient-free",
-                   "-o", tmp_path / "t.fp")  # fmt: skip
+        tmp_path / "brightness.onnx",
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        weights,
+    )
+    made = run_cli(
+        "fingerprint", model, "--key", key, "--n", 10, "--k", 1, "--method", "gradient-free", "-o", tmp_path / "t.fp"
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "t.fp")
     assert len(bundle.points) == 10 and set(np.unique(bundle.labels)) <= {1, 2}  # crossed to dark or bright
@@ -115,9 +121,11 @@ def test_the_vocabulary_is_found_past_id_arithmetic_and_in_external_data_never_i
     weights: dict[str, np.ndarray] = {
         "table": rng.normal(0, 1, (VOCABULARY, CLASSES)).astype(np.float32),
         "positions": rng.normal(0, 1, (2048, CLASSES)).astype(np.float32),
-        "size": np.array(VOCABULARY, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64),
+        "size": np.array(VOCABULARY, np.int64),
+        "zero": np.array(0, np.int64),
+        "one": np.array(1, np.int64),
         "axes": np.array([1], np.int64),
-    }  # fmt: skip
+    }
     nodes = [
         helper.make_node("Less", ["tokens", "zero"], ["negative"]),
         helper.make_node("Add", ["tokens", "size"], ["wrapped"]),

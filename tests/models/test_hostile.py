@@ -48,11 +48,17 @@ def _hostile_models(folder: Path) -> dict[str, tuple[Path, str]]:
         "traversal": (_external_weights("../secret.bin"), {}, "path traversal"),
         "absolute": (_external_weights(str(folder / "secret.bin")), {}, "path traversal"),
         "missing data": (_external_weights("gone.bin"), {}, "external data file that is missing (gone.bin)"),
-        "custom op": (numpy_helper.from_array(np.ones((64, 10), np.float32), "W"), {"custom": True},
-                      "custom operator com.evil:EvilOp"),
-        "giant batch": (numpy_helper.from_array(np.ones((64, 10), np.float32), "W"), {"batch": 10**12},
-                        "fixed batch of 1,000,000,000,000"),
-    }  # fmt: skip
+        "custom op": (
+            numpy_helper.from_array(np.ones((64, 10), np.float32), "W"),
+            {"custom": True},
+            "custom operator com.evil:EvilOp",
+        ),
+        "giant batch": (
+            numpy_helper.from_array(np.ones((64, 10), np.float32), "W"),
+            {"batch": 10**12},
+            "fixed batch of 1,000,000,000,000",
+        ),
+    }
     made = {}
     for name, (weights, options, message) in cases.items():
         path = folder / "models" / f"{name.replace(' ', '-')}.onnx"

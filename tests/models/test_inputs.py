@@ -22,8 +22,9 @@ from .graphs import save_graph
 CLASSES = 4
 
 
-def _save(path: Path, nodes: list[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto],
-          weights: dict[str, np.ndarray]) -> Path:  # fmt: skip
+def _save(
+    path: Path, nodes: list[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto], weights: dict[str, np.ndarray]
+) -> Path:
     output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])
     return save_graph(path, nodes, inputs, [output], weights)
 
@@ -33,12 +34,19 @@ def _two_inputs(path: Path, seed: int, names: tuple[str, str] = ("image", "meta"
     graph's inputs in the other order (a re-export that reorders them)."""
     rng = np.random.default_rng(seed)
     first, second = names
-    weights = {"Wa": rng.normal(0, 2, (6, CLASSES)).astype(np.float32),
-               "Wb": rng.normal(0, 2, (3, CLASSES)).astype(np.float32)}  # fmt: skip
-    nodes = [helper.make_node("MatMul", [first, "Wa"], ["za"]), helper.make_node("MatMul", [second, "Wb"], ["zb"]),
-             helper.make_node("Add", ["za", "zb"], ["logits"])]  # fmt: skip
-    inputs = [helper.make_tensor_value_info(first, TensorProto.FLOAT, ["N", 6]),
-              helper.make_tensor_value_info(second, TensorProto.FLOAT, ["N", 3])]  # fmt: skip
+    weights = {
+        "Wa": rng.normal(0, 2, (6, CLASSES)).astype(np.float32),
+        "Wb": rng.normal(0, 2, (3, CLASSES)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("MatMul", [first, "Wa"], ["za"]),
+        helper.make_node("MatMul", [second, "Wb"], ["zb"]),
+        helper.make_node("Add", ["za", "zb"], ["logits"]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info(first, TensorProto.FLOAT, ["N", 6]),
+        helper.make_tensor_value_info(second, TensorProto.FLOAT, ["N", 3]),
+    ]
     return _save(path, nodes, inputs[::-1] if swap else inputs, weights)
 
 
@@ -53,20 +61,26 @@ def _ids_and_mask(path: Path, seed: int) -> Path:
         helper.make_node("ReduceSum", ["hot", "axes"], ["counts"], keepdims=0),
         helper.make_node("MatMul", ["counts", "W"], ["logits"]),
     ]
-    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "T"]),
-              helper.make_tensor_value_info("attention_mask", TensorProto.BOOL, ["N", "T"])]  # fmt: skip
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "T"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.BOOL, ["N", "T"]),
+    ]
     weights: dict[str, np.ndarray] = {
-        "W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32), "depth": np.array(8, np.int64),
-        "values": np.array([0, 1], np.float32), "axes": np.array([1], np.int64),
-    }  # fmt: skip
+        "W": rng.normal(0, 1, (8, CLASSES)).astype(np.float32),
+        "depth": np.array(8, np.int64),
+        "values": np.array([0, 1], np.float32),
+        "axes": np.array([1], np.int64),
+    }
     return _save(path, nodes, inputs, weights)
 
 
 def _three_windows(path: Path, seed: int) -> Path:
     """A word segmenter's pattern: three float windows [N, T] with T symbolic (the same T), concatenated."""
     rng = np.random.default_rng(seed)
-    nodes = [helper.make_node("Concat", ["left", "centre", "right"], ["x"], axis=1),
-             helper.make_node("MatMul", ["x", "W"], ["logits"])]  # fmt: skip
+    nodes = [
+        helper.make_node("Concat", ["left", "centre", "right"], ["x"], axis=1),
+        helper.make_node("MatMul", ["x", "W"], ["logits"]),
+    ]
     inputs = [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", "T"]) for name in ("left", "centre", "right")
     ]
@@ -83,21 +97,40 @@ def test_two_data_inputs_are_fingerprinted_jointly_and_suspects_fed_by_name_or_p
     tmp_path: Path, run_cli: RunCli, key: Path
 ) -> None:
     target = _two_inputs(tmp_path / "target.onnx", seed=1)
-    made = run_cli("fingerprint", target, "--key", key, "--n", 40, "--k", 0.5, "--domain", "-1,1",
-                   "-o", tmp_path / "t.fp", "--format", "json")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        key,
+        "--n",
+        40,
+        "--k",
+        0.5,
+        "--domain",
+        "-1,1",
+        "-o",
+        tmp_path / "t.fp",
+        "--format",
+        "json",
+    )
     assert made.code == 0, made.stderr
     assert (
         "several inputs ('image' data, 'meta' data)" in json.loads(made.stdout)["fingerprint"]["gradient_free_reason"]
     )
     bundle = load_bundle(tmp_path / "t.fp")
     assert [(value.name, value.shape, value.role) for value in bundle.record.inputs] == [
-        ("image", (6,), "data"), ("meta", (3,), "data")]  # fmt: skip
+        ("image", (6,), "data"),
+        ("meta", (3,), "data"),
+    ]
     assert bundle.points.shape == (40, 9)
     reordered = _two_inputs(tmp_path / "reordered.onnx", seed=1, swap=True)
     renamed = _two_inputs(tmp_path / "renamed.onnx", seed=1, names=("pixels", "extra"))
     half = _two_inputs(tmp_path / "half.onnx", seed=1, names=("image", "extra"), swap=True)  # one name kept
-    for copy, how in ((reordered, "fed by name"), (renamed, "'image' → 'pixels', 'meta' → 'extra'"),
-                      (half, "else by position ('meta' → 'extra')")):  # fmt: skip
+    for copy, how in (
+        (reordered, "fed by name"),
+        (renamed, "'image' → 'pixels', 'meta' → 'extra'"),
+        (half, "else by position ('meta' → 'extra')"),
+    ):
         result = run_cli("audit", "-f", tmp_path / "t.fp", copy, "--format", "json", "--threshold", 0.85)
         assert result.code == ExitCode.match, result.stderr
         row = json.loads(result.stdout)["results"][0]
@@ -113,8 +146,22 @@ def test_token_ids_with_a_mask_are_searched_on_whole_numbers_and_the_mask_held(
     refused = run_cli("fingerprint", target, "--key", key, "--n", 20)
     assert refused.code == ExitCode.usage
     assert "--input-shape input_ids=" in one_line_error(refused)  # T is symbolic and nothing fixes it
-    made = run_cli("fingerprint", target, "--key", key, "--n", 20, "--k", 0.2, "--input-shape", "input_ids=5",
-                   "--domain", "0,7", "-o", tmp_path / "t.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        key,
+        "--n",
+        20,
+        "--k",
+        0.2,
+        "--input-shape",
+        "input_ids=5",
+        "--domain",
+        "0,7",
+        "-o",
+        tmp_path / "t.fp",
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "t.fp")
     ids, mask = bundle.record.inputs
@@ -130,8 +177,24 @@ def test_three_windows_take_their_size_from_the_owners_arrays(tmp_path: Path, ru
     rng = np.random.default_rng(0)
     windows = {name: rng.uniform(-1, 1, (300, 21)).astype(np.float32) for name in ("left", "centre", "right")}
     np.savez(tmp_path / "owner.npz", left=windows["left"], centre=windows["centre"], right=windows["right"])
-    made = run_cli("fingerprint", target, "--key", key, "--n", 30, "--k", 0.5, "--data", tmp_path / "owner.npz",
-                   "--parts", "boundary", "--calibration-references", 0, "-o", tmp_path / "t.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        key,
+        "--n",
+        30,
+        "--k",
+        0.5,
+        "--data",
+        tmp_path / "owner.npz",
+        "--parts",
+        "boundary",
+        "--calibration-references",
+        0,
+        "-o",
+        tmp_path / "t.fp",
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "t.fp")
     assert [value.shape for value in bundle.record.inputs] == [(21,), (21,), (21,)]
@@ -153,8 +216,12 @@ def _one_input(path: Path, seed: int) -> Path:
     """An ordinary classifier of one float input [N, 9]: a scan's other kind of fingerprint."""
     rng = np.random.default_rng(seed)
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 9])]
-    return _save(path, [helper.make_node("MatMul", ["x", "W"], ["logits"])], inputs,
-                 {"W": rng.normal(0, 2, (9, CLASSES)).astype(np.float32)})  # fmt: skip
+    return _save(
+        path,
+        [helper.make_node("MatMul", ["x", "W"], ["logits"])],
+        inputs,
+        {"W": rng.normal(0, 2, (9, CLASSES)).astype(np.float32)},
+    )
 
 
 @pytest.mark.parametrize("protocol", ["oip", "simple"])
@@ -164,16 +231,31 @@ def test_a_remote_api_of_several_inputs_gets_each_input_by_name_with_its_own_typ
     from ..http_server import PredictionServer
 
     target = _ids_and_mask(tmp_path / "tagger.onnx", seed=3)
-    made = run_cli("fingerprint", target, "--key", key, "--n", 20, "--k", 0.2, "--input-shape", "input_ids=5",
-                   "--domain", "0,7", "-o", tmp_path / "t.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        key,
+        "--n",
+        20,
+        "--k",
+        0.2,
+        "--input-shape",
+        "input_ids=5",
+        "--domain",
+        "0,7",
+        "-o",
+        tmp_path / "t.fp",
+    )
     assert made.code == 0, made.stderr
     other = _ids_and_mask(tmp_path / "other.onnx", seed=4)
     # the copy is served under other input names: OIP matches them by position from the server's metadata
     renamed = {"input_ids": "tokens", "attention_mask": "mask"} if protocol == "oip" else None
     with PredictionServer(target, served_names=renamed, name="tagger") as copy, PredictionServer(other) as innocent:
         path = "/v2/models/tagger/infer" if protocol == "oip" else "/predict"
-        found = run_cli("audit", "--endpoint", copy.base + path, "-f", tmp_path / "t.fp", "--format", "json",
-                        "--threshold", 0.85)  # fmt: skip
+        found = run_cli(
+            "audit", "--endpoint", copy.base + path, "-f", tmp_path / "t.fp", "--format", "json", "--threshold", 0.85
+        )
         assert found.code == ExitCode.match, found.stderr
         row = json.loads(found.stdout)["results"][0]
         assert row["matching_rate"] == 1.0 and row["points_skipped"] == 0
@@ -181,8 +263,17 @@ def test_a_remote_api_of_several_inputs_gets_each_input_by_name_with_its_own_typ
             assert "by position ('input_ids' → 'tokens', 'attention_mask' → 'mask')" in row["suspect_details"]["inputs"]
             assert {name: dtype for name, (dtype, _) in copy.fed[0].items()} == {"tokens": "INT64", "mask": "BOOL"}
         innocent_path = "/v2/models/digits/infer" if protocol == "oip" else "/predict"
-        cleared = run_cli("audit", "--endpoint", innocent.base + innocent_path, "-f", tmp_path / "t.fp",
-                          "--format", "json", "--threshold", 0.85)  # fmt: skip
+        cleared = run_cli(
+            "audit",
+            "--endpoint",
+            innocent.base + innocent_path,
+            "-f",
+            tmp_path / "t.fp",
+            "--format",
+            "json",
+            "--threshold",
+            0.85,
+        )
         assert cleared.code == ExitCode.no_match, cleared.stderr
 
 
@@ -192,8 +283,9 @@ def test_an_api_serving_other_inputs_than_the_fingerprints_is_a_one_line_error(
     from ..http_server import PredictionServer
 
     target = _two_inputs(tmp_path / "target.onnx", seed=1)
-    made = run_cli("fingerprint", target, "--key", key, "--n", 10, "--k", 0.5, "--domain", "-1,1",
-                   "-o", tmp_path / "t.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint", target, "--key", key, "--n", 10, "--k", 0.5, "--domain", "-1,1", "-o", tmp_path / "t.fp"
+    )
     assert made.code == 0, made.stderr
     with PredictionServer(_one_input(tmp_path / "one.onnx", seed=0), name="one") as server:
         refused = run_cli("audit", "--endpoint", server.base + "/v2/models/one/infer", "-f", tmp_path / "t.fp")
@@ -211,14 +303,28 @@ def test_a_scan_reads_each_suspect_as_each_fingerprint_packs_its_inputs(
     fingerprints = tmp_path / "fps"
     fingerprints.mkdir()
     for model in (two, one):
-        made = run_cli("fingerprint", model, "--key", key, "--n", 20, "--k", 0.5, "--domain", "-1,1",
-                       "-o", fingerprints / f"{model.stem}.safetensors")  # fmt: skip
+        made = run_cli(
+            "fingerprint",
+            model,
+            "--key",
+            key,
+            "--n",
+            20,
+            "--k",
+            0.5,
+            "--domain",
+            "-1,1",
+            "-o",
+            fingerprints / f"{model.stem}.safetensors",
+        )
         assert made.code == 0, made.stderr
     journal = tmp_path / "scan.jsonl"
     result = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", journal)
     assert journal.exists(), (result.code, result.stderr)
-    rows = {(Path(row["suspect"]).stem, Path(row["fingerprint"]).stem): row
-            for row in map(json.loads, journal.read_text().splitlines())}  # fmt: skip
+    rows = {
+        (Path(row["suspect"]).stem, Path(row["fingerprint"]).stem): row
+        for row in map(json.loads, journal.read_text().splitlines())
+    }
     assert len(rows) == 4, result.stderr
     for name in ("two-inputs", "one-input"):  # each suspect answers its own fingerprint's points, as packed
         assert rows[name, name]["status"] == "ok" and rows[name, name]["matching_rate"] == 1.0, rows[name, name]

@@ -32,19 +32,26 @@ def _save(
     return path
 
 
-def _linear(path: Path, *, input_type: int = TensorProto.FLOAT, input_shape: list[str | int | None] | None = None,
-            out_shape: list[str | int | None] | None = None, softmax: bool = False) -> Path:  # fmt: skip
+def _linear(
+    path: Path,
+    *,
+    input_type: int = TensorProto.FLOAT,
+    input_shape: list[str | int | None] | None = None,
+    out_shape: list[str | int | None] | None = None,
+    softmax: bool = False,
+) -> Path:
     rng = np.random.default_rng(0)
     weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
     nodes = [helper.make_node("MatMul", ["x", "W"], ["z" if softmax else "y"])]
     if softmax:
         nodes.append(helper.make_node("Softmax", ["z"], ["y"], axis=1))
     return _save(
-        path, nodes,
+        path,
+        nodes,
         [helper.make_tensor_value_info("x", input_type, input_shape or ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape or ["N", 3])],
         [weights],
-    )  # fmt: skip
+    )
 
 
 def test_digits_cnn_spec_is_read_from_the_graph(zoo: Zoo) -> None:
@@ -92,10 +99,12 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
 
 def test_several_inputs_are_packed_side_by_side(tmp_path: Path) -> None:
     path = _save(
-        tmp_path / "two.onnx", [helper.make_node("Sub", ["a", "b"], ["y"])],
+        tmp_path / "two.onnx",
+        [helper.make_node("Sub", ["a", "b"], ["y"])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("a", "b")],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [],
+    )
     model = OnnxClassifier(path)
     packing = model.input_spec.packing
     assert packing is not None and [value.name for value in packing.data] == ["a", "b"]
@@ -106,17 +115,21 @@ def test_several_inputs_are_packed_side_by_side(tmp_path: Path) -> None:
 
 def test_integer_input(tmp_path: Path) -> None:
     path = _save(
-        tmp_path / "ids.onnx", [helper.make_node("Cast", ["input_ids"], ["y"], to=TensorProto.FLOAT)],
+        tmp_path / "ids.onnx",
+        [helper.make_node("Cast", ["input_ids"], ["y"], to=TensorProto.FLOAT)],
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [],
+    )
     spec = OnnxClassifier(path).input_spec  # token ids: searched gradient-free on whole numbers
     assert (spec.dtype, spec.integer, spec.sample_shape) == ("int64", True, (3,))
     booleans = _save(
-        tmp_path / "mask.onnx", [helper.make_node("Cast", ["mask"], ["y"], to=TensorProto.FLOAT)],
+        tmp_path / "mask.onnx",
+        [helper.make_node("Cast", ["mask"], ["y"], to=TensorProto.FLOAT)],
         [helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [],
+    )
     with pytest.raises(UnsupportedModelError, match=r"input 'mask' is bool\[\?, 3\]; ipguard-onnx fingerprints"):
         OnnxClassifier(booleans)
 
@@ -147,9 +160,10 @@ def test_op_the_converter_lacks_is_named(tmp_path: Path) -> None:
         tmp_path / "fused.onnx",
         [helper.make_node("FusedMatMul", ["x", "W"], ["y"], domain="com.microsoft", alpha=1.0)],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [weights],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [weights],
         [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
-    )  # fmt: skip
+    )
     model = OnnxClassifier(path)
     assert model.predict(np.ones((2, 4), np.float32)).shape == (2,)
     with pytest.raises(

@@ -37,9 +37,12 @@ def _save(
     opset: int = 13,
 ) -> Path:
     graph = helper.make_graph(
-        list(nodes), path.stem, list(inputs), list(outputs),
+        list(nodes),
+        path.stem,
+        list(inputs),
+        list(outputs),
         [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -68,18 +71,31 @@ def _wake_word(path: Path, seed: int, *, sigmoid: bool = True, batch: int | str 
     if sigmoid:
         nodes.append(helper.make_node("Sigmoid", ["z"], ["score"]))
     return _save(
-        path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 6])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch, 1])], weights,
-    )  # fmt: skip
+        path,
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 6])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [batch, 1])],
+        weights,
+    )
 
 
 def _fingerprint(
     run_cli: RunCli, model: Path, tmp_path: Path, *extra: object, env: Mapping[str, str | None] | None = None
 ) -> CliResult:
     return run_cli(
-        "fingerprint", model, "--key", tmp_path / "k.pem", "--n", 30, "-o", tmp_path / f"{model.stem}.fp",
-        "--format", "json", *extra, env=env,
-    )  # fmt: skip
+        "fingerprint",
+        model,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        30,
+        "-o",
+        tmp_path / f"{model.stem}.fp",
+        "--format",
+        "json",
+        *extra,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -120,9 +136,12 @@ def _ocr_classifier(path: Path, seed: int) -> Path:
         helper.make_node("Softmax", ["z"], ["prob"], axis=1),
     ]
     return _save(
-        path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 2])], weights,
-    )  # fmt: skip
+        path,
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 2])],
+        weights,
+    )
 
 
 def test_symbolic_image_size_needs_and_records_input_shape(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
@@ -186,8 +205,9 @@ def test_several_outputs_and_swapped_axes(tmp_path: Path, run_cli: RunCli, key: 
     assert fingerprint_row["output_name"] == "prob" and "probability-like" in fingerprint_row["output_chosen_because"]
     bundle_path = tmp_path / "onet.fp"
     swapped = _face_stage(tmp_path / "onet_nwhc.onnx", "NWHC", seed=5)
-    matched = run_cli("audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json",
-                      "--threshold", 0.85)  # fmt: skip
+    matched = run_cli(
+        "audit", swapped, "-f", bundle_path, "--suspect-layout", "NWHC", "--format", "json", "--threshold", 0.85
+    )
     assert matched.code == ExitCode.match, matched.stderr
     row = json.loads(matched.stdout)["results"][0]
     assert row["matching_rate"] == 1.0 and row["parameters"]["suspect_layout"] == "NWHC"
@@ -233,9 +253,12 @@ def test_batch_one_if_cascade_converts_by_if_to_where(tmp_path: Path, run_cli: R
         helper.make_node("If", ["passes"], ["score"], then_branch=then_branch, else_branch=else_branch),
     ]
     target = _save(
-        tmp_path / "cascade.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])], weights,
-    )  # fmt: skip
+        tmp_path / "cascade.onnx",
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])],
+        weights,
+    )
     made = _fingerprint(run_cli, target, tmp_path, "--domain", "-2,2", "--k", "0.5")
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "cascade.fp")
@@ -284,12 +307,16 @@ def _byte_classifier(path: Path, seed: int) -> Path:
         helper.make_node("Div", ["exp", "total"], ["target_label"]),
     ]
     graph = helper.make_graph(
-        nodes, path.stem, [helper.make_tensor_value_info("bytes", TensorProto.INT32, ["N", 16])],
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("bytes", TensorProto.INT32, ["N", 16])],
         [helper.make_tensor_value_info("target_label", TensorProto.FLOAT, ["N", 4])],
-        [numpy_helper.from_array(rng.normal(0, 1, (257, 8)).astype(np.float32), "embedding"),
-         numpy_helper.from_array(rng.normal(0, 3, (8, 4)).astype(np.float32), "w"),
-         numpy_helper.from_array(np.array([1], np.int64), "axis")],
-    )  # fmt: skip
+        [
+            numpy_helper.from_array(rng.normal(0, 1, (257, 8)).astype(np.float32), "embedding"),
+            numpy_helper.from_array(rng.normal(0, 3, (8, 4)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -321,12 +348,16 @@ def test_state_inputs_are_held_and_a_sample_rate_is_asked_for(tmp_path: Path, ru
     rule can guess: one line asks for ``--hold sr=VALUE``; given, the model is fingerprinted and audited."""
     nodes = [helper.make_node("Add", ["input", "state"], ["output"])]
     path = _save(
-        tmp_path / "vad.onnx", nodes,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8]),
-         helper.make_tensor_value_info("state", TensorProto.FLOAT, ["N", 8]),
-         helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8])], {},
-    )  # fmt: skip
+        tmp_path / "vad.onnx",
+        nodes,
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, ["N", 8]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 8])],
+        {},
+    )
     refused = run_cli("fingerprint", path, "--n", 5, "--key", key)
     assert refused.code == ExitCode.usage
     assert "input 'sr' of vad.onnx has no batch axis (int64[])" in one_line_error(refused)
@@ -343,9 +374,17 @@ def test_progress_lines_off_a_terminal(tmp_path: Path, run_process: RunCli, key:
     """A real process whose stderr is a pipe: progress comes as lines on the beat, one per phase reached."""
     target = _ocr_classifier(tmp_path / "cls.onnx", seed=4)
     made = _fingerprint(
-        run_process, target, tmp_path, "--input-shape", "3,8,8", "--k", "5", "--max-iterations", "400",
+        run_process,
+        target,
+        tmp_path,
+        "--input-shape",
+        "3,8,8",
+        "--k",
+        "5",
+        "--max-iterations",
+        "400",
         env={"IPGUARD_ONNX_PROGRESS_SECONDS": "0.002"},
-    )  # fmt: skip
+    )
     assert made.code == 0, made.stderr
     lines = [line for line in made.stderr.splitlines() if line.startswith("ipguard-onnx [")]
     assert any("converting the graph to PyTorch: onnx2pytorch" in line for line in lines), made.stderr
@@ -389,9 +428,12 @@ def test_fully_convolutional_stage_with_input_dependent_output_sizes(
         helper.make_node("Transpose", ["s"], ["prob"], perm=[0, 2, 3, 1]),
     ]
     target = _save(
-        tmp_path / "pnet.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 3])],
-        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", "h", "w", 2])], weights,
-    )  # fmt: skip
+        tmp_path / "pnet.onnx",
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", "h", "w", 2])],
+        weights,
+    )
     made = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,3,3")
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "pnet.fp")

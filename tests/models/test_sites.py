@@ -24,8 +24,13 @@ from .graphs import save_graph
 CLASSES = 5
 
 
-def _save(path: Path, nodes: list[onnx.NodeProto], inputs: Sequence[onnx.ValueInfoProto],
-          output: onnx.ValueInfoProto, weights: dict[str, np.ndarray]) -> Path:  # fmt: skip
+def _save(
+    path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: Sequence[onnx.ValueInfoProto],
+    output: onnx.ValueInfoProto,
+    weights: dict[str, np.ndarray],
+) -> Path:
     return save_graph(path, nodes, inputs, [output], weights)
 
 
@@ -109,8 +114,22 @@ def test_an_output_without_a_batch_axis_is_read_one_sample_per_run(tmp_path: Pat
 def test_a_ctc_style_model_is_fingerprinted_and_its_site_signed(tmp_path: Path, run_cli: RunCli) -> None:
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
     target = _per_step(tmp_path / "ctc.onnx", seed=4, time_first=True)
-    made = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 20, "--k", 0.5, "--domain", "-1,1",
-                   "--input-shape", "9,6", "-o", tmp_path / "ctc.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        20,
+        "--k",
+        0.5,
+        "--domain",
+        "-1,1",
+        "--input-shape",
+        "9,6",
+        "-o",
+        tmp_path / "ctc.fp",
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "ctc.fp")
     assert "batch axis 1" in bundle.record.output_site and "9 positions" in bundle.record.output_site
@@ -123,13 +142,29 @@ def test_a_class_axis_the_owner_names_is_read_the_same_way_in_audits(tmp_path: P
     """[N, C, T] (classes before time, as a 1-D convolution writes them): --class-axis 1, signed, and the
     suspect is read with it too (without it T would be taken for the classes)."""
     x = helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 4, 6])
-    nodes = [helper.make_node("MatMul", ["frames", "W"], ["z"]),
-             helper.make_node("Transpose", ["z"], ["scores"], perm=[0, 2, 1])]  # fmt: skip
+    nodes = [
+        helper.make_node("MatMul", ["frames", "W"], ["z"]),
+        helper.make_node("Transpose", ["z"], ["scores"], perm=[0, 2, 1]),
+    ]
     output = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", CLASSES, 4])
     target = _save(tmp_path / "conv.onnx", nodes, [x], output, {"W": _weights(8)})
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
-    made = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 20, "--k", 0.5, "--domain", "-1,1",
-                   "--class-axis", 1, "-o", tmp_path / "conv.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        20,
+        "--k",
+        0.5,
+        "--domain",
+        "-1,1",
+        "--class-axis",
+        1,
+        "-o",
+        tmp_path / "conv.fp",
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "conv.fp")
     assert bundle.num_classes == CLASSES and bundle.record.class_axis == 1
@@ -148,8 +183,20 @@ def test_a_search_that_cannot_converge_ends_early_and_says_why(tmp_path: Path, r
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
     target = _unreachable(tmp_path / "flat.onnx")
     started = time.monotonic()
-    result = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 10, "--k", 50,
-                     "--max-iterations", 100_000, "-o", tmp_path / "flat.fp")  # fmt: skip
+    result = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        10,
+        "--k",
+        50,
+        "--max-iterations",
+        100_000,
+        "-o",
+        tmp_path / "flat.fp",
+    )
     assert result.code == ExitCode.input
     line = one_line_error(result)
     assert "not converging" in line or "no point reached" in line
@@ -159,8 +206,22 @@ def test_a_search_that_cannot_converge_ends_early_and_says_why(tmp_path: Path, r
 def test_the_time_budget_ends_every_search(tmp_path: Path, run_cli: RunCli) -> None:
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
     target = _per_step(tmp_path / "steps.onnx", seed=7, time_first=False)
-    result = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 50, "--input-shape", "5,6",
-                     "--time-budget", 0.001, "--format", "json", "-o", tmp_path / "s.fp")  # fmt: skip
+    result = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        50,
+        "--input-shape",
+        "5,6",
+        "--time-budget",
+        0.001,
+        "--format",
+        "json",
+        "-o",
+        tmp_path / "s.fp",
+    )
     if result.code == 0:  # some points before the budget ran out: kept, and the report says why it stopped
         assert "time budget" in json.loads(result.stdout)["fingerprint"]["search_stopped"]
     else:
@@ -173,11 +234,13 @@ def _heads(path: Path, seeds: Sequence[int]) -> Path:
     """A multi-digit captcha's pattern: one input, a head per character, each [N, C]."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])
     nodes = [helper.make_node("MatMul", ["x", f"W{index}"], [f"char{index}"]) for index in range(len(seeds))]
-    outputs = [helper.make_tensor_value_info(f"char{index}", TensorProto.FLOAT, ["N", CLASSES])
-               for index in range(len(seeds))]  # fmt: skip
+    outputs = [
+        helper.make_tensor_value_info(f"char{index}", TensorProto.FLOAT, ["N", CLASSES]) for index in range(len(seeds))
+    ]
     weights = [numpy_helper.from_array(_weights(seed), f"W{index}") for index, seed in enumerate(seeds)]
-    model = helper.make_model(helper.make_graph(nodes, "heads", [x], outputs, weights),
-                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    model = helper.make_model(
+        helper.make_graph(nodes, "heads", [x], outputs, weights), opset_imports=[helper.make_opsetid("", 17)]
+    )
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
@@ -194,8 +257,22 @@ def test_several_heads_are_read_jointly_when_named_and_audits_read_them_the_same
     mean = np.mean([points @ _weights(seed) for seed in (10, 11, 12)], axis=0)
     assert np.array_equal(joint.predict(points), mean.argmax(axis=1))
     assert run_cli("keygen", "--out", tmp_path / "k.pem").code == 0
-    made = run_cli("fingerprint", target, "--key", tmp_path / "k.pem", "--n", 20, "--k", 0.5, "--domain", "-1,1",
-                   "--output-name", "char0,char1,char2", "-o", tmp_path / "captcha.fp")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        target,
+        "--key",
+        tmp_path / "k.pem",
+        "--n",
+        20,
+        "--k",
+        0.5,
+        "--domain",
+        "-1,1",
+        "--output-name",
+        "char0,char1,char2",
+        "-o",
+        tmp_path / "captcha.fp",
+    )
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "captcha.fp")
     assert bundle.record.output_name == "char0,char1,char2"
@@ -220,11 +297,15 @@ def test_a_map_whose_class_axis_follows_the_input_is_not_taken_for_classes(tmp_p
     """A reading-order model's pattern: a pairwise map [N, T, T] listed first, per-item classes [N, T, C] after;
     the classes are the output whose class axis the graph fixes."""
     x = helper.make_tensor_value_info("items", TensorProto.FLOAT, ["N", "T", 6])
-    nodes = [helper.make_node("Transpose", ["items"], ["flipped"], perm=[0, 2, 1]),
-             helper.make_node("MatMul", ["items", "flipped"], ["pairs"]),
-             helper.make_node("MatMul", ["items", "W"], ["classes"])]  # fmt: skip
-    outputs = [helper.make_tensor_value_info("pairs", TensorProto.FLOAT, ["N", "T", "T2"]),
-               helper.make_tensor_value_info("classes", TensorProto.FLOAT, ["N", "T", CLASSES])]  # fmt: skip
+    nodes = [
+        helper.make_node("Transpose", ["items"], ["flipped"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["items", "flipped"], ["pairs"]),
+        helper.make_node("MatMul", ["items", "W"], ["classes"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("pairs", TensorProto.FLOAT, ["N", "T", "T2"]),
+        helper.make_tensor_value_info("classes", TensorProto.FLOAT, ["N", "T", CLASSES]),
+    ]
     path = save_graph(tmp_path / "order.onnx", nodes, [x], outputs, {"W": _weights(4)})
     model = OnnxClassifier(path, input_shape=(7, 6))
     assert model.output_spec.name == "classes" and model.num_classes == CLASSES

@@ -39,20 +39,55 @@ def _format_run(name: str, zoo: Zoo, tmp_path: Path) -> tuple[list[object], Exit
     bundle = tmp_path / "fp.safetensors"
     shutil.copy(zoo.bundle, bundle)
     runs: dict[str, tuple[list[object], ExitCode]] = {
-        "fingerprint": (["fingerprint", zoo.target, "--key", zoo.private_key, "-o", tmp_path / "new.fp", "--n", 5],
-                        ExitCode.no_match),
+        "fingerprint": (
+            ["fingerprint", zoo.target, "--key", zoo.private_key, "-o", tmp_path / "new.fp", "--n", 5],
+            ExitCode.no_match,
+        ),
         "inspect": (["inspect", zoo.bundle], ExitCode.no_match),
         "audit": (["audit", zoo.pruned, "-f", zoo.bundle], ExitCode.match),
-        "evaluate": (["evaluate", "-f", zoo.bundle, "--positive", zoo.pruned, "--negative", zoo.independent],
-                     ExitCode.no_match),
-        "calibrate": (["calibrate", bundle, "--negative", zoo.independent, "--key", zoo.private_key,
-                       "--false-accusation-rate", "0.01"], ExitCode.no_match),
-        "issue": (["issue", zoo.target, "--licensee", "acme", "--data", data, "--registry", tmp_path / "registry",
-                   "--key", zoo.private_key, "--max-epochs", 1, "--triggers", 20, "-o", tmp_path / "acme.onnx"],
-                  ExitCode.no_match),
-        "scan": (["scan", zoo.pruned, zoo.independent, "-f", zoo.bundle, "-o", tmp_path / "scan.jsonl"],
-                 ExitCode.match),
-    }  # fmt: skip
+        "evaluate": (
+            ["evaluate", "-f", zoo.bundle, "--positive", zoo.pruned, "--negative", zoo.independent],
+            ExitCode.no_match,
+        ),
+        "calibrate": (
+            [
+                "calibrate",
+                bundle,
+                "--negative",
+                zoo.independent,
+                "--key",
+                zoo.private_key,
+                "--false-accusation-rate",
+                "0.01",
+            ],
+            ExitCode.no_match,
+        ),
+        "issue": (
+            [
+                "issue",
+                zoo.target,
+                "--licensee",
+                "acme",
+                "--data",
+                data,
+                "--registry",
+                tmp_path / "registry",
+                "--key",
+                zoo.private_key,
+                "--max-epochs",
+                1,
+                "--triggers",
+                20,
+                "-o",
+                tmp_path / "acme.onnx",
+            ],
+            ExitCode.no_match,
+        ),
+        "scan": (
+            ["scan", zoo.pruned, zoo.independent, "-f", zoo.bundle, "-o", tmp_path / "scan.jsonl"],
+            ExitCode.match,
+        ),
+    }
     return runs[name]
 
 

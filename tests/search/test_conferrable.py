@@ -43,8 +43,13 @@ def owner_data(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_unique_mode_with_owner_data(zoo: Zoo, owner_data: Path, tmp_path: Path) -> None:
     settings = FingerprintSettings(n=20, unique=True, references=2, parts=("boundary",), calibration_references=0)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=owner_data)  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=owner_data,
+    )
     bundle = load_bundle(made.bundle_path)
     record = json.loads(bundle.metadata["unique"])
     roles = [member["role"] for member in record["panel"]]
@@ -78,8 +83,13 @@ def test_extracted_students_join_the_positives(zoo: Zoo, owner_data: Path, tmp_p
     settings = FingerprintSettings(
         n=10, unique=True, references=2, students=2, parts=("boundary",), calibration_references=0
     )
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=owner_data)  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=owner_data,
+    )
     record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     students = [member for member in record["panel"] if member["name"].startswith("student-")]
     assert len(students) == 2 and all(member["role"] == "positive" for member in students)
@@ -95,10 +105,12 @@ def test_unique_mode_is_reproducible_with_a_seed(zoo: Zoo, owner_data: Path, tmp
         n=10, unique=True, references=2, seed=3, parts=("boundary",), calibration_references=0
     )
     key = load_private_key(zoo.private_key)
-    first = fingerprint(zoo.target, tmp_path / "a.safetensors", signing_key=key, settings=settings,
-                        data_path=owner_data)  # fmt: skip
-    second = fingerprint(zoo.target, tmp_path / "b.safetensors", signing_key=key, settings=settings,
-                         data_path=owner_data)  # fmt: skip
+    first = fingerprint(
+        zoo.target, tmp_path / "a.safetensors", signing_key=key, settings=settings, data_path=owner_data
+    )
+    second = fingerprint(
+        zoo.target, tmp_path / "b.safetensors", signing_key=key, settings=settings, data_path=owner_data
+    )
     a, b = load_bundle(first.bundle_path), load_bundle(second.bundle_path)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
     digests = [[m["digest"] for m in json.loads(x.metadata["unique"])["panel"]] for x in (a, b)]
@@ -137,8 +149,13 @@ def test_plain_opts_out_of_unique_on_the_command_line(
 
 def test_unique_mode_with_supplied_references_only(zoo: Zoo, tmp_path: Path) -> None:
     settings = FingerprintSettings(n=10, unique=True)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, reference_paths=[zoo.independent])  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        reference_paths=[zoo.independent],
+    )
     record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     supplied = [m for m in record["panel"] if m["how"] == "supplied with --reference"]
     assert [m["name"] for m in supplied] == ["independent.onnx"]
@@ -148,8 +165,12 @@ def test_unique_mode_with_supplied_references_only(zoo: Zoo, tmp_path: Path) -> 
 
 def test_unique_mode_needs_data_or_references(zoo: Zoo, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="needs owner data"):
-        fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                    settings=FingerprintSettings(n=5, unique=True))  # fmt: skip
+        fingerprint(
+            zoo.target,
+            tmp_path / "fp.safetensors",
+            signing_key=load_private_key(zoo.private_key),
+            settings=FingerprintSettings(n=5, unique=True),
+        )
     with pytest.raises(UsageError, match="use it with --method ipguard"):
         FingerprintSettings(unique=True, method="fgsm")
     assert not (tmp_path / "fp.safetensors").exists()
@@ -164,8 +185,13 @@ def test_references_learn_the_owners_ground_truth_when_data_has_labels(zoo: Zoo,
     data = tmp_path / "labelled.npz"
     np.savez(data, x=x, y=(said + 1) % 10)  # a ground truth the target never says: references must follow it
     settings = FingerprintSettings(n=10, unique=True, references=2)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=data,
+    )
     record = json.loads(load_bundle(made.bundle_path).metadata["unique"])
     assert record["reference_labels"] == "ground truth from --data"
     references = [member for member in record["panel"] if member["role"] == "reference"]

@@ -48,8 +48,13 @@ def test_a_tree_ensemble_is_fingerprinted_without_a_gradient(
 ) -> None:
     path, data = forest
     settings = FingerprintSettings(n=40, init=StartKind.data, parts=("boundary",), calibration_references=0)
-    made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = fingerprint(
+        path,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=data,
+    )
     assert made.k == 0.3  # the default on graphs with no gradient, where small margins measured best
     assert made.points == 40 and made.parity is None and made.conversion is None
     assert "TreeEnsembleClassifier" in made.gradient_free_reason and made.queries > 0
@@ -65,8 +70,13 @@ def test_a_network_fingerprinted_by_name_satisfies_eq5_on_onnxruntime(zoo: Zoo, 
     settings = FingerprintSettings(n=30, method="gradient-free", parts=("boundary",), calibration_references=0)
     data = tmp_path / "data.npy"
     np.save(data, zoo.x[:300])
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = fingerprint(
+        zoo.target,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=data,
+    )
     assert made.gradient_free_reason == "--method gradient-free" and made.points == 30 and made.k == 1.0
     bundle = load_bundle(made.bundle_path)
     assert _eq5_holds(zoo.target, bundle.points, bundle.labels, 1.0).all()
@@ -93,8 +103,24 @@ def test_fingerprinting_without_a_gradient_never_imports_torch(zoo: Zoo, forest:
 def test_the_cli_reports_queries_and_why(zoo: Zoo, forest: tuple[Path, Path], tmp_path: Path, run_cli: RunCli) -> None:
     path, data = forest
     names = ",".join(str(c) for c in range(10))  # as the label output names them; ZipMap maps give the count
-    made = run_cli("fingerprint", path, "--data", data, "--k", "0.5", "--n", 10, "--key", zoo.private_key,
-                   "--class-names", names, "-o", tmp_path / "f.fp", "--format", "json")  # fmt: skip
+    made = run_cli(
+        "fingerprint",
+        path,
+        "--data",
+        data,
+        "--k",
+        "0.5",
+        "--n",
+        10,
+        "--key",
+        zoo.private_key,
+        "--class-names",
+        names,
+        "-o",
+        tmp_path / "f.fp",
+        "--format",
+        "json",
+    )
     assert made.code == 0, made.stderr
     row = json.loads(made.stdout)["fingerprint"]
     assert row["queries"] > 0 and "TreeEnsembleClassifier" in row["gradient_free_reason"]
@@ -171,9 +197,13 @@ def test_points_where_the_label_output_disagrees_with_the_scores_are_dropped(zoo
     path.write_bytes(to_onnx(SVC(probability=True, random_state=0).fit(x, y), x[:1]).SerializeToString())
     data = tmp_path / "x.npy"
     np.save(data, x)
-    made = fingerprint(path, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=FingerprintSettings(n=100, init=StartKind.data, parts=("boundary",),
-                                                    calibration_references=0), data_path=data)  # fmt: skip
+    made = fingerprint(
+        path,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=100, init=StartKind.data, parts=("boundary",), calibration_references=0),
+        data_path=data,
+    )
     assert "SVMClassifier" in made.gradient_free_reason
     assert made.points == 100 and made.dropped_disagreement > 0
     bundle = load_bundle(made.bundle_path)
@@ -194,8 +224,13 @@ def test_a_model_that_answers_only_labels_is_fingerprinted_decision_based(
     labels_only = tmp_path / "labels-only.onnx"
     onnx.save(graph, labels_only)
     settings = FingerprintSettings(n=40, init=StartKind.data, parts=("boundary",), calibration_references=0)
-    made = fingerprint(labels_only, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings, data_path=data)  # fmt: skip
+    made = fingerprint(
+        labels_only,
+        tmp_path / "fp.safetensors",
+        signing_key=load_private_key(zoo.private_key),
+        settings=settings,
+        data_path=data,
+    )
     assert "labels only" in made.gradient_free_reason and "decision-based" in made.gradient_free_reason
     bundle = load_bundle(made.bundle_path)
     assert made.points == 40 and bundle.num_classes == 10 and bundle.record.variant == "IPGuard-GF-TR"

@@ -46,8 +46,9 @@ def test_batched_search_freezes_points_once_converged(zoo: Zoo) -> None:
     source, target = logits.argmax(1), logits.argmin(1)
     low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
     seen: list[tuple[int, int]] = []
-    outcome = IPGuardSearch(k=3.0).run(surrogate.scores_tensor, start, source, target, low, high,
-                                       progress=lambda i, d: seen.append((i, d)))  # fmt: skip
+    outcome = IPGuardSearch(k=3.0).run(
+        surrogate.scores_tensor, start, source, target, low, high, progress=lambda i, d: seen.append((i, d))
+    )
     assert outcome.converged.all()
     assert [d for _, d in seen] == sorted(d for _, d in seen)  # frozen points never come back
     # A point frozen in a short run stays exactly there in a longer one: Adam's momentum is masked.
@@ -102,8 +103,9 @@ def test_baselines_fingerprint_through_the_same_pipeline(zoo: Zoo, tmp_path: Pat
     from ipguard_onnx.keys import load_private_key
 
     settings = FingerprintSettings(n=12, method=method, max_iterations=200, epsilon=0.2)
-    result = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                         settings=settings)  # fmt: skip
+    result = fingerprint(
+        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key), settings=settings
+    )
     bundle = load_bundle(result.bundle_path)
     assert bundle.metadata["method"] == method and result.points == 12
     assert audit(bundle, zoo.target).matching_rate == 1.0

@@ -49,8 +49,9 @@ def test_every_trajectory_straddles_each_boundary_it_crosses(crossings: int) -> 
 
 def test_a_network_fingerprinted_with_trajectories(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
     bundle_path = tmp_path / "trajectory.safetensors"
-    result = run_cli("fingerprint", zoo.target, "--method", "trajectory", "--n", 48, "--key", zoo.private_key,
-                     "-o", bundle_path)  # fmt: skip
+    result = run_cli(
+        "fingerprint", zoo.target, "--method", "trajectory", "--n", 48, "--key", zoo.private_key, "-o", bundle_path
+    )
     assert result.code == 0, result.stderr
     bundle = load_bundle(bundle_path)
     assert bundle.record.variant == "ADV-TRA-GF-RL" and len(bundle.points) == 48

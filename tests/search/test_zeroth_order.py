@@ -29,8 +29,9 @@ def test_the_numpy_loss_is_the_gradient_searchs_loss() -> None:
 
 def test_zeroth_order_points_satisfy_eq5_on_onnxruntime(zoo: Zoo, tmp_path: Path) -> None:
     settings = FingerprintSettings(n=30, method="zo-adam", max_iterations=200)
-    made = fingerprint(zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key),
-                       settings=settings)  # fmt: skip
+    made = fingerprint(
+        zoo.target, tmp_path / "fp.safetensors", signing_key=load_private_key(zoo.private_key), settings=settings
+    )
     assert made.gradient_free_reason == "--method zo-adam" and made.points == 30 and made.queries > 0
     bundle = load_bundle(made.bundle_path)
     assert bundle.record.variant == "IPGuard-ZO-RL"
