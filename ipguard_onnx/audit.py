@@ -202,7 +202,8 @@ def audit_with(
     *,
     sequential: SequentialSettings | None = None,
 ) -> AuditResult:
-    """``audit`` with its options in one ``AuditOptions``."""
+    """``audit`` with its options in one ``AuditOptions``: pose the question (the points as the suspect
+    takes them), ask it (all at once or sequentially), tally the answers, decide."""
     started = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
@@ -222,37 +223,132 @@ def audit_with(
             f"{classifier.name} was opened for {_inputs_text(classifier.packing)}: audit an API against "
             "fingerprints of one kind of input at a time"
         )
+    question = _question(bundle, classifier, options)
+    record: SequentialRecord | None = None
+    if sequential is None:
+        asked, answers, anytime_p = np.arange(len(question.points)), _ask(classifier, question.points), 1.0
+    else:
+        thresholds = _sequential_thresholds(bundle, question.rule, question.threshold, question.alpha)
+        answers, asked, record, anytime_p = _ask_sequentially(
+            classifier, question.points, bundle, thresholds, question.alpha, sequential
+        )
+    tally = _tally(bundle, classifier, answers, asked, len(question.points))
+    parts = _parts(bundle, tally.indices == bundle.labels, tally.valid)
+    # stopped on the data: only the anytime-valid p-value holds there
+    p_value = anytime_p if record is not None else combined_p_value([part.p_value for part in parts])
+    verdict, why, enough = _decide(bundle, question, tally, parts, p_value, record, options.min_answered)
+    details = classifier.describe()
+    return AuditResult(
+        suspect=classifier.name,
+        suspect_sha256=details.get("sha256"),
+        fingerprint=bundle.name,
+        fingerprint_sha256=bundle.sha256,
+        signer_key_id=bundle.signer_key_id,
+        signer_pinned=bundle.signer_pinned,
+        matching_rate=tally.rate,
+        verdict=verdict,
+        threshold=question.threshold,
+        points_queried=tally.queried,
+        points_matched=tally.matched,
+        points_skipped=tally.queried - tally.answered,
+        skipped_reasons=tally.skipped_reasons,
+        providers=tuple(p for p in details.get("providers", "").split(",") if p),
+        suspect_details={k: v for k, v in details.items() if k not in ("sha256", "providers")},
+        seconds=time.perf_counter() - started,
+        input_adaptation=question.steps,
+        p_value=p_value,
+        null_agreement=bundle.null_agreement,
+        null_agreement_source=bundle.null_agreement_source,
+        evidence=plain_words(p_value),
+        audited_at=utc_timestamp(),
+        licensee=bundle.licensee,
+        parts=parts,
+        sequential=record,
+        rule=question.rule,
+        false_accusation_rate=question.alpha,
+        why=why,
+        answered_enough=enough,
+        parameters={
+            "rule": question.rule,
+            "threshold": repr(question.threshold),
+            "false_accusation_rate": repr(question.alpha),
+            "min_answered": repr(options.min_answered),
+            "preprocessing": question.preprocessing.to_json(),
+            "providers_requested": options.providers,
+            "output_name": output_name or "",
+            "suspect_layout": question.layout or "",
+            "bgr": str(options.bgr).lower(),
+            "sequential": ""
+            if sequential is None
+            else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _Question:
+    """What an audit asks one suspect: the points as it takes them, and the rule that will judge the answers."""
+
+    points: FloatArray
+    steps: tuple[str, ...]
+    """How the points were fitted to the suspect (preprocessing, layout, size, whole numbers), in words."""
+    preprocessing: Preprocessing
+    layout: str | None
+    rule: VerdictRule
+    threshold: float
+    alpha: float
+
+
+def _question(bundle: Bundle, classifier: Classifier, options: AuditOptions) -> _Question:
+    """The options checked, the bundle's points preprocessed and fitted to the suspect (``models.adapt``)."""
     layout = parse_layout(options.suspect_layout) if options.suspect_layout is not None else None
-    rule: VerdictRule = "evidence" if options.threshold is None else "threshold"
     threshold = bundle.threshold if options.threshold is None else options.threshold
     check_threshold(threshold)
     alpha = bundle.false_accusation_rate if options.false_accusation_rate is None else options.false_accusation_rate
     check_false_accusation_rate(alpha)
-    min_answered = options.min_answered
-    check_min_answered(min_answered)
+    check_min_answered(options.min_answered)
     prep = options.preprocessing if options.preprocessing is not None else bundle.preprocessing
     points = _preprocessed(bundle, prep, signed=options.preprocessing is None)
     points, steps = fit_points(points, bundle.input_spec, classifier, layout=layout, bgr=options.bgr)
     if not prep.is_identity:
         steps = (f"preprocessing {prep.to_json()}", *steps)
-    if sequential is None:
-        asked = np.arange(len(points))
-        answers = _ask(classifier, points)
-        record: SequentialRecord | None = None
-        anytime_p = 1.0
-    else:
-        answers, asked, record, anytime_p = _ask_sequentially(
-            classifier, points, bundle, _sequential_thresholds(bundle, rule, threshold, alpha), alpha, sequential
-        )
-    indices = np.full(len(points), -1, np.int64)
+    rule: VerdictRule = "evidence" if options.threshold is None else "threshold"
+    return _Question(points, steps, prep, layout, rule, threshold, alpha)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """The answers counted: which points were answered with a class of the fingerprint, and which match."""
+
+    indices: npt.NDArray[np.int64]
+    """Each point's answer as a class index of the fingerprint; -1 where not asked or not a class."""
+    valid: npt.NDArray[np.bool_]
+    skipped_reasons: dict[str, int]
+    wrong_output: bool
+    """More than ``OUT_OF_RANGE_LIMIT`` of the answers are no class of the fingerprint: the wrong output."""
+    queried: int
+    answered: int
+    matched: int
+
+    @property
+    def rate(self) -> float:
+        return self.matched / self.answered if self.answered else 0.0
+
+
+def _tally(
+    bundle: Bundle, classifier: Classifier, answers: Answers, asked: npt.NDArray[np.int64], points: int
+) -> _Tally:
+    """Unanswered points are skipped with their reason, never counted as a match or a mismatch; a label that
+    is no class of the target is no answer either (a lying or mismatched API)."""
+    indices = np.full(points, -1, np.int64)
     indices[asked] = map_labels(answers, bundle, classifier.name)
-    was_answered = np.zeros(len(points), np.bool_)
+    was_answered = np.zeros(points, np.bool_)
     was_answered[asked] = answers.answered
     valid = was_answered & (indices >= 0) & (indices < bundle.num_classes)
     skipped_reasons = dict(answers.skipped)
     invalid = int((was_answered & ~valid).sum())
     wrong_output = invalid > OUT_OF_RANGE_LIMIT * max(int(answers.answered.sum()), 1)
-    if invalid:  # a label that is no class of the target is no answer (a lying or mismatched API)
+    if invalid:
         reason = f"label outside the fingerprint's {bundle.num_classes} classes"
         if wrong_output:
             read = classifier.describe().get("output", "")
@@ -261,76 +357,40 @@ def audit_with(
                 f", other outputs: {others})" if others else ")"
             )
         skipped_reasons[reason] = skipped_reasons.get(reason, 0) + invalid
-    queried = len(asked)
-    answered = int(valid.sum())
-    matched_points = int(((indices == bundle.labels) & valid).sum())
-    rate = matched_points / answered if answered else 0.0
-    parts = _parts(bundle, indices == bundle.labels, valid)
-    p_value = combined_p_value([part.p_value for part in parts])
-    if record is not None:  # stopped on the data: only the anytime-valid p-value holds there
-        p_value = anytime_p
+    matched = int(((indices == bundle.labels) & valid).sum())
+    return _Tally(indices, valid, skipped_reasons, wrong_output, len(asked), int(valid.sum()), matched)
+
+
+def _decide(
+    bundle: Bundle,
+    question: _Question,
+    tally: _Tally,
+    parts: tuple[PartResult, ...],
+    p_value: float,
+    record: SequentialRecord | None,
+    min_answered: float,
+) -> tuple[Verdict, str, bool]:
+    """The verdict, why, and whether enough points were answered for one. Nothing answered, too little, or
+    more than 2 % out of range: no verdict on a guess, whatever the options say."""
     settled = SETTLED_VERDICTS.get(record.stopped_because) if record is not None else None
-    # nothing answered, too little, or > 2 % out of range: no verdict on a guess, whatever the options say
-    too_few = answered == 0 or (settled is None and answered < min(MIN_ANSWERED_POINTS, len(points)))
-    verdict: Verdict
-    if too_few or answered < min_answered * queried or wrong_output:
-        verdict, why = "inconclusive", f"{answered} of {queried} points answered with a class of the fingerprint"
-    elif rule == "threshold":
-        if settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
-            verdict = settled
-        else:
-            reached = rate >= threshold or any(part.matching_rate >= threshold for part in parts)
-            verdict = "match" if reached else "no match"
-        why = f"the paper's rule: matching rate {rate:.1%} against the threshold {threshold:.0%}"
-    else:
-        verdict, why = _evidence_verdict(bundle, parts, p_value, alpha, whole_bundle=record is not None)
-    details = classifier.describe()
-    null = bundle.null_agreement
-    return AuditResult(
-        suspect=classifier.name,
-        suspect_sha256=details.get("sha256"),
-        fingerprint=bundle.name,
-        fingerprint_sha256=bundle.sha256,
-        signer_key_id=bundle.signer_key_id,
-        signer_pinned=bundle.signer_pinned,
-        matching_rate=rate,
-        verdict=verdict,
-        threshold=threshold,
-        points_queried=queried,
-        points_matched=matched_points,
-        points_skipped=queried - answered,
-        skipped_reasons=skipped_reasons,
-        providers=tuple(p for p in details.get("providers", "").split(",") if p),
-        suspect_details={k: v for k, v in details.items() if k not in ("sha256", "providers")},
-        seconds=time.perf_counter() - started,
-        input_adaptation=steps,
-        p_value=p_value,
-        null_agreement=null,
-        null_agreement_source=bundle.null_agreement_source,
-        evidence=plain_words(p_value),
-        audited_at=utc_timestamp(),
-        licensee=bundle.licensee,
-        parts=parts,
-        sequential=record,
-        rule=rule,
-        false_accusation_rate=alpha,
-        why=why,
-        answered_enough=not (too_few or answered < min_answered * queried or wrong_output),
-        parameters={
-            "rule": rule,
-            "threshold": repr(threshold),
-            "false_accusation_rate": repr(alpha),
-            "min_answered": repr(min_answered),
-            "preprocessing": prep.to_json(),
-            "providers_requested": options.providers,
-            "output_name": output_name or "",
-            "suspect_layout": layout or "",
-            "bgr": str(options.bgr).lower(),
-            "sequential": ""
-            if sequential is None
-            else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
-        },
+    too_few = tally.answered == 0 or (
+        settled is None and tally.answered < min(MIN_ANSWERED_POINTS, len(question.points))
     )
+    enough = not (too_few or tally.answered < min_answered * tally.queried or tally.wrong_output)
+    if not enough:
+        return (
+            "inconclusive",
+            f"{tally.answered} of {tally.queried} points answered with a class of the fingerprint",
+            False,
+        )
+    if question.rule == "threshold":
+        why = f"the paper's rule: matching rate {tally.rate:.1%} against the threshold {question.threshold:.0%}"
+        if settled is not None:  # stopped early: the verdict the tests settled for all n points, not this subset's
+            return settled, why, True
+        reached = tally.rate >= question.threshold or any(part.matching_rate >= question.threshold for part in parts)
+        return ("match" if reached else "no match"), why, True
+    verdict, why = _evidence_verdict(bundle, parts, p_value, question.alpha, whole_bundle=record is not None)
+    return verdict, why, True
 
 
 def _preprocessed(bundle: Bundle, prep: Preprocessing, *, signed: bool) -> FloatArray:

@@ -23,7 +23,7 @@ from ..types import FloatArray, LabelArray
 if TYPE_CHECKING:
     import os
 
-    from ..fingerprint import FingerprintSettings
+    from ..fingerprint_settings import FingerprintSettings
     from ..models import OnnxClassifier
     from ..surrogate import StatusCallback, Surrogate
 

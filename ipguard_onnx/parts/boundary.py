@@ -40,7 +40,7 @@ from ..types import FloatArray, LabelArray
 from .base import DOMINANT_SHARE, CandidateLoop, MadePart, PartKind, SearchGuard, SearchTally, Workshop, register
 
 if TYPE_CHECKING:
-    from ..fingerprint import FingerprintSettings
+    from ..fingerprint_settings import FingerprintSettings
     from ..surrogate import StatusCallback
 
 ANCHOR_POOL = 1024

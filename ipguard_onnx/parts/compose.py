@@ -14,7 +14,7 @@ from .base import PART_KINDS, MadePart, Workshop
 from .students import AUTO_MAX_FEATURES as STUDENTS_AUTO_MAX_FEATURES
 
 if TYPE_CHECKING:
-    from ..fingerprint import FingerprintSettings
+    from ..fingerprint_settings import FingerprintSettings
 
 
 def compose(settings: FingerprintSettings, shop: Workshop) -> tuple[list[tuple[str, int, str]], list[str]]:

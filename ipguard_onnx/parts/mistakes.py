@@ -17,7 +17,7 @@ from ..types import FloatArray, LabelArray
 from .base import MadePart, PartKind, Workshop, register
 
 if TYPE_CHECKING:
-    from ..fingerprint import FingerprintSettings
+    from ..fingerprint_settings import FingerprintSettings
 
 
 @register

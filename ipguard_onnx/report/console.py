@@ -22,7 +22,7 @@ from ..files import write_atomic
 from ..text import shown
 
 if TYPE_CHECKING:
-    from ..fingerprint import FingerprintResult
+    from ..fingerprint_settings import FingerprintResult
     from ..licensing import IssuedCopy
     from ..scan import ScanSummary
 

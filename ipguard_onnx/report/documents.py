@@ -16,7 +16,7 @@ from ..calibrate import Calibration
 from ..evaluate import Evaluation
 
 if TYPE_CHECKING:
-    from ..fingerprint import FingerprintResult
+    from ..fingerprint_settings import FingerprintResult
     from ..licensing import IssuedCopy
     from ..scan import ScanSummary
 

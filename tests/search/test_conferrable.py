@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ipguard_onnx import UsageError, audit, fingerprint, load_bundle
-from ipguard_onnx.fingerprint import UNIQUE_AUTO_MAX_FEATURES, FingerprintSettings, uses_unique
+from ipguard_onnx.fingerprint_settings import UNIQUE_AUTO_MAX_FEATURES, FingerprintSettings, uses_unique
 from ipguard_onnx.keys import load_private_key
 from ipguard_onnx.search import margin_scale, screen
 from ipguard_onnx.search.panel import PanelMember
