@@ -25,6 +25,8 @@ def _cell(text: str) -> str:
 
 
 def _default(parameter: Parameter) -> str:
+    if getattr(parameter, "required", False):
+        return "required"
     if isinstance(parameter, TyperOption) and (parameter.is_flag and not parameter.secondary_opts):
         return ""
     value: Any = parameter.default

@@ -109,10 +109,11 @@ DeadlineOption = Annotated[
 ReportOption = Annotated[
     Path | None,
     typer.Option(
-        "--report", help="Write the machine-readable report (--format json/sarif) here, atomically, not to stdout."
+        "--report", help="Write the --format json report (audit: or sarif) here, atomically, instead of stdout."
     ),
 ]
 """Where every command's machine-readable report goes; ``--output`` always names the artifact a command makes."""
+FORMAT_HELP = "text: a report for people on stdout; json: the result on stdout or --report, the summary on stderr."
 DeprecatedOutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", hidden=True, help="Former name of --report (deprecated).")
 ]
@@ -206,7 +207,8 @@ def fingerprint(
         typer.Option(
             parser=method_name,
             metavar="METHOD",
-            help=f"IPGuard, or one of the paper's baselines (Section 5.1.3): {', '.join(METHODS)}.",
+            help=f"The search: {', '.join(METHODS)} (ipguard: the paper's; random, fgsm, igsm, cw-l2: its baselines, "
+            "Section 5.1.3; the others need no gradient).",
         ),
     ] = METHODS[0],
     epsilon: Annotated[float, typer.Option(help="L∞ budget of the fgsm and igsm baselines.")] = 0.1,
@@ -286,7 +288,7 @@ def fingerprint(
     ] = None,
     class_axis: Annotated[
         int | None,
-        typer.Option(help="The output's class axis [default: the last]; other axes are positions, averaged."),
+        typer.Option(help="The output's class axis [default: the last]; other axes are positions (see --position)."),
     ] = None,
     position: Annotated[
         str,
@@ -405,7 +407,11 @@ def fingerprint(
 @app.command()
 def audit(
     suspects: Annotated[
-        list[Path] | None, typer.Argument(help="Suspect ONNX models (networks or skl2onnx exports).")
+        list[str] | None,
+        typer.Argument(
+            help="Suspect ONNX models (networks or skl2onnx exports): paths, folders (every .onnx inside), quoted "
+            "globs, or http(s) URLs (use --endpoint for a remote API's options)."
+        ),
     ] = None,
     fingerprint_paths: FingerprintFilesOption = None,
     fingerprints_dir: FingerprintsFolderOption = None,
@@ -492,12 +498,13 @@ def audit(
         if not suspects and not endpoints:
             raise UsageError("pass a suspect model (SUSPECT.onnx ...) or --endpoint URL")
         preprocessing = parse_preprocessing(input_scale, mean, std)
+        found = discovered_suspects(suspects or [], "SUSPECT")
         paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
         report = report_path(report, output_format, output)
         check_outputs(
             {"--report": report},
             [
-                *local_files(suspects or []),
+                *local_files(found),
                 *(("a fingerprint", path) for path in paths),
                 ("--trusted-key", trusted_key),
                 ("--sign-report", sign_report),
@@ -512,7 +519,7 @@ def audit(
                 "--endpoint: the fingerprints feed different inputs (some several, packed differently); audit an "
                 "API against fingerprints of one kind of input at a time"
             )
-        targets: list[object] = list(suspects or [])
+        targets: list[object] = list(found)
         targets.extend(
             HttpClassifier(
                 url,
@@ -666,7 +673,7 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Draw the robustness and uniqueness curves to this PNG.")] = None,
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
-    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    output_format: Annotated[DocumentFormat, typer.Option("--format", help=FORMAT_HELP)] = DocumentFormat.text,
     report: ReportOption = None,
     output: DeprecatedOutputOption = None,
     output_name: Annotated[
@@ -736,7 +743,7 @@ def issue_command(
     domain: Annotated[str, typer.Option(help="Input bounds LOW,HIGH of the trigger pattern.")] = "0,1",
     force: Annotated[bool, typer.Option(help="Re-issue a licensee that is already in the registry.")] = False,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
-    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    output_format: Annotated[DocumentFormat, typer.Option("--format", help=FORMAT_HELP)] = DocumentFormat.text,
     report: ReportOption = None,
 ) -> None:
     """Issue a traceable copy: fine-tune so secret licensee triggers answer licensee labels (active protection)."""
@@ -809,7 +816,7 @@ def calibrate(
     output_name: Annotated[
         str | None, typer.Option(help="Output to read from ONNX negatives [default: chosen to fit the bundle].")
     ] = None,
-    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    output_format: Annotated[DocumentFormat, typer.Option("--format", help=FORMAT_HELP)] = DocumentFormat.text,
     report: ReportOption = None,
 ) -> None:
     """Measure the null agreement q0 on independent models, set the threshold for a false-accusation rate, re-sign."""
@@ -864,7 +871,7 @@ def verify_report(
 def inspect(
     fingerprint_path: Annotated[Path, typer.Argument(help="The fingerprint bundle (.safetensors).")],
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
-    output_format: Annotated[DocumentFormat, typer.Option("--format")] = DocumentFormat.text,
+    output_format: Annotated[DocumentFormat, typer.Option("--format", help=FORMAT_HELP)] = DocumentFormat.text,
     report: ReportOption = None,
 ) -> None:
     """Verify a bundle's signature and show its metadata."""

@@ -106,6 +106,41 @@ def test_json_report_to_output_file(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -
     assert json.loads(report.read_text())["results"][0]["matching_rate"] == 1.0
 
 
+def test_the_former_name_of_report_still_writes_the_report_and_says_so(
+    zoo: Zoo, tmp_path: Path, run_cli: RunCli
+) -> None:
+    report = tmp_path / "report.json"
+    result = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output", report)
+    assert result.code == ExitCode.match and result.stdout == ""
+    assert "now --report" in result.stderr and json.loads(report.read_text())["results"][0]["verdict"] == "match"
+    both = run_cli("audit", zoo.target, "-f", zoo.bundle, "--format", "json", "--output", report, "--report", report)
+    assert both.code == ExitCode.usage and "only --report" in one_line_error(both)
+
+
+def test_every_command_puts_the_summary_on_stderr_when_stdout_carries_json(zoo: Zoo, run_cli: RunCli) -> None:
+    """One output rule: text on stdout by default; with --format json the JSON alone on stdout."""
+    for arguments in (["inspect", zoo.bundle], ["audit", zoo.target, "-f", zoo.bundle]):
+        text = run_cli(*arguments)
+        machine = run_cli(*arguments, "--format", "json")
+        assert text.stdout.strip() and not text.stdout.lstrip().startswith("{"), arguments
+        assert json.loads(machine.stdout)["tool"] == "ipguard-onnx" and machine.stderr.strip(), arguments
+
+
+def test_audit_takes_folders_and_globs_like_every_command(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    folder = tmp_path / "suspects"
+    folder.mkdir()
+    shutil.copy(zoo.target, folder / "copy.onnx")
+    shutil.copy(zoo.independent, folder / "other.onnx")
+    for given in (folder, f"{folder}/*.onnx"):
+        result = run_cli("audit", given, "-f", zoo.bundle, "--format", "json")
+        rows = {row["suspect"]: row["verdict"] for row in json.loads(result.stdout)["results"]}
+        assert result.code == ExitCode.match and rows.keys() == {"copy.onnx", "other.onnx"}, result.stderr
+        assert rows["copy.onnx"] == "match" and rows["other.onnx"] != "match"
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("audit", tmp_path / "empty", "-f", zoo.bundle)
+    assert empty.code == ExitCode.usage and "matches no .onnx model" in one_line_error(empty)
+
+
 def test_python_dash_m_and_console_script_agree(run_cli: RunCli) -> None:
     import subprocess
 

@@ -13,7 +13,12 @@ from .documents import audit_row
 _RULES = {
     "match": ("IPG001", "FingerprintMatch", "The model answers a protected model's fingerprint: likely a copy"),
     "no match": ("IPG002", "NoFingerprintMatch", "The model does not answer the fingerprint like the protected model"),
-    "inconclusive": ("IPG003", "AuditInconclusive", "Too few fingerprint points were answered for a verdict"),
+    "inconclusive": (
+        "IPG003",
+        "AuditInconclusive",
+        "No verdict either way: too few answers, answers from the wrong output, or a fingerprint whose evidence "
+        "cannot reach its false-accusation rate",
+    ),
 }
 
 
