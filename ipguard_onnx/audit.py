@@ -115,6 +115,9 @@ class AuditResult:
     """The verdict in one sentence: which rule decided it and on what (or why there is none)."""
     answered_enough: bool = True
     """Enough points answered with a class of the fingerprint for a verdict (else inconclusive for that)."""
+    answers: tuple[int, ...] = ()
+    """The suspect's answer to each fingerprint point, in the bundle's order, as a class index of the
+    fingerprint; -1 where it was not asked, not answered, or answered no class of the fingerprint."""
 
     @property
     def matched(self) -> bool:
@@ -268,6 +271,7 @@ def audit_with(
         false_accusation_rate=question.alpha,
         why=why,
         answered_enough=enough,
+        answers=tuple(int(i) if ok else -1 for i, ok in zip(tally.indices, tally.valid, strict=True)),
         parameters={
             "rule": question.rule,
             "threshold": repr(question.threshold),
@@ -513,6 +517,7 @@ def _ask_sequentially(
     evidence = EvidenceTest()
     batches: list[Answers] = []
     asked: list[int] = []
+    path: list[tuple[int, float]] = []
     any_skipped = False
     stopped_because = "all points asked"
     for start in range(0, len(order), settings.batch):
@@ -528,6 +533,7 @@ def _ask_sequentially(
                 tests[0].observe(int(agree))
             tests[int(whole) + int(part_of_point[point])].observe(int(agree))
             evidence.observe(int(agree), float(null_of_point[point]))
+        path.append((len(asked), evidence.p_value))
         if any_skipped:
             continue
         decisions = [test.decision for test in tests]
@@ -546,6 +552,7 @@ def _ask_sequentially(
         no_match_wealth=min(t.best_no_match for t in tests),
         evidence_wealth=evidence.best,
         batch=settings.batch,
+        path=tuple(path),
     )
     try:
         answers = classifier.join(batches)

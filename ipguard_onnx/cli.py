@@ -40,7 +40,7 @@ from .option_values import (
     trusted_public_key,
     unnamed,
 )
-from .report import AuditFormat, DocumentFormat, outside_text
+from .report import AuditFormat, DocumentFormat, ReportFormat, outside_text
 from .report.progress import count_progress, search_progress
 from .search import METHODS, StartKind, TargetLabelRule
 from .sequential import DEFAULT_BATCH, DEFAULT_VERDICT_ERROR, SequentialSettings
@@ -465,12 +465,26 @@ def audit(
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
     expect: Annotated[Expectation | None, typer.Option(help="CI mode: exit 1 when a result differs.")] = None,
     output_format: Annotated[
-        AuditFormat, typer.Option("--format", help="The report on stdout or --report.")
+        AuditFormat,
+        typer.Option(
+            "--format", help="text for people; json (signable), sarif, html or cyclonedx on stdout or --report."
+        ),
     ] = AuditFormat.text,
     report: ReportOption = None,
     output: DeprecatedOutputOption = None,
     sign_report: Annotated[
         Path | None, typer.Option(help="Sign the json report with this private key (check with verify-report).")
+    ] = None,
+    attest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a signed in-toto attestation (DSSE) of the audit here: the suspects' digests as "
+            "subjects, verdicts and evidence as predicate (check with verify-report)."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="With --attest: the Ed25519 private key that signs it [default: the user's key]."),
     ] = None,
     sequential: SequentialOption = None,
     sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
@@ -479,7 +493,7 @@ def audit(
     """Ask suspects for labels of the fingerprint points; exit 1 on a match, 0 if none, 3 if inconclusive (docs/reference/exit-codes.md)."""
     from .audit import AuditOptions, audit_many
     from .models import HttpClassifier, headers_from_environment
-    from .report import audit_document, audit_json, audit_sarif, render_audit
+    from .report import audit_cyclonedx, audit_document, audit_html, audit_json, audit_sarif, render_audit
 
     with one_line_errors():
         check_min_answered(min_answered)
@@ -501,16 +515,23 @@ def audit(
         found = discovered_suspects(suspects or [], "SUSPECT")
         paths = bundle_paths(fingerprint_paths or [], fingerprints_dir, licensees)
         report = report_path(report, output_format, output)
+        if key is not None and attest is None:
+            raise UsageError("--key signs the attestation; add --attest FILE")
         check_outputs(
-            {"--report": report},
+            {"--report": report, "--attest": attest},
             [
                 *local_files(found),
                 *(("a fingerprint", path) for path in paths),
                 ("--trusted-key", trusted_key),
                 ("--sign-report", sign_report),
+                ("--key", key),
             ],
         )
         check_replaceable(report, "--report", REPORT)  # a report replaces only a report
+        check_replaceable(attest, "--attest", REPORT)
+        if attest is not None and endpoints:
+            raise UsageError("--attest names models by their digest; a remote API (--endpoint) has none")
+        attest_key, key_note = signing_key_for(key) if attest is not None else (None, None)
         bundles = load_bundles(paths, trusted_public_key(trusted_key))
         headers = headers_from_environment() if endpoints else {}
         packings = {bundle.input_spec.packing for bundle in bundles}
@@ -553,6 +574,10 @@ def audit(
         def machine() -> str:
             if output_format is AuditFormat.sarif:
                 return audit_sarif(results, expect)
+            if output_format is AuditFormat.html:
+                return audit_html(results, bundles)
+            if output_format is AuditFormat.cyclonedx:
+                return audit_cyclonedx(results, bundles)
             document = audit_document(results)
             if report_key is not None:
                 from .evidence import sign_report as sign
@@ -560,7 +585,11 @@ def audit(
                 document = sign(document, report_key)
             return audit_json(results, document)
 
-        present(output_format, lambda console: render_audit(results, console), machine, report)
+        if attest is not None and attest_key is not None:
+            from .attestation import write_attestation
+
+            write_attestation(attest, results, [f for f in found if isinstance(f, Path)], attest_key)
+        present(output_format, lambda console: render_audit(results, console), machine, report, notes=[key_note])
     raise typer.Exit(audit_exit_code(results, expect))
 
 
@@ -600,12 +629,12 @@ def scan(
     ] = None,
     workers: Annotated[int, typer.Option(help="With --ray: actors in the pool (each holds the bundles once).")] = 2,
     output_format: Annotated[
-        DocumentFormat, typer.Option("--format", help="json: the summary to stdout or --report.")
-    ] = DocumentFormat.text,
+        ReportFormat, typer.Option("--format", help="text for people; json or html on stdout or --report.")
+    ] = ReportFormat.text,
     report: ReportOption = None,
 ) -> None:
     """Audit many suspects against many bundles; one JSON line per pair, written as each suspect ends."""
-    from .report import render_scan, scan_json
+    from .report import render_scan, scan_html, scan_json
     from .scan import Runner, ScanOptions, run_in_process
     from .scan import scan as run_scan
 
@@ -650,7 +679,12 @@ def scan(
             summary = run_scan(
                 references, bundles, output, options=options, resume=resume, runner=runner, progress=progress
             )
-        present(output_format, lambda console: render_scan(summary, console), lambda: scan_json(summary), report)
+        present(
+            output_format,
+            lambda console: render_scan(summary, console),
+            lambda: scan_html(summary) if output_format is ReportFormat.html else scan_json(summary),
+            report,
+        )
     raise typer.Exit(scan_exit_code(summary))
 
 
@@ -673,7 +707,9 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Draw the robustness and uniqueness curves to this PNG.")] = None,
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the bundle must be signed by.")] = None,
     providers: Annotated[Providers, typer.Option(help="onnxruntime execution providers.")] = Providers.auto,
-    output_format: Annotated[DocumentFormat, typer.Option("--format", help=FORMAT_HELP)] = DocumentFormat.text,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="text for people; json or html on stdout or --report.")
+    ] = ReportFormat.text,
     report: ReportOption = None,
     output: DeprecatedOutputOption = None,
     output_name: Annotated[
@@ -684,7 +720,7 @@ def evaluate(
     from .bundle import load_bundle
     from .evaluate import Group
     from .evaluate import evaluate as run_evaluate
-    from .report import evaluation_json, plot_evaluation, render_evaluation
+    from .report import evaluation_html, evaluation_json, plot_evaluation, render_evaluation
 
     with one_line_errors():
         if steps < 1:
@@ -721,7 +757,7 @@ def evaluate(
         present(
             output_format,
             lambda console: render_evaluation(evaluation, console),
-            lambda: evaluation_json(evaluation),
+            lambda: evaluation_html(evaluation) if output_format is ReportFormat.html else evaluation_json(evaluation),
             report,
         )
 
@@ -852,13 +888,26 @@ def calibrate(
 
 @app.command("verify-report")
 def verify_report(
-    report: Annotated[Path, typer.Argument(help="A JSON report written with --sign-report.")],
+    report: Annotated[
+        Path, typer.Argument(help="A JSON report written with --sign-report, or an attestation from --attest.")
+    ],
     trusted_key: Annotated[Path | None, typer.Option(help="Public key (PEM) the report must be signed by.")] = None,
 ) -> None:
-    """Check a signed audit report: exit 0 if intact (and signed by --trusted-key), 4 if not."""
+    """Check a signed audit report or attestation: exit 0 if intact (and signed by --trusted-key), 4 if not."""
+    from .attestation import read_envelope, verify_attestation
     from .evidence import verify_report as run_verify
 
     with one_line_errors():
+        envelope = read_envelope(report) if report.is_file() else None
+        if envelope is not None:
+            attested = verify_attestation(report, envelope, trusted_key=trusted_public_key(trusted_key))
+            pin = "pinned by --trusted-key" if attested.pinned else "not pinned: pass --trusted-key to require it"
+            stdout_console().print(
+                f"[bold green]valid[/]: attestation {outside_text(attested.path)} ({attested.results} result(s) "
+                f"about {len(attested.subjects)} model(s): sha256 {outside_text(', '.join(attested.subjects))}) "
+                f"signed by {outside_text(attested.signer_key_id)} ({pin})"
+            )
+            return
         checked = run_verify(report, trusted_key=trusted_public_key(trusted_key))
         pin = "pinned by --trusted-key" if checked.pinned else "not pinned: pass --trusted-key to require it"
         stdout_console().print(

@@ -81,14 +81,18 @@ MAX_REPORT_BYTES = 64 << 20
 
 
 def _is_report(path: Path) -> bool:
-    """A JSON document this tool wrote: its envelope says ``"tool": "ipguard-onnx"`` (SARIF: its driver).
+    """A report this tool wrote: a JSON envelope saying ``"tool": "ipguard-onnx"`` (SARIF: its driver), an
+    in-toto attestation (DSSE envelope), or an HTML evidence report titled ``ipguard-onnx …``.
     A scan journal or a settings file that merely mentions the name is no report."""
     if path.stat().st_size > MAX_REPORT_BYTES:
         return False
+    head = _head(path)
+    if head.startswith(b"<!DOCTYPE html>") and b"<title>ipguard-onnx " in head:  # an HTML evidence report
+        return True
     document = json.loads(path.read_bytes())
     if not isinstance(document, dict):
         return False
-    if document.get("tool") == "ipguard-onnx":
+    if document.get("tool") == "ipguard-onnx" or document.get("payloadType") == "application/vnd.in-toto+json":
         return True
     runs = document.get("runs")
     first = runs[0] if isinstance(runs, list) and runs else None

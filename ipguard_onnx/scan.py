@@ -27,8 +27,11 @@ from .files import check_regular_file
 from .models import Classifier, HttpClassifier, as_classifier, headers_from_environment
 from .models.bounded import model_timeout
 from .models.http import DEFAULT_DEADLINE
+from .schemas import schema_id
 from .sequential import SequentialSettings
 from .text import shown
+
+ROW_SCHEMA = schema_id("scan-row")
 
 Status = Literal["ok", "error", "internal-error"]
 
@@ -78,7 +81,8 @@ class ScanRow:
         return self.suspect, self.fingerprint_sha256
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+        """One journal line, naming its schema (``schemas``: ``ipguard-onnx/scan-row/v1``)."""
+        return json.dumps({"schema": ROW_SCHEMA, **asdict(self)}, sort_keys=True, allow_nan=False)
 
     @staticmethod
     def from_json(line: str) -> ScanRow:
@@ -86,6 +90,8 @@ class ScanRow:
         data = json.loads(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        if data.pop("schema", ROW_SCHEMA) != ROW_SCHEMA:  # journals written before rows named it have none
+            raise ValueError("a row of another schema")
         hints = typing.get_type_hints(ScanRow)
         unknown = sorted(set(data) - set(hints))
         if unknown:

@@ -72,6 +72,8 @@ class SequentialRecord:
     evidence_wealth: float
     """The largest value of the evidence martingale against q0; the p-value is min(1, 1/this)."""
     batch: int
+    path: tuple[tuple[int, float], ...] = ()
+    """The test's path: after each batch, (points asked so far, anytime-valid p-value then)."""
 
 
 def query_order(bundle_sha256: str, points: int) -> npt.NDArray[np.int64]:

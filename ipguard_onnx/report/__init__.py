@@ -20,6 +20,7 @@ from .console import (
     render_issued,
     render_scan,
 )
+from .cyclonedx import audit_cyclonedx
 from .documents import (
     audit_document,
     audit_json,
@@ -31,12 +32,18 @@ from .documents import (
     issued_json,
     scan_json,
 )
+from .html import audit_html, evaluation_html, scan_html
 from .sarif import audit_sarif
 
 __all__ = [
     "outside_text",
     "AuditFormat",
     "DocumentFormat",
+    "ReportFormat",
+    "audit_cyclonedx",
+    "audit_html",
+    "evaluation_html",
+    "scan_html",
     "audit_document",
     "audit_json",
     "audit_sarif",
@@ -59,15 +66,26 @@ __all__ = [
 
 
 class AuditFormat(StrEnum):
-    """``audit --format``: a human report, JSON (signable), or SARIF for code-scanning views."""
+    """``audit --format``: a human report, JSON (signable), SARIF for code-scanning views, one
+    self-contained HTML evidence report (``html``), or a CycloneDX 1.6 ML-BOM fragment (``cyclonedx``)."""
 
     text = "text"
     json = "json"
     sarif = "sarif"
+    html = "html"
+    cyclonedx = "cyclonedx"
+
+
+class ReportFormat(StrEnum):
+    """``--format`` of scan and evaluate: a human report, JSON, or one self-contained HTML report."""
+
+    text = "text"
+    json = "json"
+    html = "html"
 
 
 class DocumentFormat(StrEnum):
-    """``--format`` of fingerprint, inspect, evaluate, calibrate and issue: a human report or JSON."""
+    """``--format`` of fingerprint, inspect, calibrate and issue: a human report or JSON."""
 
     text = "text"
     json = "json"

@@ -14,6 +14,7 @@ from ..audit import AuditResult
 from ..bundle import Bundle
 from ..calibrate import Calibration
 from ..evaluate import Evaluation
+from ..schemas import schema_id
 
 if TYPE_CHECKING:
     from ..fingerprint_settings import FingerprintResult
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
     from ..scan import ScanSummary
 
 
-def envelope(**payload: Any) -> dict[str, Any]:
-    """``{"tool": "ipguard-onnx", "version": ..., **payload}``: every JSON document the CLI writes."""
-    return {"tool": "ipguard-onnx", "version": __version__, **payload}
+def envelope(kind: str, **payload: Any) -> dict[str, Any]:
+    """``{"schema": "ipguard-onnx/KIND/v1", "tool": "ipguard-onnx", "version": ..., **payload}``: every JSON
+    document the CLI writes names the schema it follows (``schemas``)."""
+    return {"schema": schema_id(kind), "tool": "ipguard-onnx", "version": __version__, **payload}
 
 
 def _dumps(document: dict[str, Any]) -> str:
@@ -42,7 +44,7 @@ def audit_document(results: Sequence[AuditResult]) -> dict[str, Any]:
     """``{"tool", "version", "created_at", "results": [one row per suspect × fingerprint]}``
     (docs/guides/verdict.md)."""
     created = min((r.audited_at for r in results if r.audited_at), default="")
-    return envelope(created_at=created, results=[audit_row(r) for r in results])
+    return envelope("audit", created_at=created, results=[audit_row(r) for r in results])
 
 
 def audit_json(results: Sequence[AuditResult], document: dict[str, Any] | None = None) -> str:
@@ -53,12 +55,13 @@ def fingerprint_json(result: FingerprintResult) -> str:
     row = dataclasses.asdict(result)
     row["bundle_path"] = str(result.bundle_path)
     row["providers"] = list(result.providers)
-    return _dumps(envelope(fingerprint=row))
+    return _dumps(envelope("fingerprint", fingerprint=row))
 
 
 def bundle_json(bundle: Bundle) -> str:
     return _dumps(
         envelope(
+            "inspect",
             fingerprint=bundle.name,
             sha256=bundle.sha256,
             signature="valid",
@@ -76,6 +79,7 @@ def evaluation_json(evaluation: Evaluation) -> str:
     hard = evaluation.hard_positive_robustness
     return _dumps(
         envelope(
+            "evaluate",
             fingerprint=evaluation.fingerprint,
             threshold=evaluation.threshold,
             aruc=evaluation.aruc,
@@ -95,7 +99,7 @@ def evaluation_json(evaluation: Evaluation) -> str:
 def calibration_json(result: Calibration) -> str:
     row = dataclasses.asdict(result)
     row["bundle_path"] = str(result.bundle_path)
-    return _dumps(envelope(calibration=row))
+    return _dumps(envelope("calibrate", calibration=row))
 
 
 def issued_json(result: IssuedCopy) -> str:
@@ -103,11 +107,11 @@ def issued_json(result: IssuedCopy) -> str:
     row["model_path"] = str(result.model_path)
     row["registry_bundle"] = str(result.registry_bundle)
     row["accuracy_change_points"] = result.accuracy_change
-    return _dumps(envelope(issued=row))
+    return _dumps(envelope("issue", issued=row))
 
 
 def scan_json(summary: ScanSummary) -> str:
     """The scan's summary; the results themselves are the journal's lines (docs/getting-started/hub.md)."""
     row = dataclasses.asdict(summary)
     row["journal"] = str(summary.journal)
-    return _dumps(envelope(scan=row))
+    return _dumps(envelope("scan", scan=row))
