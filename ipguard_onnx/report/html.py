@@ -57,19 +57,20 @@ SFMono-Regular,Menlo,monospace;font-size:.9em;word-break:break-all}
 _VERDICT_WORDS = {
     "match": (
         "match",
-        "MATCH",
+        "MATCH — behaves like a copy",
         "The suspect labels the fingerprint's points the way the protected model does — far more often than an "
         "independent model would. This is evidence that the suspect is a copy of the protected model.",
     ),
     "no match": (
         "nomatch",
-        "NO MATCH",
-        "The suspect does not label the fingerprint's points the way the protected model does, though they "
-        "could have shown it. There is no evidence here that it is a copy.",
+        "NO MATCH — no sign of copying",
+        "The suspect does not label the fingerprint's points the way the protected model does, even though the "
+        "test was able to detect copying. There is no evidence here that it is a copy (which is not proof that "
+        "it is not one).",
     ),
     "inconclusive": (
         "inconclusive",
-        "INCONCLUSIVE",
+        "INCONCLUSIVE — no verdict",
         "No verdict either way: the audit could not gather enough evidence to say copy or not (the reason is "
         "given below). This is not an accusation and not a clearance.",
     ),
@@ -84,6 +85,30 @@ _WHAT_WAS_TESTED = (
     "model may agree on a point; the <em>p-value</em> is the chance that an independent model agrees at least "
     "this often. The fingerprint file is signed, so anyone can check it was not changed after signing."
 )
+
+
+_WHAT_IT_PROVES = (
+    "What a match does and does not prove: it says the suspect answers the owner's test inputs like the "
+    "protected model, and how unlikely that would be for an unrelated model — <em>if</em> the null agreement "
+    "below is right (it is the weak point to examine: see where it came from). It does not say who copied the "
+    "model, how, or that the two files are identical."
+)
+_MAGNITUDES = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"), (1e3, "thousand"))
+
+
+def _odds(p_value: float) -> str:
+    """A p-value as odds a non-expert reads: "less than 1 in 100 billion"; "no evidence" from 0.05 up."""
+    if math.isnan(p_value):
+        return "not computed"
+    if p_value >= 0.05:
+        return "no evidence of copying: an unrelated model would agree this often"
+    if p_value <= 0:
+        return "less than 1 in 10^300 (beyond floating-point range)"
+    tries = 10 ** math.floor(-math.log10(p_value))
+    for size, word in _MAGNITUDES:
+        if tries >= size:
+            return f"less than 1 in {tries / size:g} {word}"
+    return f"less than 1 in {tries:g}"
 
 
 def _e(text: object) -> str:
@@ -183,6 +208,13 @@ def _answers(result: AuditResult, bundle: Bundle | None) -> str:
         f"</span> another label ({differ}), <span class='cell cx' style='display:inline-block'></span> no answer "
         f"or not asked ({unanswered}). Hover a square for the labels.</p><div class='grid'>{''.join(cells)}</div>"
     )
+    if labels is not None and differ:
+        listed = "; ".join(
+            f"#{position}: {_e(label(int(labels[position])))} → {_e(label(answer))}"
+            for position, answer in enumerate(result.answers)
+            if answer >= 0 and answer != int(labels[position])
+        )
+        html_text += f"<p class='small'>Points where the suspect differed (protected model → suspect): {listed}.</p>"
     if bundle is None or labels is None:
         return html_text
     figures = []
@@ -227,25 +259,38 @@ def _one(result: AuditResult, bundle: Bundle | None) -> str:
         f"<td>{part.null_agreement:.3g}</td><td>{_e(part.null_agreement_source)}</td><td>{_p(part.p_value)}</td></tr>"
         for part in result.parts
     )
+    combined = (
+        "The test points come in groups (parts), each tested against its own null agreement; the overall chance "
+        "combines them cautiously (Bonferroni: valid however the parts depend on each other). "
+        if len(result.parts) > 1
+        else ""
+    )
     evidence = (
-        "<h3>Evidence, part by part</h3><p>The fingerprint's points come in parts, each tested against its own "
-        "null agreement; the overall p-value combines them (Bonferroni: valid however the parts depend on each "
-        "other).</p><table><tr><th>part</th><th>agreed</th><th>matching rate</th><th>null agreement q0</th>"
-        f"<th>where q0 came from</th><th>p-value</th></tr>{parts}</table>"
+        f"<h3>Evidence, part by part</h3><p>{combined}The <em>null agreement</em> q0 is how often an unrelated "
+        "model gives the same answer on a point; the p-value is the chance it agrees at least this often.</p>"
+        "<table><tr><th>part</th><th>agreed</th><th>matching rate</th><th>null agreement q0</th>"
+        f"<th>where q0 came from</th><th>p-value</th></tr>{parts}</table>{_calibration(bundle)}"
         if parts
         else ""
     )
     skipped = "".join(f"<li>{_e(reason)}: {count}</li>" for reason, count in result.skipped_reasons.items())
     target = bundle.record.target_sha256 if bundle is not None else ""
+    made = _e(bundle.metadata.get("created_at", "?")) if bundle is not None else "?"
+    cut_off = _odds(result.false_accusation_rate).removeprefix("less than ")
+    decided = (
+        f"{_e(result.why)} — a match needs a chance below {cut_off} (α = {result.false_accusation_rate:g}), "
+        "fixed before the audit"
+        if result.rule == "evidence"
+        else _e(result.why)
+    )
     headline = _rows(
         [
-            ("because", _e(result.why)),
             (
-                "matching rate",
-                f"{result.matching_rate:.1%} ({result.points_matched} of {answered} answered points agree)",
+                "same answer",
+                f"on {result.points_matched} of {answered} answered test points ({result.matching_rate:.1%})",
             ),
-            ("p-value", f"{_p(result.p_value)} — {_e(result.evidence)}"),
-            ("rule", _e(result.rule)),
+            ("chance for an unrelated model", f"{_odds(result.p_value)} (p-value {_p(result.p_value)})"),
+            ("decided by", decided),
         ]
     )
     provenance = _rows(
@@ -256,11 +301,13 @@ def _one(result: AuditResult, bundle: Bundle | None) -> str:
                 "signed by",
                 f"<span class='mono'>{_e(result.signer_key_id)}</span> — "
                 + (
-                    "checked against the trusted key given to the audit"
+                    "checked against the public key the auditor supplied (confirm that it is the key the owner "
+                    "published)"
                     if result.signer_pinned
                     else "<strong>not pinned</strong>: the signature is intact, but no trusted key was given"
                 ),
             ),
+            ("fingerprint made", _e(bundle.metadata.get("created_at", "") if bundle is not None else "")),
             ("null agreement", f"{result.null_agreement:.3g} ({_e(result.null_agreement_source)})"),
             ("false-accusation rate α", f"{result.false_accusation_rate:g}"),
             ("protected model sha256", f"<span class='mono'>{_e(target)}</span>"),
@@ -284,11 +331,58 @@ def _one(result: AuditResult, bundle: Bundle | None) -> str:
     return (
         f"<section><h2>{_e(result.suspect)} against {_e(result.fingerprint)}</h2>"
         f"<div class='verdict {css}'><strong>{word}</strong><br>{meaning}</div>{licensee}"
+        f"<p class='small'>Audited {_e(result.audited_at)}; the fingerprint was made {made}.</p>"
         f"<table>{headline}</table>"
         f"{evidence}{_sequential(result)}{_answers(result, bundle)}"
         + (f"<h3>Points not answered</h3><ul>{skipped}</ul>" if skipped else "")
         + f"<h3>The fingerprint</h3><table>{provenance}</table><h3>The suspect</h3><table>{suspect}</table></section>"
     )
+
+
+_CHECK_IT_YOURSELF = (
+    "<h2>How to check this yourself</h2><ol>"
+    "<li>Get the fingerprint file and the owner's public key from the owner; check that the file's sha256 is "
+    "the one above (<code>sha256sum FILE</code>) and that the key is the one the owner published.</li>"
+    "<li>Install ipguard-onnx (open source) and re-run the audit on the suspect file, after checking its sha256: "
+    "<code>ipguard-onnx audit SUSPECT.onnx -f FINGERPRINT.safetensors --trusted-key OWNER.pub.pem</code>. It "
+    "asks the same points and counts the same answers.</li>"
+    "<li>If a signed JSON report or an attestation came with this page, verify it: <code>ipguard-onnx "
+    "verify-report REPORT.json --trusted-key KEY.pub.pem</code> (exit 0: intact; 4: altered, or signed by "
+    "another key).</li></ol>"
+)
+
+
+def _calibration(bundle: Bundle | None) -> str:
+    """The models the null agreement was measured on, as the bundle signed them."""
+    if bundle is None or not bundle.record.calibration:
+        return ""
+    try:
+        record = json.loads(bundle.record.calibration)
+    except ValueError:
+        return ""
+    if not isinstance(record, dict):
+        return ""
+    negatives, made = record.get("negatives"), record.get("self_calibration")
+    if isinstance(negatives, list) and negatives:
+        rows = "".join(
+            f"<tr><td>{_e(item.get('name', ''))}</td><td class='mono'>{_e(item.get('sha256', ''))}</td>"
+            f"<td>{_e(item.get('matching_rate', ''))}</td></tr>"
+            for item in negatives
+            if isinstance(item, dict)
+        )
+        return (
+            f"<p>q0 was measured on {len(negatives)} models known to be independent of the protected one (signed "
+            f"into the fingerprint, {_e(record.get('calibrated_at', ''))}):</p><table><tr><th>model</th>"
+            f"<th>sha256</th><th>share of points it agreed on</th></tr>{rows}</table>"
+        )
+    if isinstance(made, list) and made:
+        items = "".join(
+            f"<li>{_e(item.get('name', ''))}: {_e(item.get('how', ''))}</li>" for item in made if isinstance(item, dict)
+        )
+        return (
+            f"<p>q0 was measured on {len(made)} reference models the owner trained independently:</p><ul>{items}</ul>"
+        )
+    return ""
 
 
 def audit_html(
@@ -303,10 +397,11 @@ def audit_html(
     )
     body = (
         "<h1>ipguard-onnx audit: is the suspect a copy of the protected model?</h1>"
-        f"<h2>What was tested</h2><p>{_WHAT_WAS_TESTED}</p>"
+        f"<h2>What was tested</h2><p>{_WHAT_WAS_TESTED}</p><p>{_WHAT_IT_PROVES}</p>"
         "<h2>Summary</h2><table><tr><th>suspect</th><th>fingerprint</th><th>verdict</th><th>matching rate</th>"
         f"<th>p-value</th></tr>{summary}</table>"
         + "".join(_one(result, by_digest.get(result.fingerprint_sha256)) for result in results)
+        + _CHECK_IT_YOURSELF
     )
     return _page("ipguard-onnx audit", body, command)
 

@@ -65,7 +65,9 @@ def test_the_audit_report_says_what_a_reader_needs(zoo: Zoo, tmp_path: Path, run
     assert images == 2 * 100  # every point of both suspects, drawn from the bundle itself
     json_report = run_cli("audit", zoo.pruned, "-f", zoo.bundle, "--format", "json")
     matched = json.loads(json_report.stdout)["results"][0]["points_matched"]
-    assert f"({matched} of " in text  # the same count as the machine-readable report
+    assert f"on {matched} of " in text  # the same count as the machine-readable report
+    assert "less than 1 in" in text and "q0 was measured on" in text  # the odds, and what they rest on
+    assert "How to check this yourself" in text and "does not prove" in text
 
 
 def test_outside_text_in_the_report_is_shown_not_run(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
