@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bundle import Bundle, load_bundle, utc_timestamp
-from .errors import AuditError, BundleError, UnsupportedModelError, UsageError
+from .errors import AuditError, BundleError, IPGuardError, UnsupportedModelError, UsageError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .models.adapt import fit_points, parse_layout
 from .preprocessing import Preprocessing
@@ -235,6 +235,71 @@ def audit_with(
         answers, asked, record, anytime_p = _ask_sequentially(
             classifier, question.points, bundle, thresholds, question.alpha, sequential
         )
+    return _result(bundle, classifier, options, question, answers, asked, record, anytime_p, sequential, started)
+
+
+def audit_group(
+    bundles: Sequence[Bundle],
+    classifier: Classifier,
+    options: AuditOptions,
+    *,
+    sequential: SequentialSettings | None = None,
+) -> list[AuditResult]:
+    """Several bundles against one opened suspect (a ``SuspectGroup``'s). Without a sequential test every
+    bundle's points are asked in one batch of runs, so a scan pays for inference rather than for one call per
+    bundle; where that cannot be (points of other shapes, an API, an unanswered point whose reason must be
+    told per bundle, any failure) each bundle is audited alone, so a failing bundle fails alone."""
+    started = time.perf_counter()
+    alone = sequential is not None or len(bundles) < 2 or isinstance(classifier, HttpClassifier)
+    if not alone:
+        try:
+            questions = [_question(bundle, classifier, options) for bundle in bundles]
+            if len({question.points.shape[1:] for question in questions}) == 1:
+                joined = _ask(classifier, np.concatenate([question.points for question in questions]))
+                alone = bool(joined.skipped) or not bool(joined.answered.all())
+            else:
+                alone = True
+        except IPGuardError:
+            alone = True
+    if alone:
+        return [audit_with(bundle, classifier, options, sequential=sequential) for bundle in bundles]
+    results, offset = [], 0
+    asked_seconds = (time.perf_counter() - started) / len(bundles)
+    for bundle, question in zip(bundles, questions, strict=True):
+        count = len(question.points)
+        answers = Answers(joined.labels[offset : offset + count], joined.kind, joined.answered[offset : offset + count])
+        offset += count
+        results.append(
+            _result(
+                bundle,
+                classifier,
+                options,
+                question,
+                answers,
+                np.arange(count),
+                None,
+                1.0,
+                None,
+                time.perf_counter() - asked_seconds,
+            )
+        )
+    return results
+
+
+def _result(
+    bundle: Bundle,
+    classifier: Classifier,
+    options: AuditOptions,
+    question: _Question,
+    answers: Answers,
+    asked: npt.NDArray[np.int64],
+    record: SequentialRecord | None,
+    anytime_p: float,
+    sequential: SequentialSettings | None,
+    started: float,
+) -> AuditResult:
+    """Tally the answers, decide, and assemble the result (``started``: when this audit's clock began)."""
+    output_name = bundle.record.suspect_output(options.output_name)
     tally = _tally(bundle, classifier, answers, asked, len(question.points))
     parts = _parts(bundle, tally.indices == bundle.labels, tally.valid)
     # stopped on the data: only the anytime-valid p-value holds there
@@ -610,7 +675,7 @@ def audit_many(
                 axes=group.axes,
             )
             settings = sequential_settings_for(classifier, sequential, sequential_settings)
-            results.extend(audit_with(bundle, classifier, options, sequential=settings) for bundle in group.bundles)
+            results.extend(audit_group(group.bundles, classifier, options, sequential=settings))
     return sorted(results, key=lambda r: (r.verdict != "match", -r.matching_rate, r.suspect, r.fingerprint))
 
 

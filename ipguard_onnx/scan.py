@@ -18,7 +18,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .audit import AuditResult, SuspectGroup, audit, check_min_answered, sequential_settings_for, suspect_groups
+from .audit import (
+    AuditOptions,
+    AuditResult,
+    SuspectGroup,
+    audit_group,
+    audit_with,
+    check_min_answered,
+    sequential_settings_for,
+    suspect_groups,
+)
 from .bundle import Bundle
 from .deadlines import check_seconds
 from .discovery import is_url
@@ -218,15 +227,16 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
         return [_failed(reference, bundle, "internal-error", _one_line(error)) for bundle in bundles]
     sequential = sequential_settings_for(classifier, options.sequential, options.sequential_settings)
     rows = []
+    audit_options = AuditOptions(providers=options.providers, min_answered=options.min_answered)
+    try:  # every bundle's points in one batch of runs; any failure: each bundle alone, failing alone
+        return [
+            _row(result, reference) for result in audit_group(bundles, classifier, audit_options, sequential=sequential)
+        ]
+    except Exception:  # noqa: BLE001, S110 - the loop below reports each bundle's own failure
+        pass
     for bundle in bundles:
         try:
-            result = audit(
-                bundle,
-                classifier,
-                providers=options.providers,
-                min_answered=options.min_answered,
-                sequential=sequential,
-            )
+            result = audit_with(bundle, classifier, audit_options, sequential=sequential)
             rows.append(_row(result, reference))
         except IPGuardError as error:
             rows.append(_failed(reference, bundle, "error", str(error)))

@@ -267,3 +267,34 @@ def test_every_suspect_of_a_batch_chooses_its_output_by_the_bundles_class_count(
     results = audit_many([load_bundle(zoo.bundle)], paths)
     assert sorted(r.suspect for r in results) == ["first.onnx", "second.onnx"]
     assert all(r.suspect_details["output"].startswith("head_b") for r in results), [r.suspect_details for r in results]
+
+
+def test_a_group_of_bundles_is_asked_in_one_batch_with_the_results_of_separate_audits(zoo: Zoo) -> None:
+    """audit_many asks one suspect every bundle's points together (a scan's cost is then inference, not one
+    call per bundle); each bundle's result is the one a separate audit gives."""
+    import onnxruntime as ort
+
+    from ipguard_onnx.audit import audit_with
+    from ipguard_onnx.models import CallableClassifier
+
+    session = ort.InferenceSession(str(zoo.pruned), providers=["CPUExecutionProvider"])
+    batches: list[int] = []
+
+    def suspect(points: np.ndarray) -> np.ndarray:
+        batches.append(len(points))
+        return np.asarray(session.run(None, {session.get_inputs()[0].name: points.astype(np.float32)})[0])
+
+    bundles = [load_bundle(zoo.bundle) for _ in range(3)]
+    remote = CallableClassifier(suspect, batch_size=1000)
+    grouped = audit_many(bundles, [remote])
+    assert batches == [3 * len(bundles[0].points)]  # one call for the three bundles
+    batches.clear()
+    alone = [audit_with(bundle, remote, AuditOptions()) for bundle in bundles]
+    assert len(batches) == 3
+    for together, separate in zip(grouped, alone, strict=True):
+        assert (together.verdict, together.matching_rate, together.p_value, together.answers) == (
+            separate.verdict,
+            separate.matching_rate,
+            separate.p_value,
+            separate.answers,
+        )
