@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "scan-hub"
 
 
-def _cli(*arguments: object, source: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def _cli(
+    *arguments: object, source: Path = ROOT, check: bool = True, threads: int | None = None
+) -> subprocess.CompletedProcess[bytes]:
     environment = {**os.environ, "PYTHONPATH": str(source), "IPGUARD_ONNX_PROGRESS_SECONDS": "3600"}
+    if threads is not None:  # onnxruntime's intra-op threads (ipguard-onnx reads OMP_NUM_THREADS)
+        environment["OMP_NUM_THREADS"] = str(threads)
     completed = subprocess.run(
         [sys.executable, "-m", "ipguard_onnx", *map(str, arguments)], env=environment, capture_output=True
     )
@@ -72,19 +76,20 @@ def main() -> int:
     parser.add_argument("--bundles", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source", type=Path, action="append", help="a checkout to run the scan from (repeatable)")
+    parser.add_argument("--threads", type=int, help="onnxruntime threads (per core = rate / threads) [default: all]")
     args = parser.parse_args()
     hub, folder = _hub(args.copies, args.bundles)
     suspects = len(list(hub.glob("*.onnx")))
     sources = args.source or [ROOT]
-    cores = os.cpu_count() or 1
-    print(f"{suspects} suspects × {args.bundles} bundles, {cores} cores, medians of {args.repeats} runs", flush=True)
+    cores = args.threads or os.cpu_count() or 1
+    print(f"{suspects} suspects × {args.bundles} bundles, {cores} core(s), medians of {args.repeats} runs", flush=True)
     times: dict[Path, list[float]] = {source: [] for source in sources}
     for _ in range(args.repeats):
         for source in sources:  # interleaved: a slower minute hits every source alike
             journal = OUT / "journal.jsonl"
             journal.unlink(missing_ok=True)
             started = time.perf_counter()
-            completed = _cli("scan", hub, "--fingerprints", folder, "-o", journal, source=source)
+            completed = _cli("scan", hub, "--fingerprints", folder, "-o", journal, source=source, threads=args.threads)
             times[source].append(time.perf_counter() - started)
             assert completed.returncode == 1, completed.stderr[-500:]  # the hub holds copies: matches
             assert len(journal.read_text().splitlines()) == suspects * args.bundles

@@ -336,7 +336,7 @@ def _result(
         false_accusation_rate=question.alpha,
         why=why,
         answered_enough=enough,
-        answers=tuple(int(i) if ok else -1 for i, ok in zip(tally.indices, tally.valid, strict=True)),
+        answers=tuple(np.where(tally.valid, tally.indices, -1).tolist()),
         parameters={
             "rule": question.rule,
             "threshold": repr(question.threshold),

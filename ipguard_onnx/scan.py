@@ -14,7 +14,7 @@ import time
 import traceback
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -91,7 +91,8 @@ class ScanRow:
 
     def to_json(self) -> str:
         """One journal line, naming its schema (``schemas``: ``ipguard-onnx/scan-row/v1``)."""
-        return json.dumps({"schema": ROW_SCHEMA, **asdict(self)}, sort_keys=True, allow_nan=False)
+        row = {"schema": ROW_SCHEMA, **{name: getattr(self, name) for name in _ROW_FIELDS}}  # asdict copies deeply
+        return json.dumps(row, sort_keys=True, allow_nan=False)
 
     @staticmethod
     def from_json(line: str) -> ScanRow:
@@ -247,6 +248,10 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
     return rows
 
 
+_ROW_FIELDS = tuple(f.name for f in fields(ScanRow))
+SYNC_SECONDS = 1.0
+"""The journal is synced to disk at most this often (and when the scan ends): a crash loses at most the last
+second of results, which ``--resume`` runs again."""
 _ROW_START = '{"' + min(f.name for f in fields(ScanRow)) + '": '
 """How every journal line begins (``ScanRow.to_json`` sorts its keys): a cut last line must begin so too."""
 
@@ -268,6 +273,7 @@ class Journal:
             raise UsageError(f"--output {shown(path)} is a folder; pass a file path for the scan journal")
         check_regular_file(path, "--output")
         self._created = not path.exists()
+        self._synced = time.monotonic()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("ab")  # writable before any work is done
@@ -297,7 +303,13 @@ class Journal:
             ) from None
 
     def close(self, *, failed: bool = False) -> None:
-        """Release the journal (and its lock); a scan that ``failed`` before writing a line leaves no file."""
+        """Sync and release the journal (and its lock); a scan that ``failed`` before writing a line leaves
+        no file."""
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except (OSError, ValueError):  # a journal that could not be written said so already
+            pass
         self._handle.close()
         if failed and self._created and self.path.stat().st_size == 0:
             self.path.unlink(missing_ok=True)
@@ -335,7 +347,9 @@ class Journal:
         try:
             self._handle.write("".join(row.to_json() + "\n" for row in fresh).encode("utf-8"))
             self._handle.flush()
-            os.fsync(self._handle.fileno())
+            if time.monotonic() - self._synced >= SYNC_SECONDS:
+                os.fsync(self._handle.fileno())
+                self._synced = time.monotonic()
         except OSError as error:
             raise ScanError(
                 f"writing the scan journal {shown(self.path)} failed ({type(error).__name__}: "

@@ -8,6 +8,7 @@ p-value of m matches is P(X ≥ m). Pure Python: the audit path stays free of sc
 
 from __future__ import annotations
 
+import functools
 import math
 
 DEFAULT_NULL_AGREEMENT = 0.99
@@ -66,8 +67,10 @@ def _log_pmf(n: int, m: int, q: float) -> float:
     return math.lgamma(n + 1) - math.lgamma(m + 1) - math.lgamma(n - m + 1) + m * math.log(q) + (n - m) * math.log1p(-q)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def binomial_tail(matched: int, answered: int, null_agreement: float) -> float:
-    """P(X ≥ matched) for X ~ Binomial(answered, null_agreement): the audit's one-sided p-value."""
+    """P(X ≥ matched) for X ~ Binomial(answered, null_agreement): the audit's one-sided p-value (cached: a
+    scan asks it for the same few parts and counts thousands of times)."""
     if not 0 <= matched <= answered:
         raise ValueError(f"matched must lie in 0..{answered}, got {matched}")
     if matched == 0:

@@ -63,12 +63,14 @@ def label_indices(answers: Answers, class_names: Sequence[str]) -> npt.NDArray[n
     raises ``UnsupportedModelError`` ("class labels like ...").
     """
     indices = np.full(len(answers.labels), -1, dtype=np.int64)
+    if answers.kind == "index":  # class indices already: one vectorised step (a scan asks millions)
+        answered = np.asarray(answers.answered, dtype=bool)
+        if answered.any():
+            indices[answered] = np.asarray(answers.labels[answered]).astype(np.int64)
+        return indices
     lookup = {name: index for index, name in enumerate(class_names)} if class_names else None
     for row, (label, answered) in enumerate(zip(answers.labels, answers.answered, strict=True)):
         if not answered:
-            continue
-        if answers.kind == "index":
-            indices[row] = int(label)
             continue
         text = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
         if lookup is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -99,6 +100,20 @@ def choose_providers(requested: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+DEFAULT_BATCH = 256
+BATCH_VALUES = 1 << 22
+"""Small inputs run in batches of up to this many input values (8,192 points at most): one run per bundle's
+points, or per several bundles' in a scan, instead of one per 256 points."""
+
+
+def _default_batch(spec: InputSpec) -> int:
+    """Points per run: 256, or more for small inputs (up to ``BATCH_VALUES`` values, 8,192 points)."""
+    if not spec.resolved:
+        return DEFAULT_BATCH
+    values = max(1, math.prod(spec.sample_shape))
+    return max(DEFAULT_BATCH, min(8192, BATCH_VALUES // values))
+
+
 class OnnxClassifier(Classifier):
     """An ONNX model run by onnxruntime, queried in batches (a fixed batch is padded, then trimmed): the
     adapter of a fingerprint's **target**, which must output class scores (labels are their argmax); its
@@ -118,7 +133,7 @@ class OnnxClassifier(Classifier):
         *,
         providers: str = "auto",
         allow_spinning: bool = True,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         input_shape: tuple[int, ...] | None = None,
         output_name: str | None = None,
         num_classes: int | None = None,
@@ -174,7 +189,7 @@ class OnnxClassifier(Classifier):
         self._map_classes: list[Any] | None = None
         self._declared_classes: int | None = None
         """For a label output, the class count the caller knows (``with_classes``)."""
-        self.batch_size = self.input_spec.fixed_batch or batch_size
+        self.batch_size = self.input_spec.fixed_batch or batch_size or _default_batch(self.input_spec)
         self.providers = tuple(self.session.get_providers())
         self._numpy_dtype = np.dtype(self.input_spec.dtype if self.input_spec.packing is None else "float32")
         self._axes = (batch_axis, class_axis)
