@@ -14,13 +14,14 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import ReportError, SignatureError, UsageError
 from .keys import key_id, public_key_bytes, verify_signature
+from .models.base import sha256_file
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -53,14 +54,6 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_root_digest(path: str | os.PathLike[str]) -> str:
     """The OpenSSF model-signing v1 root digest of a model file or folder (its default "files" hashing):
     SHA-256 over the SHA-256 digests of every file, in the order of their paths relative to the model
@@ -84,7 +77,7 @@ def model_root_digest(path: str | os.PathLike[str]) -> str:
         raise UsageError(f"{root}: no such model file or folder")
     combined = hashlib.sha256()
     for _, item in files:
-        combined.update(bytes.fromhex(_file_digest(item)))
+        combined.update(bytes.fromhex(sha256_file(item)))
     return combined.hexdigest()
 
 
@@ -100,7 +93,7 @@ def _subject(result: AuditResult, files: Mapping[str, Path]) -> dict[str, Any]:
 
 def attest(results: Sequence[AuditResult], suspects: Sequence[Path], private_key: Ed25519PrivateKey) -> dict[str, Any]:
     """The signed DSSE envelope of an in-toto statement about ``results`` (every suspect a file)."""
-    files = {_file_digest(path): path for path in suspects if path.is_file()}  # by content: names may repeat
+    files = {sha256_file(path): path for path in suspects if path.is_file()}  # by content: names may repeat
     subjects: dict[str, dict[str, Any]] = {}
     for result in results:
         subject = _subject(result, files)
@@ -171,37 +164,47 @@ def is_envelope(document: object) -> bool:
     return isinstance(document, dict) and "payloadType" in document and "signatures" in document
 
 
+@dataclass(frozen=True)
 class AttestationVerification:
-    """A verified attestation: who signed it, whether pinned, and the subjects it names."""
+    """A verified attestation: who signed it, whether pinned, the subjects' sha256 and the results it holds."""
 
-    def __init__(self, path: Path, signer_key_id: str, pinned: bool, statement: Mapping[str, Any]) -> None:
-        self.path = path
-        self.signer_key_id = signer_key_id
-        self.pinned = pinned
-        self.statement = statement
-        self.subjects: tuple[str, ...] = tuple(
-            str(subject.get("digest", {}).get("sha256", "")) for subject in statement.get("subject", [])
-        )
-        self.results = len(statement.get("predicate", {}).get("results", []))
+    path: Path
+    signer_key_id: str
+    pinned: bool
+    subjects: tuple[str, ...]
+    results: int
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else a ``TypeError`` (a malformed envelope, never a crash)."""
+    if not isinstance(value, dict):
+        raise TypeError("not a JSON object")
+    return value
 
 
 def verify_attestation(
     path: str | os.PathLike[str], document: Mapping[str, Any], *, trusted_key: Ed25519PublicKey | None = None
 ) -> AttestationVerification:
     """Check a DSSE envelope written by ``audit --attest``: its signature over the PAE, the key the predicate
-    names, and the pinned ``trusted_key``. Any failure is a ``SignatureError`` (exit 4)."""
+    names, and the pinned ``trusted_key``. A malformed or altered envelope is a ``SignatureError`` (exit 4)."""
     path = Path(path)
     if document.get("payloadType") != PAYLOAD_TYPE:
         raise ReportError(f"{path} is a DSSE envelope of {str(document.get('payloadType'))[:80]!r}, not in-toto")
     try:
         payload = base64.b64decode(str(document["payload"]), validate=True)
-        statement = json.loads(payload)
+        statement = _mapping(json.loads(payload))
         signatures = document["signatures"]
-        (only,) = signatures
-        signer = statement["predicate"]["signer"]
+        if not isinstance(signatures, list) or len(signatures) != 1:
+            raise TypeError("one signature expected")
+        only = _mapping(signatures[0])
+        signer = _mapping(_mapping(statement["predicate"])["signer"])
+        subjects = tuple(str(_mapping(_mapping(item)["digest"])["sha256"]) for item in statement["subject"])
+        results = statement["predicate"]["results"]
+        if not isinstance(results, list):
+            raise TypeError("results is not a list")
     except (KeyError, ValueError, TypeError, RecursionError):
         raise SignatureError(f"{path} is not a well-formed ipguard-onnx attestation; do not trust it") from None
-    if not isinstance(statement, dict) or statement.get("predicateType") != PREDICATE_TYPE:
+    if statement.get("predicateType") != PREDICATE_TYPE:
         raise ReportError(f"{path} is an in-toto statement of another kind, not an ipguard-onnx audit")
     checked = verify_signature(
         pae(PAYLOAD_TYPE, payload),
@@ -213,7 +216,7 @@ def verify_attestation(
     )
     if signer.get("key_id") != checked:
         raise SignatureError(f"{path} names signer {signer.get('key_id')} but is signed by {checked}")
-    return AttestationVerification(path, checked, trusted_key is not None, statement)
+    return AttestationVerification(path, checked, trusted_key is not None, subjects, len(results))
 
 
 def read_envelope(path: Path) -> dict[str, Any] | None:

@@ -101,3 +101,34 @@ def test_the_root_digest_is_the_one_model_signing_computes(zoo: Zoo, tmp_path: P
     (folder / "weights" / "extra.bin").write_bytes(bytes(range(256)) * 40)
     (folder / "README").write_text("a model folder, as model-signing signs it")
     assert model_root_digest(folder) == _model_signing_subject(folder, tmp_path)
+
+
+def test_a_malformed_envelope_is_one_line_not_a_crash(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    """Shapes the tool never writes — signed by a real key or not — are refused with exit 4, never exit 5."""
+    from ipguard_onnx.attestation import PAYLOAD_TYPE, pae
+    from ipguard_onnx.keys import key_id, load_private_key
+
+    key = load_private_key(zoo.private_key)
+
+    def signed(statement: object) -> dict[str, object]:
+        payload = json.dumps(statement).encode()
+        signature = base64.b64encode(key.sign(pae(PAYLOAD_TYPE, payload))).decode()
+        return {
+            "payloadType": PAYLOAD_TYPE,
+            "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": key_id(key.public_key()), "sig": signature}],
+        }
+
+    signer = {"key_id": key_id(key.public_key()), "public_key": "AAAA"}
+    envelopes = [
+        {**signed([1, 2]), "note": "a statement that is a list"},
+        {**signed({"predicateType": PREDICATE_TYPE}), "signatures": {"keyid": "x"}},  # signatures not a list
+        signed({"predicateType": PREDICATE_TYPE, "subject": ["a string"], "predicate": {"signer": signer}}),
+        signed({"predicateType": PREDICATE_TYPE, "subject": [], "predicate": {"signer": "me", "results": []}}),
+    ]
+    for index, envelope in enumerate(envelopes):
+        path = tmp_path / f"bad-{index}.json"
+        path.write_text(json.dumps(envelope))
+        refused = run_cli("verify-report", path)
+        assert refused.code == ExitCode.trust, (index, refused.stderr)
+        assert "not a well-formed" in one_line_error(refused)

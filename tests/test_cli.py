@@ -141,6 +141,15 @@ def test_audit_takes_folders_and_globs_like_every_command(zoo: Zoo, tmp_path: Pa
     assert empty.code == ExitCode.usage and "matches no .onnx model" in one_line_error(empty)
 
 
+def test_options_that_need_another_option_are_usage_errors(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    """--report needs a machine format, --key (for audit) needs --attest: one line, exit 2, before any work."""
+    text_report = run_cli("audit", zoo.target, "-f", zoo.bundle, "--report", tmp_path / "r.json")
+    assert text_report.code == ExitCode.usage and "--format json" in one_line_error(text_report)
+    assert not (tmp_path / "r.json").exists()
+    lone_key = run_cli("audit", zoo.target, "-f", zoo.bundle, "--key", zoo.private_key)
+    assert lone_key.code == ExitCode.usage and "--attest" in one_line_error(lone_key)
+
+
 def test_python_dash_m_and_console_script_agree(run_cli: RunCli) -> None:
     import subprocess
 

@@ -192,15 +192,15 @@ def _answers(result: AuditResult, bundle: Bundle | None) -> str:
         return f"{names[index]} ({index})" if index < len(names) else str(index)
 
     cells = []
+    counts = {"c1": 0, "c0": 0, "cx": 0}
     for position, answer in enumerate(result.answers):
         expected = int(labels[position]) if labels is not None else None
         kind = "cx" if answer < 0 else "c1" if expected is not None and answer == expected else "c0"
+        counts[kind] += 1
         title = f"point {position}: fingerprint label {label(expected) if expected is not None else '?'}, "
         title += f"suspect {label(answer)}"
         cells.append(f"<span class='cell {kind}' title='{_e(title)}'></span>")
-    agreed = sum(1 for c in cells if "c1" in c)
-    differ = sum(1 for c in cells if "c0" in c)
-    unanswered = len(cells) - agreed - differ
+    agreed, differ, unanswered = counts["c1"], counts["c0"], counts["cx"]
     html_text = (
         "<h3>The suspect's answers</h3>"
         f"<p>One square per fingerprint point: <span class='cell c1' style='display:inline-block'></span> the "
