@@ -104,6 +104,8 @@ class SearchRecord:
     """Points the gradient-free search sent to onnxruntime (0 for the gradient search)."""
     seconds_per_100_points: float = 0.0
     """The gradient-free search's time per 100 points (0 for the gradient search, and under SOURCE_DATE_EPOCH)."""
+    search_chosen_because: str = ""
+    """Which search made the boundary points and why (``fingerprint_settings.search_chosen_because``)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .fingerprint_settings import (
     BuiltPart,
     FingerprintResult,
     FingerprintSettings,
+    search_chosen_because,
     uses_unique,
 )
 from .models import OnnxClassifier, OnnxSuspect, integer_ranges, label_indices, non_differentiable_ops
@@ -154,6 +155,7 @@ def fingerprint(
         seen = [int(labels.max())] + ([int(audit_labels(data[:1024]).max())] if data is not None else [])
         target = target.with_classes(len(settings.class_names) if settings.class_names else max(seen) + 1)
     tally = shop.tally
+    chosen_because = search_chosen_because(settings, unique, surrogate.parity if surrogate else None, why_gradient_free)
     details = {key: value for part, _ in built for key, value in part.details.items()}
     unique_record: dict[str, Any] = details.get("unique", {})
     balance = str(details.get("balance", ""))
@@ -175,6 +177,7 @@ def fingerprint(
             why_gradient_free,
             mistakes_count,
             domain_text,
+            chosen_because,
         ),
         parts=parts,
         null_agreement=parts[0].null_agreement,
@@ -221,6 +224,7 @@ def fingerprint(
         input_shape_source=spec.shape_source,
         output_name=target.output_spec.name,
         output_chosen_because=target.output_spec.chosen_because,
+        search_chosen_because=chosen_because,
     )
 
 
@@ -460,6 +464,7 @@ def _record(
     why_gradient_free: str,
     mistakes: int,
     domain_text: str,
+    chosen_because: str,
 ) -> FingerprintRecord:
     """The signed record: what the points were made from, how, and what an audit needs to ask for them."""
     spec, output = target.input_spec, target.output_spec
@@ -527,6 +532,7 @@ def _record(
             seconds_per_100_points=0.0
             if surrogate is not None or reproducible()
             else round(100 * tally.seconds / max(points, 1), 3),
+            search_chosen_because=chosen_because,
         ),
     )
 

@@ -221,6 +221,35 @@ class FingerprintResult:
     """Why a search ended before it had every point it wanted ("" where none did)."""
     shortfall: str = ""
     """Why the fingerprint has fewer points than requested, and the remedy ("" where it has them all)."""
+    search_chosen_because: str = ""
+    """Which search made the boundary points and why (``search_chosen_because``); signed in the bundle too."""
+
+
+def search_chosen_because(
+    settings: FingerprintSettings, unique: bool, parity: ParityReport | None, why_gradient_free: str
+) -> str:
+    """The search rule, as measured (BENCHMARKS.md, "Large trained models: each search side by side"):
+
+    1. a method named with ``--method`` runs as named; ``--unique`` follows the surrogate's gradient;
+    2. else, where a PyTorch surrogate reproduces onnxruntime, the gradient search (Eq. 5 by Adam) runs: it
+       is the cheapest search that keeps the evidence — an Adam step costs about three forward passes of a
+       point, a zeroth-order step 21, and the walk spends 1,024–2,048 forward passes on anchors per round and
+       reached 2 of 100 points on a 224×224 ResNet-18 and none without owner data on open_nsfw, where the
+       gradient reached 100; on small networks it keeps 0.02 ARUC more than the walk;
+    3. else the walk on onnxruntime (forward passes only), which also finishes a gradient search that stalls.
+    """
+    if unique:
+        return "--unique: the conferrable search follows the surrogate's gradient"
+    if settings.method != "ipguard":
+        return f"--method {settings.method}" + (f" ({why_gradient_free})" if why_gradient_free else "")
+    if parity is not None:
+        return (
+            f"a PyTorch surrogate reproduces onnxruntime (max difference {parity.max_abs_difference:.1e}), so the "
+            "gradient search runs: the cheapest search that keeps the evidence where it can run (an Adam step costs "
+            "about 3 forward passes, a zeroth-order step 21; the walk found fewer points on the large models "
+            'measured: BENCHMARKS.md, "Large trained models")'
+        )
+    return f"the walk on onnxruntime, forward passes only: {why_gradient_free}"
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,8 @@ def render_fingerprint(result: FingerprintResult, console: Console) -> None:
             f"{result.dropped_unconverged} not converged, {result.dropped_disagreement} labelled differently "
             "by onnxruntime than by the surrogate",
         )
+    if result.search_chosen_because:
+        table.add_row("chosen because", outside_text(result.search_chosen_because))
     if result.search_stopped:
         table.add_row("stopped", f"the search ended early: {outside_text(result.search_stopped)}")
     if result.shortfall:

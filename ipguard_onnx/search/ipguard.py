@@ -37,8 +37,8 @@ class IPGuardSearch(GradientSearch):
     Every point starts at an input the model labels ``i`` and moves, by Adam on the input, until
     the model labels it ``j`` with margin ``k`` over ``i`` and ``i`` still tops the other classes.
     All points run in one batch; a point is frozen the moment its loss reaches 0 (its update is
-    masked, since Adam's momentum would otherwise keep moving it), and every step is clipped to
-    the input domain.
+    masked, since Adam's momentum would otherwise keep moving it, and it leaves the batch the model
+    runs on, so a step costs what its active points cost), and every step is clipped to the input domain.
     """
 
     name = "ipguard"
@@ -77,13 +77,15 @@ class IPGuardSearch(GradientSearch):
         iterations = torch.zeros(count, dtype=torch.int64)
         view = (count,) + (1,) * (points.dim() - 1)
         for iteration in range(self.max_iterations + 1):
-            loss = eq5_loss(logits_fn(points), source, target, self.k)
-            active &= loss.detach() > 0
+            rows = active.nonzero()[:, 0]  # frozen points cost nothing: only the active ones run the model
+            loss = eq5_loss(logits_fn(points[rows]), source[rows], target[rows], self.k)
+            still = loss.detach() > 0
+            active[rows] = still
             stop = progress(iteration, int(count - active.sum())) if progress is not None else None
             if stop or iteration == self.max_iterations or not bool(active.any()):
                 break  # a callback that answers True stops the search (``parts.base.SearchGuard``)
             optimizer.zero_grad(set_to_none=False)
-            (loss * active).sum().backward()  # type: ignore[no-untyped-call]
+            (loss * still).sum().backward()  # type: ignore[no-untyped-call]
             before = points.detach().clone()
             optimizer.step()
             with torch.no_grad():

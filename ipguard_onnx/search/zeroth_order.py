@@ -72,7 +72,8 @@ class ZerothOrderAdam(QuerySearch):
         bounds: tuple[FloatArray, FloatArray] | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[SearchOutcome, QueryCost]:
-        """Move every ``start`` (labelled i) until Eq. 5 holds for ``target_labels`` (j); ``anchors`` unused."""
+        """Move every ``start`` (labelled i) until Eq. 5 holds for ``target_labels`` (j); ``anchors`` unused.
+        ``progress`` answering True stops it after that step's answers (the points that hold Eq. 5 are kept)."""
         if scores_fn is None:
             raise UsageError(
                 "--method zo-adam estimates a gradient of class scores, and this model gives labels only; "
@@ -94,10 +95,9 @@ class ZerothOrderAdam(QuerySearch):
         for iteration in range(self.max_iterations + 1):
             loss = eq5_loss_numpy(scores, source, target, self.k)
             active &= loss > 0
-            if progress is not None:
-                progress(iteration, int(count - active.sum()))
-            if iteration == self.max_iterations or not active.any():
-                break
+            stop = progress(iteration, int(count - active.sum())) if progress is not None else None
+            if stop or iteration == self.max_iterations or not active.any():
+                break  # a callback that answers True (the fingerprint's time budget) ends the search here
             rows = np.flatnonzero(active)
             here = points[rows]
             noise = rng.standard_normal((self.directions, *here.shape)).astype(np.float32)

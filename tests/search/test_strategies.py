@@ -61,6 +61,26 @@ def test_batched_search_freezes_points_once_converged(zoo: Zoo) -> None:
     assert (outcome.points >= 0).all() and (outcome.points <= 1).all()
 
 
+def test_frozen_points_leave_the_batch_the_model_runs_on(zoo: Zoo) -> None:
+    """A step costs what its active points cost: each point is run once per iteration it searched, plus the
+    run that found it converged, and never after (on a large model that is most of the search's time)."""
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    start = np.random.default_rng(1).random((40, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
+    rows: list[int] = []
+
+    def counted(batch: torch.Tensor) -> torch.Tensor:
+        rows.append(len(batch))
+        return surrogate.scores_tensor(batch)
+
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    outcome = IPGuardSearch(k=3.0).run(counted, start, logits.argmax(1), logits.argmin(1), low, high)
+    assert outcome.converged.all() and outcome.iterations.min() < outcome.iterations.max()
+    assert sum(rows) == int((outcome.iterations + 1).sum()) < len(start) * len(rows)
+    assert rows == sorted(rows, reverse=True)
+
+
 def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
     surrogate = Surrogate(OnnxClassifier(zoo.target))
     start = np.full((5, 1, 8, 8), 0.5, np.float32)

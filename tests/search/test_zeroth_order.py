@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ipguard_onnx import audit, fingerprint, load_bundle
+from ipguard_onnx import OnnxClassifier, audit, fingerprint, load_bundle
 from ipguard_onnx.fingerprint import FingerprintSettings
 from ipguard_onnx.keys import load_private_key
-from ipguard_onnx.search import eq5_loss, eq5_loss_numpy
+from ipguard_onnx.search import ZerothOrderAdam, eq5_loss, eq5_loss_numpy, search_scores
 
 from ..conftest import Zoo
 from .test_gradient_free import _eq5_holds
@@ -38,3 +38,33 @@ def test_zeroth_order_points_satisfy_eq5_on_onnxruntime(zoo: Zoo, tmp_path: Path
     assert _eq5_holds(zoo.target, bundle.points, bundle.labels, made.k).all()
     assert bundle.points.min() >= 0.0 and bundle.points.max() <= 1.0  # clipped to the domain
     assert audit(bundle, zoo.target).matching_rate == 1.0
+
+
+def test_zeroth_order_asked_to_stop_asks_the_model_nothing_more(zoo: Zoo) -> None:
+    """The fingerprint's time budget ends zeroth-order Adam mid-round, as it ends the walk: once the progress
+    callback answers True no query follows, and only points that hold Eq. 5 count as converged."""
+    model = OnnxClassifier(zoo.target)
+    start = np.random.default_rng(0).random((20, 1, 8, 8), dtype=np.float32)
+    asked: list[int] = []
+
+    def scores(batch: np.ndarray) -> np.ndarray:
+        asked.append(len(batch))
+        return search_scores(model.scores(batch), "logits")
+
+    targets = scores(start).argmin(axis=1)
+    asked.clear()
+    calls: list[int] = []
+    asked_at_stop: list[int] = []
+
+    def progress(step: int, done: int) -> bool:
+        calls.append(done)
+        if len(calls) == 4:
+            asked_at_stop.append(len(asked))
+        return len(calls) >= 4
+
+    search = ZerothOrderAdam(k=1.0, max_iterations=300)
+    outcome, cost = search.run_queries(model.predict, scores, start, start, targets, progress=progress)
+    assert len(calls) == 4 and asked_at_stop == [len(asked)] and cost.calls == len(asked)
+    assert (outcome.iterations <= 3).all() and not outcome.converged.all()
+    kept = outcome.converged
+    assert _eq5_holds(zoo.target, outcome.points[kept], outcome.target_labels[kept], 1.0).all()
