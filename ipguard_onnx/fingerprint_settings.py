@@ -241,7 +241,7 @@ def search_chosen_because(
     if unique:
         return "--unique: the conferrable search follows the surrogate's gradient"
     if settings.method != "ipguard":
-        return f"--method {settings.method}" + (f" ({why_gradient_free})" if why_gradient_free else "")
+        return f"--method {settings.method}: the search named"
     if parity is not None:
         return (
             f"a PyTorch surrogate reproduces onnxruntime (max difference {parity.max_abs_difference:.1e}), so the "

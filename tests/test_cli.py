@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ipguard_onnx import load_bundle
 from ipguard_onnx.exit_codes import ExitCode
 
 from .conftest import RunCli, Zoo, one_line_error
@@ -24,6 +25,9 @@ def test_keygen_fingerprint_inspect_audit_end_to_end(zoo: Zoo, tmp_path: Path, r
     made = run_cli("fingerprint", zoo.target, "--key", tmp_path / "owner.pem", "-o", bundle, "--n", 40, "--seed", 1)
     assert made.code == 0, made.stderr
     assert bundle.is_file() and "40 of 40" in made.stdout
+    assert "chosen because" in made.stdout  # the report says which search ran and why, and the bundle signs it
+    record = load_bundle(bundle).record.search
+    assert record is not None and record.search_chosen_because.startswith("a PyTorch surrogate reproduces onnxruntime")
 
     shown = run_cli("inspect", bundle, "--trusted-key", tmp_path / "owner.pub.pem")
     assert shown.code == 0 and "valid" in shown.stdout and "target_sha256" in shown.stdout

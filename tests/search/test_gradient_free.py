@@ -62,6 +62,9 @@ def test_a_tree_ensemble_is_fingerprinted_without_a_gradient(
     assert bundle.record.variant == "IPGuard-GF-TL" and bundle.record.search is not None
     assert bundle.record.search.queries == made.queries and bundle.record.search.seconds_per_100_points > 0
     assert "TreeEnsembleClassifier" in bundle.record.search.gradient_free_reason
+    chosen = bundle.record.search.search_chosen_because  # the search rule, signed: why the walk ran
+    assert chosen == made.search_chosen_because and chosen.startswith("the walk on onnxruntime")
+    assert "TreeEnsembleClassifier" in chosen
     assert _eq5_holds(path, bundle.points, bundle.labels, 0.3).all()
     assert audit(bundle, path).matching_rate == 1.0
 
@@ -78,6 +81,7 @@ def test_a_network_fingerprinted_by_name_satisfies_eq5_on_onnxruntime(zoo: Zoo, 
         data_path=data,
     )
     assert made.gradient_free_reason == "--method gradient-free" and made.points == 30 and made.k == 1.0
+    assert made.search_chosen_because == "--method gradient-free: the search named"
     bundle = load_bundle(made.bundle_path)
     assert _eq5_holds(zoo.target, bundle.points, bundle.labels, 1.0).all()
     assert audit(bundle, zoo.target).matching_rate == 1.0
