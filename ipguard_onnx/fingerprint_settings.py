@@ -231,11 +231,12 @@ def search_chosen_because(
     """The search rule, as measured (BENCHMARKS.md, "Large trained models: each search side by side"):
 
     1. a method named with ``--method`` runs as named; ``--unique`` follows the surrogate's gradient;
-    2. else, where a PyTorch surrogate reproduces onnxruntime, the gradient search (Eq. 5 by Adam) runs: it
-       is the cheapest search that keeps the evidence — an Adam step costs about three forward passes of a
-       point, a zeroth-order step 21, and the walk spends 1,024–2,048 forward passes on anchors per round and
-       reached 2 of 100 points on a 224×224 ResNet-18 and none without owner data on open_nsfw, where the
-       gradient reached 100; on small networks it keeps 0.02 ARUC more than the walk;
+    2. else, where a PyTorch surrogate reproduces onnxruntime, the gradient search (Eq. 5 by Adam) runs: the
+       cheapest search that keeps the evidence where it can run. On small networks the walk is faster but keeps
+       0.016–0.017 ARUC less, and both take seconds; on large models the walk cost about as much (100 points on
+       a 224×224 ResNet-18: 203 s at k = 1 against 228 s at k = 3) and cannot start where every random input
+       is one class (open_nsfw without owner data), where the gradient search found 100 points in 176 s;
+       zeroth-order Adam asks 21 forward passes a step against about 3 for an Adam step;
     3. else the walk on onnxruntime (forward passes only), which also finishes a gradient search that stalls.
     """
     if unique:
@@ -246,8 +247,8 @@ def search_chosen_because(
         return (
             f"a PyTorch surrogate reproduces onnxruntime (max difference {parity.max_abs_difference:.1e}), so the "
             "gradient search runs: the cheapest search that keeps the evidence where it can run (an Adam step costs "
-            "about 3 forward passes, a zeroth-order step 21; the walk found fewer points on the large models "
-            'measured: BENCHMARKS.md, "Large trained models")'
+            "about 3 forward passes, a zeroth-order step 21; the walk keeps less on small models and cost about "
+            'as much on the large ones measured: BENCHMARKS.md, "Large trained models")'
         )
     return f"the walk on onnxruntime, forward passes only: {why_gradient_free}"
 
