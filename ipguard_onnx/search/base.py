@@ -112,6 +112,40 @@ def clip(points: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torc
     return torch.maximum(torch.minimum(points, upper), lower)
 
 
+CHUNK_VALUES = 2**21
+"""Input values per forward and backward pass of a gradient step (about 13 images of 224×224×3): on the
+corpus's 256×256 NudeNet classifier one pass of 100 points took over 24 GB and was killed; in chunks the
+memory is bounded and, on CPU, a step costs no more per point (BENCHMARKS.md, "Large trained models")."""
+
+
+def chunked_step(
+    logits_fn: LogitsFunction,
+    points: torch.Tensor,
+    rows: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    chunk_values: int = CHUNK_VALUES,
+) -> torch.Tensor:
+    """Per-point losses of ``points[rows]``, with the gradient of their sum (over the points whose loss is
+    still above 0) written into ``points.grad``; the model runs in chunks of at most ``chunk_values`` input
+    values. Exact: each point's loss depends on that point alone (the surrogate runs in eval mode).
+    ``loss_fn(logits, rows_of_the_chunk)`` gives a chunk's per-point losses."""
+    import torch
+
+    per_point = max(1, points[0].numel()) if len(points) else 1
+    size = max(1, chunk_values // per_point)
+    gradient = torch.zeros_like(points)
+    losses = []
+    for chunk in rows.split(size):  # type: ignore[no-untyped-call]
+        part = points.detach()[chunk].requires_grad_(True)
+        loss = loss_fn(logits_fn(part), chunk)
+        (loss * (loss.detach() > 0)).sum().backward()  # type: ignore[no-untyped-call]
+        if part.grad is not None:
+            gradient[chunk] = part.grad
+        losses.append(loss.detach())
+    points.grad = gradient
+    return torch.cat(losses) if losses else torch.zeros(0)
+
+
 def surrogate_hits(logits_fn: LogitsFunction, points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Where the surrogate labels ``points`` with ``target``."""
     import torch

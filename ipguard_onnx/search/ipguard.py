@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..types import FloatArray, LabelArray
-from .base import GradientSearch, LogitsFunction, ProgressCallback, SearchOptions, SearchOutcome, clip
+from .base import (
+    CHUNK_VALUES,
+    GradientSearch,
+    LogitsFunction,
+    ProgressCallback,
+    SearchOptions,
+    SearchOutcome,
+    chunked_step,
+    clip,
+)
 from .registry import register
 
 if TYPE_CHECKING:
@@ -38,16 +47,26 @@ class IPGuardSearch(GradientSearch):
     the model labels it ``j`` with margin ``k`` over ``i`` and ``i`` still tops the other classes.
     All points run in one batch; a point is frozen the moment its loss reaches 0 (its update is
     masked, since Adam's momentum would otherwise keep moving it, and it leaves the batch the model
-    runs on, so a step costs what its active points cost), and every step is clipped to the input domain.
+    runs on, so a step costs what its active points cost), the model runs on chunks of at most
+    ``chunk_values`` input values (memory stays bounded on large inputs), and every step is clipped to the
+    input domain.
     """
 
     name = "ipguard"
     paper_name = "IPGuard"
 
-    def __init__(self, *, k: float = 3.0, max_iterations: int = 1000, learning_rate: float = 0.01) -> None:
+    def __init__(
+        self,
+        *,
+        k: float = 3.0,
+        max_iterations: int = 1000,
+        learning_rate: float = 0.01,
+        chunk_values: int = CHUNK_VALUES,
+    ) -> None:
         self.k = k
         self.max_iterations = max_iterations
         self.learning_rate = learning_rate
+        self.chunk_values = chunk_values
 
     @classmethod
     def from_options(cls, options: SearchOptions) -> IPGuardSearch:
@@ -76,16 +95,17 @@ class IPGuardSearch(GradientSearch):
         active = torch.ones(count, dtype=torch.bool)
         iterations = torch.zeros(count, dtype=torch.int64)
         view = (count,) + (1,) * (points.dim() - 1)
+
+        def loss_of(logits: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+            return eq5_loss(logits, source[chunk], target[chunk], self.k)
+
         for iteration in range(self.max_iterations + 1):
             rows = active.nonzero()[:, 0]  # frozen points cost nothing: only the active ones run the model
-            loss = eq5_loss(logits_fn(points[rows]), source[rows], target[rows], self.k)
-            still = loss.detach() > 0
-            active[rows] = still
+            loss = chunked_step(logits_fn, points, rows, loss_of, self.chunk_values)  # sets points.grad
+            active[rows] = loss > 0
             stop = progress(iteration, int(count - active.sum())) if progress is not None else None
             if stop or iteration == self.max_iterations or not bool(active.any()):
                 break  # a callback that answers True stops the search (``parts.base.SearchGuard``)
-            optimizer.zero_grad(set_to_none=False)
-            (loss * still).sum().backward()  # type: ignore[no-untyped-call]
             before = points.detach().clone()
             optimizer.step()
             with torch.no_grad():

@@ -81,6 +81,30 @@ def test_frozen_points_leave_the_batch_the_model_runs_on(zoo: Zoo) -> None:
     assert rows == sorted(rows, reverse=True)
 
 
+def test_a_step_in_chunks_is_the_step_in_one_batch(zoo: Zoo) -> None:
+    """Large inputs run the model in chunks (memory stays bounded: 100 points of 256×256 in one pass took over
+    24 GB): the points, their convergence and their iterations are those of one batch, and no chunk holds more
+    than ``chunk_values`` input values."""
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    start = np.random.default_rng(2).random((30, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
+    source, target = logits.argmax(1), logits.argmin(1)
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    sizes: list[int] = []
+
+    def counted(batch: torch.Tensor) -> torch.Tensor:
+        sizes.append(len(batch))
+        return surrogate.scores_tensor(batch)
+
+    whole = IPGuardSearch(k=3.0).run(surrogate.scores_tensor, start, source, target, low, high)
+    chunked = IPGuardSearch(k=3.0, chunk_values=4 * 64).run(counted, start, source, target, low, high)
+    assert max(sizes) == 4 and len(sizes) > 2 * max(chunked.iterations)  # several chunks in a step
+    assert whole.converged.all() and np.array_equal(chunked.converged, whole.converged)
+    assert np.array_equal(chunked.iterations, whole.iterations)
+    np.testing.assert_allclose(chunked.points, whole.points, atol=1e-5)
+
+
 def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
     surrogate = Surrogate(OnnxClassifier(zoo.target))
     start = np.full((5, 1, 8, 8), 0.5, np.float32)
@@ -99,7 +123,9 @@ def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
 
 
 def test_repr_shows_the_settings() -> None:
-    assert repr(IPGuardSearch(k=2.0)) == "IPGuardSearch(k=2.0, max_iterations=1000, learning_rate=0.01)"
+    assert repr(IPGuardSearch(k=2.0, chunk_values=64)) == (
+        "IPGuardSearch(k=2.0, max_iterations=1000, learning_rate=0.01, chunk_values=64)"
+    )
 
 
 def test_parity_gate_refuses_a_surrogate_whose_weights_drifted(zoo: Zoo) -> None:
