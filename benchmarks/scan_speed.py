@@ -29,14 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ipguard_onnx import FingerprintSettings, audit, fingerprint, load_bundle  # noqa: E402
-from ipguard_onnx.keys import load_private_key  # noqa: E402
+from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 from ipguard_onnx.models import as_classifier  # noqa: E402
 
 
 def _bundles(zoo: Path, count: int) -> Path:
     folder = zoo / "scan-bundles"
     folder.mkdir(exist_ok=True)
-    key = load_private_key(ROOT / "benchmarks" / "out" / "bench-key.pem")
+    key_path = ROOT / "benchmarks" / "out" / "bench-key.pem"
+    if not key_path.exists():  # made by run_zoo.py where it ran first; a zoo built alone has none yet
+        write_keypair(key_path, key_path.with_name("bench-key.pub.pem"))
+    key = load_private_key(key_path)
     for seed in range(count):
         path = folder / f"fp-seed{seed:04d}.safetensors"
         if not path.exists():
