@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -130,8 +131,7 @@ def _costs(name: str, path: Path) -> None:
         scores = surrogate.scores_tensor(moving)
         eq5_loss(scores, scores.argmax(1), scores.argmin(1), 3.0).sum().backward()  # type: ignore[no-untyped-call]
 
-    def per_point(run: object, points: np.ndarray) -> float:
-        assert callable(run)
+    def per_point(run: Callable[[np.ndarray], object], points: np.ndarray) -> float:
         run(points)
         started = time.perf_counter()
         run(points)

@@ -133,10 +133,9 @@ class IGSM(GradientSearch):
             points.requires_grad_(True)
             logits = logits_fn(points)
             active = logits.argmax(dim=1) != target
-            if progress is not None:
-                progress(iteration, int((~active).sum()))
-            if iteration == self.max_iterations or not bool(active.any()):
-                break
+            stop = progress(iteration, int((~active).sum())) if progress is not None else None
+            if stop or iteration == self.max_iterations or not bool(active.any()):
+                break  # a callback that answers True (the fingerprint's time budget) ends the search here
             loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
             (gradient,) = torch.autograd.grad(loss, points)
             with torch.no_grad():
@@ -232,7 +231,7 @@ class CWL2(GradientSearch):
                 c_low = torch.where(succeeded, c_low, torch.maximum(c_low, c))
                 c = torch.where(torch.isinf(c_high), c * 10, (c_low + c_high) / 2)
             done_total = int(torch.isfinite(best_distance).sum())
-            if progress is not None:
-                progress(int(iterations.max()), done_total)
+            if progress is not None and progress(int(iterations.max()), done_total):
+                break  # the time budget ends it between binary-search steps, with the best points so far
         hit = torch.isfinite(best_distance)
         return outcome_of(best, source_labels, target_labels, hit, iterations)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ipguard_onnx import OnnxClassifier
-from ipguard_onnx.search import IPGuardSearch, eq5_loss
+from ipguard_onnx.search import STRATEGIES, GradientSearch, IPGuardSearch, SearchOptions, eq5_loss
 from ipguard_onnx.surrogate import Surrogate
 
 from ..conftest import Zoo
@@ -103,6 +103,33 @@ def test_a_step_in_chunks_is_the_step_in_one_batch(zoo: Zoo) -> None:
     assert whole.converged.all() and np.array_equal(chunked.converged, whole.converged)
     assert np.array_equal(chunked.iterations, whole.iterations)
     np.testing.assert_allclose(chunked.points, whole.points, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["igsm", "cw-l2"])
+def test_a_baseline_asked_to_stop_stops(zoo: Zoo, method: str) -> None:
+    """The fingerprint's time budget ends the paper's baselines too: once the progress callback answers True
+    the surrogate is asked nothing more (IGSM per iteration, CW-L2 between its binary-search steps)."""
+    surrogate = Surrogate(OnnxClassifier(zoo.target))
+    start = np.random.default_rng(3).random((10, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        logits = surrogate.scores_tensor(torch.from_numpy(start)).numpy()
+    calls: list[int] = []
+    asked: list[int] = []
+
+    def counted(batch: torch.Tensor) -> torch.Tensor:
+        asked.append(len(batch))
+        return surrogate.scores_tensor(batch)
+
+    def progress(step: int, done: int) -> bool:
+        calls.append(len(asked))
+        return True
+
+    strategy = STRATEGIES[method].from_options(SearchOptions(k=1e6, epsilon=0.1, max_iterations=50, learning_rate=0.01))
+    low, high = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    assert isinstance(strategy, GradientSearch)
+    strategy.run(counted, start, logits.argmax(1), logits.argmin(1), low, high, progress=progress)
+    assert len(calls) == 1  # no second round after the first answer True
+    assert len(asked) <= calls[0] + 1  # at most the closing check of where the points landed
 
 
 def test_search_that_cannot_converge_reports_it(zoo: Zoo) -> None:
