@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import tempfile
 import warnings
@@ -35,6 +36,19 @@ PARITY_TOLERANCE = 1e-3
 """Largest |surrogate − onnxruntime| score difference accepted, relative to max(1, |scores|)."""
 
 StatusCallback = Callable[[str], None]
+
+CHUNK_VALUES = 2**21
+"""Input values per run of the surrogate (about 13 images of 224×224×3), forward or forward and backward: on the
+corpus's 256×256 NudeNet classifier one pass of 100 points took over 24 GB and was killed, and a forward pass
+without gradient cost 284 ms a point in a batch of 100 against 114–117 in batches of 2–10 (BENCHMARKS.md,
+"Large trained models")."""
+
+
+def in_chunks(batch: FloatArray, chunk_values: int = CHUNK_VALUES) -> list[FloatArray]:
+    """``batch`` cut along its first axis into runs of at most ``chunk_values`` input values (one point at least;
+    an empty batch stays one empty run)."""
+    size = max(1, chunk_values // max(1, math.prod(batch.shape[1:])))
+    return [batch[start : start + size] for start in range(0, len(batch), size)] or [batch]
 
 
 @dataclass(frozen=True)
@@ -420,6 +434,8 @@ class Surrogate:
         if target.path is None:
             raise SurrogateError("a surrogate needs the ONNX file, not a live session; pass the model's path")
         self.target = target
+        self.chunk_values = CHUNK_VALUES
+        """Input values per run of ``scores`` and ``raw_scores`` (``in_chunks``)."""
         if parity_batch is not None and target.output_spec.judge_by_values:
             target.scores(parity_batch)  # settles whether a single unit is a probability or a logit
         self.output_kind: OutputKind = target.output_spec.kind
@@ -502,8 +518,11 @@ class Surrogate:
         import torch
 
         with torch.no_grad():
-            result = self.scores_tensor(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-        return np.asarray(result.numpy(), dtype=np.float32)
+            parts = [
+                self.scores_tensor(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))).numpy()
+                for chunk in in_chunks(batch, self.chunk_values)
+            ]
+        return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict(self, batch: FloatArray) -> LabelArray:
         """The surrogate's labels (argmax of its scores) for a numpy batch."""
@@ -513,10 +532,13 @@ class Surrogate:
     def raw_scores(self, batch: FloatArray) -> FloatArray:
         import torch
 
+        parts = []
         with torch.no_grad():
-            output = _first_output(self.module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))))
-        flat = output.flatten(1) if output.dim() > 1 else output[:, None]
-        return np.asarray(flat.float().numpy(), dtype=np.float32)
+            for chunk in in_chunks(batch, self.chunk_values):
+                output = _first_output(self.module(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))))
+                flat = output.flatten(1) if output.dim() > 1 else output[:, None]
+                parts.append(flat.float().numpy())
+        return np.concatenate(parts).astype(np.float32, copy=False)
 
     def check_parity(self, batch: FloatArray, *, tolerance: float = PARITY_TOLERANCE) -> ParityReport:
         """Compare surrogate and onnxruntime outputs on ``batch``; raise if they disagree."""

@@ -101,18 +101,20 @@ def choose_providers(requested: str = "auto") -> list[str]:
 
 
 DEFAULT_BATCH = 256
+"""Points per run where the input's shape is not known."""
 BATCH_VALUES = 1 << 19
-"""Small inputs run in batches of up to this many input values (8,192 points at most): one run per bundle's
-points, or per several bundles' in a scan, instead of one per 256 points. Not more: onnxruntime ran the
-Fashion-MNIST CNN at 14.5 µs a point in batches of 3,000 against 9.9 in batches of 256–512 (BENCHMARKS.md)."""
+"""A run holds up to this many input values: 8,192 points at most of small inputs (one run per bundle's points,
+or per several bundles' in a scan), down to one of large images. Not more: onnxruntime ran the Fashion-MNIST CNN
+at 14.5 µs a point in batches of 3,000 against 9.9 in batches of 256–512, and the corpus's 256×256 NudeNet
+classifier at 178 ms a point in a batch of 100 against 92–102 in batches of 1–16 (BENCHMARKS.md)."""
 
 
 def _default_batch(spec: InputSpec) -> int:
-    """Points per run: 256, or more for small inputs (up to ``BATCH_VALUES`` values, 8,192 points)."""
+    """Points per run: as many as ``BATCH_VALUES`` input values hold, from 1 to 8,192."""
     if not spec.resolved:
         return DEFAULT_BATCH
     values = max(1, math.prod(spec.sample_shape))
-    return max(DEFAULT_BATCH, min(8192, BATCH_VALUES // values))
+    return max(1, min(8192, BATCH_VALUES // values))
 
 
 class OnnxClassifier(Classifier):

@@ -218,7 +218,7 @@ def _gradient_free_points(
             )
             converged = outcome.converged.copy()
             if (
-                audit_labels is not target.predict and kind != "labels" and converged.any()
+                audit_labels != target.predict and kind != "labels" and converged.any()
             ):  # the label output must say j too
                 converged[converged] = audit_labels(outcome.points[converged]) == outcome.target_labels[converged]
                 queries += int(outcome.converged.sum())

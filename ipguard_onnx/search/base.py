@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ..surrogate import CHUNK_VALUES
 from ..types import FloatArray, LabelArray
 
 if TYPE_CHECKING:
@@ -110,12 +111,6 @@ def clip(points: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torc
     import torch
 
     return torch.maximum(torch.minimum(points, upper), lower)
-
-
-CHUNK_VALUES = 2**21
-"""Input values per forward and backward pass of a gradient step (about 13 images of 224×224×3): on the
-corpus's 256×256 NudeNet classifier one pass of 100 points took over 24 GB and was killed; in chunks the
-memory is bounded and, on CPU, a step costs no more per point (BENCHMARKS.md, "Large trained models")."""
 
 
 def chunked_step(

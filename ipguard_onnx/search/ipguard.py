@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..surrogate import CHUNK_VALUES
 from ..types import FloatArray, LabelArray
 from .base import (
-    CHUNK_VALUES,
     GradientSearch,
     LogitsFunction,
     ProgressCallback,
