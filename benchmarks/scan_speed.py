@@ -33,8 +33,10 @@ from ipguard_onnx.keys import load_private_key, write_keypair  # noqa: E402
 from ipguard_onnx.models import as_classifier  # noqa: E402
 
 
-def _bundles(zoo: Path, count: int) -> Path:
-    folder = zoo / "scan-bundles"
+def _bundles(zoo: Path, count: int, owner_data: Path | None = None) -> Path:
+    """``count`` bundles of the zoo's target (seeds 0, 1, …), kept in the zoo folder: without data (q0 = 0.99,
+    uncalibrated: they cannot accuse), or made with ``owner_data`` (self-calibrated, as an owner would)."""
+    folder = zoo / ("scan-bundles" if owner_data is None else "scan-bundles-calibrated")
     folder.mkdir(exist_ok=True)
     key_path = ROOT / "benchmarks" / "out" / "bench-key.pem"
     if not key_path.exists():  # made by run_zoo.py where it ran first; a zoo built alone has none yet
@@ -43,7 +45,8 @@ def _bundles(zoo: Path, count: int) -> Path:
     for seed in range(count):
         path = folder / f"fp-seed{seed:04d}.safetensors"
         if not path.exists():
-            fingerprint(zoo / "target.onnx", path, signing_key=key, settings=FingerprintSettings(seed=seed))
+            settings = FingerprintSettings(seed=seed)
+            fingerprint(zoo / "target.onnx", path, signing_key=key, settings=settings, data_path=owner_data)
     for extra in sorted(folder.glob("*.safetensors"))[count:]:
         extra.unlink()
     return folder
@@ -78,6 +81,16 @@ def _scan(hub: Path, bundles: Path, journal: Path, threads: str | None, *ray: st
     return wall
 
 
+CONFIGURATIONS: dict[str, tuple[str | None, ...]] = {  # OMP_NUM_THREADS sizes onnxruntime's threads;
+    "one process": (None,),  # unset: every core. Ray sets it to each actor's CPUs (1) itself.
+    "one process, every point": (None, "--every-point"),
+    "one process, 1 onnxruntime thread": ("1",),
+    "Ray, 1 worker": (None, "--ray", "auto", "--workers", "1"),
+    "Ray, 2 workers": (None, "--ray", "auto", "--workers", "2"),
+}
+"""Each an ``ipguard-onnx scan`` process: OMP_NUM_THREADS (None: unset), then extra options."""
+
+
 def _environment(threads: str | None) -> dict[str, str]:
     environment = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     environment.pop("OMP_NUM_THREADS", None)
@@ -95,11 +108,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     parser.add_argument("--no-resnet", action="store_true", help="skip the ResNet-18 cost measurement")
+    parser.add_argument(
+        "--calibrated", action="store_true", help="bundles made with the owner's data (they can accuse), not without"
+    )
+    parser.add_argument(
+        "--configurations", nargs="*", default=list(CONFIGURATIONS), help=f"among: {'; '.join(CONFIGURATIONS)}"
+    )
     args = parser.parse_args()
     zoo = args.out / f"{args.world}-seed{args.seed}"
     if not (zoo / "manifest.json").exists():
         raise SystemExit(f"no zoo at {zoo}: run benchmarks/run_zoo.py --worlds {args.world} first")
-    bundles = _bundles(zoo, args.bundles)
+    owner_data = None
+    if args.calibrated:  # the owner's split of the zoo's data, as run_zoo.py fingerprints with
+        import numpy as np
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import zoo as zoo_module
+
+        owner_data = zoo / "owner-data.npy"
+        np.save(owner_data, zoo_module.build(args.world, args.seed, args.out).train)
+    bundles = _bundles(zoo, args.bundles, owner_data)
     work = Path(tempfile.mkdtemp(prefix="ipguard-scan-bench-"))
     hub = work / "hub"
     hub.mkdir()
@@ -131,12 +159,9 @@ def main() -> None:
         f"= {per_bundle / 100 * 1e6:.1f} µs per point"
     )
 
-    configurations: dict[str, tuple[str | None, ...]] = {  # OMP_NUM_THREADS sizes onnxruntime's threads;
-        "one process": (None,),  # unset: every core. Ray sets it to each actor's CPUs (1) itself.
-        "one process, 1 onnxruntime thread": ("1",),
-        "Ray, 1 worker": (None, "--ray", "auto", "--workers", "1"),
-        "Ray, 2 workers": (None, "--ray", "auto", "--workers", "2"),
-    }
+    configurations = {name: CONFIGURATIONS[name] for name in args.configurations}
+    if "one process" not in configurations:
+        raise SystemExit("--configurations must include 'one process' (the rates compare with it)")
     # Each configuration also scans a hub of one suspect: its wall time is the fixed cost (process, Ray and
     # its actors, bundles loaded), and (N − 1) / (wall_N − wall_1) the marginal rate once running.
     single = work / "single"
@@ -166,8 +191,13 @@ def main() -> None:
             f"| {name} | {wall:.1f} s | {suspects / wall:.1f} | {base_wall / wall:.2f}× "
             f"| {statistics.median(fixed[name]):.1f} s | {rate:.1f} | {rate / base_rate:.2f}× |"
         )
-    rows = [json.loads(line) for line in (work / "Ray, 2 workers.jsonl").read_text().splitlines()]
-    assert len(rows) == suspects * args.bundles, "a pair is missing or duplicated"
+    for name in configurations:
+        rows = [json.loads(line) for line in (work / f"{name}.jsonl").read_text().splitlines()]
+        assert len(rows) == suspects * args.bundles, f"{name}: a pair is missing or duplicated"
+        asked = sum(row["points_queried"] for row in rows) / max(1, sum(row["points_in_bundle"] for row in rows))
+        verdicts = {v: sum(row["verdict"] == v for row in rows) for v in ("match", "no match", "inconclusive")}
+        stopped = sum(bool(row["stopped_because"]) for row in rows)
+        print(f"{name}: {asked:.1%} of the points asked; {stopped} pairs stopped early; verdicts {verdicts}")
 
     # The cost model for 10^4 suspects × 10^3 bundles × 100 points, from the in-process parts above, and
     # from a ResNet-18 (224×224, random weights: only its cost matters) for hubs of full-size image models.

@@ -6,10 +6,11 @@ onnxruntime session, a Python callable, or a remote prediction API (``models``).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -21,7 +22,15 @@ from .errors import AuditError, BundleError, IPGuardError, UnsupportedModelError
 from .models import Classifier, HttpClassifier, as_classifier, label_indices
 from .models.adapt import fit_points, parse_layout
 from .preprocessing import Preprocessing
-from .sequential import SETTLED_VERDICTS, EvidenceTest, SequentialRecord, SequentialSettings, ThresholdTest, query_order
+from .sequential import (
+    SCREENED,
+    SETTLED_VERDICTS,
+    EvidenceTest,
+    SequentialRecord,
+    SequentialSettings,
+    ThresholdTest,
+    query_order,
+)
 from .stats import (
     DEFAULT_FALSE_ACCUSATION_RATE,
     DEFAULT_NULL_AGREEMENT,
@@ -244,21 +253,31 @@ def audit_group(
     options: AuditOptions,
     *,
     sequential: SequentialSettings | None = None,
+    screen: bool = False,
 ) -> list[AuditResult]:
     """Several bundles against one opened suspect (a ``SuspectGroup``'s). Without a sequential test every
     bundle's points are asked in one batch of runs, so a scan pays for inference rather than for one call per
     bundle; where that cannot be (points of other shapes, an API, an unanswered point whose reason must be
-    told per bundle, any failure) each bundle is audited alone, so a failing bundle fails alone."""
+    told per bundle, any failure) each bundle is audited alone, so a failing bundle fails alone.
+
+    ``screen``: the points are asked in rounds (``SCREEN_ROUNDS``, in each bundle's secret order), and a bundle
+    stops once no answers to its unasked points could make it a match (``_screened``): the same accusations as
+    asking every point, for a fraction of the points where the suspect is no copy."""
     started = time.perf_counter()
     alone = sequential is not None or len(bundles) < 2 or isinstance(classifier, HttpClassifier)
     if not alone:
         try:
             questions = [_question(bundle, classifier, options) for bundle in bundles]
-            if len({question.points.shape[1:] for question in questions}) == 1:
+            if len({question.points.shape[1:] for question in questions}) != 1:
+                alone = True
+            elif screen:
+                screened = _screened(bundles, classifier, options, questions, started)
+                if screened is not None:
+                    return screened
+                alone = True
+            else:
                 joined = _ask(classifier, np.concatenate([question.points for question in questions]))
                 alone = bool(joined.skipped) or not bool(joined.answered.all())
-            else:
-                alone = True
         except IPGuardError:
             alone = True
     if alone:
@@ -284,6 +303,114 @@ def audit_group(
             )
         )
     return results
+
+
+SCREEN_ROUNDS = (0.2, 0.4, 1.0)
+"""A screened group audit (``audit_group``) asks each open bundle up to these shares of its points, one joined
+run a round: a suspect that is no copy disagrees early (at a threshold of 85 %, 16 disagreements of 100 points
+rule a match out), a copy is asked every point."""
+
+
+def _screened(
+    bundles: Sequence[Bundle],
+    classifier: Classifier,
+    options: AuditOptions,
+    questions: Sequence[_Question],
+    started: float,
+) -> list[AuditResult] | None:
+    """``audit_group(screen=True)``: each bundle's points asked in rounds, in the bundle's secret order
+    (``query_order``), all open bundles' in one run a round. After each round, a bundle whose every asked point
+    was answered is closed once the audit's own verdict, given every unasked point answered *as a copy would*
+    (the best case for a match: one more match never raises a p-value or lowers a rate), is still no match —
+    then no answers can make it one. Its result is that best case's verdict and p-value (a lower bound of the
+    p-value all points would give), over the points asked. Every other bundle is asked all its points and
+    judged exactly as alone. None where a point goes unanswered (its bundle must then be audited alone)."""
+    orders = [
+        query_order(bundle.sha256, len(question.points)) for bundle, question in zip(bundles, questions, strict=True)
+    ]
+    asked: list[list[npt.NDArray[np.int64]]] = [[] for _ in bundles]
+    replies: list[list[Answers]] = [[] for _ in bundles]
+    closed: dict[int, tuple[float, Verdict]] = {}
+    open_ = list(range(len(bundles)))
+    for share in SCREEN_ROUNDS:
+        chunks = []
+        for index in open_:
+            done = sum(len(chunk) for chunk in asked[index])
+            chunks.append(orders[index][done : max(done, math.ceil(share * len(orders[index])))])
+        joined = _ask(classifier, np.concatenate([questions[i].points[c] for i, c in zip(open_, chunks, strict=True)]))
+        if joined.skipped or not bool(joined.answered.all()):
+            return None
+        offset, still_open = 0, []
+        for index, chunk in zip(open_, chunks, strict=True):
+            asked[index].append(chunk)
+            replies[index].append(
+                Answers(
+                    joined.labels[offset : offset + len(chunk)],
+                    joined.kind,
+                    joined.answered[offset : offset + len(chunk)],
+                )
+            )
+            offset += len(chunk)
+            best = _best_case(bundles[index], classifier, options, questions[index], asked[index], replies[index])
+            if best is None:
+                still_open.append(index)
+            else:
+                closed[index] = best
+        open_ = still_open
+        if not open_:
+            break
+    asked_seconds = (time.perf_counter() - started) / len(bundles)
+    results = []
+    for index, (bundle, question) in enumerate(zip(bundles, questions, strict=True)):
+        try:
+            answers = classifier.join(replies[index])
+        except UnsupportedModelError as exc:
+            raise AuditError(str(exc)) from None
+        order = np.concatenate(asked[index])
+        record, p_value = None, 1.0
+        if index in closed:
+            p_value, _ = closed[index]
+            record = SequentialRecord(
+                queries=len(order),
+                points=len(question.points),
+                stopped_because=SCREENED,
+                verdict_error=0.0,
+                match_wealth=1.0,
+                no_match_wealth=1.0,
+                evidence_wealth=1.0,
+                batch=len(asked[index][0]),
+            )
+        clock = time.perf_counter() - asked_seconds
+        results.append(_result(bundle, classifier, options, question, answers, order, record, p_value, None, clock))
+    return results
+
+
+def _best_case(
+    bundle: Bundle,
+    classifier: Classifier,
+    options: AuditOptions,
+    question: _Question,
+    asked: Sequence[npt.NDArray[np.int64]],
+    replies: Sequence[Answers],
+) -> tuple[float, Verdict] | None:
+    """The p-value and verdict of ``bundle`` were every unasked point answered with its own label, if that
+    verdict is no match (so none can be); None while a match is still possible or every point is asked."""
+    order = np.concatenate(asked)
+    points = len(question.points)
+    if len(order) == points:
+        return None
+    tally = _tally(bundle, classifier, classifier.join(list(replies)), order, points)
+    if tally.answered < len(order):
+        return None
+    unasked = np.ones(points, np.bool_)
+    unasked[order] = False
+    indices = np.where(unasked, bundle.labels, tally.indices)
+    best = replace(tally, indices=indices, valid=np.ones(points, np.bool_), queried=points, answered=points)
+    best = replace(best, matched=int((indices == bundle.labels).sum()))
+    parts = _parts(bundle, indices == bundle.labels, best.valid)
+    p_value = combined_p_value([part.p_value for part in parts])
+    verdict, _, _ = _decide(bundle, question, best, parts, p_value, None, options.min_answered)
+    return None if verdict == "match" else (p_value, verdict)
 
 
 def _result(

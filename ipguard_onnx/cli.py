@@ -619,6 +619,14 @@ def scan(
     sequential: SequentialOption = None,
     sequential_batch: SequentialBatchOption = DEFAULT_BATCH,
     verdict_error: VerdictErrorOption = DEFAULT_VERDICT_ERROR,
+    every_point: Annotated[
+        bool,
+        typer.Option(
+            "--every-point",
+            help="Ask every point of every bundle. By default a bundle stops once no answers to the rest could make "
+            "it a match: the same matches, fewer points asked of suspects that are no copy.",
+        ),
+    ] = False,
     deadline: DeadlineOption = DEFAULT_DEADLINE,
     model_timeout: ModelTimeoutOption = None,
     ray: Annotated[
@@ -650,6 +658,7 @@ def scan(
             min_answered=min_answered,
             sequential=sequential,
             sequential_settings=SequentialSettings(batch=sequential_batch, verdict_error=verdict_error),
+            screen=not every_point,
             deadline=deadline,
             model_timeout=model_timeout,
         )

@@ -54,6 +54,9 @@ class ScanOptions:
     sequential: bool | None = None
     """True for every suspect, False for none, None for remote APIs only (as ``audit``)."""
     sequential_settings: SequentialSettings = field(default_factory=SequentialSettings)
+    screen: bool = True
+    """Ask each bundle's points in rounds and stop a bundle once no answers could make it a match (the same
+    accusations for fewer points; ``audit.audit_group``); False: every point of every bundle (``--every-point``)."""
     model_timeout: float | None = None
     """Seconds one model run may take (``models.bounded``); a suspect past it is a failed suspect."""
     deadline: float = DEFAULT_DEADLINE
@@ -84,6 +87,11 @@ class ScanRow:
     suspect_sha256: str | None = None
     error: str = ""
     seconds: float = 0.0
+    points_in_bundle: int = 0
+    """The bundle's points; more than ``points_queried`` where the audit stopped early (``stopped_because``)."""
+    stopped_because: str = ""
+    """Why fewer points were asked: ``no match certain`` (screened: no answers to the rest could make a match),
+    ``match settled`` or ``no match settled`` (``--sequential``); empty where every point was asked."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -167,6 +175,10 @@ def _row(result: AuditResult, reference: str) -> ScanRow:
         licensee=result.licensee,
         suspect_sha256=result.suspect_sha256,
         seconds=result.seconds,
+        points_in_bundle=len(result.answers),
+        stopped_because=""
+        if result.sequential is None or result.sequential.queries >= result.sequential.points
+        else result.sequential.stopped_because,
     )
 
 
@@ -231,7 +243,8 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
     audit_options = AuditOptions(providers=options.providers, min_answered=options.min_answered)
     try:  # every bundle's points in one batch of runs; any failure: each bundle alone, failing alone
         return [
-            _row(result, reference) for result in audit_group(bundles, classifier, audit_options, sequential=sequential)
+            _row(result, reference)
+            for result in audit_group(bundles, classifier, audit_options, sequential=sequential, screen=options.screen)
         ]
     except Exception:  # noqa: BLE001, S110 - the loop below reports each bundle's own failure
         pass

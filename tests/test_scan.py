@@ -48,7 +48,9 @@ def test_scan_reports_every_suspect_and_bundle_once_with_failures(zoo: Zoo, tmp_
     hub = _hub(zoo, tmp_path / "hub")
     fingerprints = _bundles(zoo, tmp_path / "fingerprints")
     journal = tmp_path / "scan.jsonl"
-    result = run_cli("scan", hub, "--fingerprints", fingerprints, "-f", zoo.bundle, "--output", journal)
+    result = run_cli(
+        "scan", hub, "--fingerprints", fingerprints, "-f", zoo.bundle, "--output", journal, "--every-point"
+    )
     assert result.code == ExitCode.match, result.stderr
     rows = _rows(journal)
     suspects = sorted(os.path.abspath(p) for p in hub.rglob("*.onnx") if p.is_file())
@@ -159,3 +161,34 @@ def test_a_symlink_loop_is_a_failed_suspect_not_a_crash(zoo: Zoo, tmp_path: Path
     rows = {str(r["suspect"]): r for r in _rows(journal)}
     assert set(rows) == {os.path.abspath(hub / "copy.onnx"), os.path.abspath(hub / "loop.onnx")}
     assert rows[os.path.abspath(hub / "loop.onnx")]["status"] == "error"
+
+
+def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    """By default a bundle stops once no answers to its unasked points could make a match: every pair's verdict
+    is the one asking every point gives, a match is asked every point, and a suspect that is no copy fewer."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for path in (zoo.target, zoo.fine_tuned, zoo.pruned, zoo.independent, zoo.other_architecture):
+        shutil.copy(path, hub / path.name)
+    fingerprints = _bundles(zoo, tmp_path / "fingerprints")
+    screened, every = tmp_path / "screened.jsonl", tmp_path / "every.jsonl"
+    first = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", screened)
+    second = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", every, "--every-point")
+    assert first.code == second.code == ExitCode.match, first.stderr + second.stderr
+    full = {(r["suspect"], r["fingerprint"]): r for r in _rows(every)}
+    rows = _rows(screened)
+    assert len(rows) == len(full) == 10 and all(r["status"] == "ok" for r in rows)
+    stopped = []
+    for row in rows:
+        whole = full[row["suspect"], row["fingerprint"]]
+        assert row["verdict"] == whole["verdict"], row
+        assert whole["points_queried"] == whole["points_in_bundle"] and whole["stopped_because"] == ""
+        if row["stopped_because"]:
+            assert row["stopped_because"] == "no match certain" and row["verdict"] != "match"
+            assert int(str(row["points_queried"])) < int(str(row["points_in_bundle"]))
+            assert float(str(row["p_value"])) <= float(str(whole["p_value"]))  # the best case: a lower bound
+            stopped.append(row)
+        else:
+            assert row["points_queried"] == whole["points_queried"] and row["p_value"] == whole["p_value"]
+    assert any(r["verdict"] == "match" for r in rows)
+    assert stopped and any(str(r["suspect"]).endswith(zoo.independent.name) for r in stopped)
