@@ -113,8 +113,9 @@ def main() -> int:
 
 
 def _costs(name: str, path: Path) -> None:
-    """Seconds per point of an onnxruntime answer, a surrogate forward pass and one Adam step (forward and
-    backward of Eq. 5), each the second of two runs, on batches of 8 and 32 random points."""
+    """Milliseconds per point of an onnxruntime answer, a surrogate forward pass and one Adam step (forward and
+    backward of Eq. 5), each the second of two runs, on batches of 8 and 32 random points; and of one
+    onnxruntime run and one surrogate forward pass on a whole batch of 1, 4, 16 and 100."""
     import numpy as np
     import torch
 
@@ -137,6 +138,20 @@ def _costs(name: str, path: Path) -> None:
         run(points)
         return 1000 * (time.perf_counter() - started) / len(points)
 
+    whole = np.random.default_rng(1).random((100, *target.input_spec.sample_shape), dtype=np.float32)
+
+    def one_run(points: np.ndarray) -> object:  # onnxruntime on the whole batch, as given: no batching of ours
+        return target.session.run(None, {target.input_spec.name: points})
+
+    def no_gradient(points: np.ndarray) -> object:  # the surrogate on the whole batch at once, without gradient
+        with torch.no_grad():
+            return surrogate.scores_tensor(torch.from_numpy(points))
+
+    for size in (1, 4, 16, 100):  # what a batch's size costs a point (BENCHMARKS.md: batches of a few points)
+        print(
+            f"{name}, one run of {size}: onnxruntime {per_point(one_run, whole[:size]):.1f} ms/point, "
+            f"surrogate without gradient {per_point(no_gradient, whole[:size]):.1f} ms/point"
+        )
     for size in (8, 32):
         print(
             f"{name}, batch {size}: onnxruntime forward {per_point(target.scores, batch[:size]):.1f} ms/point, "

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -330,6 +330,10 @@ def _screened(
     ]
     asked: list[list[npt.NDArray[np.int64]]] = [[] for _ in bundles]
     replies: list[list[Answers]] = [[] for _ in bundles]
+    seen = [np.full(len(question.points), -1, np.int64) for question in questions]
+    """Each point's answer as a class index of its bundle; -1 where not asked yet."""
+    closable = [True] * len(bundles)
+    """False once a point of the bundle was answered with no class of it: then every point is asked."""
     closed: dict[int, tuple[float, Verdict]] = {}
     open_ = list(range(len(bundles)))
     for share in SCREEN_ROUNDS:
@@ -343,15 +347,16 @@ def _screened(
         offset, still_open = 0, []
         for index, chunk in zip(open_, chunks, strict=True):
             asked[index].append(chunk)
-            replies[index].append(
-                Answers(
-                    joined.labels[offset : offset + len(chunk)],
-                    joined.kind,
-                    joined.answered[offset : offset + len(chunk)],
-                )
+            reply = Answers(
+                joined.labels[offset : offset + len(chunk)], joined.kind, joined.answered[offset : offset + len(chunk)]
             )
+            replies[index].append(reply)
             offset += len(chunk)
-            best = _best_case(bundles[index], classifier, options, questions[index], asked[index], replies[index])
+            bundle = bundles[index]
+            labels = map_labels(reply, bundle, classifier.name)
+            closable[index] = closable[index] and bool(((labels >= 0) & (labels < bundle.num_classes)).all())
+            seen[index][chunk] = labels
+            best = _best_case(bundle, questions[index], options, seen[index]) if closable[index] else None
             if best is None:
                 still_open.append(index)
             else:
@@ -386,28 +391,20 @@ def _screened(
 
 
 def _best_case(
-    bundle: Bundle,
-    classifier: Classifier,
-    options: AuditOptions,
-    question: _Question,
-    asked: Sequence[npt.NDArray[np.int64]],
-    replies: Sequence[Answers],
+    bundle: Bundle, question: _Question, options: AuditOptions, seen: npt.NDArray[np.int64]
 ) -> tuple[float, Verdict] | None:
-    """The p-value and verdict of ``bundle`` were every unasked point answered with its own label, if that
-    verdict is no match (so none can be); None while a match is still possible or every point is asked."""
-    order = np.concatenate(asked)
-    points = len(question.points)
-    if len(order) == points:
+    """The p-value and verdict of ``bundle`` were every point not yet asked (``seen`` −1) answered with its own
+    label, if that verdict is no match (so none can be); None while a match is still possible, or once every
+    point is asked. ``seen``: every asked point's answer, a class of the bundle."""
+    unasked = seen < 0
+    if not unasked.any():
         return None
-    tally = _tally(bundle, classifier, classifier.join(list(replies)), order, points)
-    if tally.answered < len(order):
-        return None
-    unasked = np.ones(points, np.bool_)
-    unasked[order] = False
-    indices = np.where(unasked, bundle.labels, tally.indices)
-    best = replace(tally, indices=indices, valid=np.ones(points, np.bool_), queried=points, answered=points)
-    best = replace(best, matched=int((indices == bundle.labels).sum()))
-    parts = _parts(bundle, indices == bundle.labels, best.valid)
+    points = len(seen)
+    indices = np.where(unasked, bundle.labels, seen)
+    agrees = indices == bundle.labels
+    valid = np.ones(points, np.bool_)
+    best = _Tally(indices, valid, {}, False, points, points, int(agrees.sum()))
+    parts = _parts(bundle, agrees, valid)
     p_value = combined_p_value([part.p_value for part in parts])
     verdict, _, _ = _decide(bundle, question, best, parts, p_value, None, options.min_answered)
     return None if verdict == "match" else (p_value, verdict)

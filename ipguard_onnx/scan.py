@@ -150,6 +150,10 @@ class ScanSummary:
     seconds: float
     first_result_seconds: float
     """From the start to the first suspect's results: start-up (and, on Ray, the cluster and its actors)."""
+    points_asked: int = 0
+    """Points asked over the audited pairs in the journal; fewer than ``points_in_bundles`` where audits stopped
+    early (``ScanRow.stopped_because``)."""
+    points_in_bundles: int = 0
 
 
 def suspect_reference(suspect: str | os.PathLike[str]) -> str:
@@ -431,4 +435,6 @@ def scan(
         internal_errors=sum(row.status == "internal-error" for row in rows_now),
         seconds=time.perf_counter() - started,
         first_result_seconds=first,
+        points_asked=sum(row.points_queried for row in rows_now if row.status == "ok"),
+        points_in_bundles=sum(row.points_in_bundle for row in rows_now if row.status == "ok"),
     )

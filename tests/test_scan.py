@@ -175,6 +175,7 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
     first = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", screened)
     second = run_cli("scan", hub, "--fingerprints", fingerprints, "--output", every, "--every-point")
     assert first.code == second.code == ExitCode.match, first.stderr + second.stderr
+    assert "points asked" in first.stdout and "points asked" not in second.stdout  # the summary says how many
     full = {(r["suspect"], r["fingerprint"]): r for r in _rows(every)}
     rows = _rows(screened)
     assert len(rows) == len(full) == 10 and all(r["status"] == "ok" for r in rows)
@@ -192,3 +193,5 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
             assert row["points_queried"] == whole["points_queried"] and row["p_value"] == whole["p_value"]
     assert any(r["verdict"] == "match" for r in rows)
     assert stopped and any(str(r["suspect"]).endswith(zoo.independent.name) for r in stopped)
+    asked = sum(int(str(r["points_queried"])) for r in rows)
+    assert f"{asked:,} of the bundles' {sum(int(str(r['points_in_bundle'])) for r in rows):,} points" in first.stdout

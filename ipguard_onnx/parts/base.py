@@ -280,7 +280,13 @@ class CandidateLoop:
             candidates = np.flatnonzero(outcome.converged)
             found = outcome.points[candidates]
             true_labels = self.target.predict(found) if len(found) else np.zeros(0, np.int64)
-            agrees = true_labels == (self.surrogate.predict(found) if len(found) else true_labels)
+            known = np.full(len(found), -1, np.int64)
+            if outcome.surrogate_labels is not None:  # what the search already knows costs no forward pass
+                known = outcome.surrogate_labels[candidates].copy()
+            unknown = known < 0
+            if unknown.any():
+                known[unknown] = self.surrogate.predict(found[unknown])
+            agrees = true_labels == known
             self.tally.disagreement += int((~agrees).sum())
             accepted = candidates[agrees][:need]
             kept_points.append(outcome.points[accepted])

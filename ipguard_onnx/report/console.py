@@ -343,7 +343,13 @@ def render_scan(summary: ScanSummary, console: Console) -> None:
         f"(first results after {summary.first_result_seconds:.1f} s): "
         f"{summary.written} results written, {summary.already_done} already in {outside_text(summary.journal)}; "
         f"{summary.matches} matches, {summary.errors} failed or inconclusive, "
-        f"{summary.internal_errors} internal errors",
+        f"{summary.internal_errors} internal errors"
+        + (
+            f"; {summary.points_asked:,} of the bundles' {summary.points_in_bundles:,} points asked "
+            "(a bundle stops once no match is possible; --every-point asks them all)"
+            if summary.points_asked < summary.points_in_bundles
+            else ""
+        ),
         soft_wrap=True,
         highlight=False,
     )

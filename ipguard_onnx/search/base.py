@@ -61,6 +61,9 @@ class SearchOutcome:
     iterations: npt.NDArray[np.int64]
     hit: npt.NDArray[np.bool_] | None = None
     """Where the surrogate labels the final point with the target label j (the attack's success)."""
+    surrogate_labels: LabelArray | None = None
+    """The surrogate's label of each final point where the search knows it without another pass, −1 where it
+    does not (None: nowhere); a large model's candidates then skip a forward pass (``parts.base.CandidateLoop``)."""
 
     @property
     def hit_rate(self) -> float:

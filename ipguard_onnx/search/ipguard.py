@@ -118,4 +118,6 @@ class IPGuardSearch(GradientSearch):
             target_labels=np.asarray(target_labels, dtype=np.int64),
             converged=(~active).numpy(),
             iterations=iterations.numpy().astype(np.int64),
+            # Eq. 5 at 0 with k > 0: Z_j ≥ Z_i + k > Z_i ≥ every other score, so the surrogate labels the point j
+            surrogate_labels=np.where((~active).numpy(), target_labels, -1).astype(np.int64) if self.k > 0 else None,
         )
