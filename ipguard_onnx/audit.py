@@ -264,7 +264,7 @@ def audit_group(
     stops once no answers to its unasked points could make it a match (``_screened``): the same accusations as
     asking every point, for a fraction of the points where the suspect is no copy."""
     started = time.perf_counter()
-    alone = sequential is not None or len(bundles) < 2 or isinstance(classifier, HttpClassifier)
+    alone = sequential is not None or (len(bundles) < 2 and not screen) or isinstance(classifier, HttpClassifier)
     if not alone:
         try:
             questions = [_question(bundle, classifier, options) for bundle in bundles]
@@ -471,9 +471,13 @@ def _result(
             "output_name": output_name or "",
             "suspect_layout": question.layout or "",
             "bgr": str(options.bgr).lower(),
-            "sequential": ""
-            if sequential is None
-            else f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}",
+            "sequential": (
+                f"batch={sequential.batch},verdict_error={sequential.verdict_error!r}"
+                if sequential is not None
+                else f"screen rounds={','.join(map(repr, SCREEN_ROUNDS))}"
+                if record is not None and record.stopped_because == SCREENED
+                else ""
+            ),
         },
     )
 
@@ -589,6 +593,8 @@ def _decide(
 def _preprocessed(bundle: Bundle, prep: Preprocessing, *, signed: bool) -> FloatArray:
     """The points as the suspect takes them; preprocessing that yields NaN or infinity is refused — as a
     usage error when it came from the options, as a malformed bundle when it was signed into it."""
+    if prep.is_identity:  # the bundle's own points, finite since it was loaded (``bundle.load_bundle``)
+        return bundle.points
     channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
     try:
         points = prep.apply(bundle.points, channel_axis)

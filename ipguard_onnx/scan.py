@@ -90,7 +90,7 @@ class ScanRow:
     points_in_bundle: int = 0
     """The bundle's points; more than ``points_queried`` where the audit stopped early (``stopped_because``)."""
     stopped_because: str = ""
-    """Why fewer points were asked: ``no match certain`` (screened: no answers to the rest could make a match),
+    """Why fewer points were asked: ``match ruled out`` (screened: no answers to the rest could make a match),
     ``match settled`` or ``no match settled`` (``--sequential``); empty where every point was asked."""
 
     @property

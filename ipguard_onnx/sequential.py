@@ -39,13 +39,14 @@ DEFAULT_VERDICT_ERROR = 0.01
 DEFAULT_BATCH = 5
 """Points per round of questions: each round's answers are in before the tests decide whether to stop."""
 BET_CAP = 0.9
-SCREENED = "no match certain"
+SCREENED = "match ruled out"
 """``SequentialRecord.stopped_because`` of a screened group audit (``audit.audit_group``): no answers to the
-points not asked could have made a match, so none was asked."""
+points not asked could have made a match, so none was asked. Its verdict is the one asking every point gives:
+no match, or inconclusive where even a perfect copy could not reach α (an uncalibrated bundle)."""
 SETTLED_VERDICTS: dict[str, Literal["match", "no match"]] = {
     "match settled": "match",
     "no match settled": "no match",
-    SCREENED: "no match",
+    SCREENED: "no match",  # under the paper's threshold rule; the evidence rule may say inconclusive (above)
 }
 """``SequentialRecord.stopped_because`` → the verdict it settled (asking every point settles nothing early)."""
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
-from ipguard_onnx import FingerprintSettings, audit, fingerprint
+import numpy as np
+
+from ipguard_onnx import FingerprintSettings, audit, fingerprint, load_bundle
+from ipguard_onnx.audit import AuditOptions, audit_group
 from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import load_private_key
+from ipguard_onnx.models import CallableClassifier
 
 from .conftest import RunCli, Zoo
 from .http_server import PredictionServer
@@ -185,7 +190,7 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
         assert row["verdict"] == whole["verdict"], row
         assert whole["points_queried"] == whole["points_in_bundle"] and whole["stopped_because"] == ""
         if row["stopped_because"]:
-            assert row["stopped_because"] == "no match certain" and row["verdict"] != "match"
+            assert row["stopped_because"] == "match ruled out" and row["verdict"] != "match"
             assert int(str(row["points_queried"])) < int(str(row["points_in_bundle"]))
             assert float(str(row["p_value"])) <= float(str(whole["p_value"]))  # the best case: a lower bound
             stopped.append(row)
@@ -195,3 +200,46 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
     assert stopped and any(str(r["suspect"]).endswith(zoo.independent.name) for r in stopped)
     asked = sum(int(str(r["points_queried"])) for r in rows)
     assert f"{asked:,} of the bundles' {sum(int(str(r['points_in_bundle'])) for r in rows):,} points" in first.stdout
+
+
+def test_the_screen_decides_as_every_point_for_suspects_of_every_agreement(zoo: Zoo, tmp_path: Path) -> None:
+    """Suspects agreeing with the bundles on 30 % to 100 % of their points (near the evidence threshold included),
+    some leaving points unanswered: the screened group audit gives each bundle the verdict asking every point
+    gives, under the evidence rule and under the paper's threshold rule; a match is asked every point."""
+    fingerprints = _bundles(zoo, tmp_path / "fingerprints")
+    bundles = [load_bundle(path) for path in sorted(fingerprints.glob("*.safetensors"))]
+    truth = {bundle.points[i].tobytes(): int(bundle.labels[i]) for bundle in bundles for i in range(len(bundle.points))}
+    classes = bundles[0].num_classes
+    rng = np.random.default_rng(0)
+    stopped = verdicts = 0
+    seen: set[str] = set()
+    for trial in range(48):
+        agreement, unanswered = rng.uniform(0.3, 1.0), 0.03 if trial % 4 == 3 else 0.0
+
+        def suspect(
+            batch: np.ndarray, trial: int = trial, agreement: float = agreement, gone: float = unanswered
+        ) -> np.ndarray:
+            """Each point's answer a function of the point alone: its label, another, or no answer (NaN)."""
+            scores = np.zeros((len(batch), classes))
+            for row, point in enumerate(batch):
+                key = point.tobytes()
+                draw = hashlib.sha256(key + trial.to_bytes(2, "little")).digest()
+                share, lost = int.from_bytes(draw[:4], "little") / 2**32, int.from_bytes(draw[4:8], "little") / 2**32
+                label = truth[key] if share < agreement else (truth[key] + 1) % classes
+                scores[row, label] = np.nan if lost < gone else 1.0
+            return scores
+
+        classifier = CallableClassifier(suspect, name=f"suspect-{trial}")
+        for options in (AuditOptions(), AuditOptions(threshold=0.85)):
+            every = audit_group(bundles, classifier, options)
+            screened = audit_group(bundles, classifier, options, screen=True)
+            for whole, early in zip(every, screened, strict=True):
+                assert early.verdict == whole.verdict, (trial, agreement, options.threshold, whole.fingerprint)
+                verdicts += 1
+                seen.add(whole.verdict)
+                if early.verdict == "match":
+                    assert early.points_queried == whole.points_queried and early.sequential is None
+                elif early.sequential is not None:
+                    assert early.points_queried < whole.points_queried and early.p_value <= whole.p_value
+                    stopped += 1
+    assert seen == {"match", "no match", "inconclusive"} and 0 < stopped < verdicts
