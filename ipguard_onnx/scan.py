@@ -41,6 +41,9 @@ from .sequential import SequentialSettings
 from .text import shown
 
 ROW_SCHEMA = schema_id("scan-row")
+ROW_FIELDS_ADDED = ("points_in_bundle", "stopped_because")
+"""Fields v1 rows gained later: a journal written before them lacks them (they read as their defaults, and its
+schema does not require them), so ``--resume`` goes on with it."""
 
 Status = Literal["ok", "error", "internal-error"]
 

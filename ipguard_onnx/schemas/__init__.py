@@ -102,7 +102,7 @@ def document_schema(kind: str) -> dict[str, Any]:
     from ..evaluate import EvaluatedSuspect
     from ..fingerprint_settings import FingerprintResult
     from ..licensing import IssuedCopy
-    from ..scan import ScanRow, ScanSummary
+    from ..scan import ROW_FIELDS_ADDED, ScanRow, ScanSummary
 
     definitions: dict[str, Any] = {}
     envelope = {
@@ -114,7 +114,7 @@ def document_schema(kind: str) -> dict[str, Any]:
     if kind == "scan-row":
         body = _object(ScanRow, definitions)
         body["properties"] = {"schema": {"const": schema_id(kind)}, **body["properties"]}
-        body["required"] = sorted(body["properties"])
+        body["required"] = sorted(set(body["properties"]) - set(ROW_FIELDS_ADDED))
     else:
         payload: dict[str, Any]
         if kind == "audit":

@@ -170,9 +170,11 @@ def test_a_document_that_breaks_its_schema_is_caught() -> None:
         "error": "",
         "seconds": 1.0,
     }
-    validator.validate(row)
+    validator.validate(row)  # a row written before v1 rows gained points_in_bundle and stopped_because
+    validator.validate({**row, "points_in_bundle": 100, "stopped_because": ""})
     for broken in (
         {**row, "points_queried": "100"},
+        {**row, "points_in_bundle": "100"},
         {**row, "extra": 1},
         {k: v for k, v in row.items() if k != "status"},
     ):
