@@ -346,7 +346,7 @@ def render_scan(summary: ScanSummary, console: Console) -> None:
         f"{summary.internal_errors} internal errors"
         + (
             f"; {summary.points_asked:,} of the bundles' {summary.points_in_bundles:,} points asked "
-            "(a bundle stops once no match is possible; --every-point asks them all)"
+            "(a bundle stops once a match is ruled out; --every-point asks them all)"
             if summary.points_asked < summary.points_in_bundles
             else ""
         ),
