@@ -334,7 +334,8 @@ def _screened(
     """Each point's answer as a class index of its bundle; -1 where not asked yet."""
     closable = [True] * len(bundles)
     """False once a point of the bundle was answered with no class of it: then every point is asked."""
-    closed: dict[int, tuple[float, Verdict]] = {}
+    closed: dict[int, float] = {}
+    """Bundles closed early, with their best-case p-value."""
     open_ = list(range(len(bundles)))
     for share in SCREEN_ROUNDS:
         chunks = []
@@ -372,9 +373,8 @@ def _screened(
         except UnsupportedModelError as exc:
             raise AuditError(str(exc)) from None
         order = np.concatenate(asked[index])
-        record, p_value = None, 1.0
+        record, p_value = None, closed.get(index, 1.0)
         if index in closed:
-            p_value, _ = closed[index]
             record = SequentialRecord(
                 queries=len(order),
                 points=len(question.points),
@@ -390,12 +390,10 @@ def _screened(
     return results
 
 
-def _best_case(
-    bundle: Bundle, question: _Question, options: AuditOptions, seen: npt.NDArray[np.int64]
-) -> tuple[float, Verdict] | None:
-    """The p-value and verdict of ``bundle`` were every point not yet asked (``seen`` −1) answered with its own
-    label, if that verdict is no match (so none can be); None while a match is still possible, or once every
-    point is asked. ``seen``: every asked point's answer, a class of the bundle."""
+def _best_case(bundle: Bundle, question: _Question, options: AuditOptions, seen: npt.NDArray[np.int64]) -> float | None:
+    """The p-value of ``bundle`` were every point not yet asked (``seen`` −1) answered with its own label, if the
+    verdict then is no match (so none can be); None while a match is still possible, or once every point is
+    asked. ``seen``: every asked point's answer, a class of the bundle."""
     unasked = seen < 0
     if not unasked.any():
         return None
@@ -407,7 +405,7 @@ def _best_case(
     parts = _parts(bundle, agrees, valid)
     p_value = combined_p_value([part.p_value for part in parts])
     verdict, _, _ = _decide(bundle, question, best, parts, p_value, None, options.min_answered)
-    return None if verdict == "match" else (p_value, verdict)
+    return None if verdict == "match" else p_value
 
 
 def _result(
@@ -593,8 +591,6 @@ def _decide(
 def _preprocessed(bundle: Bundle, prep: Preprocessing, *, signed: bool) -> FloatArray:
     """The points as the suspect takes them; preprocessing that yields NaN or infinity is refused — as a
     usage error when it came from the options, as a malformed bundle when it was signed into it."""
-    if prep.is_identity:  # the bundle's own points, finite since it was loaded (``bundle.load_bundle``)
-        return bundle.points
     channel_axis = 3 if bundle.input_spec.layout == "NHWC" else 1
     try:
         points = prep.apply(bundle.points, channel_axis)
