@@ -533,6 +533,34 @@ def opset_and_input(path: Path) -> tuple[str, str]:
     return opset, ", ".join(shapes)
 
 
+def signing_key() -> Ed25519PrivateKey:
+    """The benchmark's fixed signing key (its bundles are remade identically)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"ipguard-onnx realworld").digest())
+
+
+def settings_for(
+    model: Model, *, n: int | None = None, max_iterations: int = 300, default_domain: bool = False, seed: int = 0
+) -> tuple[FingerprintSettings, Path | None]:
+    """The corpus's fingerprint settings for ``model`` (its input shape, domain and output), and the owner data
+    it starts from where it has a builder (written into the cache)."""
+    data_path = None
+    if model.owner_data:
+        data_path = CACHE / "data" / f"{model.owner_data}.npy"
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(data_path, OWNER_DATA[model.owner_data]())
+    settings = FingerprintSettings(
+        n=n or model.n,
+        input_shape=model.input_shape,
+        domain=None if default_domain else model.domain,
+        input_shapes=model.input_shapes,
+        output_name=model.output_name,
+        max_iterations=max_iterations,
+        seed=seed,
+        init=StartKind.data if data_path is not None else StartKind.random,
+    )
+    return settings, data_path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=[])
@@ -542,7 +570,7 @@ def main() -> None:
         "--default-domain", action="store_true", help="the tool's default domain, as a user who gives no --domain"
     )
     arguments = parser.parse_args()
-    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"ipguard-onnx realworld").digest())
+    key = signing_key()
     bundles: dict[str, Path] = {}
     paths: dict[str, Path] = {}
     print(
@@ -559,20 +587,8 @@ def main() -> None:
         opset, shape = opset_and_input(path)
         bundle = CACHE / "bundles" / f"{model.name}.fingerprint.safetensors"
         bundle.parent.mkdir(parents=True, exist_ok=True)
-        data_path = None
-        if model.owner_data:
-            data_path = CACHE / "data" / f"{model.owner_data}.npy"
-            data_path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(data_path, OWNER_DATA[model.owner_data]())
-        settings = FingerprintSettings(
-            n=arguments.n or model.n,
-            input_shape=model.input_shape,
-            domain=None if arguments.default_domain else model.domain,
-            input_shapes=model.input_shapes,
-            output_name=model.output_name,
-            max_iterations=arguments.max_iterations,
-            seed=0,
-            init=StartKind.data if data_path is not None else StartKind.random,
+        settings, data_path = settings_for(
+            model, n=arguments.n, max_iterations=arguments.max_iterations, default_domain=arguments.default_domain
         )
         started = time.perf_counter()
         try:

@@ -53,7 +53,7 @@ def _bundles(zoo: Path, count: int, owner_data: Path | None = None) -> Path:
     return folder
 
 
-def _scan(hub: Path, bundles: Path, journal: Path, threads: str | None, *ray: str) -> float:
+def scan_process(hub: Path, bundles: Path, journal: Path, threads: str | None, *ray: str) -> float:
     """The whole ``scan`` process's wall time."""
     journal.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -173,8 +173,8 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, extra in configurations.items():
             threads, *ray = extra
-            walls[name].append(_scan(hub, bundles, work / f"{name}.jsonl", threads, *(str(a) for a in ray)))
-            fixed[name].append(_scan(single, bundles, work / f"{name}-1.jsonl", threads, *(str(a) for a in ray)))
+            walls[name].append(scan_process(hub, bundles, work / f"{name}.jsonl", threads, *(str(a) for a in ray)))
+            fixed[name].append(scan_process(single, bundles, work / f"{name}-1.jsonl", threads, *(str(a) for a in ray)))
 
     def marginal(name: str) -> float:
         return (suspects - 1) / max(statistics.median(walls[name]) - statistics.median(fixed[name]), 1e-9)

@@ -199,6 +199,8 @@ class OnnxClassifier(Classifier):
         self._position = check_position(position)
         self._measured = False
         """Whether the output axes were measured by running the model (``_choose_by_probe``)."""
+        self._probed_for: tuple[int, ...] | None = None
+        """The sample shape the output was last measured at (``_choose_by_probe``)."""
         self.batch_note = ""
         """Why the model is run one sample at a time, where a batch failed ("" otherwise)."""
         self._output_spec: OutputSpec | None = None
@@ -275,6 +277,7 @@ class OnnxClassifier(Classifier):
         follows the batch (``--batch-axis`` overrides). The class axis is the last (``--class-axis``)."""
         fixed = self.input_spec.fixed_batch
         self._measured = True
+        self._probed_for = sample_shape
         runs = []
         for rows in (fixed,) if fixed else (1, 2):
             probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
@@ -337,6 +340,16 @@ class OnnxClassifier(Classifier):
             site = replace(site, chosen_because=f"{site.chosen_because}; read at {site.site}")
         return site
 
+    def _measure_for(self, batch: npt.NDArray[Any]) -> None:
+        """Measure the output at the batch's sample size where it is not known for that size: before the first
+        query of a symbolic input, and again for points of another size — a fully convolutional graph answers a
+        grid that grows with its input, so positions measured at one size would misread another."""
+        if not len(batch):
+            return
+        shape = tuple(batch.shape[1:])
+        if self._output_spec is None or (not self.input_spec.resolved and self._probed_for not in (None, shape)):
+            self._output_spec = self._choose_by_probe(shape)
+
     def resolve_input(self, shape: tuple[int, ...], source: str) -> None:
         """Fix the input's symbolic per-sample dimensions (``--input-shape`` or the owner's data)."""
         self.input_spec = self.input_spec.resolve(shape, source)
@@ -376,8 +389,7 @@ class OnnxClassifier(Classifier):
                 f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape "
                 f"{shape_text(spec.sample_shape)}"
             )
-        if self._output_spec is None and len(batch):
-            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
+        self._measure_for(batch)
         outputs = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
@@ -484,8 +496,7 @@ class OnnxClassifier(Classifier):
         return labels
 
     def answer_batch(self, batch: FloatArray) -> Answers:
-        if self._output_spec is None and len(batch):  # output sizes depend on the input size: measure them
-            self._output_spec = self._choose_by_probe(tuple(batch.shape[1:]))
+        self._measure_for(batch)
         kind = self.output_spec.kind
         if kind != "labels" and (kind != "probability-maps" or self._producers_known):
             return from_scores(self.scores(batch))  # a row with a NaN or infinite score is unanswered

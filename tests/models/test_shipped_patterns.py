@@ -415,10 +415,8 @@ def test_an_unexpected_exception_is_never_a_verdict(tmp_path: Path, run_process:
     assert debugged.code == ExitCode.internal and "Traceback" in debugged.stderr
 
 
-def test_fully_convolutional_stage_with_input_dependent_output_sizes(
-    tmp_path: Path, run_cli: RunCli, key: Path
-) -> None:
-    """MTCNN's P-Net: input [N, ?, ?, 3], output [N, ?, ?, 2]; at 3×3 the output is [N, 1, 1, 2]."""
+def _pnet(path: Path) -> Path:
+    """MTCNN's P-Net pattern: input [N, ?, ?, 3], a 3×3 convolution, output [N, ?, ?, 2] (1×1 at 3×3)."""
     rng = np.random.default_rng(9)
     weights = {"k": rng.normal(0, 2.0, (2, 3, 3, 3))}
     nodes = [
@@ -427,15 +425,45 @@ def test_fully_convolutional_stage_with_input_dependent_output_sizes(
         helper.make_node("Softmax", ["c"], ["s"], axis=1),
         helper.make_node("Transpose", ["s"], ["prob"], perm=[0, 2, 3, 1]),
     ]
-    target = _save(
-        tmp_path / "pnet.onnx",
+    return _save(
+        path,
         nodes,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 3])],
         [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", "h", "w", 2])],
         weights,
     )
+
+
+def test_fully_convolutional_stage_with_input_dependent_output_sizes(
+    tmp_path: Path, run_cli: RunCli, key: Path
+) -> None:
+    """MTCNN's P-Net: at 3×3 the output is [N, 1, 1, 2]."""
+    target = _pnet(tmp_path / "pnet.onnx")
     made = _fingerprint(run_cli, target, tmp_path, "--input-shape", "3,3,3")
     assert made.code == 0, made.stderr
     bundle = load_bundle(tmp_path / "pnet.fp")
     assert bundle.num_classes == 2 and bundle.points.shape[1:] == (3, 3, 3)
     assert audit(bundle, target).matching_rate == 1.0  # the suspect's output sizes are measured on first query
+
+
+def test_one_suspect_read_at_each_size_its_bundles_ask(tmp_path: Path, run_cli: RunCli, key: Path) -> None:
+    """A fully convolutional suspect scanned against bundles whose points differ in size (5×5 and 7×7 images:
+    a 3×3 and a 5×5 grid of answers) is measured again for each size, in either order: read at the positions
+    of the other size, the larger grid's middle is off centre and the smaller has no such position (a scan of the
+    real corpus stopped with IndexError on MTCNN's P-Net)."""
+    target = _pnet(tmp_path / "pnet.onnx")
+    bundles = []
+    for side in (5, 7):
+        made = run_cli(
+            "fingerprint", target, "--key", key, "--n", 30, "--input-shape", f"{side},{side},3",
+            "-o", tmp_path / f"pnet-{side}.fp", "--seed", side,
+        )  # fmt: skip
+        assert made.code == 0, made.stderr
+        bundles.append(tmp_path / f"pnet-{side}.fp")
+    for order in (bundles, bundles[::-1]):
+        journal = tmp_path / f"journal-{order[0].stem}.jsonl"
+        scanned = run_cli("scan", target, "-f", order[0], "-f", order[1], "--output", journal, "--every-point")
+        rows = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert scanned.code != ExitCode.internal, scanned.stderr
+        assert sorted(row["fingerprint"] for row in rows) == sorted(path.name for path in bundles)
+        assert all(row["status"] == "ok" and row["matching_rate"] == 1.0 for row in rows), rows
