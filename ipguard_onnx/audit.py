@@ -255,58 +255,91 @@ def audit_group(
     sequential: SequentialSettings | None = None,
     screen: bool = False,
 ) -> list[AuditResult]:
-    """Several bundles against one opened suspect (a ``SuspectGroup``'s). Without a sequential test every
-    bundle's points are asked in one batch of runs, so a scan pays for inference rather than for one call per
-    bundle; where that cannot be (points of other shapes, an API, an unanswered point whose reason must be
-    told per bundle, any failure) each bundle is audited alone, so a failing bundle fails alone.
+    """Several bundles against one opened suspect (``audit_each``), raising the first bundle's error."""
+    results = []
+    for outcome in audit_each(bundles, classifier, options, sequential=sequential, screen=screen):
+        if isinstance(outcome, IPGuardError):
+            raise outcome
+        results.append(outcome)
+    return results
+
+
+def audit_each(
+    bundles: Sequence[Bundle],
+    classifier: Classifier,
+    options: AuditOptions,
+    *,
+    sequential: SequentialSettings | None = None,
+    screen: bool = False,
+) -> list[AuditResult | IPGuardError]:
+    """Several bundles against one opened suspect (a ``SuspectGroup``'s): each bundle's result, or the error
+    that stopped its own audit. Without a sequential test the bundles whose points take one shape once fitted
+    to the suspect are asked in one batch of runs, so a scan pays for inference rather than for one call per
+    bundle; where that cannot be (an API, an unanswered point whose reason must be told per bundle, a bundle
+    the suspect cannot take, any failure) a bundle is audited alone, so a failing bundle fails alone.
 
     ``screen``: the points are asked in rounds (``SCREEN_ROUNDS``, in each bundle's secret order), and a bundle
     stops once no answers to its unasked points could make it a match (``_screened``): the same accusations as
     asking every point, for a fraction of the points where the suspect is no copy."""
+    outcomes: list[AuditResult | IPGuardError | None] = [None] * len(bundles)
+    if sequential is None and not isinstance(classifier, HttpClassifier):
+        questions: dict[int, _Question] = {}
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, bundle in enumerate(bundles):
+            try:
+                questions[index] = _question(bundle, classifier, options)
+            except IPGuardError:
+                continue  # audited alone below, for its own error
+            by_shape.setdefault(tuple(questions[index].points.shape[1:]), []).append(index)
+        for members in by_shape.values():
+            if len(members) < 2 and not screen:
+                continue
+            together = [bundles[index] for index in members]
+            asked = [questions[index] for index in members]
+            try:
+                results = (
+                    _screened(together, classifier, options, asked)
+                    if screen
+                    else _joined(together, classifier, options, asked)
+                )
+            except IPGuardError:
+                results = None
+            if results is not None:
+                for index, result in zip(members, results, strict=True):
+                    outcomes[index] = result
+    for index, bundle in enumerate(bundles):
+        if outcomes[index] is None:
+            try:
+                outcomes[index] = audit_with(bundle, classifier, options, sequential=sequential)
+            except IPGuardError as error:
+                outcomes[index] = error
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _joined(
+    bundles: Sequence[Bundle], classifier: Classifier, options: AuditOptions, questions: Sequence[_Question]
+) -> list[AuditResult] | None:
+    """``audit_each`` without the screen: every bundle's points in one batch of runs, each judged as alone.
+    None where a point goes unanswered (each bundle must then be audited alone, to tell its own reasons)."""
     started = time.perf_counter()
-    alone = sequential is not None or (len(bundles) < 2 and not screen) or isinstance(classifier, HttpClassifier)
-    if not alone:
-        try:
-            questions = [_question(bundle, classifier, options) for bundle in bundles]
-            if len({question.points.shape[1:] for question in questions}) != 1:
-                alone = True
-            elif screen:
-                screened = _screened(bundles, classifier, options, questions, started)
-                if screened is not None:
-                    return screened
-                alone = True
-            else:
-                joined = _ask(classifier, np.concatenate([question.points for question in questions]))
-                alone = bool(joined.skipped) or not bool(joined.answered.all())
-        except IPGuardError:
-            alone = True
-    if alone:
-        return [audit_with(bundle, classifier, options, sequential=sequential) for bundle in bundles]
+    joined = _ask(classifier, np.concatenate([question.points for question in questions]))
+    if joined.skipped or not bool(joined.answered.all()):
+        return None
     results, offset = [], 0
     asked_seconds = (time.perf_counter() - started) / len(bundles)
     for bundle, question in zip(bundles, questions, strict=True):
         count = len(question.points)
         answers = Answers(joined.labels[offset : offset + count], joined.kind, joined.answered[offset : offset + count])
         offset += count
+        clock = time.perf_counter() - asked_seconds
         results.append(
-            _result(
-                bundle,
-                classifier,
-                options,
-                question,
-                answers,
-                np.arange(count),
-                None,
-                1.0,
-                None,
-                time.perf_counter() - asked_seconds,
-            )
+            _result(bundle, classifier, options, question, answers, np.arange(count), None, 1.0, None, clock)
         )
     return results
 
 
 SCREEN_ROUNDS = (0.2, 0.4, 1.0)
-"""A screened group audit (``audit_group``) asks each open bundle up to these shares of its points, one joined
+"""A screened group audit (``audit_each``) asks each open bundle up to these shares of its points, one joined
 run a round: a suspect that is no copy disagrees early (at a threshold of 85 %, 16 disagreements of 100 points
 rule a match out), a copy is asked every point."""
 
@@ -316,15 +349,15 @@ def _screened(
     classifier: Classifier,
     options: AuditOptions,
     questions: Sequence[_Question],
-    started: float,
 ) -> list[AuditResult] | None:
-    """``audit_group(screen=True)``: each bundle's points asked in rounds, in the bundle's secret order
+    """``audit_each(screen=True)``: each bundle's points asked in rounds, in the bundle's secret order
     (``query_order``), all open bundles' in one run a round. After each round, a bundle whose every asked point
     was answered is closed once the audit's own verdict, given every unasked point answered *as a copy would*
     (the best case for a match: one more match never raises a p-value or lowers a rate), is still no match —
     then no answers can make it one. Its result is that best case's verdict and p-value (a lower bound of the
     p-value all points would give), over the points asked. Every other bundle is asked all its points and
     judged exactly as alone. None where a point goes unanswered (its bundle must then be audited alone)."""
+    started = time.perf_counter()
     orders = [
         query_order(bundle.sha256, len(question.points)) for bundle, question in zip(bundles, questions, strict=True)
     ]

@@ -22,7 +22,7 @@ from .audit import (
     AuditOptions,
     AuditResult,
     SuspectGroup,
-    audit_group,
+    audit_each,
     audit_with,
     check_min_answered,
     sequential_settings_for,
@@ -59,7 +59,7 @@ class ScanOptions:
     sequential_settings: SequentialSettings = field(default_factory=SequentialSettings)
     screen: bool = True
     """Ask each bundle's points in rounds and stop a bundle once no answers could make it a match (the same
-    accusations for fewer points; ``audit.audit_group``); False: every point of every bundle (``--every-point``)."""
+    accusations for fewer points; ``audit.audit_each``); False: every point of every bundle (``--every-point``)."""
     model_timeout: float | None = None
     """Seconds one model run may take (``models.bounded``); a suspect past it is a failed suspect."""
     deadline: float = DEFAULT_DEADLINE
@@ -248,10 +248,13 @@ def _scan_group(reference: str, group: SuspectGroup, options: ScanOptions) -> li
     sequential = sequential_settings_for(classifier, options.sequential, options.sequential_settings)
     rows = []
     audit_options = AuditOptions(providers=options.providers, min_answered=options.min_answered)
-    try:  # every bundle's points in one batch of runs; any failure: each bundle alone, failing alone
+    try:  # the bundles of one point shape in one batch of runs, each failing alone; a bug: each bundle alone
+        outcomes = audit_each(bundles, classifier, audit_options, sequential=sequential, screen=options.screen)
         return [
-            _row(result, reference)
-            for result in audit_group(bundles, classifier, audit_options, sequential=sequential, screen=options.screen)
+            _failed(reference, bundle, "error", str(outcome))
+            if isinstance(outcome, IPGuardError)
+            else _row(outcome, reference)
+            for bundle, outcome in zip(bundles, outcomes, strict=True)
         ]
     except Exception:  # noqa: BLE001, S110 - the loop below reports each bundle's own failure
         pass

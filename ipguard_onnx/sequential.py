@@ -40,7 +40,7 @@ DEFAULT_BATCH = 5
 """Points per round of questions: each round's answers are in before the tests decide whether to stop."""
 BET_CAP = 0.9
 SCREENED = "match ruled out"
-"""``SequentialRecord.stopped_because`` of a screened group audit (``audit.audit_group``): no answers to the
+"""``SequentialRecord.stopped_because`` of a screened group audit (``audit.audit_each``): no answers to the
 points not asked could have made a match, so none was asked. Its verdict is the one asking every point gives:
 no match, or inconclusive where even a perfect copy could not reach α (an uncalibrated bundle)."""
 SETTLED_VERDICTS: dict[str, Literal["match", "no match"]] = {

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 from ipguard_onnx import FingerprintSettings, audit, fingerprint, load_bundle
 from ipguard_onnx.audit import AuditOptions, audit_group
@@ -200,6 +202,64 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
     assert stopped and any(str(r["suspect"]).endswith(zoo.independent.name) for r in stopped)
     asked = sum(int(str(r["points_queried"])) for r in rows)
     assert f"{asked:,} of the bundles' {sum(int(str(r['points_in_bundle'])) for r in rows):,} points" in first.stdout
+
+
+def _tabular_bundle(zoo: Zoo, folder: Path) -> Path:
+    """A bundle of a 5-feature linear classifier: no digits model takes its points."""
+    rng = np.random.default_rng(3)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 1, (5, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, 3).astype(np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["logits"])],
+        "tabular",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "tabular.onnx"))
+    bundle = folder / "tabular.fingerprint.safetensors"
+    fingerprint(
+        folder / "tabular.onnx",
+        bundle,
+        signing_key=load_private_key(zoo.private_key),
+        settings=FingerprintSettings(n=20, seed=0),
+    )
+    return bundle
+
+
+def test_a_bundle_the_suspect_cannot_take_fails_alone_and_the_rest_are_screened(
+    zoo: Zoo, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """A hub's bundles rarely all fit one suspect: the one whose points it cannot take fails with its reason,
+    and the others are still asked together and screened (a scan of the real corpus asked every point of every
+    bundle once any bundle did not fit)."""
+    fingerprints = _bundles(zoo, tmp_path / "fingerprints")
+    _tabular_bundle(zoo, fingerprints)
+    screened, every = tmp_path / "screened.jsonl", tmp_path / "every.jsonl"
+    first = run_cli("scan", zoo.independent, zoo.fine_tuned, "--fingerprints", fingerprints, "--output", screened)
+    second = run_cli(
+        "scan", zoo.independent, zoo.fine_tuned, "--fingerprints", fingerprints, "--output", every, "--every-point"
+    )
+    assert first.code == second.code == ExitCode.match, first.stderr + second.stderr
+    rows, wholes = _rows(screened), {(r["suspect"], r["fingerprint"]): r for r in _rows(every)}
+    assert len(rows) == len(wholes) == 6
+    stopped = []
+    for row in rows:
+        whole = wholes[(row["suspect"], row["fingerprint"])]
+        if row["fingerprint"] == "tabular.fingerprint.safetensors":
+            assert row["status"] == whole["status"] == "error" and row["error"] == whole["error"]
+            assert "takes inputs of shape" in str(row["error"])
+            continue
+        assert row["status"] == "ok" and row["verdict"] == whole["verdict"]
+        if row["stopped_because"]:
+            assert row["stopped_because"] == "match ruled out" and row["verdict"] != "match"
+            assert int(str(row["points_queried"])) < int(str(whole["points_queried"]))
+            stopped.append(row)
+    assert stopped and any(str(row["suspect"]).endswith(zoo.independent.name) for row in stopped)
 
 
 def test_the_screen_decides_as_every_point_for_suspects_of_every_agreement(zoo: Zoo, tmp_path: Path) -> None:
