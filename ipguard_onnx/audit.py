@@ -351,12 +351,18 @@ def _screened(
     questions: Sequence[_Question],
 ) -> list[AuditResult] | None:
     """``audit_each(screen=True)``: each bundle's points asked in rounds, in the bundle's secret order
-    (``query_order``), all open bundles' in one run a round. After each round, a bundle whose every asked point
-    was answered is closed once the audit's own verdict, given every unasked point answered *as a copy would*
-    (the best case for a match: one more match never raises a p-value or lowers a rate), is still no match —
-    then no answers can make it one. Its result is that best case's verdict and p-value (a lower bound of the
-    p-value all points would give), over the points asked. Every other bundle is asked all its points and
-    judged exactly as alone. None where a point goes unanswered (its bundle must then be audited alone)."""
+    (``query_order``), all open bundles' in one run a round. After each round a bundle is closed once no
+    answers to its unasked points can make it a match, so its verdict is the one asking every point gives:
+
+    - its answers so far are classes of it, and the audit's own verdict with every unasked point answered *as a
+      copy would* (the best case for a match: one more match never raises a p-value or lowers a rate) is still
+      no match;
+    - or more of its points than ``OUT_OF_RANGE_LIMIT`` of them all were answered with no class of it (a suspect
+      of another task): whatever the rest answer, the audit reads the wrong output and is inconclusive.
+
+    A closed bundle's result is over the points asked, with the best case's p-value (a lower bound of the
+    p-value all points would give). Every other bundle is asked all its points and judged exactly as alone.
+    None where a point goes unanswered (its bundle must then be audited alone)."""
     started = time.perf_counter()
     orders = [
         query_order(bundle.sha256, len(question.points)) for bundle, question in zip(bundles, questions, strict=True)
@@ -364,9 +370,8 @@ def _screened(
     asked: list[list[npt.NDArray[np.int64]]] = [[] for _ in bundles]
     replies: list[list[Answers]] = [[] for _ in bundles]
     seen = [np.full(len(question.points), -1, np.int64) for question in questions]
-    """Each point's answer as a class index of its bundle; -1 where not asked yet."""
-    closable = [True] * len(bundles)
-    """False once a point of the bundle was answered with no class of it: then every point is asked."""
+    """Each asked point's answer as a class index of its bundle (-1 where none is)."""
+    was_asked = [np.zeros(len(question.points), np.bool_) for question in questions]
     closed: dict[int, float] = {}
     """Bundles closed early, with their best-case p-value."""
     open_ = list(range(len(bundles)))
@@ -386,11 +391,9 @@ def _screened(
             )
             replies[index].append(reply)
             offset += len(chunk)
-            bundle = bundles[index]
-            labels = map_labels(reply, bundle, classifier.name)
-            closable[index] = closable[index] and bool(((labels >= 0) & (labels < bundle.num_classes)).all())
-            seen[index][chunk] = labels
-            best = _best_case(bundle, questions[index], options, seen[index]) if closable[index] else None
+            seen[index][chunk] = map_labels(reply, bundles[index], classifier.name)
+            was_asked[index][chunk] = True
+            best = _best_case(bundles[index], questions[index], options, seen[index], was_asked[index])
             if best is None:
                 still_open.append(index)
             else:
@@ -423,20 +426,30 @@ def _screened(
     return results
 
 
-def _best_case(bundle: Bundle, question: _Question, options: AuditOptions, seen: npt.NDArray[np.int64]) -> float | None:
-    """The p-value of ``bundle`` were every point not yet asked (``seen`` −1) answered with its own label, if the
-    verdict then is no match (so none can be); None while a match is still possible, or once every point is
-    asked. ``seen``: every asked point's answer, a class of the bundle."""
-    unasked = seen < 0
-    if not unasked.any():
+def _best_case(
+    bundle: Bundle,
+    question: _Question,
+    options: AuditOptions,
+    seen: npt.NDArray[np.int64],
+    was_asked: npt.NDArray[np.bool_],
+) -> float | None:
+    """The p-value of ``bundle`` were every point not yet asked answered with its own label, if no answers to
+    them can make it a match (``_screened``'s two rules); None while one still can, or once every point is
+    asked. ``seen``: each asked point's answer as a class index (−1 or beyond the classes where none)."""
+    if was_asked.all():
         return None
     points = len(seen)
-    indices = np.where(unasked, bundle.labels, seen)
-    agrees = indices == bundle.labels
-    valid = np.ones(points, np.bool_)
-    best = _Tally(indices, valid, {}, False, points, points, int(agrees.sum()))
+    indices = np.where(was_asked, seen, bundle.labels)
+    valid = (indices >= 0) & (indices < bundle.num_classes)
+    agrees = (indices == bundle.labels) & valid
     parts = _parts(bundle, agrees, valid)
     p_value = combined_p_value([part.p_value for part in parts])
+    invalid = points - int(valid.sum())
+    if invalid > OUT_OF_RANGE_LIMIT * points:  # the wrong output, whatever the rest answer
+        return p_value
+    if invalid:  # a few out of range: the verdict of every point depends on how many more; ask them
+        return None
+    best = _Tally(indices, valid, {}, False, points, points, int(agrees.sum()))
     verdict, _, _ = _decide(bundle, question, best, parts, p_value, None, options.min_answered)
     return None if verdict == "match" else p_value
 
