@@ -85,6 +85,7 @@ def scan_process(hub: Path, bundles: Path, journal: Path, threads: str | None, *
 CONFIGURATIONS: dict[str, tuple[str | None, ...]] = {  # OMP_NUM_THREADS sizes onnxruntime's threads;
     "one process": (None,),  # unset: every core. Ray sets it to each actor's CPUs (1) itself.
     "one process, every point": (None, "--every-point"),
+    "one process, sequential": (None, "--sequential"),  # the sequential test's own stop; other verdicts
     "one process, 1 onnxruntime thread": ("1",),
     "Ray, 1 worker": (None, "--ray", "auto", "--workers", "1"),
     "Ray, 2 workers": (None, "--ray", "auto", "--workers", "2"),
