@@ -1,4 +1,4 @@
-"""Scan throughput on the real-world corpus (issue 28, item 3; BENCHMARKS.md, "A scan of the corpus"): every
+"""Scan throughput on the real-world corpus (BENCHMARKS.md, "A scan of the real-world corpus (issue 28)"): every
 classifier ``benchmarks/realworld.py`` knows, as a hub, against bundles of some of them.
 
     python benchmarks/scan_corpus.py [--copies 1] [--repeats 2] [--bundles oww-alexa ppocr-cls ...]

@@ -42,11 +42,13 @@ BET_CAP = 0.9
 SCREENED = "match ruled out"
 """``SequentialRecord.stopped_because`` of a screened group audit (``audit.audit_each``): no answers to the
 points not asked could have made a match, so none was asked. Its verdict is the one asking every point gives:
-no match, or inconclusive where even a perfect copy could not reach α (an uncalibrated bundle)."""
+no match; or inconclusive where even a perfect copy could not reach α (an uncalibrated bundle) or where more than
+``audit.OUT_OF_RANGE_LIMIT`` of the points were answered with no class of the bundle (the wrong output). Its
+``SequentialRecord.batch`` is the first round's size."""
 SETTLED_VERDICTS: dict[str, Literal["match", "no match"]] = {
     "match settled": "match",
     "no match settled": "no match",
-    SCREENED: "no match",  # under the paper's threshold rule; the evidence rule may say inconclusive (above)
+    SCREENED: "no match",  # unless inconclusive (above): too few answered, the wrong output, or no α reachable
 }
 """``SequentialRecord.stopped_because`` → the verdict it settled (asking every point settles nothing early)."""
 

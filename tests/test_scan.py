@@ -16,7 +16,7 @@ from ipguard_onnx import FingerprintSettings, audit, fingerprint, load_bundle
 from ipguard_onnx.audit import AuditOptions, audit_group
 from ipguard_onnx.exit_codes import ExitCode
 from ipguard_onnx.keys import load_private_key
-from ipguard_onnx.models import CallableClassifier
+from ipguard_onnx.models import CallableClassifier, as_classifier
 
 from .conftest import RunCli, Zoo
 from .http_server import PredictionServer
@@ -204,31 +204,56 @@ def test_a_screened_scan_accuses_as_asking_every_point_does(zoo: Zoo, tmp_path: 
     assert f"{asked:,} of the bundles' {sum(int(str(r['points_in_bundle'])) for r in rows):,} points" in first.stdout
 
 
-def _tabular_bundle(zoo: Zoo, folder: Path) -> Path:
-    """A bundle of a 5-feature linear classifier: no digits model takes its points."""
+def _linear(path: Path, classes: int, scale: float = 1.0) -> Path:
+    """A 5-feature linear classifier: ``classes`` logits, or one logit unit where ``classes`` is 1."""
     rng = np.random.default_rng(3)
     weights = [
-        numpy_helper.from_array(rng.normal(0, 1, (5, 3)).astype(np.float32), "w"),
-        numpy_helper.from_array(rng.normal(0, 0.1, 3).astype(np.float32), "b"),
+        numpy_helper.from_array((scale * rng.normal(0, 1, (5, classes))).astype(np.float32), "w"),
+        numpy_helper.from_array((scale * rng.normal(0, 0.1, classes)).astype(np.float32), "b"),
     ]
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["logits"])],
-        "tabular",
+        path.stem,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
         weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    onnx.save(model, str(folder / "tabular.onnx"))
-    bundle = folder / "tabular.fingerprint.safetensors"
+    onnx.save(model, str(path))
+    return path
+
+
+def _tabular_bundle(zoo: Zoo, folder: Path, classes: int = 3) -> Path:
+    """A bundle of a 5-feature linear classifier: no digits model takes its points."""
+    bundle = folder / f"tabular-{classes}.fingerprint.safetensors"
     fingerprint(
-        folder / "tabular.onnx",
+        _linear(folder / f"tabular-{classes}.onnx", classes),
         bundle,
         signing_key=load_private_key(zoo.private_key),
         settings=FingerprintSettings(n=20, seed=0),
     )
     return bundle
+
+
+def test_a_single_unit_suspect_is_asked_every_point_at_once(zoo: Zoo, tmp_path: Path, run_cli: RunCli) -> None:
+    """A suspect answering one unit (a logit or a probability: its values decide, the first answers for all) is
+    asked every point at once, not in rounds of 5 % that would decide from a few values: its rows are those of
+    asking every point. A suspect of two logits is screened."""
+    folder = tmp_path / "fingerprints"
+    folder.mkdir()
+    bundle = _tabular_bundle(zoo, folder, classes=1)
+    scaled = _linear(tmp_path / "scaled.onnx", 1, scale=0.2)  # the same labels, logits a fifth: most within [0, 1]
+    one_unit = load_bundle(bundle)
+    suspect = as_classifier(scaled, num_classes=one_unit.num_classes)
+    assert suspect.reads_output_by_values(one_unit.points.shape[1:])
+    assert not as_classifier(_linear(tmp_path / "two.onnx", 2), num_classes=2).reads_output_by_values((5,))
+    screened, every = tmp_path / "screened.jsonl", tmp_path / "every.jsonl"
+    run_cli("scan", scaled, "-f", bundle, "--output", screened)
+    run_cli("scan", scaled, "-f", bundle, "--output", every, "--every-point")
+    (row,), (whole,) = _rows(screened), _rows(every)
+    assert row["status"] == "ok" and row["stopped_because"] == "" and row["points_queried"] == 20
+    assert {k: v for k, v in row.items() if k != "seconds"} == {k: v for k, v in whole.items() if k != "seconds"}
 
 
 def test_a_bundle_the_suspect_cannot_take_fails_alone_and_the_rest_are_screened(
@@ -250,7 +275,7 @@ def test_a_bundle_the_suspect_cannot_take_fails_alone_and_the_rest_are_screened(
     stopped = []
     for row in rows:
         whole = wholes[(row["suspect"], row["fingerprint"])]
-        if row["fingerprint"] == "tabular.fingerprint.safetensors":
+        if row["fingerprint"] == "tabular-3.fingerprint.safetensors":
             assert row["status"] == whole["status"] == "error" and row["error"] == whole["error"]
             assert "takes inputs of shape" in str(row["error"])
             continue
@@ -316,4 +341,4 @@ def test_the_screen_decides_as_every_point_for_suspects_of_every_agreement(zoo: 
                     stopped += 1
                     other_task += foreign == 0.5 and not unanswered
     assert seen == {"match", "no match", "inconclusive"} and 0 < stopped < verdicts
-    assert other_task >= 8  # of 16: half the answers no class of the bundle close it early, inconclusive
+    assert other_task >= 8  # bundle × rule pairs of suspects answering half with no class of the bundle: closed

@@ -5,7 +5,7 @@ onnxruntime session, a Python callable, or a remote prediction API (``models``).
 
 ``single``: one bundle against one suspect; ``group``: several bundles against one opened suspect (``scan``)
 and every suspect against every bundle; ``judge``: one audit's steps (question, answers, verdict, result);
-``stepwise``: the sequential test's asking; ``screen``: a group audit's rounds; ``result``: what comes back.
+``sequential_asking``: the sequential test's asking; ``screen``: a group audit's rounds; ``result``: what comes back.
 """
 
 from .group import (

@@ -12,9 +12,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..errors import IPGuardError
 from ..models import Classifier, HttpClassifier, as_classifier
-from ..sequential import (
-    SequentialSettings,
-)
+from ..sequential import SequentialSettings
 from ..types import Answers, Packing
 from .judge import Question, ask_points, pose_question, result_of
 from .result import AuditOptions, AuditResult
@@ -29,6 +27,7 @@ def audit_each(
     *,
     sequential: SequentialSettings | None = None,
     screen: bool = False,
+    stop_at_error: bool = False,
 ) -> list[AuditResult | IPGuardError]:
     """Several bundles against one opened suspect (a ``SuspectGroup``'s): each bundle's result, or the error
     that stopped its own audit. Without a sequential test the bundles whose points take one shape once fitted
@@ -38,27 +37,34 @@ def audit_each(
 
     ``screen``: the points are asked in rounds (``SCREEN_ROUNDS``, in each bundle's secret order), and a bundle
     stops once no answers to its unasked points could make it a match (``screen_group``): the same accusations as
-    asking every point, for a fraction of the points where the suspect is no copy."""
+    asking every point, for a fraction of the points where the suspect is no copy. ``stop_at_error``: the first
+    bundle that fails raises its error, and no bundle after it is asked.
+
+    A result's ``seconds`` share its group's time evenly, posing its questions included."""
     outcomes: list[AuditResult | IPGuardError | None] = [None] * len(bundles)
     if sequential is None and not isinstance(classifier, HttpClassifier):
         questions: dict[int, Question] = {}
         by_shape: dict[tuple[int, ...], list[int]] = {}
+        posing: dict[int, float] = {}
         for index, bundle in enumerate(bundles):
+            posed = time.perf_counter()
             try:
                 questions[index] = pose_question(bundle, classifier, options)
             except IPGuardError:
                 continue  # audited alone below, for its own error
+            posing[index] = time.perf_counter() - posed
             by_shape.setdefault(tuple(questions[index].points.shape[1:]), []).append(index)
-        for members in by_shape.values():
+        for shape, members in by_shape.items():
             if len(members) < 2 and not screen:
                 continue
             together = [bundles[index] for index in members]
             asked = [questions[index] for index in members]
-            try:
+            started = time.perf_counter() - sum(posing[index] for index in members)
+            try:  # a first round that would decide how the output is read for all: every point at once
                 results = (
-                    screen_group(together, classifier, options, asked)
-                    if screen
-                    else _joined(together, classifier, options, asked)
+                    screen_group(together, classifier, options, asked, started)
+                    if screen and not classifier.reads_output_by_values(shape)
+                    else _joined(together, classifier, options, asked, started)
                 )
             except IPGuardError:
                 results = None
@@ -70,7 +76,10 @@ def audit_each(
             try:
                 outcomes[index] = audit_with(bundle, classifier, options, sequential=sequential)
             except IPGuardError as error:
+                if stop_at_error:
+                    raise
                 outcomes[index] = error
+    assert all(outcome is not None for outcome in outcomes)  # every bundle audited, alone where not together
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -82,9 +91,10 @@ def audit_group(
     sequential: SequentialSettings | None = None,
     screen: bool = False,
 ) -> list[AuditResult]:
-    """Several bundles against one opened suspect (``audit_each``), raising the first bundle's error."""
+    """Several bundles against one opened suspect (``audit_each``), stopping at the first bundle that fails (with
+    its error): a remote API is asked nothing more once one bundle cannot be audited."""
     results = []
-    for outcome in audit_each(bundles, classifier, options, sequential=sequential, screen=screen):
+    for outcome in audit_each(bundles, classifier, options, sequential=sequential, screen=screen, stop_at_error=True):
         if isinstance(outcome, IPGuardError):
             raise outcome
         results.append(outcome)
@@ -92,11 +102,14 @@ def audit_group(
 
 
 def _joined(
-    bundles: Sequence[Bundle], classifier: Classifier, options: AuditOptions, questions: Sequence[Question]
+    bundles: Sequence[Bundle],
+    classifier: Classifier,
+    options: AuditOptions,
+    questions: Sequence[Question],
+    started: float,
 ) -> list[AuditResult] | None:
     """``audit_each`` without the screen: every bundle's points in one batch of runs, each judged as alone.
     None where a point goes unanswered (each bundle must then be audited alone, to tell its own reasons)."""
-    started = time.perf_counter()
     joined = ask_points(classifier, np.concatenate([question.points for question in questions]))
     if joined.skipped or not bool(joined.answered.all()):
         return None

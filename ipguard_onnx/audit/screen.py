@@ -13,14 +13,8 @@ import numpy.typing as npt
 from ..bundle import Bundle
 from ..errors import AuditError, UnsupportedModelError
 from ..models import Classifier
-from ..sequential import (
-    SCREENED,
-    SequentialRecord,
-    query_order,
-)
-from ..stats import (
-    combined_p_value,
-)
+from ..sequential import SCREENED, SequentialRecord, query_order
+from ..stats import best_p_value, combined_p_value
 from ..types import Answers
 from .judge import Question, Tally, ask_points, decide, map_labels, part_results, result_of
 from .result import OUT_OF_RANGE_LIMIT, AuditOptions, AuditResult
@@ -38,6 +32,7 @@ def screen_group(
     classifier: Classifier,
     options: AuditOptions,
     questions: Sequence[Question],
+    started: float,
 ) -> list[AuditResult] | None:
     """``audit_each(screen=True)``: each bundle's points asked in rounds, in the bundle's secret order
     (``query_order``), all open bundles' in one run a round. After each round a bundle is closed once no
@@ -47,12 +42,13 @@ def screen_group(
       copy would* (the best case for a match: one more match never raises a p-value or lowers a rate) is still
       no match;
     - or more of its points than ``OUT_OF_RANGE_LIMIT`` of them all were answered with no class of it (a suspect
-      of another task): whatever the rest answer, the audit reads the wrong output and is inconclusive.
+      of another task): whatever the rest answer, the audit reads the wrong output and is inconclusive;
+    - or, under the evidence rule, some were and even every point matching could not reach α: inconclusive too.
 
     A closed bundle's result is over the points asked, with the best case's p-value (a lower bound of the
     p-value all points would give). Every other bundle is asked all its points and judged exactly as alone.
-    None where a point goes unanswered (its bundle must then be audited alone)."""
-    started = time.perf_counter()
+    None where a point goes unanswered (its bundle must then be audited alone). ``started``: when the group's
+    clock began."""
     orders = [
         query_order(bundle.sha256, len(question.points)) for bundle, question in zip(bundles, questions, strict=True)
     ]
@@ -126,7 +122,7 @@ def best_case_p_value(
     was_asked: npt.NDArray[np.bool_],
 ) -> float | None:
     """The p-value of ``bundle`` were every point not yet asked answered with its own label, if no answers to
-    them can make it a match (``screen_group``'s two rules); None while one still can, or once every point is
+    them can make it a match (``screen_group``'s rules); None while one still can, or once every point is
     asked. ``seen``: each asked point's answer as a class index (−1 or beyond the classes where none)."""
     if was_asked.all():
         return None
@@ -139,8 +135,9 @@ def best_case_p_value(
     invalid = points - int(valid.sum())
     if invalid > OUT_OF_RANGE_LIMIT * points:  # the wrong output, whatever the rest answer
         return p_value
-    if invalid:  # a few out of range: the verdict of every point depends on how many more; ask them
-        return None
+    if invalid:  # a few out of range: every point's verdict depends on how many more, unless none can accuse
+        reachable = combined_p_value([best_p_value(part.points, part.null_agreement) for part in bundle.parts])
+        return p_value if question.rule == "evidence" and reachable > question.alpha else None
     best = Tally(indices, valid, {}, False, points, points, int(agrees.sum()))
     verdict, _, _ = decide(bundle, question, best, parts, p_value, None, options.min_answered)
     return None if verdict == "match" else p_value

@@ -17,7 +17,7 @@ from ..sequential import (
 )
 from .judge import ask_points, inputs_text, pose_question, result_of
 from .result import DEFAULT_MIN_ANSWERED, AuditOptions, AuditResult
-from .stepwise import ask_sequentially, sequential_thresholds
+from .sequential_asking import ask_sequentially, sequential_thresholds
 
 
 def audit(

@@ -118,6 +118,12 @@ class Classifier(ABC):
             )
         return Answers.concatenate(list(parts), kinds.pop() if kinds else "index")
 
+    def reads_output_by_values(self, sample_shape: tuple[int, ...]) -> bool:
+        """Whether the first answers to points of ``sample_shape`` decide how every later answer is read (an
+        ONNX suspect's single unit: a probability or a logit, by its values). Audits that ask in rounds then ask
+        every point at once, as one batch decides for all."""
+        return False
+
     def describe(self) -> dict[str, str]:
         """Facts about the model for reports (hash, providers, endpoint, ...)."""
         return {}

@@ -188,6 +188,8 @@ class OnnxClassifier(Classifier):
         if self.input_spec.packing is not None and not self.inputs_fed:
             self.inputs_fed = "by name"
         self._outputs = outputs
+        self._graph_outputs = outputs
+        """The outputs as the graph declares them (``_outputs`` becomes their measured sizes)."""
         self._output_name, self._num_classes = output_name, num_classes
         self._map_classes: list[Any] | None = None
         self._declared_classes: int | None = None
@@ -201,6 +203,8 @@ class OnnxClassifier(Classifier):
         """Whether the output axes were measured by running the model (``_choose_by_probe``)."""
         self._probed_for: tuple[int, ...] | None = None
         """The sample shape the output was last measured at (``_choose_by_probe``)."""
+        self._measured_at: dict[tuple[int, ...], OutputSpec] = {}
+        """For a symbolic input: the output as read at each sample shape asked before the current one."""
         self.batch_note = ""
         """Why the model is run one sample at a time, where a batch failed ("" otherwise)."""
         self._output_spec: OutputSpec | None = None
@@ -277,7 +281,6 @@ class OnnxClassifier(Classifier):
         follows the batch (``--batch-axis`` overrides). The class axis is the last (``--class-axis``)."""
         fixed = self.input_spec.fixed_batch
         self._measured = True
-        self._probed_for = sample_shape
         runs = []
         for rows in (fixed,) if fixed else (1, 2):
             probe = np.zeros((rows, *sample_shape), dtype=self._numpy_dtype)
@@ -297,7 +300,7 @@ class OnnxClassifier(Classifier):
         measured, axes = [], {}
         varying: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
         batch_override, class_override = self._axes
-        for index, value in enumerate(self._outputs):
+        for index, value in enumerate(self._graph_outputs):
             shapes = [(rows, tuple(np.shape(results[index]))) for rows, results in runs]
             if not all(hasattr(results[index], "shape") for _, results in runs):
                 measured.append(value)  # probability maps: a list per row
@@ -321,7 +324,7 @@ class OnnxClassifier(Classifier):
             axes[value.name] = (batch, classes)
             if batch is None and len({shape for _, shape in shapes}) > 1:
                 varying[value.name] = shapes  # its size follows the batch, yet no axis is the batch
-        declared = {value.name: value.dims for value in self._outputs}
+        declared = {value.name: value.dims for value in self._graph_outputs}
         self._outputs = measured
         chosen = self._choose(measured, declared)
         if chosen.name in varying:
@@ -338,17 +341,38 @@ class OnnxClassifier(Classifier):
             self.batch_size = 1  # no batch axis: one sample per run
         if batch != 0 or site.positions > 1:
             site = replace(site, chosen_because=f"{site.chosen_because}; read at {site.site}")
+        self._probed_for = sample_shape
         return site
 
-    def _measure_for(self, batch: npt.NDArray[Any]) -> None:
-        """Measure the output at the batch's sample size where it is not known for that size: before the first
-        query of a symbolic input, and again for points of another size — a fully convolutional graph answers a
-        grid that grows with its input, so positions measured at one size would misread another."""
-        if not len(batch):
+    def _measure_for(self, shape: tuple[int, ...]) -> None:
+        """Check that points of ``shape`` fit the input, and measure the output at that size where it is not known
+        for it: before the first query of a symbolic input, and again for points of another size — a fully
+        convolutional graph answers a grid that grows with its input, so positions measured at one size would
+        misread another. Each size keeps its own reading (and how a single unit was read, by its values)."""
+        spec = self._check_fits(shape)
+        if self._output_spec is not None and (spec.resolved or self._probed_for in (None, shape)):
             return
-        shape = tuple(batch.shape[1:])
-        if self._output_spec is None or (not self.input_spec.resolved and self._probed_for not in (None, shape)):
+        if self._output_spec is not None and self._probed_for is not None:
+            self._measured_at[self._probed_for] = self._output_spec
+        known = self._measured_at.pop(shape, None)
+        if known is None:
             self._output_spec = self._choose_by_probe(shape)
+        else:
+            self._output_spec, self._probed_for = known, shape
+
+    def _check_fits(self, shape: tuple[int, ...]) -> InputSpec:
+        spec = self.input_spec
+        if not spec.fits(shape):
+            raise UnsupportedModelError(
+                f"points of shape {shape} do not fit input {spec.name!r} of shape {shape_text(spec.sample_shape)}"
+            )
+        return spec
+
+    def reads_output_by_values(self, sample_shape: tuple[int, ...]) -> bool:
+        """Whether the first answers to points of ``sample_shape`` will decide how the output is read: a single unit
+        whose producer is unknown is read as a probability or a logit by the values of the first batch asked."""
+        self._measure_for(sample_shape)
+        return self.output_spec.judge_by_values
 
     def resolve_input(self, shape: tuple[int, ...], source: str) -> None:
         """Fix the input's symbolic per-sample dimensions (``--input-shape`` or the owner's data)."""
@@ -384,12 +408,10 @@ class OnnxClassifier(Classifier):
 
     def _run(self, batch: npt.NDArray[np.floating]) -> list[Any]:
         spec = self.input_spec
-        if not spec.fits(tuple(batch.shape[1:])):
-            raise UnsupportedModelError(
-                f"points of shape {tuple(batch.shape[1:])} do not fit input {spec.name!r} of shape "
-                f"{shape_text(spec.sample_shape)}"
-            )
-        self._measure_for(batch)
+        if len(batch):
+            self._measure_for(tuple(batch.shape[1:]))
+        else:
+            self._check_fits(tuple(batch.shape[1:]))
         outputs = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=self._numpy_dtype)
@@ -496,7 +518,8 @@ class OnnxClassifier(Classifier):
         return labels
 
     def answer_batch(self, batch: FloatArray) -> Answers:
-        self._measure_for(batch)
+        if len(batch):
+            self._measure_for(tuple(batch.shape[1:]))
         kind = self.output_spec.kind
         if kind != "labels" and (kind != "probability-maps" or self._producers_known):
             return from_scores(self.scores(batch))  # a row with a NaN or infinite score is unanswered

@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ipguard_onnx import audit
 from ipguard_onnx.bundle import load_bundle
 from ipguard_onnx.exit_codes import ExitCode
+from ipguard_onnx.models import as_classifier
 
 from ..conftest import CliResult, RunCli, one_line_error
 
@@ -461,9 +462,23 @@ def test_one_suspect_read_at_each_size_its_bundles_ask(tmp_path: Path, run_cli: 
         assert made.code == 0, made.stderr
         bundles.append(tmp_path / f"pnet-{side}.fp")
     for order in (bundles, bundles[::-1]):
-        journal = tmp_path / f"journal-{order[0].stem}.jsonl"
-        scanned = run_cli("scan", target, "-f", order[0], "-f", order[1], "--output", journal, "--every-point")
-        rows = [json.loads(line) for line in journal.read_text().splitlines()]
-        assert scanned.code != ExitCode.internal, scanned.stderr
-        assert sorted(row["fingerprint"] for row in rows) == sorted(path.name for path in bundles)
-        assert all(row["status"] == "ok" and row["matching_rate"] == 1.0 for row in rows), rows
+        for how in ("--every-point", "--no-sequential"):  # each bundle asked alone; screened, by point size
+            journal = tmp_path / f"journal-{order[0].stem}{how}.jsonl"
+            scanned = run_cli("scan", target, "-f", order[0], "-f", order[1], "--output", journal, how)
+            assert scanned.code != ExitCode.internal, scanned.stderr
+            rows = [json.loads(line) for line in journal.read_text().splitlines()]
+            assert sorted(row["fingerprint"] for row in rows) == sorted(path.name for path in bundles)
+            assert all(row["status"] == "ok" and row["matching_rate"] == 1.0 for row in rows), rows
+
+
+def test_a_suspect_asked_at_sizes_back_and_forth_answers_as_one_opened_for_each(tmp_path: Path) -> None:
+    """One opened suspect asked 5×5, 7×7, 5×5, 3×3 and 7×7 images answers each batch as a suspect opened for that
+    size alone does (a size asked before keeps its reading)."""
+    target = _pnet(tmp_path / "pnet.onnx")
+    shared = as_classifier(target, num_classes=2)
+    rng = np.random.default_rng(4)
+    for side in (5, 7, 5, 3, 7):
+        points = rng.random((40, side, side, 3), dtype=np.float32)
+        alone = as_classifier(target, num_classes=2).answer(points)
+        answers = shared.answer(points)
+        assert answers.answered.all() and np.array_equal(answers.labels, alone.labels), side
