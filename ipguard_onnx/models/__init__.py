@@ -22,7 +22,7 @@ from ..types import Packing
 from .base import Classifier, label_indices, sha256_file, unanswered
 from .function import CallableClassifier
 from .http import HttpClassifier, WireProtocol, headers_from_environment
-from .onnx import OnnxClassifier, OnnxSuspect, Providers, binary_scores, choose_providers, installed_onnxruntime_wheels
+from .onnx import OnnxClassifier, OnnxSuspect, binary_scores
 from .onnx_graph import (
     choose_input,
     choose_output,
@@ -32,6 +32,7 @@ from .onnx_graph import (
     non_differentiable_ops,
     read_model_specs,
 )
+from .providers import Providers, choose_providers, installed_onnxruntime_wheels
 
 __all__ = [
     "CallableClassifier",

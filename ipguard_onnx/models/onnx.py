@@ -6,13 +6,10 @@ Never imports torch or onnx on the suspect path: the audit stays light.
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -43,62 +40,7 @@ from .onnx_graph import (
     describe_session,
     load_error,
 )
-
-
-class Providers(StrEnum):
-    """Which onnxruntime execution providers to ask for (``--providers``)."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-MAX_THREADS = 8
-"""onnxruntime intra-op threads at most (models are untrusted input)."""
-
-
-def intra_op_threads() -> int:
-    """The cores, at most ``MAX_THREADS``, and at most ``OMP_NUM_THREADS`` when set — as Ray sets it to an
-    actor's CPUs, so a pool of scan actors does not oversubscribe the machine."""
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    cores = min(os.cpu_count() or 1, MAX_THREADS)
-    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
-
-
-def installed_onnxruntime_wheels() -> list[str]:
-    """Which onnxruntime distributions are installed (two at once break each other)."""
-    found = []
-    for dist in ("onnxruntime", "onnxruntime-gpu"):
-        try:
-            importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        found.append(dist)
-    return found
-
-
-def choose_providers(requested: str = "auto") -> list[str]:
-    """CUDA when present (or asked for), else CPU; a request that cannot be met falls back to CPU loudly."""
-    ort = requirements.onnxruntime()
-
-    available = ort.get_available_providers()
-    if requested == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if requested == "cuda":
-        wheels = installed_onnxruntime_wheels()
-        hint = (
-            "both onnxruntime and onnxruntime-gpu are installed; uninstall both and reinstall onnxruntime-gpu"
-            if len(wheels) > 1
-            else "install the 'gpu' extra (docs/reference/install.md)"
-        )
-        warnings.warn(
-            f"CUDA was requested but onnxruntime offers only {available}; using the CPU ({hint})",
-            stacklevel=2,
-        )
-    return ["CPUExecutionProvider"]
-
+from .providers import choose_providers, intra_op_threads
 
 DEFAULT_BATCH = 256
 """Points per run where the input's shape is not known."""
