@@ -91,7 +91,8 @@ class ScanRow:
     error: str = ""
     seconds: float = 0.0
     points_in_bundle: int = 0
-    """The bundle's points; more than ``points_queried`` where the audit stopped early (``stopped_because``)."""
+    """The bundle's points; more than ``points_queried`` where the audit stopped early (``stopped_because``) or
+    failed."""
     stopped_because: str = ""
     """Why fewer points were asked: ``match ruled out`` (screened: no answers to the rest could make a match),
     ``match settled`` or ``no match settled`` (``--sequential``); empty where every point was asked."""
@@ -197,6 +198,7 @@ def _failed(reference: str, bundle: Bundle, status: Status, error: str) -> ScanR
         status=status,
         error=error,
         licensee=bundle.licensee,
+        points_in_bundle=len(bundle.points),
     )
 
 

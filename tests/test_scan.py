@@ -68,6 +68,8 @@ def test_scan_reports_every_suspect_and_bundle_once_with_failures(zoo: Zoo, tmp_
     assert len({(r["suspect"], r["fingerprint_sha256"]) for r in rows}) == len(rows)
     broken = [r for r in rows if str(r["suspect"]).endswith("broken.onnx")]
     assert broken and all(r["status"] == "error" and "not a readable ONNX model" in str(r["error"]) for r in broken)
+    sizes = {zoo.bundle.name: len(load_bundle(zoo.bundle).points), "digits-seed1.fingerprint.safetensors": 30}
+    assert all(r["points_in_bundle"] == sizes[str(r["fingerprint"])] and r["points_queried"] == 0 for r in broken)
     for row in rows:
         if row["status"] == "ok":
             bundle = zoo.bundle if row["fingerprint"] == zoo.bundle.name else fingerprints / str(row["fingerprint"])
