@@ -14,10 +14,7 @@ from ..errors import AuditError, BundleError, UnsupportedModelError, UsageError
 from ..models import Classifier, label_indices
 from ..models.adapt import fit_points, parse_layout
 from ..preprocessing import Preprocessing
-from ..sequential import (
-    SETTLED_VERDICTS,
-    SequentialRecord,
-)
+from ..sequential import SETTLED_VERDICTS, SequentialRecord
 from ..stats import (
     best_p_value,
     binomial_tail,

@@ -10,13 +10,8 @@ from typing import Literal
 
 from ..errors import UsageError
 from ..preprocessing import Preprocessing
-from ..sequential import (
-    SequentialRecord,
-)
-from ..stats import (
-    DEFAULT_FALSE_ACCUSATION_RATE,
-    DEFAULT_NULL_AGREEMENT,
-)
+from ..sequential import SequentialRecord
+from ..stats import DEFAULT_FALSE_ACCUSATION_RATE, DEFAULT_NULL_AGREEMENT
 
 Verdict = Literal["match", "no match", "inconclusive"]
 

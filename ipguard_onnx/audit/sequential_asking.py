@@ -16,9 +16,7 @@ from ..sequential import (
     ThresholdTest,
     query_order,
 )
-from ..stats import (
-    threshold_for,
-)
+from ..stats import threshold_for
 from ..types import Answers, FloatArray
 from .judge import ask_points, map_labels
 from .result import VerdictRule

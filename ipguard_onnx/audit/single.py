@@ -11,10 +11,7 @@ from ..bundle import Bundle, load_bundle
 from ..errors import AuditError
 from ..models import HttpClassifier, as_classifier
 from ..preprocessing import Preprocessing
-from ..sequential import (
-    SequentialRecord,
-    SequentialSettings,
-)
+from ..sequential import SequentialRecord, SequentialSettings
 from .judge import ask_points, inputs_text, pose_question, result_of
 from .result import DEFAULT_MIN_ANSWERED, AuditOptions, AuditResult
 from .sequential_asking import ask_sequentially, sequential_thresholds
